@@ -1,0 +1,78 @@
+"""The ASGI application: routes, error answers, and the embedded worker pool's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jobyard import __version__
+from jobyard.api import errors
+from jobyard.api.native import catalog, jobs, runs, system
+from jobyard.services import accounts
+from jobyard.services.runtime import Runtime, open_runtime
+from jobyard.settings import Settings
+from jobyard.store import migrate
+from jobyard.worker.pool import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1/"
+
+
+class TrailingSlash:
+    """Serve `/api/v1/jobs` as `/api/v1/jobs/` without a redirect (a redirect turns the
+    CDRouter client's POST into a GET)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(API_PREFIX) and not path.endswith("/"):
+            scope = dict(scope, path=path + "/")
+        await self.app(scope, receive, send)
+
+
+def prepare(settings: Settings) -> tuple[Runtime, accounts.Bootstrap]:
+    """Connect, migrate and make sure the admin exists: what every start-up does first."""
+    rt = open_runtime(settings)
+    migrate.upgrade(rt.db)
+    return rt, accounts.bootstrap_admin(rt)
+
+
+def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
+    """The jobyard server; with `run_workers` its embedded pool runs jobs too."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt, bootstrap = prepare(settings)
+        if bootstrap.new_token:
+            logger.warning("admin API token (shown once): %s", bootstrap.new_token)
+        app.state.rt = rt
+        app.state.bootstrap = bootstrap
+        pool = WorkerPool(rt, slots=settings.workers, workdir=settings.data_dir / "work")
+        if run_workers and settings.workers:
+            pool.start()
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            pool.stop()
+            rt.db.dispose()
+
+    app = FastAPI(
+        title="jobyard",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (jobs, catalog, runs, system):
+        app.include_router(module.router)
+    app.add_middleware(TrailingSlash)
+    return app

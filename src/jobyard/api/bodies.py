@@ -1,0 +1,60 @@
+"""Reading request bodies: size-limited, strict JSON, validated into Pydantic schemas."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from jobyard.errors import PayloadTooLarge, ValidationFailed
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+async def read_bytes(request: Request) -> bytes:
+    limit: int = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return body
+
+
+async def read_json(request: Request, *, empty: Any = None) -> Any:
+    """The body as JSON; an empty body gives `empty` (bulk deletes send none)."""
+    body = await read_bytes(request)
+    if not body.strip():
+        return empty
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"malformed JSON body: {exc}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """Pydantic's complaints in one line that names each offending field."""
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        parts.append(f"{where}: {message}")
+    return "invalid request body: " + "; ".join(parts)
+
+
+def validate(schema: type[SchemaT], data: Any) -> SchemaT:
+    if not isinstance(data, dict):
+        raise ValidationFailed("invalid request body: expected a JSON object")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(describe(exc)) from None
+
+
+async def parse(request: Request, schema: type[SchemaT]) -> SchemaT:
+    return validate(schema, await read_json(request, empty={}))

@@ -1,0 +1,78 @@
+"""Every error becomes one answer shape: CDRouter's `error` plus RFC 7807 members."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from jobyard import errors
+from jobyard.api.render import PROBLEM_TYPE, json_response, now_stamp
+
+logger = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: list[tuple[type[errors.JobyardError], int]] = [
+    (errors.NotFound, 404),
+    (errors.InvalidTransition, 409),
+    (errors.Conflict, 409),
+    (errors.ValidationFailed, 400),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.PayloadTooLarge, 413),
+]
+
+
+def status_for(exc: errors.JobyardError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def problem(status: int, message: str, *, instance: str = "") -> Response:
+    title = HTTPStatus(status).phrase
+    body = {
+        "timestamp": now_stamp(),
+        "error": message,
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": message,
+    }
+    if instance:
+        body["instance"] = instance
+    response = json_response(body, status, media_type=PROBLEM_TYPE)
+    if status == HTTPStatus.UNAUTHORIZED:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jobyard"'
+    return response
+
+
+async def _jobyard_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, errors.JobyardError):  # pragma: no cover - registered for it only
+        raise exc
+    return problem(status_for(exc), exc.message, instance=request.url.path)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+        raise exc
+    messages = {404: "no such resource", 405: "method not allowed"}
+    message = messages.get(exc.status_code, str(exc.detail))
+    response = problem(exc.status_code, message, instance=request.url.path)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "internal error", instance=request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.JobyardError, _jobyard_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

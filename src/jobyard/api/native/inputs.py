@@ -1,0 +1,95 @@
+"""Request schemas turned into service inputs, with CDRouter's conventions for ids and times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from jobyard.api.native import schemas
+from jobyard.api.params import reference_id
+from jobyard.domain.filters import parse_datetime
+from jobyard.domain.models import JobOptions, Testvar
+from jobyard.errors import ValidationFailed
+from jobyard.services.jobs import JobEdit, LaunchRequest
+
+PACKAGE_COLUMNS = {
+    "timeout": "timeout_seconds",
+    "retry_delay": "retry_delay_seconds",
+    "concurrency": "concurrency_limit",
+}
+
+
+def run_at(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed(f"invalid run_at {value!r}: expected an RFC 3339 date-time")
+    return parse_datetime(value, name="run_at")
+
+
+def job_options(o: schemas.OptionsIn | None) -> JobOptions:
+    if o is None:
+        return JobOptions()
+    testvars = None
+    if o.testvars is not None:
+        testvars = tuple(
+            Testvar(t.name, t.value or "", t.group or "", t.action) for t in o.testvars
+        )
+    return JobOptions(
+        tags=None if o.tags is None else tuple(o.tags),
+        skip_tests=None if o.skip_tests is None else tuple(o.skip_tests),
+        begin_at=o.begin_at or "",
+        end_at=o.end_at or "",
+        testvars=testvars,
+        extra_cli_args=o.extra_cli_args or "",
+    )
+
+
+def launch_request(body: schemas.JobLaunchIn, *, package_required: bool = True) -> LaunchRequest:
+    package_id = reference_id(body.package_id, "package_id")
+    if package_id is None and package_required:
+        raise ValidationFailed("package_id is required", field="package_id")
+    return LaunchRequest(
+        package_id=package_id or 0,
+        device_id=reference_id(body.device_id, "device_id"),
+        config_id=reference_id(body.config_id, "config_id"),
+        options=job_options(body.options),
+        run_at=run_at(body.run_at),
+        context=body.context or {},
+        priority=body.priority or 0,
+    )
+
+
+def _edit_reference(value: Any, name: str) -> int | None:
+    """PATCH references: null keeps the value, "0" means the package's own (given as 0)."""
+    if value is None:
+        return None
+    return reference_id(value, name) or 0
+
+
+def job_edit(body: schemas.JobEditIn) -> JobEdit:
+    return JobEdit(
+        package_id=_edit_reference(body.package_id, "package_id") or None,
+        device_id=_edit_reference(body.device_id, "device_id"),
+        config_id=_edit_reference(body.config_id, "config_id"),
+        options=None if body.options is None else job_options(body.options),
+        run_at=run_at(body.run_at),
+        priority=body.priority,
+    )
+
+
+def package_values(body: schemas.PackageIn) -> dict[str, Any]:
+    values = body.model_dump(exclude_unset=True)
+    for name in ("config_id", "device_id"):
+        if name in values:
+            values[name] = reference_id(values[name], name)
+    if values.get("timeout") == 0:
+        values["timeout"] = None
+    if values.get("concurrency") == 0:
+        values["concurrency"] = None
+    return {PACKAGE_COLUMNS.get(k, k): v for k, v in values.items()}
+
+
+def require_name(values: dict[str, Any]) -> None:
+    if not values.get("name"):
+        raise ValidationFailed("name is required", field="name")

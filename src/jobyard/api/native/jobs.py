@@ -1,0 +1,181 @@
+"""`/api/v1/jobs/`: CDRouter's jobs resource, plus cancel, log and events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from jobyard.api import bodies, params, render
+from jobyard.api.auth import identify
+from jobyard.api.native import inputs, present, schemas
+from jobyard.errors import ValidationFailed
+from jobyard.services import jobs, runs
+from jobyard.services.accounts import Identity
+from jobyard.services.runtime import Runtime
+from jobyard.store import catalog
+from jobyard.store.jobs import JOB_FIELD_KINDS, NO_SUCH_JOB
+
+router = APIRouter(prefix="/api/v1/jobs")
+PACKAGE_FIELD_KINDS = {name: f.kind for name, f in catalog.PACKAGE_FIELDS.items()}
+
+
+def _rt(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.rt
+    return runtime
+
+
+@router.get("/")
+async def list_jobs(request: Request, who: Identity = Depends(identify)) -> Response:
+    listing = params.listing(request.query_params, JOB_FIELD_KINDS)
+    found, total = await run_in_threadpool(jobs.list_jobs, _rt(request), request=listing)
+    return render.page([present.job(j) for j in found], total=total, request=listing.page)
+
+
+@router.post("/")
+async def launch(request: Request, who: Identity = Depends(identify)) -> Response:
+    """Launch one job, or with `?bulk=` / `?process=` one of the collection operations."""
+    bulk = request.query_params.get("bulk")
+    process = request.query_params.get("process")
+    if bulk is not None and process is not None:
+        raise ValidationFailed("use bulk or process, not both")
+    if bulk is not None:
+        return await _bulk(request, bulk, who)
+    if process is not None:
+        if process != "interfaces":
+            raise ValidationFailed(f"invalid process {process!r}: expected interfaces")
+        return await _interfaces(request)
+    body = await bodies.parse(request, schemas.JobLaunchIn)
+    job = await run_in_threadpool(
+        lambda: jobs.launch_job(
+            _rt(request), request=inputs.launch_request(body), user_id=who.user_id
+        )
+    )
+    return render.one(present.job(job))
+
+
+async def _interfaces(request: Request) -> Response:
+    body = await bodies.parse(request, schemas.JobLaunchIn)
+    found = await run_in_threadpool(
+        lambda: jobs.job_interfaces(_rt(request), request=inputs.launch_request(body))
+    )
+    return render.one([present.interface(i) for i in found])
+
+
+async def _bulk(request: Request, bulk: str, who: Identity) -> Response:
+    # The CDRouter docs show `bulk=edit` under "bulk launch": a documentation slip.
+    if bulk in {"launch", "edit"}:
+        return await _bulk_launch(request, who)
+    if bulk == "delete":
+        return await _bulk_delete(request)
+    raise ValidationFailed(f"invalid bulk {bulk!r}: expected launch or delete")
+
+
+async def _bulk_launch(request: Request, who: Identity) -> Response:
+    body = bodies.validate(schemas.BulkLaunchIn, await bodies.read_json(request, empty={}))
+    everything = params.flag(request.query_params, "all")
+    selection = params.selection(request.query_params, PACKAGE_FIELD_KINDS)
+    rt = _rt(request)
+    if body.jobs is not None:
+        if selection is not None or everything:
+            raise ValidationFailed("give either a jobs list or a package filter / all, not both")
+        requests = [inputs.launch_request(item) for item in body.jobs]
+        launched = await run_in_threadpool(
+            lambda: jobs.launch_jobs(rt, requests=requests, user_id=who.user_id)
+        )
+    elif selection is not None or everything:
+        fields = body.fields or schemas.JobLaunchIn()
+        template = inputs.launch_request(fields, package_required=False)
+        launched = await run_in_threadpool(
+            lambda: jobs.launch_for_packages(
+                rt, selection=selection, template=template, user_id=who.user_id
+            )
+        )
+    else:
+        raise ValidationFailed("bulk launch needs a jobs list, a package filter or all=true")
+    return render.one([present.job(j) for j in launched])
+
+
+async def _bulk_delete(request: Request) -> Response:
+    body = bodies.validate(schemas.BulkDeleteIn, await bodies.read_json(request, empty={}))
+    everything = params.flag(request.query_params, "all")
+    selection = params.selection(request.query_params, JOB_FIELD_KINDS)
+    rt = _rt(request)
+    if body.jobs is not None:
+        ids = [params.reference_id(item.id, "id") or 0 for item in body.jobs]
+        await run_in_threadpool(lambda: jobs.delete_jobs(rt, job_ids=ids))
+    elif selection is not None or everything:
+        chosen = selection or params.listing(request.query_params, JOB_FIELD_KINDS)
+        await run_in_threadpool(lambda: jobs.delete_jobs(rt, selection=chosen))
+    else:
+        raise ValidationFailed("bulk delete needs a jobs list, a filter or all=true")
+    return render.no_content()
+
+
+@router.get("/{job_id}/")
+async def get_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    found = await run_in_threadpool(
+        jobs.get_job, _rt(request), job_id=params.object_id(job_id, NO_SUCH_JOB)
+    )
+    return render.one(present.job(found))
+
+
+@router.patch("/{job_id}/")
+async def edit_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    edit = inputs.job_edit(await bodies.parse(request, schemas.JobEditIn))
+    found = await run_in_threadpool(lambda: jobs.edit_job(_rt(request), job_id=target, edit=edit))
+    return render.one(present.job(found))
+
+
+@router.delete("/{job_id}/")
+async def delete_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    await run_in_threadpool(lambda: jobs.delete_job(_rt(request), job_id=target))
+    return render.no_content()
+
+
+@router.post("/{job_id}/cancel/")
+async def cancel_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    found = await run_in_threadpool(
+        lambda: jobs.cancel_job(_rt(request), job_id=target, user_id=who.user_id)
+    )
+    return render.one(present.job(found))
+
+
+@router.get("/{job_id}/events/")
+async def job_events(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    found = await run_in_threadpool(lambda: jobs.list_job_events(_rt(request), job_id=target))
+    return render.one([present.event(e) for e in found])
+
+
+@router.get("/{job_id}/log/")
+async def job_log(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    """Output from `offset` (bytes); `Accept: text/plain` gives the raw bytes."""
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    query = request.query_params
+    offset = _int_param(query.get("offset"), "offset", default=0) or 0
+    attempt = _int_param(query.get("attempt"), "attempt", default=None)
+    piece = await run_in_threadpool(
+        lambda: runs.read_log(
+            _rt(request),
+            job_id=target,
+            offset=offset,
+            attempt=attempt,
+            stream=query.get("stream") or None,
+        )
+    )
+    if "text/plain" in request.headers.get("accept", ""):
+        headers = {"X-Next-Offset": str(piece.next_offset), "X-Complete": str(piece.complete)}
+        return Response(piece.content, media_type="text/plain", headers=headers)
+    return render.one(present.log(piece))
+
+
+def _int_param(text: str | None, name: str, *, default: int | None) -> int | None:
+    if text is None or text == "":
+        return default
+    if not text.isdigit():
+        raise ValidationFailed(f"invalid {name} {text!r}: expected a non-negative integer")
+    return int(text)

@@ -1,0 +1,180 @@
+"""Domain records rendered in the CDRouter conventions: digit-string ids, no stray nulls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobyard.api.render import ident, rfc3339
+from jobyard.domain.models import Config, Device, Interface, Job, JobEvent, JobOptions, Package, Run
+from jobyard.services.runs import LogSlice
+
+
+def interface(i: Interface) -> dict[str, Any]:
+    return {"name": i.name, "value": i.value, "is_wireless": i.is_wireless, "is_ics": i.is_ics}
+
+
+def options(o: JobOptions) -> dict[str, Any]:
+    return {
+        "tags": list(o.tags) if o.tags is not None else [],
+        "skip_tests": list(o.skip_tests) if o.skip_tests is not None else None,
+        "begin_at": o.begin_at,
+        "end_at": o.end_at,
+        "testvars": None
+        if o.testvars is None
+        else [
+            {
+                "group": t.group,
+                "name": t.name,
+                "value": t.value,
+                "default": "",
+                "isdefault": False,
+                "line": 0,
+                "action": t.action,
+            }
+            for t in o.testvars
+        ],
+        "extra_cli_args": o.extra_cli_args,
+    }
+
+
+def job(j: Job) -> dict[str, Any]:
+    ics = [i.value for i in j.interfaces if i.is_ics]
+    data: dict[str, Any] = {
+        "id": str(j.id),
+        "active": j.active,
+        "status": j.status.value,
+        "options": options(j.options),
+        "package_id": ident(j.package_id),
+        "package_name": j.package_name,
+        "device_id": ident(j.device_id),
+        "device_name": j.device_name,
+        "config_id": ident(j.config_id),
+        "config_name": j.config_name,
+        "result_id": None if j.result_id is None else str(j.result_id),
+        "user_id": ident(j.user_id),
+        "created": rfc3339(j.created),
+        "updated": rfc3339(j.updated),
+        "automatic": j.automatic,
+        "run_at": rfc3339(j.run_at),
+        "interfaces": [interface(i) for i in j.interfaces],
+        "interface_names": list(j.interface_names),
+        "uses_wireless": any(i.is_wireless for i in j.interfaces),
+        "uses_ics": bool(ics),
+        "ics_interface_name": ics[0] if ics else None,
+        "kind": j.kind.value,
+        "priority": j.priority,
+        "attempts": j.attempts,
+        "cancel_requested": j.cancel_requested,
+        "context": dict(j.context),
+    }
+    # Left out until known: the client reads a missing key as None, but refuses null.
+    if j.started is not None:
+        data["started"] = rfc3339(j.started)
+    if j.finished is not None:
+        data["finished"] = rfc3339(j.finished)
+    if j.exit_code is not None:
+        data["exit_code"] = j.exit_code
+    return data
+
+
+def package(p: Package) -> dict[str, Any]:
+    return {
+        "id": str(p.id),
+        "name": p.name,
+        "description": p.description,
+        "kind": p.kind.value,
+        "command": list(p.command),
+        "env": dict(p.env),
+        "timeout": p.timeout_seconds or 0,
+        "max_attempts": p.max_attempts,
+        "retry_delay": p.retry_delay_seconds,
+        "concurrency": p.concurrency_limit or 0,
+        "config_id": ident(p.config_id),
+        "device_id": ident(p.device_id),
+        "positive_results": list(p.positive_results),
+        "negative_results": None if p.negative_results is None else list(p.negative_results),
+        "tags": list(p.tags),
+        "note": p.note,
+        "user_id": ident(p.user_id),
+        "created": rfc3339(p.created),
+        "updated": rfc3339(p.updated),
+        # CDRouter package fields the client expects, with their neutral values.
+        "locked": False,
+        "test_count": "0",
+        "testlist": [],
+        "extra_cli_args": "",
+        "agent_id": "0",
+        "use_as_testlist": False,
+    }
+
+
+def device(d: Device) -> dict[str, Any]:
+    return {
+        "id": str(d.id),
+        "name": d.name,
+        "description": d.description,
+        "attributes": dict(d.attributes),
+        "user_id": ident(d.user_id),
+        "created": rfc3339(d.created),
+        "updated": rfc3339(d.updated),
+    }
+
+
+def config(c: Config) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "name": c.name,
+        "description": c.description,
+        "testvars": dict(c.testvars),
+        "interfaces": [interface(i) for i in c.interfaces],
+        "user_id": ident(c.user_id),
+        "created": rfc3339(c.created),
+        "updated": rfc3339(c.updated),
+    }
+
+
+def run(r: Run) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(r.id),
+        "job_id": str(r.job_id),
+        "attempt": r.attempt,
+        "run_key": r.run_key,
+        "status": r.status.value,
+        "worker": r.worker,
+        "process_id": r.process_id,
+        "started": rfc3339(r.started),
+        "output_bytes": r.output_bytes,
+        "truncated": r.truncated,
+    }
+    if r.finished is not None:
+        data["finished"] = rfc3339(r.finished)
+    if r.exit_code is not None:
+        data["exit_code"] = r.exit_code
+    if r.signal is not None:
+        data["signal"] = r.signal
+    return data
+
+
+def event(e: JobEvent) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "job_id": str(e.job_id),
+        "from": e.from_status.value if e.from_status else "",
+        "to": e.to_status.value,
+        "at": rfc3339(e.at),
+        "user_id": ident(e.user_id),
+        "reason": e.reason,
+    }
+
+
+def log(s: LogSlice) -> dict[str, Any]:
+    return {
+        "job_id": str(s.job_id),
+        "run_id": ident(s.run.id if s.run else None),
+        "attempt": s.run.attempt if s.run else 0,
+        "offset": s.offset,
+        "next_offset": s.next_offset,
+        "complete": s.complete,
+        "truncated": bool(s.run and s.run.truncated),
+        "content": s.content.decode("utf-8", errors="replace"),
+    }

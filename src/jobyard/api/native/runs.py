@@ -1,0 +1,32 @@
+"""`/api/v1/runs/`: the attempts of jobs, read-only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from jobyard.api import params, render
+from jobyard.api.auth import identify
+from jobyard.api.native import present
+from jobyard.services import runs
+from jobyard.services.accounts import Identity
+from jobyard.store.runs import NO_SUCH_RUN, RUN_FIELD_KINDS
+
+router = APIRouter(prefix="/api/v1/runs")
+
+
+@router.get("/")
+async def list_runs(request: Request, who: Identity = Depends(identify)) -> Response:
+    listing = params.listing(request.query_params, RUN_FIELD_KINDS)
+    found, total = await run_in_threadpool(
+        lambda: runs.list_runs(request.app.state.rt, request=listing)
+    )
+    return render.page([present.run(r) for r in found], total=total, request=listing.page)
+
+
+@router.get("/{run_id}/")
+async def get_run(run_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    target = params.object_id(run_id, NO_SUCH_RUN)
+    found = await run_in_threadpool(lambda: runs.get_run(request.app.state.rt, run_id=target))
+    return render.one(present.run(found))

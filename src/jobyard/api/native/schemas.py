@@ -1,0 +1,130 @@
+"""Request schemas of the native API. Unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def optional_name() -> Any:
+    return Field(default=None, min_length=1, max_length=200)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TestvarIn(Strict):
+    __test__ = False  # not a pytest class, despite the name
+    name: str = Field(min_length=1, max_length=200)
+    value: str | None = None
+    group: str | None = None
+    default: str | None = None
+    isdefault: bool | None = None
+    line: int | None = None
+    action: Literal["set-testvar", "delete-testvar", "create-group", "delete-group"] | None = None
+
+
+class OptionsIn(Strict):
+    tags: list[str] | None = None
+    skip_tests: list[str] | None = None
+    begin_at: str | None = None
+    end_at: str | None = None
+    testvars: list[TestvarIn] | None = None
+    extra_cli_args: str | None = None
+
+
+class JobLaunchIn(Strict):
+    """CDRouter's launch body (and `process=interfaces`), plus jobyard's own extras."""
+
+    package_id: Any = None
+    device_id: Any = None
+    config_id: Any = None
+    options: OptionsIn | None = None
+    run_at: Any = None
+    context: dict[str, Any] | None = None
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+
+
+class BulkJobIn(JobLaunchIn):
+    """An element of `{"jobs": [...]}`: the client sends whole Job dumps; read-only keys
+    are accepted and ignored."""
+
+    id: Any = None
+    active: Any = None
+    status: Any = None
+    package_name: Any = None
+    device_name: Any = None
+    config_name: Any = None
+    result_id: Any = None
+    user_id: Any = None
+    created: Any = None
+    updated: Any = None
+    automatic: Any = None
+    interfaces: Any = None
+    interface_names: Any = None
+    uses_wireless: Any = None
+    uses_ics: Any = None
+    ics_interface_name: Any = None
+
+
+class BulkLaunchIn(Strict):
+    jobs: list[BulkJobIn] | None = None
+    fields: JobLaunchIn | None = None
+
+
+class BulkDeleteItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # whole Job dumps are fine; only `id` counts
+    id: Any
+
+
+class BulkDeleteIn(Strict):
+    jobs: list[BulkDeleteItem] | None = None
+
+
+class JobEditIn(Strict):
+    package_id: Any = None
+    device_id: Any = None
+    config_id: Any = None
+    options: OptionsIn | None = None
+    run_at: Any = None
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+
+
+class PackageIn(Strict):
+    name: str | None = optional_name()
+    description: str | None = None
+    kind: Literal["command", "external"] | None = None
+    command: list[str] | None = Field(default=None, max_length=1000)
+    env: dict[str, str] | None = None
+    timeout: float | None = Field(default=None, ge=0)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    retry_delay: float | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=0)
+    config_id: Any = None
+    device_id: Any = None
+    positive_results: list[str] | None = None
+    negative_results: list[str] | None = None
+    tags: list[str] | None = None
+    note: str | None = None
+
+
+class DeviceIn(Strict):
+    name: str | None = optional_name()
+    description: str | None = None
+    attributes: dict[str, str] | None = None
+
+
+class InterfaceIn(Strict):
+    name: str = ""
+    value: str = Field(min_length=1, max_length=200)
+    is_wireless: bool = False
+    is_ics: bool = False
+
+
+class ConfigIn(Strict):
+    name: str | None = optional_name()
+    description: str | None = None
+    testvars: dict[str, str] | None = None
+    interfaces: list[InterfaceIn] | None = None

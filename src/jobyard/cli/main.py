@@ -1,0 +1,127 @@
+"""The `jobyard` command: serve, and look after the database."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from jobyard import __version__
+from jobyard.api.app import create_app, prepare
+from jobyard.errors import JobyardError
+from jobyard.services.runtime import open_runtime
+from jobyard.settings import Settings, load_settings
+from jobyard.store import migrate
+
+app = typer.Typer(help="jobyard: a self-hosted job server.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+HostOpt = Annotated[str | None, typer.Option(help="Listen address [env JOBYARD_HOST, 127.0.0.1]")]
+PortOpt = Annotated[int | None, typer.Option(help="Listen port [env JOBYARD_PORT, 8080]")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option(help="Data directory [env JOBYARD_DATA_DIR, ./var]")
+]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(help="Database URL [env JOBYARD_DATABASE_URL, SQLite in the data directory]"),
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option(help="Embedded worker slots [env JOBYARD_WORKERS, 2]")
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings().with_overrides(**overrides)
+    except JobyardError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    workers: WorkersOpt = None,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+) -> None:
+    """Run the API server with an embedded worker pool."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _settings(
+        host=host, port=port, data_dir=data_dir, database_url=database_url, workers=workers
+    )
+    rt, bootstrap = prepare(settings)
+    rt.db.dispose()
+    console.print(f"jobyard {__version__} listening on [bold]{settings.base_url}[/bold]")
+    console.print(
+        f"database: {_redact(settings.effective_database_url)}; worker slots: {settings.workers}"
+    )
+    if bootstrap.new_token:
+        console.print(f"admin API token (shown once, keep it): [bold]{bootstrap.new_token}[/bold]")
+    elif settings.admin_token:
+        console.print("admin API token: the value of JOBYARD_ADMIN_TOKEN")
+    console.print(
+        f'log in with:  curl -H "Authorization: Bearer <token>" {settings.base_url}/api/v1/jobs/'
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level.lower(),
+        loop="asyncio",  # uvloop spawns child processes several times slower
+        http="h11",
+    )
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Apply migrations up to REVISION (the newest by default)."""
+    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    migrate.upgrade(rt.db, revision)
+    console.print(f"database at revision {migrate.current_revision(rt.db)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. base")],
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Undo migrations down to REVISION."""
+    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    migrate.downgrade(rt.db, revision)
+    console.print(f"database at revision {migrate.current_revision(rt.db)}")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
+    """Show the database's revision and the newest one."""
+    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    console.print(f"current: {migrate.current_revision(rt.db)}; head: {migrate.head_revision()}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)

@@ -1,0 +1,169 @@
+"""Pure domain records: what a package, device, config, job and run are."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jobyard.domain.statuses import JobStatus, RunStatus
+
+
+class PackageKind(enum.StrEnum):
+    COMMAND = "command"  # executed by a worker as a child process
+    EXTERNAL = "external"  # never executed: an outside actor starts and completes it
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A network interface (an exclusive resource) a job uses while it runs."""
+
+    name: str
+    value: str
+    is_wireless: bool = False
+    is_ics: bool = False
+
+
+@dataclass(frozen=True)
+class Testvar:
+    """A CDRouter testvar change carried by a job's options."""
+
+    name: str
+    value: str = ""
+    group: str = ""
+    action: str | None = None
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """CDRouter job options; `None` for tags/skip_tests/testvars means unset."""
+
+    tags: tuple[str, ...] | None = None
+    skip_tests: tuple[str, ...] | None = None
+    begin_at: str = ""
+    end_at: str = ""
+    testvars: tuple[Testvar, ...] | None = None
+    extra_cli_args: str = ""
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    name: str
+    description: str
+    attributes: Mapping[str, str]
+    user_id: int
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class Config:
+    id: int
+    name: str
+    description: str
+    testvars: Mapping[str, str]
+    interfaces: tuple[Interface, ...]
+    user_id: int
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class Package:
+    id: int
+    name: str
+    description: str
+    kind: PackageKind
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    timeout_seconds: float | None
+    max_attempts: int
+    retry_delay_seconds: float
+    concurrency_limit: int | None
+    config_id: int | None
+    device_id: int | None
+    positive_results: tuple[str, ...]
+    negative_results: tuple[str, ...] | None
+    tags: tuple[str, ...]
+    note: str
+    user_id: int
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    status: JobStatus
+    package_id: int
+    package_name: str
+    kind: PackageKind
+    device_id: int | None  # the override given at launch; None = the package's
+    device_name: str
+    config_id: int | None
+    config_name: str
+    options: JobOptions
+    context: Mapping[str, Any]
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    timeout_seconds: float | None
+    interfaces: tuple[Interface, ...]
+    priority: int
+    run_at: datetime
+    user_id: int
+    automatic: bool
+    created: datetime
+    updated: datetime
+    started: datetime | None = None
+    finished: datetime | None = None
+    result_id: int | None = None
+    exit_code: int | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def active(self) -> bool:
+        return self.status.active
+
+    @property
+    def interface_names(self) -> tuple[str, ...]:
+        return tuple(i.value for i in self.interfaces)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    job_id: int
+    attempt: int
+    run_key: int
+    status: RunStatus
+    worker: str
+    process_id: int
+    started: datetime
+    finished: datetime | None
+    exit_code: int | None
+    signal: int | None
+    output_bytes: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: int
+    job_id: int
+    from_status: JobStatus | None
+    to_status: JobStatus
+    at: datetime
+    user_id: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    offset: int
+    stream: str
+    data: bytes

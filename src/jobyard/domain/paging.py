@@ -1,0 +1,79 @@
+"""CDRouter paging: the `page` and `limit` parameters and the `links` object of list answers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from jobyard.errors import ValidationFailed
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 1000  # the documented largest page; `limit=none` asks for everything at once
+MAX_PAGE = 2**31 - 1  # keeps the offset far inside a 64-bit integer
+
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A 1-based page of `limit` rows; a limit of None puts every row on page 1."""
+
+    page: int
+    limit: int | None
+
+    @property
+    def offset(self) -> int:
+        """Rows to skip; with no limit nothing is skipped, whatever page was asked for."""
+        return 0 if self.limit is None else (self.page - 1) * self.limit
+
+
+def _bounded_int(text: str, low: int, high: int) -> int | None:
+    text = text.strip()
+    if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
+        return None
+    return int(text)
+
+
+def parse_page_request(page: str | None, limit: str | None) -> PageRequest:
+    """Parse `page` (default 1) and `limit` (default 25, `none` for no limit)."""
+    number = 1 if not page else _bounded_int(page, 1, MAX_PAGE)
+    if number is None:
+        raise ValidationFailed(f'invalid page "{page}": expected a positive integer', field="page")
+    if not limit:
+        return PageRequest(number, DEFAULT_LIMIT)
+    if limit.strip().lower() == "none":
+        return PageRequest(number, None)
+    size = _bounded_int(limit, 1, MAX_LIMIT)
+    if size is None:
+        raise ValidationFailed(
+            f'invalid limit "{limit}": expected an integer from 1 to {MAX_LIMIT} or none',
+            field="limit",
+        )
+    return PageRequest(number, size)
+
+
+def _current_page(total: int, request: PageRequest) -> int:
+    if total == 0:
+        return 0  # no rows: there is no page to be on
+    return 1 if request.limit is None else request.page
+
+
+def page_links(*, total: int, request: PageRequest) -> dict[str, int | None]:
+    """The `links` of a list answer for `total` matching rows.
+
+    With no limit everything is one page, so `limit` reports the page size that covers it,
+    `max(total, 1)`: always a positive integer, as the CDRouter client's schema requires.
+    With no rows, `current` and `last` are 0 and there is neither `next` nor `prev`.
+    """
+    limit = max(total, 1) if request.limit is None else request.limit
+    last = -(-total // limit)  # ceiling division: 0 pages for 0 rows
+    current = _current_page(total, request)
+    return {
+        "first": 1,
+        "last": last,
+        "current": current,
+        "total": total,
+        "limit": limit,
+        "next": current + 1 if 0 < current < last else None,
+        "prev": current - 1 if current > 1 else None,
+    }

@@ -1,0 +1,49 @@
+"""The one exception tree that every layer raises and `api/` maps to answers.
+
+Each exception's message is what a client reads; nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+
+class JobyardError(Exception):
+    """Something went wrong in jobyard."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class NotFound(JobyardError):
+    """No such object."""
+
+
+class ValidationFailed(JobyardError):
+    """The request is not valid."""
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Conflict(JobyardError):
+    """The request conflicts with the current state."""
+
+
+class InvalidTransition(Conflict):
+    """That status change is not allowed."""
+
+
+class Unauthenticated(JobyardError):
+    """invalid token"""
+
+
+class Forbidden(JobyardError):
+    """insufficient privileges"""
+
+
+class PayloadTooLarge(JobyardError):
+    """The request body is too large."""

@@ -1,0 +1,276 @@
+"""Use cases on jobs: launch (one or many), edit, cancel, delete, list, and what they would use."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from jobyard.domain import launching
+from jobyard.domain.models import Config, Device, Interface, Job, JobEvent, JobOptions, Package
+from jobyard.domain.paging import PageRequest
+from jobyard.domain.statuses import JobStatus
+from jobyard.errors import Conflict, ValidationFailed
+from jobyard.services.runtime import Runtime, utcnow
+from jobyard.store import catalog, listing, tables
+from jobyard.store import jobs as job_store
+
+logger = logging.getLogger(__name__)
+
+MAX_BULK_LAUNCH = 100_000
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """One launch: `device_id`/`config_id` None mean the package's own."""
+
+    package_id: int
+    device_id: int | None = None
+    config_id: int | None = None
+    options: JobOptions = field(default_factory=JobOptions)
+    run_at: datetime | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class JobEdit:
+    """A PATCH: None leaves a field as it is; 0 for device/config means the package's own."""
+
+    package_id: int | None = None
+    device_id: int | None = None
+    config_id: int | None = None
+    options: JobOptions | None = None
+    run_at: datetime | None = None
+    priority: int | None = None
+
+
+class _Lookups:
+    """Packages, configs and devices read once per transaction, for bulk launches."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._cache: dict[tuple[str, int], Any] = {}
+
+    def package(self, package_id: int) -> Package:
+        key = ("package", package_id)
+        if key not in self._cache:
+            self._cache[key] = catalog.get_package(self.conn, package_id)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def config(self, config_id: int | None) -> Config | None:
+        if config_id is None:
+            return None
+        key = ("config", config_id)
+        if key not in self._cache:
+            self._cache[key] = catalog.get_config(self.conn, config_id)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def device(self, device_id: int | None) -> Device | None:
+        if device_id is None:
+            return None
+        key = ("device", device_id)
+        if key not in self._cache:
+            self._cache[key] = catalog.get_device(self.conn, device_id)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    package: Package
+    device: Device | None
+    config: Config | None
+    plan: launching.LaunchPlan
+
+
+def _resolve(lookups: _Lookups, request: LaunchRequest) -> _Resolved:
+    """Everything a launch needs, checked: unknown ids and bad templates fail here."""
+    package = lookups.package(request.package_id)
+    device = lookups.device(request.device_id or package.device_id)
+    package_config = lookups.config(package.config_id)
+    job_config = lookups.config(request.config_id) if request.config_id else None
+    config = job_config or package_config
+    builtins = {
+        "package_name": package.name,
+        "device_name": device.name if device else "",
+        "config_name": config.name if config else "",
+    }
+    variables, extra_args = launching.resolve_variables(
+        builtins=builtins,
+        device=device,
+        package_config=package_config,
+        job_config=job_config,
+        options=request.options,
+    )
+    plan = launching.plan_launch(
+        package=package,
+        variables=variables,
+        extra_args=extra_args,
+        interface_config=config,
+    )
+    return _Resolved(package, device, config, plan)
+
+
+def _job_row(
+    request: LaunchRequest, resolved: _Resolved, *, now: datetime, user_id: int
+) -> dict[str, Any]:
+    interfaces = resolved.plan.interfaces
+    return {
+        "status": JobStatus.PENDING.value,
+        "package_id": resolved.package.id,
+        "package_name": resolved.package.name,
+        "kind": resolved.package.kind.value,
+        "device_id": request.device_id or None,
+        "device_name": resolved.device.name if resolved.device else "",
+        "config_id": request.config_id or None,
+        "config_name": resolved.config.name if resolved.config else "",
+        "options": job_store.options_to_json(request.options),
+        "tags": list(request.options.tags or ()),
+        "context": dict(request.context),
+        "argv": list(resolved.plan.argv),
+        "env": dict(resolved.plan.env),
+        "timeout_seconds": resolved.package.timeout_seconds,
+        "interfaces": job_store.interfaces_to_json(interfaces),
+        "interface_names": [i.value for i in interfaces],
+        "priority": request.priority,
+        "run_at": request.run_at or now,
+        "user_id": user_id,
+        "automatic": False,
+        "created": now,
+        "updated": now,
+    }
+
+
+def _insert_launches(
+    conn: Connection, requests: Sequence[LaunchRequest], *, user_id: int
+) -> list[int]:
+    lookups = _Lookups(conn)
+    now = utcnow()
+    ids = []
+    for request in requests:
+        row = _job_row(request, _resolve(lookups, request), now=now, user_id=user_id)
+        job_id = job_store.insert_job(conn, row)
+        job_store.record_event(
+            conn, job_id, None, JobStatus.PENDING, at=now, user_id=user_id, reason="launched"
+        )
+        ids.append(job_id)
+    return ids
+
+
+def launch_jobs(rt: Runtime, *, requests: Sequence[LaunchRequest], user_id: int) -> list[Job]:
+    """Launch all of them or none: one bad request refuses the whole batch."""
+    if len(requests) > MAX_BULK_LAUNCH:
+        raise ValidationFailed(f"at most {MAX_BULK_LAUNCH} jobs may be launched at once")
+    with rt.db.transaction() as conn:
+        ids = _insert_launches(conn, requests, user_id=user_id)
+        jobs = job_store.get_jobs(conn, ids)
+    rt.wakeup.notify()
+    return jobs
+
+
+def launch_job(rt: Runtime, *, request: LaunchRequest, user_id: int) -> Job:
+    return launch_jobs(rt, requests=[request], user_id=user_id)[0]
+
+
+def launch_for_packages(
+    rt: Runtime, *, selection: listing.Listing | None, template: LaunchRequest, user_id: int
+) -> list[Job]:
+    """One job per package the selection matches (None = every package), from a template."""
+    with rt.db.read() as conn:
+        request = selection or listing.Listing(page=PageRequest(page=1, limit=None))
+        package_ids = catalog.select_ids(conn, tables.packages, request, pg=rt.pg)
+    requests = [replace(template, package_id=pid) for pid in package_ids]
+    return launch_jobs(rt, requests=requests, user_id=user_id)
+
+
+def job_interfaces(rt: Runtime, *, request: LaunchRequest) -> tuple[Interface, ...]:
+    """The interfaces a launch would use, without launching anything."""
+    with rt.db.read() as conn:
+        return _resolve(_Lookups(conn), request).plan.interfaces
+
+
+def get_job(rt: Runtime, *, job_id: int) -> Job:
+    with rt.db.read() as conn:
+        return job_store.get_job(conn, job_id)
+
+
+def list_jobs(rt: Runtime, *, request: listing.Listing) -> tuple[list[Job], int]:
+    with rt.db.read() as conn:
+        return job_store.list_jobs(conn, request, pg=rt.pg)
+
+
+def edit_job(rt: Runtime, *, job_id: int, edit: JobEdit) -> Job:
+    """Change what a pending job will run; its argv and interfaces are planned again."""
+    with rt.db.transaction() as conn:
+        job = job_store.get_job(conn, job_id)
+        if job.status is not JobStatus.PENDING:
+            raise Conflict(f"job {job_id} is {job.status}; only a pending job can be edited")
+        request = LaunchRequest(
+            package_id=edit.package_id or job.package_id,
+            device_id=job.device_id if edit.device_id is None else edit.device_id or None,
+            config_id=job.config_id if edit.config_id is None else edit.config_id or None,
+            options=job.options if edit.options is None else edit.options,
+            run_at=edit.run_at or job.run_at,
+            context=job.context,
+            priority=job.priority if edit.priority is None else edit.priority,
+        )
+        row = _job_row(request, _resolve(_Lookups(conn), request), now=utcnow(), user_id=0)
+        for key in ("created", "user_id", "status", "automatic"):
+            row.pop(key)
+        job_store.update_job(conn, job_id, row)
+        job_store.set_job_interfaces(conn, job_id, row["interface_names"])
+        updated = job_store.get_job(conn, job_id)
+    rt.wakeup.notify()
+    return updated
+
+
+def cancel_job(rt: Runtime, *, job_id: int, user_id: int) -> Job:
+    """A pending job ends now; a running one is asked to stop and ends when its process does."""
+    now = utcnow()
+    with rt.db.transaction() as conn:
+        job = job_store.get_job(conn, job_id)
+        if job.status.terminal:
+            raise Conflict(f"job {job_id} has already ended ({job.status})")
+        if job.status is JobStatus.PENDING:
+            job_store.transition(
+                conn,
+                job,
+                JobStatus.CANCELLED,
+                at=now,
+                user_id=user_id,
+                reason="cancelled",
+                values={"finished": now},
+            )
+        elif not job.cancel_requested:
+            job_store.update_job(conn, job_id, {"cancel_requested": now, "updated": now})
+        return job_store.get_job(conn, job_id)
+
+
+def delete_job(rt: Runtime, *, job_id: int) -> None:
+    with rt.db.transaction() as conn:
+        job = job_store.get_job(conn, job_id)
+        if job.status is JobStatus.RUNNING:
+            raise Conflict(f"job {job_id} is running; cancel it before deleting it")
+        job_store.delete_jobs(conn, [job_id])
+
+
+def delete_jobs(
+    rt: Runtime, *, job_ids: Sequence[int] | None = None, selection: listing.Listing | None = None
+) -> int:
+    """Delete the given or selected jobs, except running ones; return how many went."""
+    with rt.db.transaction() as conn:
+        if job_ids is None:
+            if selection is None:
+                raise ValidationFailed("say which jobs to delete")
+            job_ids = job_store.select_job_ids(conn, selection, pg=rt.pg)
+        return job_store.delete_jobs(conn, job_ids)
+
+
+def list_job_events(rt: Runtime, *, job_id: int) -> list[JobEvent]:
+    with rt.db.read() as conn:
+        job_store.get_job(conn, job_id)
+        return job_store.list_events(conn, job_id)

@@ -1,0 +1,75 @@
+"""Read-only views of runs and of their output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from jobyard.domain.models import Run
+from jobyard.errors import NotFound, ValidationFailed
+from jobyard.services.runtime import Runtime
+from jobyard.store import jobs as job_store
+from jobyard.store import listing, runs
+
+LOG_PAGE_BYTES = 1024 * 1024
+STREAMS = ("stdout", "stderr")
+
+
+@dataclass(frozen=True)
+class LogSlice:
+    """Output of one run from `offset`; `next_offset` is where the next read starts."""
+
+    job_id: int
+    run: Run | None
+    offset: int
+    next_offset: int
+    content: bytes
+    complete: bool
+
+
+def list_runs(rt: Runtime, *, request: listing.Listing) -> tuple[list[Run], int]:
+    with rt.db.read() as conn:
+        return runs.list_runs(conn, request, pg=rt.pg)
+
+
+def get_run(rt: Runtime, *, run_id: int) -> Run:
+    with rt.db.read() as conn:
+        return runs.get_run(conn, run_id)
+
+
+def read_log(
+    rt: Runtime,
+    *,
+    job_id: int,
+    offset: int = 0,
+    attempt: int | None = None,
+    stream: str | None = None,
+    limit_bytes: int = LOG_PAGE_BYTES,
+) -> LogSlice:
+    """A slice of a job's output (its latest run unless an attempt is named)."""
+    if offset < 0:
+        raise ValidationFailed("offset must not be negative", field="offset")
+    if stream is not None and stream not in STREAMS:
+        raise ValidationFailed(f"invalid stream {stream!r}: expected stdout or stderr")
+    with rt.db.read() as conn:
+        job = job_store.get_job(conn, job_id)
+        run = _pick_run(conn, job_id, attempt)
+        if run is None:
+            return LogSlice(job_id, None, offset, offset, b"", job.status.terminal)
+        chunks = runs.read_output(
+            conn, run.id, offset=offset, limit_bytes=limit_bytes, stream=stream
+        )
+    content = b"".join(c.data[max(0, offset - c.offset) :] for c in chunks)
+    next_offset = chunks[-1].offset + len(chunks[-1].data) if chunks else offset
+    complete = run.finished is not None and len(content) < limit_bytes
+    return LogSlice(job_id, run, offset, max(next_offset, offset), content, complete)
+
+
+def _pick_run(conn: Connection, job_id: int, attempt: int | None) -> Run | None:
+    if attempt is None:
+        return runs.latest_run(conn, job_id)
+    found = runs.run_for_attempt(conn, job_id, attempt)
+    if found is None:
+        raise NotFound(f"job {job_id} has no attempt {attempt}")
+    return found

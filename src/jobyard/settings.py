@@ -1,0 +1,92 @@
+"""Typed settings, read from `JOBYARD_*` variables and CLI flags; never at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from jobyard.errors import ValidationFailed
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DATA_DIR = "./var"
+DEFAULT_WORKERS = 2
+DEFAULT_OUTPUT_CAP_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_CANCEL_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a jobyard process needs to know about its deployment."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
+    database_url: str = ""
+    workers: int = DEFAULT_WORKERS
+    admin_token: str | None = None
+    output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS
+    public_url: str = ""
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or an SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'jobyard.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given values, skipping those left as None (unset CLI flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ValidationFailed(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a number, not {raw!r}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (`os.environ` unless another mapping is given)."""
+    env = os.environ if env is None else env
+    return Settings(
+        host=env.get("JOBYARD_HOST", "").strip() or DEFAULT_HOST,
+        port=_int(env, "JOBYARD_PORT", DEFAULT_PORT, minimum=0),
+        data_dir=Path(env.get("JOBYARD_DATA_DIR", "").strip() or DEFAULT_DATA_DIR),
+        database_url=env.get("JOBYARD_DATABASE_URL", "").strip(),
+        workers=_int(env, "JOBYARD_WORKERS", DEFAULT_WORKERS, minimum=0),
+        admin_token=env.get("JOBYARD_ADMIN_TOKEN", "").strip() or None,
+        output_cap_bytes=_int(env, "JOBYARD_OUTPUT_CAP_BYTES", DEFAULT_OUTPUT_CAP_BYTES, 1024),
+        max_body_bytes=_int(env, "JOBYARD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024),
+        cancel_grace_seconds=_float(
+            env, "JOBYARD_CANCEL_GRACE_SECONDS", DEFAULT_CANCEL_GRACE_SECONDS
+        ),
+        public_url=env.get("JOBYARD_PUBLIC_URL", "").strip(),
+    )

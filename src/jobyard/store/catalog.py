@@ -1,0 +1,196 @@
+"""Devices, configs and packages: rows in, domain records out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jobyard.domain.filters import FieldKind
+from jobyard.domain.models import Config, Device, Interface, Package, PackageKind
+from jobyard.errors import Conflict, NotFound
+from jobyard.store import listing, tables
+
+NOT_FOUND_MESSAGES = {
+    "devices": "no such device",
+    "configs": "no such config",
+    "packages": "no such package",
+}
+
+
+def device_from_row(row: Row[Any]) -> Device:
+    return Device(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        attributes=dict(row.attributes),
+        user_id=row.user_id,
+        created=row.created,
+        updated=row.updated,
+    )
+
+
+def interface_from_json(data: Mapping[str, Any]) -> Interface:
+    return Interface(
+        name=str(data.get("name") or ""),
+        value=str(data.get("value") or ""),
+        is_wireless=bool(data.get("is_wireless", False)),
+        is_ics=bool(data.get("is_ics", False)),
+    )
+
+
+def interface_to_json(interface: Interface) -> dict[str, Any]:
+    return {
+        "name": interface.name,
+        "value": interface.value,
+        "is_wireless": interface.is_wireless,
+        "is_ics": interface.is_ics,
+    }
+
+
+def config_from_row(row: Row[Any]) -> Config:
+    return Config(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        testvars=dict(row.testvars),
+        interfaces=tuple(interface_from_json(i) for i in row.interfaces),
+        user_id=row.user_id,
+        created=row.created,
+        updated=row.updated,
+    )
+
+
+def package_from_row(row: Row[Any]) -> Package:
+    negative = row.negative_results
+    return Package(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        kind=PackageKind(row.kind),
+        command=tuple(row.command),
+        env=dict(row.env),
+        timeout_seconds=row.timeout_seconds,
+        max_attempts=row.max_attempts,
+        retry_delay_seconds=row.retry_delay_seconds,
+        concurrency_limit=row.concurrency_limit,
+        config_id=row.config_id,
+        device_id=row.device_id,
+        positive_results=tuple(row.positive_results),
+        negative_results=None if negative is None else tuple(negative),
+        tags=tuple(row.tags),
+        note=row.note,
+        user_id=row.user_id,
+        created=row.created,
+        updated=row.updated,
+    )
+
+
+def _get_row(conn: Connection, table: Table, object_id: int) -> Row[Any]:
+    row = conn.execute(select(table).where(table.c.id == object_id)).first()
+    if row is None:
+        raise NotFound(NOT_FOUND_MESSAGES[table.name])
+    return row
+
+
+def get_device(conn: Connection, device_id: int) -> Device:
+    return device_from_row(_get_row(conn, tables.devices, device_id))
+
+
+def get_config(conn: Connection, config_id: int) -> Config:
+    return config_from_row(_get_row(conn, tables.configs, config_id))
+
+
+def get_package(conn: Connection, package_id: int) -> Package:
+    return package_from_row(_get_row(conn, tables.packages, package_id))
+
+
+def _duplicate(table: Table, values: Mapping[str, Any]) -> Conflict:
+    singular = table.name.rstrip("s")
+    return Conflict(f"a {singular} named {values.get('name')!r} already exists")
+
+
+def insert_row(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+    """Insert one row and return its id; a taken unique name is a Conflict."""
+    try:
+        with conn.begin_nested():
+            result = conn.execute(insert(table).values(**values).returning(table.c.id))
+            return int(result.scalar_one())
+    except IntegrityError as exc:
+        if _is_unique_name_violation(exc):
+            raise _duplicate(table, values) from None
+        raise
+
+
+def update_row(conn: Connection, table: Table, object_id: int, values: Mapping[str, Any]) -> None:
+    _get_row(conn, table, object_id)
+    if not values:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(update(table).where(table.c.id == object_id).values(**values))
+    except IntegrityError as exc:
+        if _is_unique_name_violation(exc):
+            raise _duplicate(table, values) from None
+        raise
+
+
+def delete_row(conn: Connection, table: Table, object_id: int, in_use: str) -> None:
+    """Delete one row; a row that others still refer to is a Conflict saying so."""
+    _get_row(conn, table, object_id)
+    try:
+        with conn.begin_nested():
+            conn.execute(delete(table).where(table.c.id == object_id))
+    except IntegrityError:
+        raise Conflict(in_use) from None
+
+
+def _is_unique_name_violation(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "unique" in text and "name" in text
+
+
+def _fields(table: Table, extra: Mapping[str, listing.Field]) -> dict[str, listing.Field]:
+    base = {
+        "id": listing.Field(FieldKind.INTEGER, table.c.id),
+        "name": listing.Field(FieldKind.STRING, table.c.name),
+        "description": listing.Field(FieldKind.STRING, table.c.description),
+        "user_id": listing.Field(FieldKind.INTEGER, table.c.user_id),
+        "created": listing.Field(FieldKind.DATETIME, table.c.created),
+        "updated": listing.Field(FieldKind.DATETIME, table.c.updated),
+    }
+    return base | dict(extra)
+
+
+P = tables.packages
+PACKAGE_FIELDS = _fields(
+    P,
+    {
+        "kind": listing.Field(FieldKind.STRING, P.c.kind),
+        "tags": listing.Field(FieldKind.ARRAY, P.c.tags),
+        "config_id": listing.Field(FieldKind.INTEGER, func.coalesce(P.c.config_id, 0)),
+        "device_id": listing.Field(FieldKind.INTEGER, func.coalesce(P.c.device_id, 0)),
+        "timeout": listing.Field(FieldKind.INTEGER, func.coalesce(P.c.timeout_seconds, 0)),
+        "max_attempts": listing.Field(FieldKind.INTEGER, P.c.max_attempts),
+        "note": listing.Field(FieldKind.STRING, P.c.note),
+    },
+)
+DEVICE_FIELDS = _fields(tables.devices, {})
+CONFIG_FIELDS = _fields(tables.configs, {})
+FIELDS_BY_TABLE = {"packages": PACKAGE_FIELDS, "devices": DEVICE_FIELDS, "configs": CONFIG_FIELDS}
+
+
+def list_rows(
+    conn: Connection, table: Table, request: listing.Listing, *, pg: bool
+) -> tuple[list[Row[Any]], int]:
+    fields = FIELDS_BY_TABLE[table.name]
+    query = listing.apply(select(table), request, fields, pg=pg, tiebreak=table.c.id.asc())
+    return listing.fetch_page(conn, query, request.page)
+
+
+def select_ids(conn: Connection, table: Table, request: listing.Listing, *, pg: bool) -> list[int]:
+    fields = FIELDS_BY_TABLE[table.name]
+    query = listing.apply(select(table.c.id), request, fields, pg=pg, tiebreak=table.c.id.asc())
+    return [row.id for row in conn.execute(query)]

@@ -1,0 +1,263 @@
+"""Jobs and their events in the database; every status write is guarded by the transition table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from jobyard.domain.filters import FieldKind
+from jobyard.domain.models import Interface, Job, JobEvent, JobOptions, PackageKind, Testvar
+from jobyard.domain.statuses import JobStatus, sources_of
+from jobyard.errors import InvalidTransition, NotFound
+from jobyard.store import listing, tables
+from jobyard.store.catalog import interface_from_json, interface_to_json
+
+NO_SUCH_JOB = "no such Job"
+J = tables.jobs
+
+JOB_FIELDS: dict[str, listing.Field] = {
+    "id": listing.Field(FieldKind.INTEGER, J.c.id),
+    "status": listing.Field(FieldKind.STRING, J.c.status),
+    "active": listing.Field(FieldKind.BOOLEAN, J.c.status == JobStatus.RUNNING.value),
+    "package_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.package_id, 0)),
+    "package_name": listing.Field(FieldKind.STRING, J.c.package_name),
+    "device_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.device_id, 0)),
+    "device_name": listing.Field(FieldKind.STRING, J.c.device_name),
+    "config_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.config_id, 0)),
+    "config_name": listing.Field(FieldKind.STRING, J.c.config_name),
+    "result_id": listing.Field(FieldKind.INTEGER, J.c.result_id),
+    "user_id": listing.Field(FieldKind.INTEGER, J.c.user_id),
+    "created": listing.Field(FieldKind.DATETIME, J.c.created),
+    "updated": listing.Field(FieldKind.DATETIME, J.c.updated),
+    "run_at": listing.Field(FieldKind.DATETIME, J.c.run_at),
+    "started": listing.Field(FieldKind.DATETIME, J.c.started),
+    "finished": listing.Field(FieldKind.DATETIME, J.c.finished),
+    "automatic": listing.Field(FieldKind.BOOLEAN, J.c.automatic),
+    "priority": listing.Field(FieldKind.INTEGER, J.c.priority),
+    "exit_code": listing.Field(FieldKind.INTEGER, J.c.exit_code),
+    "kind": listing.Field(FieldKind.STRING, J.c.kind),
+    "tags": listing.Field(FieldKind.ARRAY, J.c.tags),
+    "options.tags": listing.Field(FieldKind.ARRAY, J.c.tags),
+    "interface_names": listing.Field(FieldKind.ARRAY, J.c.interface_names),
+    "options.begin_at": listing.Field(FieldKind.STRING, J.c.options["begin_at"].as_string()),
+    "options.end_at": listing.Field(FieldKind.STRING, J.c.options["end_at"].as_string()),
+    "options.extra_cli_args": listing.Field(
+        FieldKind.STRING, J.c.options["extra_cli_args"].as_string()
+    ),
+}
+JOB_FIELD_KINDS = {name: f.kind for name, f in JOB_FIELDS.items()}
+for _member in ("begin_at", "end_at", "extra_cli_args"):  # options' members at top level too
+    JOB_FIELDS[_member] = JOB_FIELDS[f"options.{_member}"]
+    JOB_FIELD_KINDS[_member] = FieldKind.STRING
+
+
+def options_to_json(options: JobOptions) -> dict[str, Any]:
+    return {
+        "tags": None if options.tags is None else list(options.tags),
+        "skip_tests": None if options.skip_tests is None else list(options.skip_tests),
+        "begin_at": options.begin_at,
+        "end_at": options.end_at,
+        "testvars": None
+        if options.testvars is None
+        else [
+            {"name": t.name, "value": t.value, "group": t.group, "action": t.action}
+            for t in options.testvars
+        ],
+        "extra_cli_args": options.extra_cli_args,
+    }
+
+
+def options_from_json(data: Mapping[str, Any]) -> JobOptions:
+    tags, skip, testvars = data.get("tags"), data.get("skip_tests"), data.get("testvars")
+    return JobOptions(
+        tags=None if tags is None else tuple(tags),
+        skip_tests=None if skip is None else tuple(skip),
+        begin_at=data.get("begin_at") or "",
+        end_at=data.get("end_at") or "",
+        testvars=None
+        if testvars is None
+        else tuple(
+            Testvar(t["name"], t.get("value") or "", t.get("group") or "", t.get("action"))
+            for t in testvars
+        ),
+        extra_cli_args=data.get("extra_cli_args") or "",
+    )
+
+
+def job_from_row(row: Row[Any]) -> Job:
+    return Job(
+        id=row.id,
+        status=JobStatus(row.status),
+        package_id=row.package_id or 0,
+        package_name=row.package_name,
+        kind=PackageKind(row.kind),
+        device_id=row.device_id,
+        device_name=row.device_name,
+        config_id=row.config_id,
+        config_name=row.config_name,
+        options=options_from_json(row.options),
+        context=dict(row.context),
+        argv=tuple(row.argv),
+        env=dict(row.env),
+        timeout_seconds=row.timeout_seconds,
+        interfaces=tuple(interface_from_json(i) for i in row.interfaces),
+        priority=row.priority,
+        run_at=row.run_at,
+        user_id=row.user_id,
+        automatic=row.automatic,
+        created=row.created,
+        updated=row.updated,
+        started=row.started,
+        finished=row.finished,
+        result_id=row.result_id,
+        exit_code=row.exit_code,
+        attempts=row.attempts,
+        cancel_requested=row.cancel_requested is not None,
+        tags=tuple(row.tags),
+    )
+
+
+def interfaces_to_json(interfaces: Sequence[Interface]) -> list[dict[str, Any]]:
+    return [interface_to_json(i) for i in interfaces]
+
+
+def insert_job(conn: Connection, values: Mapping[str, Any]) -> int:
+    """Insert a pending job with its interfaces and first event; return its id."""
+    job_id = int(conn.execute(insert(J).values(**values).returning(J.c.id)).scalar_one())
+    names = values.get("interface_names") or []
+    if names:
+        conn.execute(insert(tables.job_interfaces), [{"job_id": job_id, "name": n} for n in names])
+    return job_id
+
+
+def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert many jobs in one round trip per table, keeping their order."""
+    return [insert_job(conn, row) for row in rows]
+
+
+def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> None:
+    conn.execute(delete(tables.job_interfaces).where(tables.job_interfaces.c.job_id == job_id))
+    if names:
+        conn.execute(insert(tables.job_interfaces), [{"job_id": job_id, "name": n} for n in names])
+
+
+def get_job(conn: Connection, job_id: int) -> Job:
+    row = conn.execute(select(J).where(J.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(NO_SUCH_JOB)
+    return job_from_row(row)
+
+
+def find_job(conn: Connection, job_id: int) -> Job | None:
+    row = conn.execute(select(J).where(J.c.id == job_id)).first()
+    return None if row is None else job_from_row(row)
+
+
+def list_jobs(conn: Connection, request: listing.Listing, *, pg: bool) -> tuple[list[Job], int]:
+    query = listing.apply(select(J), request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
+    rows, total = listing.fetch_page(conn, query, request.page)
+    return [job_from_row(r) for r in rows], total
+
+
+def select_job_ids(conn: Connection, request: listing.Listing, *, pg: bool) -> list[int]:
+    query = listing.apply(select(J.c.id), request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
+    return [row.id for row in conn.execute(query)]
+
+
+def update_job(conn: Connection, job_id: int, values: Mapping[str, Any]) -> None:
+    conn.execute(update(J).where(J.c.id == job_id).values(**values))
+
+
+def transition(
+    conn: Connection,
+    job: Job,
+    new: JobStatus,
+    *,
+    at: datetime,
+    user_id: int | None,
+    reason: str,
+    values: Mapping[str, Any] | None = None,
+) -> None:
+    """Move a job to `new` if the table allows it from the status it has *in the database*."""
+    allowed = [s.value for s in sources_of(new)]
+    result = conn.execute(
+        update(J)
+        .where(J.c.id == job.id, J.c.status.in_(allowed))
+        .values(status=new.value, updated=at, **(values or {}))
+        .returning(J.c.status)
+    )
+    if result.first() is None:
+        current = conn.execute(select(J.c.status).where(J.c.id == job.id)).scalar_one_or_none()
+        if current is None:
+            raise NotFound(NO_SUCH_JOB)
+        raise InvalidTransition(f"job {job.id} is {current} and cannot become {new}")
+    record_event(conn, job.id, job.status, new, at=at, user_id=user_id, reason=reason)
+
+
+def record_event(
+    conn: Connection,
+    job_id: int,
+    from_status: JobStatus | None,
+    to_status: JobStatus,
+    *,
+    at: datetime,
+    user_id: int | None,
+    reason: str,
+) -> None:
+    conn.execute(
+        insert(tables.job_events).values(
+            job_id=job_id,
+            from_status=None if from_status is None else from_status.value,
+            to_status=to_status.value,
+            at=at,
+            user_id=user_id,
+            reason=reason,
+        )
+    )
+
+
+def list_events(conn: Connection, job_id: int) -> list[JobEvent]:
+    events = tables.job_events
+    rows = conn.execute(select(events).where(events.c.job_id == job_id).order_by(events.c.id))
+    return [
+        JobEvent(
+            id=r.id,
+            job_id=r.job_id,
+            from_status=None if r.from_status is None else JobStatus(r.from_status),
+            to_status=JobStatus(r.to_status),
+            at=r.at,
+            user_id=r.user_id,
+            reason=r.reason,
+        )
+        for r in rows
+    ]
+
+
+def delete_jobs(conn: Connection, job_ids: Sequence[int]) -> int:
+    """Delete jobs that are not running; return how many went."""
+    if not job_ids:
+        return 0
+    result = conn.execute(
+        delete(J).where(J.c.id.in_(job_ids), J.c.status != JobStatus.RUNNING.value)
+    )
+    return int(result.rowcount)
+
+
+def count_active_for_package(conn: Connection, package_id: int) -> int:
+    active = [JobStatus.PENDING.value, JobStatus.RUNNING.value]
+    query = select(func.count()).where(J.c.package_id == package_id, J.c.status.in_(active))
+    return int(conn.execute(query).scalar_one())
+
+
+def get_jobs(conn: Connection, job_ids: Sequence[int]) -> list[Job]:
+    """Jobs by id, in the order given."""
+    by_id: dict[int, Job] = {}
+    for start in range(0, len(job_ids), 500):
+        batch = job_ids[start : start + 500]
+        by_id.update(
+            (r.id, job_from_row(r)) for r in conn.execute(select(J).where(J.c.id.in_(batch)))
+        )
+    return [by_id[i] for i in job_ids]

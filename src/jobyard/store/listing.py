@@ -1,0 +1,135 @@
+"""Filters, sorts and pages compiled to SQL for any listed resource, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlalchemy.sql import expression
+
+from jobyard.domain.filters import Combine, FieldKind, Filter, Op, SortKey, typed_value
+from jobyard.domain.paging import DEFAULT_LIMIT, PageRequest
+
+
+@dataclass(frozen=True)
+class Field:
+    """A listable field: its kind (for parsing values) and the SQL expression behind it."""
+
+    kind: FieldKind
+    column: ColumnElement[Any]
+
+
+DEFAULT_PAGE = PageRequest(page=1, limit=DEFAULT_LIMIT)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What the caller asked for: filters, how they combine, the order and the page."""
+
+    filters: Sequence[Filter] = ()
+    combine: Combine = Combine.INTER
+    sort: Sequence[SortKey] = ()
+    page: PageRequest = DEFAULT_PAGE
+
+
+def _pg_array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...]) -> Any:
+    as_jsonb = expression.cast(column, JSONB)
+    if op is Op.CONTAINS:
+        return as_jsonb.contains(list(values))
+    if op is Op.CONTAINED_BY:
+        return as_jsonb.contained_by(list(values))
+    return as_jsonb.has_any(array(list(values))) if values else false()
+
+
+def _sqlite_array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...]) -> Any:
+    element = func.json_each(column).table_valued("value")
+    if op is Op.CONTAINS:
+        matching = select(func.count(element.c.value.distinct())).where(element.c.value.in_(values))
+        return matching.scalar_subquery() == len(set(values)) if values else true()
+    if op is Op.CONTAINED_BY:
+        return not_(exists(select(literal(1)).where(element.c.value.not_in(values))))
+    return exists(select(literal(1)).where(element.c.value.in_(values)))
+
+
+def _array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...], pg: bool) -> Any:
+    if op in {Op.EQ, Op.NE}:
+        equal = and_(
+            _array_condition(column, Op.CONTAINS, values, pg),
+            _array_condition(column, Op.CONTAINED_BY, values, pg),
+        )
+        return equal if op is Op.EQ else not_(equal)
+    if pg:
+        return _pg_array_condition(column, op, values)
+    return _sqlite_array_condition(column, op, values)
+
+
+def _regex(column: ColumnElement[Any], op: Op, pattern: str) -> Any:
+    insensitive = op in {Op.IMATCH, Op.NOT_IMATCH}
+    matched = column.regexp_match(pattern, flags="i" if insensitive else None)
+    return not_(matched) if op in {Op.NOT_MATCH, Op.NOT_IMATCH} else matched
+
+
+COMPARISONS = {
+    Op.EQ: lambda c, v: c == v,
+    Op.NE: lambda c, v: c != v,
+    Op.LT: lambda c, v: c < v,
+    Op.LE: lambda c, v: c <= v,
+    Op.GT: lambda c, v: c > v,
+    Op.GE: lambda c, v: c >= v,
+}
+
+
+def condition(f: Filter, field: Field, *, pg: bool) -> Any:
+    """One checked filter as a SQL condition."""
+    value = typed_value(f, field.kind)
+    if isinstance(value, tuple):  # array fields, after check_filter
+        return _array_condition(field.column, f.op, value, pg)
+    if f.op in {Op.MATCH, Op.NOT_MATCH, Op.IMATCH, Op.NOT_IMATCH}:
+        return _regex(field.column, f.op, str(value))
+    return COMPARISONS[f.op](field.column, value)
+
+
+def apply(
+    query: Select[Any],
+    listing: Listing,
+    fields: Mapping[str, Field],
+    *,
+    pg: bool,
+    tiebreak: ColumnElement[Any],
+) -> Select[Any]:
+    """The query narrowed by the filters and ordered by the sort (ties broken by id)."""
+    conditions = [condition(f, fields[f.field], pg=pg) for f in listing.filters]
+    if conditions:
+        query = query.where(
+            and_(*conditions) if listing.combine is Combine.INTER else or_(*conditions)
+        )
+    order = [
+        fields[key.field].column.desc() if key.descending else fields[key.field].column.asc()
+        for key in listing.sort
+    ]
+    return query.order_by(*order, tiebreak)
+
+
+def fetch_page(conn: Connection, query: Select[Any], page: PageRequest) -> tuple[list[Any], int]:
+    """The rows of one page and the total over all pages."""
+    total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+    count = int(total.scalar_one())
+    if page.limit is not None:
+        query = query.limit(page.limit).offset((page.page - 1) * page.limit)
+    return list(conn.execute(query)), count

@@ -1,0 +1,259 @@
+"""Claiming work, runs, their output chunks, and finishing them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jobyard.domain.filters import FieldKind
+from jobyard.domain.models import Job, LogChunk, PackageKind, Run
+from jobyard.domain.statuses import JobStatus, RunStatus
+from jobyard.errors import NotFound
+from jobyard.store import listing, tables
+from jobyard.store.jobs import J, get_job, transition
+
+R = tables.runs
+NO_SUCH_RUN = "no such run"
+
+RUN_FIELDS: dict[str, listing.Field] = {
+    "id": listing.Field(FieldKind.INTEGER, R.c.id),
+    "job_id": listing.Field(FieldKind.INTEGER, R.c.job_id),
+    "attempt": listing.Field(FieldKind.INTEGER, R.c.attempt),
+    "run_key": listing.Field(FieldKind.INTEGER, R.c.run_key),
+    "status": listing.Field(FieldKind.STRING, R.c.status),
+    "worker": listing.Field(FieldKind.STRING, R.c.worker),
+    "process_id": listing.Field(FieldKind.INTEGER, R.c.process_id),
+    "started": listing.Field(FieldKind.DATETIME, R.c.started),
+    "finished": listing.Field(FieldKind.DATETIME, R.c.finished),
+    "exit_code": listing.Field(FieldKind.INTEGER, R.c.exit_code),
+}
+RUN_FIELD_KINDS = {name: f.kind for name, f in RUN_FIELDS.items()}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a worker has taken, and the run that records this attempt."""
+
+    job: Job
+    run_id: int
+    attempt: int
+
+
+def run_from_row(row: Row[Any]) -> Run:
+    return Run(
+        id=row.id,
+        job_id=row.job_id,
+        attempt=row.attempt,
+        run_key=row.run_key,
+        status=RunStatus(row.status),
+        worker=row.worker,
+        process_id=row.process_id,
+        started=row.started,
+        finished=row.finished,
+        exit_code=row.exit_code,
+        signal=row.signal,
+        output_bytes=row.output_bytes,
+        truncated=row.truncated,
+    )
+
+
+def _claimable(now: datetime) -> Any:
+    """Pending command jobs that are due, whose interfaces are free, within package limits."""
+    locked = (
+        select(tables.job_interfaces.c.job_id)
+        .join(tables.interface_locks, tables.interface_locks.c.name == tables.job_interfaces.c.name)
+        .where(tables.job_interfaces.c.job_id == J.c.id)
+    )
+    packages = tables.packages
+    running = J.alias("running")
+    running_count = (
+        select(func.count())
+        .where(running.c.package_id == J.c.package_id, running.c.status == "running")
+        .scalar_subquery()
+    )
+    limit = (
+        select(packages.c.concurrency_limit)
+        .where(packages.c.id == J.c.package_id)
+        .scalar_subquery()
+    )
+    return and_(
+        J.c.status == JobStatus.PENDING.value,
+        J.c.kind == PackageKind.COMMAND.value,
+        J.c.run_at <= now,
+        ~exists(locked),
+        or_(limit.is_(None), running_count < limit),
+    )
+
+
+def next_claimable_id(conn: Connection, now: datetime, *, pg: bool) -> int | None:
+    query = select(J.c.id).where(_claimable(now)).order_by(J.c.priority.desc(), J.c.id).limit(1)
+    if pg:
+        query = query.with_for_update(skip_locked=True, of=J)
+    return conn.execute(query).scalar_one_or_none()
+
+
+def claim_next(conn: Connection, *, now: datetime, worker: str, pg: bool) -> Claim | None:
+    """Take the next runnable job in this transaction, or None when there is none."""
+    job_id = next_claimable_id(conn, now, pg=pg)
+    if job_id is None:
+        return None
+    job = get_job(conn, job_id)
+    try:
+        with conn.begin_nested():
+            if job.interface_names:
+                conn.execute(
+                    insert(tables.interface_locks),
+                    [{"name": n, "job_id": job.id} for n in job.interface_names],
+                )
+    except IntegrityError:
+        return None  # another worker took one of its interfaces first; try again later
+    attempt = job.attempts + 1
+    run_id = int(
+        conn.execute(
+            insert(R)
+            .values(
+                job_id=job.id,
+                attempt=attempt,
+                run_key=int(now.timestamp()),
+                status=RunStatus.RUNNING.value,
+                worker=worker,
+                started=now,
+            )
+            .returning(R.c.id)
+        ).scalar_one()
+    )
+    values: dict[str, Any] = {
+        "attempts": attempt,
+        "result_id": run_id,
+        "finished": None,
+        "exit_code": None,
+    }
+    if job.started is None:
+        values["started"] = now
+    transition(
+        conn,
+        job,
+        JobStatus.RUNNING,
+        at=now,
+        user_id=None,
+        reason=f"claimed by {worker}",
+        values=values,
+    )
+    return Claim(job=get_job(conn, job.id), run_id=run_id, attempt=attempt)
+
+
+def set_process_id(conn: Connection, run_id: int, pid: int) -> None:
+    conn.execute(update(R).where(R.c.id == run_id).values(process_id=pid))
+
+
+def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
+    """Store output chunks as (stream, offset, bytes); offsets count the combined log."""
+    if chunks:
+        conn.execute(
+            insert(tables.run_output),
+            [{"run_id": run_id, "stream": s, "offset": o, "data": d} for s, o, d in chunks],
+        )
+
+
+def finish_run(
+    conn: Connection,
+    *,
+    run_id: int,
+    status: RunStatus,
+    at: datetime,
+    exit_code: int | None,
+    signal: int | None,
+    output_bytes: int,
+    truncated: bool,
+) -> bool:
+    """Close a running run; False if it was already closed (someone else ended it)."""
+    result = conn.execute(
+        update(R)
+        .where(R.c.id == run_id, R.c.status == RunStatus.RUNNING.value)
+        .values(
+            status=status.value,
+            finished=at,
+            exit_code=exit_code,
+            signal=signal,
+            output_bytes=output_bytes,
+            truncated=truncated,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def release_interfaces(conn: Connection, job_id: int) -> None:
+    conn.execute(delete(tables.interface_locks).where(tables.interface_locks.c.job_id == job_id))
+
+
+def get_run(conn: Connection, run_id: int) -> Run:
+    row = conn.execute(select(R).where(R.c.id == run_id)).first()
+    if row is None:
+        raise NotFound(NO_SUCH_RUN)
+    return run_from_row(row)
+
+
+def latest_run(conn: Connection, job_id: int) -> Run | None:
+    query = select(R).where(R.c.job_id == job_id).order_by(R.c.attempt.desc()).limit(1)
+    row = conn.execute(query).first()
+    return None if row is None else run_from_row(row)
+
+
+def list_runs(conn: Connection, request: listing.Listing, *, pg: bool) -> tuple[list[Run], int]:
+    query = listing.apply(select(R), request, RUN_FIELDS, pg=pg, tiebreak=R.c.id.asc())
+    rows, total = listing.fetch_page(conn, query, request.page)
+    return [run_from_row(r) for r in rows], total
+
+
+def read_output(
+    conn: Connection, run_id: int, *, offset: int, limit_bytes: int, stream: str | None
+) -> list[LogChunk]:
+    """Chunks that hold bytes at or after `offset`, in order, up to about `limit_bytes`."""
+    out = tables.run_output
+    query = (
+        select(out.c.offset, out.c.stream, out.c.data)
+        .where(out.c.run_id == run_id, out.c.offset + func.length(out.c.data) > offset)
+        .order_by(out.c.offset)
+    )
+    if stream is not None:
+        query = query.where(out.c.stream == stream)
+    chunks: list[LogChunk] = []
+    size = 0
+    for row in conn.execute(query):
+        chunks.append(LogChunk(offset=row.offset, stream=row.stream, data=bytes(row.data)))
+        size += len(row.data)
+        if size >= limit_bytes:
+            break
+    return chunks
+
+
+def running_jobs_to_cancel(conn: Connection, job_ids: Sequence[int]) -> list[int]:
+    """Of the given running jobs, those whose cancel has been asked for."""
+    if not job_ids:
+        return []
+    query = select(J.c.id).where(J.c.id.in_(job_ids), J.c.cancel_requested.is_not(None))
+    return [row.id for row in conn.execute(query)]
+
+
+def running_claims_on_host(conn: Connection, host: str) -> list[tuple[Claim, int]]:
+    """Running runs whose worker named this host, with that worker's pid."""
+    query = select(R.c.id, R.c.job_id, R.c.attempt, R.c.worker).where(
+        R.c.status == RunStatus.RUNNING.value, R.c.worker.like(f"{host}:%")
+    )
+    found = []
+    for row in conn.execute(query):
+        pid_text = row.worker.rsplit(":", 1)[1]
+        if pid_text.isdigit():
+            claim = Claim(job=get_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
+            found.append((claim, int(pid_text)))
+    return found
+
+
+def run_for_attempt(conn: Connection, job_id: int, attempt: int) -> Run | None:
+    row = conn.execute(select(R).where(R.c.job_id == job_id, R.c.attempt == attempt)).first()
+    return None if row is None else run_from_row(row)

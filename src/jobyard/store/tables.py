@@ -1,0 +1,214 @@
+"""The schema: SQLAlchemy Core tables. Alembic migrations must produce exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from jobyard.domain.statuses import JobStatus, RunStatus
+from jobyard.store.types import UTCDateTime, json_type
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+JOB_STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
+RUN_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus)
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("login", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(128), nullable=False, unique=True),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("last_used", UTCDateTime(), nullable=True),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("attributes", json_type(), nullable=False),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+)
+
+configs = Table(
+    "configs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("testvars", json_type(), nullable=False),
+    Column("interfaces", json_type(), nullable=False),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+)
+
+packages = Table(
+    "packages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("kind", String(20), nullable=False),
+    Column("command", json_type(), nullable=False),
+    Column("env", json_type(), nullable=False),
+    Column("timeout_seconds", Float, nullable=True),
+    Column("max_attempts", Integer, nullable=False, server_default="1"),
+    Column("retry_delay_seconds", Float, nullable=False, server_default="0"),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("config_id", ForeignKey("configs.id", ondelete="RESTRICT"), nullable=True),
+    Column("device_id", ForeignKey("devices.id", ondelete="RESTRICT"), nullable=True),
+    Column("positive_results", json_type(), nullable=False),
+    Column("negative_results", json_type(), nullable=True),
+    Column("tags", json_type(), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    CheckConstraint("kind IN ('command', 'external')", name="kind"),
+    CheckConstraint("max_attempts >= 1", name="max_attempts"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("status", String(30), nullable=False),
+    # A package that still has jobs can be deleted once they have ended; the job keeps its name.
+    Column("package_id", ForeignKey("packages.id", ondelete="SET NULL"), nullable=True),
+    Column("package_name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("device_id", ForeignKey("devices.id", ondelete="SET NULL"), nullable=True),
+    Column("device_name", String(200), nullable=False, server_default=""),
+    Column("config_id", ForeignKey("configs.id", ondelete="SET NULL"), nullable=True),
+    Column("config_name", String(200), nullable=False, server_default=""),
+    Column("options", json_type(), nullable=False),
+    Column("tags", json_type(), nullable=False),
+    Column("context", json_type(), nullable=False),
+    Column("argv", json_type(), nullable=False),
+    Column("env", json_type(), nullable=False),
+    Column("timeout_seconds", Float, nullable=True),
+    Column("interfaces", json_type(), nullable=False),
+    Column("interface_names", json_type(), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("run_at", UTCDateTime(), nullable=False),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("automatic", Boolean, nullable=False, server_default=text("false")),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    Column("started", UTCDateTime(), nullable=True),
+    Column("finished", UTCDateTime(), nullable=True),
+    Column("result_id", BigInteger, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("cancel_requested", UTCDateTime(), nullable=True),
+    CheckConstraint(f"status IN ({JOB_STATUSES})", name="status"),
+    Index(
+        "ix_jobs_claimable",
+        "priority",
+        "id",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_created", "created"),
+    Index("ix_jobs_package_id", "package_id"),
+)
+
+# The interfaces a job needs, one row each, so a claim can test them in SQL.
+job_interfaces = Table(
+    "job_interfaces",
+    metadata,
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Index("ix_job_interfaces_name", "name"),
+)
+
+# Held while a job runs: the primary key is what makes an interface exclusive.
+interface_locks = Table(
+    "interface_locks",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("run_key", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("worker", String(200), nullable=False),
+    Column("process_id", Integer, nullable=False, server_default="0"),
+    Column("started", UTCDateTime(), nullable=False),
+    Column("finished", UTCDateTime(), nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("signal", Integer, nullable=True),
+    Column("output_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("truncated", Boolean, nullable=False, server_default=text("false")),
+    CheckConstraint(f"status IN ({RUN_STATUSES})", name="status"),
+    Index("ix_runs_job_id_attempt", "job_id", "attempt", unique=True),
+)
+
+run_output = Table(
+    "run_output",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("stream", String(10), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_run_output_run_id_offset", "run_id", "offset"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("from_status", String(30), nullable=True),
+    Column("to_status", String(30), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_job_events_job_id", "job_id"),
+)

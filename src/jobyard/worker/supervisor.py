@@ -1,0 +1,353 @@
+"""Run one child process to completion from a worker thread.
+
+Synchronous on purpose: spawning from plain threads measured faster here than asyncio or uvloop,
+so each worker slot calls `run_process` in its own thread. Nothing is shared between calls, so
+any number of threads may supervise children at once.
+
+The child gets its own session (and so its own process group): a timeout or cancel signals the
+whole group, and whatever is left of the group is killed once the child exits, so no descendant
+outlives its job unless it deliberately moved to another session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+logger = logging.getLogger(__name__)
+
+READ_CHUNK_BYTES = 64 * 1024
+DEFAULT_OUTPUT_CAP_BYTES = 10 * 1024 * 1024
+DEFAULT_GRACE_SECONDS = 5.0
+DEFAULT_POLL_INTERVAL_SECONDS = 0.2
+# Once the child has exited its output is at most one pipe buffer away, so a pipe still open
+# after this long is held by a descendant and will not reach EOF on its own.
+EXIT_DRAIN_SECONDS = 1.0
+# Without a pidfd, an exit that happens after both pipes closed is found by polling; start fast
+# (most children exit right after closing their pipes) and back off to the poll interval.
+FIRST_EXIT_POLL_SECONDS = 0.001
+# Shell conventions, so a failed spawn reads like a shell's failure.
+EXIT_NOT_FOUND = 127
+EXIT_CANNOT_EXECUTE = 126
+
+
+class Stream(enum.StrEnum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What to run and within which limits."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str]  # the child's whole environment; nothing is inherited
+    cwd: str | None = None
+    timeout: float | None = None  # seconds from spawn; None means no limit
+    output_cap: int = DEFAULT_OUTPUT_CAP_BYTES  # bytes passed on, stdout and stderr together
+    grace: float = DEFAULT_GRACE_SECONDS  # seconds between SIGTERM and SIGKILL
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ValueError("argv must name a program")
+        if self.timeout is not None and self.timeout < 0:
+            raise ValueError("timeout must not be negative")
+        if self.output_cap < 0:
+            raise ValueError("output_cap must not be negative")
+        if self.grace < 0:
+            raise ValueError("grace must not be negative")
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """How a run ended."""
+
+    pid: int  # 0 when the program could not be started
+    exit_code: int | None  # None when a signal ended it
+    signal: int | None  # the signal that ended it, if any
+    timed_out: bool
+    cancelled: bool
+    output_bytes: int  # everything the child wrote, kept or not
+    truncated: bool
+
+
+OutputCallback = Callable[[Stream, bytes], None]
+
+
+def run_process(
+    spec: ProcessSpec,
+    *,
+    on_start: Callable[[int], None],
+    on_output: OutputCallback,
+    should_cancel: Callable[[], bool],
+    poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+) -> ProcessOutcome:
+    """Run `spec` to the end, streaming its output, and say how it ended.
+
+    A program that cannot be started is an outcome (exit code 127 or 126 with a message on
+    stderr), not an exception. An exception raised by a callback kills the process group, reaps
+    the child and then propagates.
+    """
+    if poll_interval <= 0:
+        raise ValueError("poll_interval must be positive")
+    try:
+        proc = _spawn(spec)
+    except OSError as exc:
+        return _spawn_failure(spec, exc, on_output)
+    logger.debug("started pid %d: %s", proc.pid, spec.argv[0])
+    supervision: _Supervision | None = None
+    try:
+        supervision = _Supervision(spec, proc, on_output, should_cancel, poll_interval)
+        on_start(proc.pid)
+        return supervision.run()
+    finally:
+        if supervision is not None:
+            supervision.close()
+        _discard(proc)
+
+
+def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        list(spec.argv),
+        bufsize=0,  # only the raw fds are read; no buffered reader needed
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(spec.env),
+        cwd=spec.cwd,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _spawn_failure(spec: ProcessSpec, exc: OSError, on_output: OutputCallback) -> ProcessOutcome:
+    detail = exc.strerror or str(exc)
+    if exc.filename is not None and exc.filename != spec.argv[0]:
+        detail = f"{detail} ({exc.filename})"  # e.g. the cwd, not the program, is missing
+    message = f"jobyard: cannot execute {spec.argv[0]}: {detail}\n"
+    logger.info("cannot execute %s: %s", spec.argv[0], detail)
+    on_output(Stream.STDERR, message.encode("utf-8", "backslashreplace"))
+    code = EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
+    return ProcessOutcome(
+        pid=0,
+        exit_code=code,
+        signal=None,
+        timed_out=False,
+        cancelled=False,
+        output_bytes=0,
+        truncated=False,
+    )
+
+
+def _discard(proc: subprocess.Popen[bytes]) -> None:
+    """Make sure no process of the group, no zombie and no pipe outlives the call."""
+    if proc.returncode is None:  # only when leaving early through an exception
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is already gone
+        os.killpg(pgid, signum)
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether the child has exited, without reaping it.
+
+    Leaving the zombie in place keeps its pid, and so the group id, from being reused before
+    the leftover group is killed.
+    """
+    try:
+        found = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return found is not None
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when the child exits, where the kernel offers one."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+class _Supervision:
+    """The state of one running child: its pipes, output budget, deadlines and exit."""
+
+    def __init__(
+        self,
+        spec: ProcessSpec,
+        proc: subprocess.Popen[bytes],
+        on_output: OutputCallback,
+        should_cancel: Callable[[], bool],
+        poll_interval: float,
+    ) -> None:
+        started = time.monotonic()
+        self._spec = spec
+        self._proc = proc
+        self._on_output = on_output
+        self._should_cancel = should_cancel
+        self._poll_interval = poll_interval
+        self._deadline = None if spec.timeout is None else started + spec.timeout
+        self._next_cancel_check = started + poll_interval
+        self._exit_poll = FIRST_EXIT_POLL_SECONDS
+        self._kept = 0
+        self._written = 0
+        self._truncated = False
+        self._timed_out = False
+        self._cancelled = False
+        self._kill_at: float | None = None
+        self._killed = False
+        self._exited_at: float | None = None
+        self._pipes: dict[int, IO[bytes]] = {}
+        self._pidfd: int | None = None
+        self._selector = selectors.DefaultSelector()
+
+    def _watch(self) -> None:
+        self._watch_pipe(self._proc.stdout, Stream.STDOUT)
+        self._watch_pipe(self._proc.stderr, Stream.STDERR)
+        self._pidfd = _open_pidfd(self._proc.pid)
+        if self._pidfd is not None:
+            self._selector.register(self._pidfd, selectors.EVENT_READ, None)
+
+    def _watch_pipe(self, pipe: IO[bytes] | None, stream: Stream) -> None:
+        if pipe is None:
+            return
+        fd = pipe.fileno()
+        os.set_blocking(fd, False)
+        self._pipes[fd] = pipe
+        self._selector.register(fd, selectors.EVENT_READ, stream)
+
+    def run(self) -> ProcessOutcome:
+        self._watch()
+        while self._exited_at is None or self._pipes:
+            self._wait_for_events(self._next_wait(time.monotonic()))
+            now = time.monotonic()
+            if self._exited_at is None:
+                self._note_exit(now)
+            if self._exited_at is None:
+                self._check_stop(now)
+                self._escalate(now)
+            elif self._pipes and now >= self._exited_at + EXIT_DRAIN_SECONDS:
+                self._abandon_pipes()
+        # The unreaped child still pins the group id, so this cannot hit a stranger's group.
+        _signal_group(self._proc.pid, signal.SIGKILL)
+        return self._outcome(self._proc.wait())
+
+    def _next_wait(self, now: float) -> float:
+        limits = [self._poll_interval]
+        if self._exited_at is not None:
+            limits.append(self._exited_at + EXIT_DRAIN_SECONDS - now)
+        else:
+            if self._kill_at is not None and not self._killed:
+                limits.append(self._kill_at - now)
+            elif self._deadline is not None:
+                limits.append(self._deadline - now)
+            if self._pidfd is None and not self._pipes:
+                limits.append(self._exit_poll)
+                self._exit_poll = min(self._exit_poll * 2, self._poll_interval)
+        return max(0.0, min(limits))
+
+    def _wait_for_events(self, timeout: float) -> None:
+        for key, _ in self._selector.select(timeout):
+            if isinstance(key.data, Stream):  # the pidfd only wakes the loop
+                self._read(key.fd, key.data)
+
+    def _read(self, fd: int, stream: Stream) -> None:
+        try:
+            data = os.read(fd, READ_CHUNK_BYTES)
+        except BlockingIOError:
+            return
+        if data:
+            self._deliver(stream, data)
+        else:
+            self._close_pipe(fd)
+
+    def _deliver(self, stream: Stream, data: bytes) -> None:
+        """Pass on what fits in the output cap; count, but drop, everything after it."""
+        self._written += len(data)
+        if self._truncated:
+            return
+        room = self._spec.output_cap - self._kept
+        if len(data) <= room:
+            self._kept += len(data)
+            self._on_output(stream, data)
+            return
+        if room:
+            self._kept += room
+            self._on_output(stream, data[:room])
+        self._truncated = True
+        marker = f"\n[jobyard: output truncated after {self._spec.output_cap} bytes]\n"
+        self._on_output(stream, marker.encode())
+
+    def _close_pipe(self, fd: int) -> None:
+        self._selector.unregister(fd)
+        self._pipes.pop(fd).close()
+
+    def _note_exit(self, now: float) -> None:
+        if not _has_exited(self._proc.pid):
+            return
+        self._exited_at = now
+        if self._pidfd is not None:
+            # An exited pidfd stays readable; leaving it registered would spin the loop.
+            self._selector.unregister(self._pidfd)
+
+    def _check_stop(self, now: float) -> None:
+        if self._kill_at is not None:
+            return
+        if self._deadline is not None and now >= self._deadline:
+            self._timed_out = True
+        elif now >= self._next_cancel_check:
+            self._next_cancel_check = now + self._poll_interval
+            self._cancelled = self._should_cancel()
+        if self._timed_out or self._cancelled:
+            reason = "timed out" if self._timed_out else "cancelled"
+            logger.info("pid %d %s; sending SIGTERM to its group", self._proc.pid, reason)
+            pass
+            self._kill_at = now + self._spec.grace
+
+    def _escalate(self, now: float) -> None:
+        if self._kill_at is not None and not self._killed and now >= self._kill_at:
+            logger.info("pid %d outlived its grace period; sending SIGKILL", self._proc.pid)
+            _signal_group(self._proc.pid, signal.SIGKILL)
+            self._killed = True
+
+    def _abandon_pipes(self) -> None:
+        """Kill the descendants holding the pipes open, keep what is already buffered, stop."""
+        logger.info("pid %d exited but its pipes stayed open; killing its group", self._proc.pid)
+        _signal_group(self._proc.pid, signal.SIGKILL)
+        self._wait_for_events(0)
+        for fd in list(self._pipes):
+            self._close_pipe(fd)
+
+    def _outcome(self, returncode: int) -> ProcessOutcome:
+        return ProcessOutcome(
+            pid=self._proc.pid,
+            exit_code=returncode if returncode >= 0 else None,
+            signal=-returncode if returncode < 0 else None,
+            timed_out=self._timed_out,
+            cancelled=self._cancelled,
+            output_bytes=self._written,
+            truncated=self._truncated,
+        )
+
+    def close(self) -> None:
+        """Release the selector and pidfd; the pipes are closed with the process."""
+        self._selector.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None

@@ -1,0 +1,160 @@
+"""Fixtures: real databases (an SQLite file, and PostgreSQL when reachable) and real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from fastapi.testclient import TestClient
+
+from jobyard.api.app import create_app
+from jobyard.services.runtime import Runtime, open_runtime
+from jobyard.settings import Settings
+from jobyard.store import migrate
+from jobyard.store.db import Database, normalise_url
+
+ADMIN_TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES_URL", "")
+
+
+def _postgres_reason() -> str | None:
+    if not POSTGRES_URL:
+        return "JOBYARD_TEST_POSTGRES_URL is not set (make test / .ci/run set it)"
+    try:
+        engine = sa.create_engine(normalise_url(POSTGRES_URL))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL at JOBYARD_TEST_POSTGRES_URL is not reachable: {exc.__class__.__name__}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated once, dropped at the end."""
+    reason = _postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    admin = sa.create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    name = f"jobyard_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(normalise_url(POSTGRES_URL)).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+    db = Database(rendered)
+    migrate.upgrade(db)
+    db.dispose()
+    yield rendered
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    db = Database(url)
+    with db.transaction() as conn:
+        names = conn.execute(
+            sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ).scalars()
+        tables = ", ".join(f'"{n}"' for n in names if n != "alembic_version")
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies (faster than migrating every time)."""
+    path = tmp_path_factory.mktemp("template") / "jobyard.db"
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db)
+    db.dispose()  # closing the last connection checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database: an SQLite file, or the session's PostgreSQL truncated."""
+    if request.param == "sqlite":
+        path = tmp_path / "jobyard.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        workers=2,
+        admin_token=ADMIN_TOKEN,
+        cancel_grace_seconds=1.0,
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = open_runtime(settings)
+    migrate.upgrade(rt.db)
+    yield rt
+    rt.db.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The whole app in-process, with its embedded workers, authenticated as the admin."""
+    with TestClient(create_app(settings), headers=AUTH) as test_client:
+        yield test_client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    def __init__(self, settings: Settings) -> None:
+        port = _free_port()
+        self.settings = Settings(**{**settings.__dict__, "port": port})
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            create_app(self.settings), host="127.0.0.1", port=port, log_level="warning",
+            loop="asyncio", http="h11", lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """A real jobyard server on a free loopback port, with embedded workers."""
+    with LiveServer(settings) as server:
+        yield server
