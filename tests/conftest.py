@@ -133,8 +133,13 @@ class LiveServer:
         self.settings = Settings(**{**settings.__dict__, "port": port})
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=port, log_level="warning",
-            loop="asyncio", http="h11", lifespan="on",
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            loop="asyncio",
+            http="h11",
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

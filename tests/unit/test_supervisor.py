@@ -74,11 +74,21 @@ class Run:
         should_cancel: Callable[[], bool] = lambda: False,
         poll_interval: float = 0.05,
         collector: Collector | None = None,
-        **limits: object,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        output_cap: int = 10 * MIB,
+        grace: float = 5.0,
     ) -> None:
         self.output = collector or Collector()
         self.started: list[int] = []
-        spec = ProcessSpec(argv=argv, env=BASE_ENV if env is None else env, **limits)  # type: ignore[arg-type]
+        spec = ProcessSpec(
+            argv=argv,
+            env=BASE_ENV if env is None else env,
+            cwd=cwd,
+            timeout=timeout,
+            output_cap=output_cap,
+            grace=grace,
+        )
         began = time.monotonic()
         self.outcome: ProcessOutcome = run_process(
             spec,
@@ -245,7 +255,12 @@ def test_child_runs_in_the_given_directory(tmp_path: Path) -> None:
 def test_huge_output_is_capped_counted_and_dropped() -> None:
     cap = MIB
     collector = Collector(keep=False, cap=cap)
-    code = "import sys\nblock = b'x' * (1 << 20)\nfor _ in range(50):\n    sys.stdout.buffer.write(block)\n"
+    code = (
+        "import sys\n"
+        "block = b'x' * (1 << 20)\n"
+        "for _ in range(50):\n"
+        "    sys.stdout.buffer.write(block)\n"
+    )
     run = Run(py(code), collector=collector, output_cap=cap)
     assert run.outcome.exit_code == 0
     assert run.outcome.truncated

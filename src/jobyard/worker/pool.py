@@ -22,7 +22,7 @@ from jobyard.worker.output import OutputRecorder
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT_SECONDS = 1.0  # an idle slot re-checks this often even without a wake-up
-CANCEL_POLL_SECONDS = 0.25
+CANCEL_POLL_SECONDS = 0.2
 ERROR_BACKOFF_SECONDS = 1.0
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
 
@@ -53,7 +53,7 @@ class WorkerPool:
         self.name = execution.worker_name()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._running: dict[int, threading.Event] = {}  # job id -> its cancel flag
+        self._running: dict[int, tuple[threading.Event, OutputRecorder]] = {}  # by job id
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -77,7 +77,7 @@ class WorkerPool:
         self.rt.wakeup.notify()
         if cancel_running:
             with self._lock:
-                for flag in self._running.values():
+                for flag, _ in self._running.values():
                     flag.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
@@ -103,10 +103,11 @@ class WorkerPool:
 
     def _run_claim(self, claim: Claim) -> None:
         flag = threading.Event()
+        recorder = OutputRecorder(self.rt, run_id=claim.run_id)
         with self._lock:
-            self._running[claim.job.id] = flag
+            self._running[claim.job.id] = (flag, recorder)
         try:
-            result = self._execute(claim, flag)
+            result = self._execute(claim, flag, recorder)
             status = execution.finish_claim(self.rt, claim=claim, result=result)
             logger.debug("job %s attempt %s ended %s", claim.job.id, claim.attempt, status)
         except Exception:
@@ -115,8 +116,9 @@ class WorkerPool:
             with self._lock:
                 self._running.pop(claim.job.id, None)
 
-    def _execute(self, claim: Claim, cancel: threading.Event) -> RunResult:
-        recorder = OutputRecorder(self.rt, run_id=claim.run_id)
+    def _execute(
+        self, claim: Claim, cancel: threading.Event, recorder: OutputRecorder
+    ) -> RunResult:
         spec = supervisor.ProcessSpec(
             argv=claim.job.argv,
             env=child_environment(claim, base_url=self.rt.settings.base_url),
@@ -142,7 +144,9 @@ class WorkerPool:
         )
 
     def _cancel_loop(self) -> None:
+        """Deliver cancels asked for through the database, and flush quiet jobs' output."""
         while not self._stopping.wait(CANCEL_POLL_SECONDS):
+            self._flush_stale_output()
             running = self.running_job_ids
             if not running:
                 continue
@@ -156,6 +160,14 @@ class WorkerPool:
     def _flag(self, job_ids: list[int]) -> None:
         with self._lock:
             for job_id in job_ids:
-                flag = self._running.get(job_id)
-                if flag is not None:
-                    flag.set()
+                if job_id in self._running:
+                    self._running[job_id][0].set()
+
+    def _flush_stale_output(self) -> None:
+        with self._lock:
+            recorders = [recorder for _, recorder in self._running.values()]
+        for recorder in recorders:
+            try:
+                recorder.flush_if_stale()
+            except Exception:
+                logger.exception("storing output of run %s failed", recorder.run_id)

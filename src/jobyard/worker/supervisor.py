@@ -317,7 +317,7 @@ class _Supervision:
         if self._timed_out or self._cancelled:
             reason = "timed out" if self._timed_out else "cancelled"
             logger.info("pid %d %s; sending SIGTERM to its group", self._proc.pid, reason)
-            pass
+            _signal_group(self._proc.pid, signal.SIGTERM)
             self._kill_at = now + self._spec.grace
 
     def _escalate(self, now: float) -> None:

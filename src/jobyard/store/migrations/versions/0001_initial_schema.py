@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 14:05:09.471660
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
@@ -17,6 +17,59 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+# The job status machine as the database enforces it: frozen here, as every migration is.
+# On SQLite a later batch migration that recreates `jobs` must create this trigger again.
+JOB_TRANSITIONS = {
+    "pending": ("running", "cancelled"),
+    "running": (
+        "pending",
+        "completed",
+        "completed_with_issues",
+        "failed",
+        "timed_out",
+        "cancelled",
+        "lost",
+    ),
+}
+
+
+def _allowed_transition_sql() -> str:
+    cases = [
+        f"(OLD.status = '{old}' AND NEW.status IN ({', '.join(repr(n) for n in new)}))"
+        for old, new in JOB_TRANSITIONS.items()
+    ]
+    return "NEW.status = OLD.status OR " + " OR ".join(cases)
+
+
+def create_transition_trigger() -> None:
+    allowed = _allowed_transition_sql()
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "CREATE TRIGGER jobs_status_transition BEFORE UPDATE OF status ON jobs "
+            f"WHEN NOT ({allowed}) "
+            "BEGIN SELECT RAISE(ABORT, 'invalid job status transition'); END"
+        )
+        return
+    op.execute(
+        "CREATE FUNCTION jobyard_check_job_transition() RETURNS trigger AS $$ "
+        f"BEGIN IF NOT ({allowed}) THEN "
+        "RAISE EXCEPTION 'invalid job status transition % -> %', OLD.status, NEW.status "
+        "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+    )
+    op.execute(
+        "CREATE TRIGGER jobs_status_transition BEFORE UPDATE OF status ON jobs "
+        "FOR EACH ROW EXECUTE FUNCTION jobyard_check_job_transition()"
+    )
+
+
+def drop_transition_trigger() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS jobs_status_transition")
+        return
+    op.execute("DROP TRIGGER IF EXISTS jobs_status_transition ON jobs")
+    op.execute("DROP FUNCTION IF EXISTS jobyard_check_job_transition()")
 
 
 def upgrade() -> None:
@@ -370,8 +423,11 @@ def upgrade() -> None:
     with op.batch_alter_table("run_output", schema=None) as batch_op:
         batch_op.create_index("ix_run_output_run_id_offset", ["run_id", "offset"], unique=False)
 
+    create_transition_trigger()
+
 
 def downgrade() -> None:
+    drop_transition_trigger()
 
     with op.batch_alter_table("run_output", schema=None) as batch_op:
         batch_op.drop_index("ix_run_output_run_id_offset")

@@ -1,0 +1,206 @@
+"""Jobs run as real child processes: cancel, timeout, retries, output caps, exclusive interfaces,
+concurrency limits and crash recovery, on both databases."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jobyard.api.app import create_app
+from jobyard.services import execution
+from jobyard.services.runtime import open_runtime
+from jobyard.settings import Settings
+from jobyard.store import migrate
+from tests.api.helpers import create, launch, package, wait_for
+from tests.conftest import AUTH
+
+
+def _runs(client: TestClient, job_id: str) -> list[dict[str, Any]]:
+    response = client.get(f"/api/v1/runs/?filter=job_id={job_id}&sort=attempt&limit=none")
+    runs: list[dict[str, Any]] = response.json()["data"]
+    return runs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_running(client: TestClient, job_id: str) -> dict[str, Any]:
+    wait_for(client, job_id, {"running"})
+    deadline = time.monotonic() + 10
+    while True:
+        runs = _runs(client, job_id)
+        if runs and runs[-1]["process_id"]:
+            return runs[-1]
+        assert time.monotonic() < deadline, "the run never recorded its process"
+        time.sleep(0.02)
+
+
+def test_cancel_of_a_pending_job_is_immediate(client: TestClient) -> None:
+    pkg = package(client, command=["true"])
+    job = launch(client, package_id=pkg["id"], run_at="9999-01-01T00:00:00Z")
+
+    response = client.post(f"/api/v1/jobs/{job['id']}/cancel/")
+
+    assert response.status_code == 200
+    assert response.json()["data"]["status"] == "cancelled"
+    events = client.get(f"/api/v1/jobs/{job['id']}/events/").json()["data"]
+    assert [(e["from"], e["to"]) for e in events] == [("", "pending"), ("pending", "cancelled")]
+    again = client.post(f"/api/v1/jobs/{job['id']}/cancel/")
+    assert again.status_code == 409
+
+
+def test_cancel_of_a_running_job_kills_its_whole_process_group(client: TestClient) -> None:
+    script = "sleep 60 & echo $! ; trap '' TERM; sleep 60"  # ignores SIGTERM: needs SIGKILL
+    pkg = package(client, command=["sh", "-c", script])
+    job = launch(client, package_id=pkg["id"])
+    run = _wait_running(client, job["id"])
+    deadline = time.monotonic() + 10
+    while not (log := client.get(f"/api/v1/jobs/{job['id']}/log/").json()["data"])["content"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    grandchild = int(log["content"].split()[0])
+
+    client.post(f"/api/v1/jobs/{job['id']}/cancel/")
+    done = wait_for(client, job["id"])
+
+    assert done["status"] == "cancelled"
+    assert not _alive(run["process_id"])
+    assert not _alive(grandchild)
+    assert _runs(client, job["id"])[-1]["status"] == "cancelled"
+
+
+def test_a_job_past_its_timeout_is_timed_out(client: TestClient) -> None:
+    pkg = package(client, command=["sleep", "30"], timeout=0.5)
+    started = time.monotonic()
+
+    done = wait_for(client, launch(client, package_id=pkg["id"])["id"])
+
+    assert done["status"] == "timed_out"
+    assert time.monotonic() - started < 10
+
+
+def test_a_failing_job_is_retried_up_to_its_attempts(client: TestClient) -> None:
+    pkg = package(
+        client, command=["sh", "-c", "echo attempt $JOBYARD_ATTEMPT; exit 1"], max_attempts=3
+    )
+
+    done = wait_for(client, launch(client, package_id=pkg["id"])["id"])
+
+    assert done["status"] == "failed"
+    assert done["attempts"] == 3
+    runs = _runs(client, done["id"])
+    assert [r["attempt"] for r in runs] == [1, 2, 3]
+    assert all(r["status"] == "failed" for r in runs)
+    log = client.get(f"/api/v1/jobs/{done['id']}/log/?attempt=2").json()["data"]
+    assert log["content"] == "attempt 2\n"
+
+
+def test_output_over_the_cap_is_truncated_with_a_marker(settings: Settings, tmp_path: Path) -> None:
+    capped = Settings(**{**settings.__dict__, "output_cap_bytes": 4096})
+    with TestClient(create_app(capped), headers=AUTH) as client:
+        pkg = package(client, command=["python3", "-c", "print('x' * 200_000)"])
+        done = wait_for(client, launch(client, package_id=pkg["id"])["id"])
+        log = client.get(f"/api/v1/jobs/{done['id']}/log/").json()["data"]
+        run = _runs(client, done["id"])[0]
+
+    assert done["status"] == "completed"
+    assert log["content"].startswith("x" * 4096)
+    assert log["content"].endswith("[jobyard: output truncated after 4096 bytes]\n")
+    assert log["truncated"] is True
+    assert run["truncated"] is True
+    assert run["output_bytes"] == 200_001
+
+
+def _intervals(client: TestClient, job_ids: list[str]) -> list[tuple[datetime, datetime]]:
+    spans = []
+    for job_id in job_ids:
+        run = _runs(client, job_id)[0]
+        spans.append(
+            (datetime.fromisoformat(run["started"]), datetime.fromisoformat(run["finished"]))
+        )
+    return sorted(spans)
+
+
+def _assert_serial(spans: list[tuple[datetime, datetime]]) -> None:
+    for (_, first_end), (second_start, _) in itertools.pairwise(spans):
+        assert second_start >= first_end
+
+
+def test_two_running_jobs_never_share_an_interface(client: TestClient) -> None:
+    config = create(
+        client, "configs", {"name": "lab", "interfaces": [{"name": "lan", "value": "eth1"}]}
+    )
+    pkg = package(client, command=["sleep", "0.3"], config_id=config["id"])
+    other = package(client, "other", command=["sleep", "0.3"])
+
+    jobs = [launch(client, package_id=pkg["id"])["id"] for _ in range(3)]
+    free = launch(client, package_id=other["id"])["id"]
+    for job_id in [*jobs, free]:
+        assert wait_for(client, job_id)["status"] == "completed"
+
+    _assert_serial(_intervals(client, jobs))
+    assert client.get(f"/api/v1/jobs/{jobs[0]}/").json()["data"]["interface_names"] == ["eth1"]
+
+
+def test_a_package_concurrency_limit_is_honoured(client: TestClient) -> None:
+    pkg = package(client, command=["sleep", "0.2"], concurrency=1)
+
+    jobs = [launch(client, package_id=pkg["id"])["id"] for _ in range(3)]
+    for job_id in jobs:
+        wait_for(client, job_id)
+
+    _assert_serial(_intervals(client, jobs))
+
+
+def test_the_child_gets_its_job_id_but_not_the_servers_secrets(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOBYARD_ADMIN_TOKEN", "must-not-leak")
+    pkg = package(
+        client,
+        command=["sh", "-c", 'echo "$JOBYARD_JOB_ID ${{JOBYARD_ADMIN_TOKEN:-none}} $GREETING"'],
+        env={"GREETING": "hi {who}"},
+    )
+    job = launch(
+        client, package_id=pkg["id"], options={"testvars": [{"name": "who", "value": "you"}]}
+    )
+
+    wait_for(client, job["id"])
+    log = client.get(f"/api/v1/jobs/{job['id']}/log/").json()["data"]
+
+    assert log["content"] == f"{job['id']} none hi you\n"
+
+
+def test_runs_left_running_by_a_dead_server_are_ended_at_start(settings: Settings) -> None:
+    rt = open_runtime(settings)
+    migrate.upgrade(rt.db)
+    with TestClient(
+        create_app(Settings(**{**settings.__dict__, "workers": 0})), headers=AUTH
+    ) as client:
+        pkg = package(client, command=["true"])
+        job = launch(client, package_id=pkg["id"])
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process
+    claim = execution.claim_job(rt, worker=f"{socket.gethostname()}:{dead_pid}")
+    assert claim is not None
+    assert claim.job.id == int(job["id"])
+    rt.db.dispose()
+
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        done = client.get(f"/api/v1/jobs/{job['id']}/").json()["data"]
+        runs = _runs(client, job["id"])
+
+    assert done["status"] == "lost"
+    assert runs[0]["status"] == "lost"

@@ -1,0 +1,97 @@
+"""Alembic discipline: one head, migrations give exactly the models' schema, and they go both
+ways; the database itself refuses status changes outside the transition table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from jobyard.services.runtime import Runtime
+from jobyard.store import migrate, tables
+from jobyard.store.db import Database
+
+
+def test_there_is_one_head() -> None:
+    heads = ScriptDirectory.from_config(migrate.alembic_config()).get_heads()
+    assert len(heads) == 1
+
+
+def test_migrations_produce_the_models_schema(runtime: Runtime) -> None:
+    with runtime.db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, tables.metadata)
+    assert differences == []
+
+
+def test_downgrade_to_base_and_upgrade_again(runtime: Runtime) -> None:
+    migrate.downgrade(runtime.db, "base")
+    assert migrate.current_revision(runtime.db) is None
+    with runtime.db.engine.connect() as conn:
+        assert "jobs" not in sa.inspect(conn).get_table_names()
+    migrate.upgrade(runtime.db)
+    assert migrate.current_revision(runtime.db) == migrate.head_revision()
+
+
+def _insert_job(db: Database, status: str) -> int:
+    now = datetime.now(UTC)
+    with db.transaction() as conn:
+        user_id = conn.execute(
+            sa.insert(tables.users)
+            .values(login="u", role="admin", created=now)
+            .returning(tables.users.c.id)
+        ).scalar_one()
+        row = {
+            "status": status,
+            "package_name": "p",
+            "kind": "command",
+            "options": {},
+            "tags": [],
+            "context": {},
+            "argv": ["true"],
+            "env": {},
+            "interfaces": [],
+            "interface_names": [],
+            "run_at": now,
+            "user_id": user_id,
+            "created": now,
+            "updated": now,
+        }
+        return int(
+            conn.execute(
+                sa.insert(tables.jobs).values(**row).returning(tables.jobs.c.id)
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "allowed"),
+    [
+        ("pending", "running", True),
+        ("pending", "completed", False),
+        ("running", "completed", True),
+        ("completed", "running", False),
+        ("cancelled", "pending", False),
+        ("failed", "failed", True),  # not a change
+    ],
+)
+def test_the_database_enforces_the_transition_table(
+    runtime: Runtime, start: str, target: str, allowed: bool
+) -> None:
+    job_id = _insert_job(runtime.db, start)
+    update = sa.update(tables.jobs).where(tables.jobs.c.id == job_id).values(status=target)
+    if allowed:
+        with runtime.db.transaction() as conn:
+            conn.execute(update)
+    else:
+        with pytest.raises(sa.exc.DatabaseError), runtime.db.transaction() as conn:
+            conn.execute(update)
+    with runtime.db.read() as conn:
+        stored = conn.execute(
+            sa.select(tables.jobs.c.status).where(tables.jobs.c.id == job_id)
+        ).scalar_one()
+    assert stored == (target if allowed else start)
