@@ -20,7 +20,7 @@ from jobyard.store import migrate
 app = typer.Typer(help="jobyard: a self-hosted job server.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # never split a token across lines
 
 HostOpt = Annotated[str | None, typer.Option(help="Listen address [env JOBYARD_HOST, 127.0.0.1]")]
 PortOpt = Annotated[int | None, typer.Option(help="Listen port [env JOBYARD_PORT, 8080]")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.filters import FieldKind
@@ -175,6 +175,8 @@ PACKAGE_FIELDS = _fields(
         "timeout": listing.Field(FieldKind.INTEGER, func.coalesce(P.c.timeout_seconds, 0)),
         "max_attempts": listing.Field(FieldKind.INTEGER, P.c.max_attempts),
         "note": listing.Field(FieldKind.STRING, P.c.note),
+        # CDRouter's package test list: jobyard packages have none, so it is always empty.
+        "testlist": listing.Field(FieldKind.ARRAY, literal("[]")),
     },
 )
 DEVICE_FIELDS = _fields(tables.devices, {})

@@ -80,8 +80,11 @@ def _array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...]
 
 
 def _regex(column: ColumnElement[Any], op: Op, pattern: str) -> Any:
-    insensitive = op in {Op.IMATCH, Op.NOT_IMATCH}
-    matched = column.regexp_match(pattern, flags="i" if insensitive else None)
+    # An inline flag works in both Python's re (SQLite) and PostgreSQL; SQLAlchemy's `flags`
+    # argument is silently dropped on SQLite.
+    if op in {Op.IMATCH, Op.NOT_IMATCH}:
+        pattern = "(?i)" + pattern
+    matched = column.regexp_match(pattern)
     return not_(matched) if op in {Op.NOT_MATCH, Op.NOT_IMATCH} else matched
 
 
