@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,17 +20,14 @@ run: install
 	$(BIN)/jobyard serve
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
-
-bench: install
-	$(BIN)/python -m benchmarks $(if $(QUICK),--quick) $(if $(PEERS),--peers)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

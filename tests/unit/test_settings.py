@@ -1,0 +1,55 @@
+"""Settings come from JOBYARD_* variables, with flags on top; bad values are refused clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobyard.errors import ValidationFailed
+from jobyard.settings import load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8080, 2)
+    assert settings.data_dir == Path("./var")
+    assert settings.admin_token is None
+    assert settings.effective_database_url == f"sqlite:///{Path('./var/jobyard.db').resolve()}"
+
+
+def test_environment_names() -> None:
+    settings = load_settings(
+        {
+            "JOBYARD_HOST": "192.0.2.10",
+            "JOBYARD_PORT": "9000",
+            "JOBYARD_DATA_DIR": "/srv/jobyard",
+            "JOBYARD_DATABASE_URL": "postgresql://u@db/jobs",
+            "JOBYARD_WORKERS": "8",
+            "JOBYARD_ADMIN_TOKEN": "secret",
+        }
+    )
+    assert (settings.host, settings.port, settings.workers) == ("192.0.2.10", 9000, 8)
+    assert settings.data_dir == Path("/srv/jobyard")
+    assert settings.effective_database_url == "postgresql://u@db/jobs"
+    assert settings.admin_token == "secret"
+    assert settings.base_url == "http://192.0.2.10:9000"
+
+
+def test_flags_win_over_the_environment_and_unset_flags_do_not() -> None:
+    settings = load_settings({"JOBYARD_PORT": "9000"}).with_overrides(port=9100, workers=None)
+    assert settings.port == 9100
+    assert settings.workers == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("JOBYARD_PORT", "http", "JOBYARD_PORT must be an integer"),
+        ("JOBYARD_WORKERS", "-1", "JOBYARD_WORKERS must be at least 0"),
+        ("JOBYARD_CANCEL_GRACE_SECONDS", "soon", "must be a number"),
+    ],
+)
+def test_bad_values_are_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValidationFailed, match=message):
+        load_settings({name: value})
