@@ -177,6 +177,7 @@ PACKAGE_FIELDS = _fields(
         "note": listing.Field(FieldKind.STRING, P.c.note),
         # CDRouter's package test list: jobyard packages have none, so it is always empty.
         "testlist": listing.Field(FieldKind.ARRAY, literal("[]")),
+        "use_as_testlist": listing.Field(FieldKind.BOOLEAN, literal(False)),
     },
 )
 DEVICE_FIELDS = _fields(tables.devices, {})
@@ -195,4 +196,4 @@ def list_rows(
 def select_ids(conn: Connection, table: Table, request: listing.Listing, *, pg: bool) -> list[int]:
     fields = FIELDS_BY_TABLE[table.name]
     query = listing.apply(select(table.c.id), request, fields, pg=pg, tiebreak=table.c.id.asc())
-    return [row.id for row in conn.execute(query)]
+    return [row.id for row in listing.run(conn, query)]

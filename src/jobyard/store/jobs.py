@@ -164,7 +164,7 @@ def list_jobs(conn: Connection, request: listing.Listing, *, pg: bool) -> tuple[
 
 def select_job_ids(conn: Connection, request: listing.Listing, *, pg: bool) -> list[int]:
     query = listing.apply(select(J.c.id), request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
-    return [row.id for row in conn.execute(query)]
+    return [row.id for row in listing.run(conn, query)]
 
 
 def update_job(conn: Connection, job_id: int, values: Mapping[str, Any]) -> None:

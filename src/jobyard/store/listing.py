@@ -21,10 +21,12 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlalchemy.exc import DataError
 from sqlalchemy.sql import expression
 
 from jobyard.domain.filters import Combine, FieldKind, Filter, Op, SortKey, typed_value
 from jobyard.domain.paging import DEFAULT_LIMIT, PageRequest
+from jobyard.errors import ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,24 @@ def apply(
     return query.order_by(*order, tiebreak)
 
 
+def run(conn: Connection, query: Select[Any]) -> list[Any]:
+    """Execute a filtered query; a filter the database itself refuses is the client's error.
+
+    Python's `re` checks regular expressions first, but PostgreSQL's dialect is not the same
+    (named groups, for one), so the database can still refuse a pattern.
+    """
+    try:
+        with conn.begin_nested():
+            return list(conn.execute(query))
+    except DataError as exc:
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "refused"
+        raise ValidationFailed(f"invalid filter: {reason}") from None
+
+
 def fetch_page(conn: Connection, query: Select[Any], page: PageRequest) -> tuple[list[Any], int]:
     """The rows of one page and the total over all pages."""
-    total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery()))
-    count = int(total.scalar_one())
+    total = run(conn, select(func.count()).select_from(query.order_by(None).subquery()))
+    count = int(total[0][0])
     if page.limit is not None:
         query = query.limit(page.limit).offset((page.page - 1) * page.limit)
-    return list(conn.execute(query)), count
+    return run(conn, query), count

@@ -1,25 +1,90 @@
-"""`/api/v1/packages/`, `/devices/` and `/configs/`: create, list, get, edit, delete."""
+"""`/api/v1/packages/`, `/devices/` and `/configs/`: create, list, get, edit, delete.
+
+The three resources follow one pattern, so their routes come from one description each.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import identify
 from jobyard.api.native import inputs, present, schemas
+from jobyard.domain.filters import FieldKind
 from jobyard.services import catalog
 from jobyard.services.accounts import Identity
 from jobyard.services.runtime import Runtime
+from jobyard.store import listing
 from jobyard.store.catalog import CONFIG_FIELDS, DEVICE_FIELDS, NOT_FOUND_MESSAGES, PACKAGE_FIELDS
 
 router = APIRouter(prefix="/api/v1")
-KINDS = {
-    "packages": {n: f.kind for n, f in PACKAGE_FIELDS.items()},
-    "devices": {n: f.kind for n, f in DEVICE_FIELDS.items()},
-    "configs": {n: f.kind for n, f in CONFIG_FIELDS.items()},
-}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How one catalog resource maps onto its service functions and representation."""
+
+    name: str
+    schema: type[BaseModel]
+    kinds: Mapping[str, FieldKind]
+    values: Callable[[Any], dict[str, Any]]
+    present: Callable[[Any], dict[str, Any]]
+    list_: Callable[[Runtime, listing.Listing], tuple[list[Any], int]]
+    get: Callable[[Runtime, int], Any]
+    create: Callable[[Runtime, dict[str, Any], int], Any]
+    edit: Callable[[Runtime, int, dict[str, Any]], Any]
+    delete: Callable[[Runtime, int], None]
+
+
+def _plain_values(body: BaseModel) -> dict[str, Any]:
+    return body.model_dump(exclude_unset=True)
+
+
+RESOURCES = [
+    Resource(
+        name="packages",
+        schema=schemas.PackageIn,
+        kinds={n: f.kind for n, f in PACKAGE_FIELDS.items()},
+        values=inputs.package_values,
+        present=present.package,
+        list_=lambda rt, req: catalog.list_packages(rt, request=req),
+        get=lambda rt, i: catalog.get_package(rt, package_id=i),
+        create=lambda rt, v, user: catalog.create_package(rt, values=v, user_id=user),
+        edit=lambda rt, i, v: catalog.edit_package(rt, package_id=i, values=v),
+        delete=lambda rt, i: catalog.delete_package(rt, package_id=i),
+    ),
+    Resource(
+        name="devices",
+        schema=schemas.DeviceIn,
+        kinds={n: f.kind for n, f in DEVICE_FIELDS.items()},
+        values=_plain_values,
+        present=present.device,
+        list_=lambda rt, req: catalog.list_devices(rt, request=req),
+        get=lambda rt, i: catalog.get_device(rt, device_id=i),
+        create=lambda rt, v, user: catalog.create_device(rt, values=v, user_id=user),
+        edit=lambda rt, i, v: catalog.edit_device(rt, device_id=i, values=v),
+        delete=lambda rt, i: catalog.delete_device(rt, device_id=i),
+    ),
+    Resource(
+        name="configs",
+        schema=schemas.ConfigIn,
+        kinds={n: f.kind for n, f in CONFIG_FIELDS.items()},
+        values=_plain_values,
+        present=present.config,
+        list_=lambda rt, req: catalog.list_configs(rt, request=req),
+        get=lambda rt, i: catalog.get_config(rt, config_id=i),
+        create=lambda rt, v, user: catalog.create_config(rt, values=v, user_id=user),
+        edit=lambda rt, i, v: catalog.edit_config(rt, config_id=i, values=v),
+        delete=lambda rt, i: catalog.delete_config(rt, config_id=i),
+    ),
+]
 
 
 def _rt(request: Request) -> Runtime:
@@ -27,161 +92,48 @@ def _rt(request: Request) -> Runtime:
     return runtime
 
 
-def _id(text: str, resource: str) -> int:
-    return params.object_id(text, NOT_FOUND_MESSAGES[resource])
+def add_routes(resource: Resource) -> None:
+    """List, create, get, edit and delete routes for one resource."""
+    collection, item = f"/{resource.name}/", f"/{resource.name}/{{object_id}}/"
+    not_found = NOT_FOUND_MESSAGES[resource.name]
+
+    async def list_all(request: Request, who: Identity = Depends(identify)) -> Response:
+        wanted = params.listing(request.query_params, resource.kinds)
+        found, total = await run_in_threadpool(resource.list_, _rt(request), wanted)
+        return render.page([resource.present(o) for o in found], total=total, request=wanted.page)
+
+    async def create(request: Request, who: Identity = Depends(identify)) -> Response:
+        values = resource.values(await bodies.parse(request, resource.schema))
+        inputs.require_name(values)
+        created = await run_in_threadpool(resource.create, _rt(request), values, who.user_id)
+        return render.one(resource.present(created))
+
+    async def get(object_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+        target = params.object_id(object_id, not_found)
+        return render.one(
+            resource.present(await run_in_threadpool(resource.get, _rt(request), target))
+        )
+
+    async def edit(object_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+        target = params.object_id(object_id, not_found)
+        values = resource.values(await bodies.parse(request, resource.schema))
+        edited = await run_in_threadpool(resource.edit, _rt(request), target, values)
+        return render.one(resource.present(edited))
+
+    async def delete(
+        object_id: str, request: Request, who: Identity = Depends(identify)
+    ) -> Response:
+        target = params.object_id(object_id, not_found)
+        await run_in_threadpool(resource.delete, _rt(request), target)
+        return render.no_content()
+
+    singular = resource.name.rstrip("s")
+    router.add_api_route(collection, list_all, methods=["GET"], name=f"list_{resource.name}")
+    router.add_api_route(collection, create, methods=["POST"], name=f"create_{singular}")
+    router.add_api_route(item, get, methods=["GET"], name=f"get_{singular}")
+    router.add_api_route(item, edit, methods=["PATCH"], name=f"edit_{singular}")
+    router.add_api_route(item, delete, methods=["DELETE"], name=f"delete_{singular}")
 
 
-# Packages ---------------------------------------------------------------------------------
-
-
-@router.get("/packages/")
-async def list_packages(request: Request, who: Identity = Depends(identify)) -> Response:
-    listing = params.listing(request.query_params, KINDS["packages"])
-    found, total = await run_in_threadpool(
-        lambda: catalog.list_packages(_rt(request), request=listing)
-    )
-    return render.page([present.package(p) for p in found], total=total, request=listing.page)
-
-
-@router.post("/packages/")
-async def create_package(request: Request, who: Identity = Depends(identify)) -> Response:
-    values = inputs.package_values(await bodies.parse(request, schemas.PackageIn))
-    inputs.require_name(values)
-    created = await run_in_threadpool(
-        lambda: catalog.create_package(_rt(request), values=values, user_id=who.user_id)
-    )
-    return render.one(present.package(created))
-
-
-@router.get("/packages/{package_id}/")
-async def get_package(
-    package_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(package_id, "packages")
-    found = await run_in_threadpool(lambda: catalog.get_package(_rt(request), package_id=target))
-    return render.one(present.package(found))
-
-
-@router.patch("/packages/{package_id}/")
-async def edit_package(
-    package_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(package_id, "packages")
-    values = inputs.package_values(await bodies.parse(request, schemas.PackageIn))
-    found = await run_in_threadpool(
-        lambda: catalog.edit_package(_rt(request), package_id=target, values=values)
-    )
-    return render.one(present.package(found))
-
-
-@router.delete("/packages/{package_id}/")
-async def delete_package(
-    package_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(package_id, "packages")
-    await run_in_threadpool(lambda: catalog.delete_package(_rt(request), package_id=target))
-    return render.no_content()
-
-
-# Devices ----------------------------------------------------------------------------------
-
-
-@router.get("/devices/")
-async def list_devices(request: Request, who: Identity = Depends(identify)) -> Response:
-    listing = params.listing(request.query_params, KINDS["devices"])
-    found, total = await run_in_threadpool(
-        lambda: catalog.list_devices(_rt(request), request=listing)
-    )
-    return render.page([present.device(d) for d in found], total=total, request=listing.page)
-
-
-@router.post("/devices/")
-async def create_device(request: Request, who: Identity = Depends(identify)) -> Response:
-    values = (await bodies.parse(request, schemas.DeviceIn)).model_dump(exclude_unset=True)
-    inputs.require_name(values)
-    created = await run_in_threadpool(
-        lambda: catalog.create_device(_rt(request), values=values, user_id=who.user_id)
-    )
-    return render.one(present.device(created))
-
-
-@router.get("/devices/{device_id}/")
-async def get_device(
-    device_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(device_id, "devices")
-    found = await run_in_threadpool(lambda: catalog.get_device(_rt(request), device_id=target))
-    return render.one(present.device(found))
-
-
-@router.patch("/devices/{device_id}/")
-async def edit_device(
-    device_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(device_id, "devices")
-    values = (await bodies.parse(request, schemas.DeviceIn)).model_dump(exclude_unset=True)
-    found = await run_in_threadpool(
-        lambda: catalog.edit_device(_rt(request), device_id=target, values=values)
-    )
-    return render.one(present.device(found))
-
-
-@router.delete("/devices/{device_id}/")
-async def delete_device(
-    device_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(device_id, "devices")
-    await run_in_threadpool(lambda: catalog.delete_device(_rt(request), device_id=target))
-    return render.no_content()
-
-
-# Configs ----------------------------------------------------------------------------------
-
-
-@router.get("/configs/")
-async def list_configs(request: Request, who: Identity = Depends(identify)) -> Response:
-    listing = params.listing(request.query_params, KINDS["configs"])
-    found, total = await run_in_threadpool(
-        lambda: catalog.list_configs(_rt(request), request=listing)
-    )
-    return render.page([present.config(c) for c in found], total=total, request=listing.page)
-
-
-@router.post("/configs/")
-async def create_config(request: Request, who: Identity = Depends(identify)) -> Response:
-    values = (await bodies.parse(request, schemas.ConfigIn)).model_dump(exclude_unset=True)
-    inputs.require_name(values)
-    created = await run_in_threadpool(
-        lambda: catalog.create_config(_rt(request), values=values, user_id=who.user_id)
-    )
-    return render.one(present.config(created))
-
-
-@router.get("/configs/{config_id}/")
-async def get_config(
-    config_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(config_id, "configs")
-    found = await run_in_threadpool(lambda: catalog.get_config(_rt(request), config_id=target))
-    return render.one(present.config(found))
-
-
-@router.patch("/configs/{config_id}/")
-async def edit_config(
-    config_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(config_id, "configs")
-    values = (await bodies.parse(request, schemas.ConfigIn)).model_dump(exclude_unset=True)
-    found = await run_in_threadpool(
-        lambda: catalog.edit_config(_rt(request), config_id=target, values=values)
-    )
-    return render.one(present.config(found))
-
-
-@router.delete("/configs/{config_id}/")
-async def delete_config(
-    config_id: str, request: Request, who: Identity = Depends(identify)
-) -> Response:
-    target = _id(config_id, "configs")
-    await run_in_threadpool(lambda: catalog.delete_config(_rt(request), config_id=target))
-    return render.no_content()
+for _resource in RESOURCES:
+    add_routes(_resource)
