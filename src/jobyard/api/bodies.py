@@ -32,9 +32,25 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
     if not body.strip():
         return empty
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"malformed JSON body: {exc}") from None
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # also too deep, or too many digits
+        raise ValidationFailed(f"malformed JSON body: {str(exc)[:200]}") from None
+    _refuse_nul(data, "body")
+    return data
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """No stored text may hold U+0000: PostgreSQL cannot keep it and no argv can carry it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationFailed(f"{where}: NUL characters are not allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, where)
+            _refuse_nul(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{index}]")
 
 
 def describe(exc: ValidationError) -> str:

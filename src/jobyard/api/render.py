@@ -30,7 +30,7 @@ def ident(value: int | None) -> str:
 
 
 def json_response(payload: Any, status_code: int = 200, media_type: str = JSON_TYPE) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
     return Response(body, status_code=status_code, media_type=media_type)
 
 

@@ -31,6 +31,9 @@ def _check_package(values: Mapping[str, Any]) -> None:
         raise ValidationFailed("a command package needs a non-empty command", field="command")
     templates.template_variables(values["command"])  # syntax only: names resolve at launch
     templates.template_variables(list(values["env"].values()))
+    for name in values["env"]:
+        if not name or "=" in name or "\x00" in name:
+            raise ValidationFailed(f"invalid environment variable name {name!r}", field="env")
     positive, negative = values["positive_results"], values["negative_results"] or []
     if len(set(positive)) != len(positive) or len(set(negative)) != len(negative):
         raise ValidationFailed("result options must not repeat")

@@ -107,11 +107,15 @@ class WorkerPool:
         with self._lock:
             self._running[claim.job.id] = (flag, recorder)
         try:
-            result = self._execute(claim, flag, recorder)
+            try:
+                result = self._execute(claim, flag, recorder)
+            except Exception:
+                logger.exception("job %s: the worker failed while running it", claim.job.id)
+                result = RunResult(None, None, False, False, recorder.offset, False)
             status = execution.finish_claim(self.rt, claim=claim, result=result)
             logger.debug("job %s attempt %s ended %s", claim.job.id, claim.attempt, status)
         except Exception:
-            logger.exception("job %s: the worker failed while running it", claim.job.id)
+            logger.exception("job %s: its end could not be recorded", claim.job.id)
         finally:
             with self._lock:
                 self._running.pop(claim.job.id, None)

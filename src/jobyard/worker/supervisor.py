@@ -102,7 +102,7 @@ def run_process(
         raise ValueError("poll_interval must be positive")
     try:
         proc = _spawn(spec)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: an argv or env Popen cannot pass on
         return _spawn_failure(spec, exc, on_output)
     logger.debug("started pid %d: %s", proc.pid, spec.argv[0])
     supervision: _Supervision | None = None
@@ -130,14 +130,17 @@ def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
     )
 
 
-def _spawn_failure(spec: ProcessSpec, exc: OSError, on_output: OutputCallback) -> ProcessOutcome:
-    detail = exc.strerror or str(exc)
-    if exc.filename is not None and exc.filename != spec.argv[0]:
-        detail = f"{detail} ({exc.filename})"  # e.g. the cwd, not the program, is missing
+def _spawn_failure(
+    spec: ProcessSpec, exc: OSError | ValueError, on_output: OutputCallback
+) -> ProcessOutcome:
+    detail = getattr(exc, "strerror", None) or str(exc)
+    filename = getattr(exc, "filename", None)
+    if filename is not None and filename != spec.argv[0]:
+        detail = f"{detail} ({filename})"  # e.g. the cwd, not the program, is missing
     message = f"jobyard: cannot execute {spec.argv[0]}: {detail}\n"
     logger.info("cannot execute %s: %s", spec.argv[0], detail)
     on_output(Stream.STDERR, message.encode("utf-8", "backslashreplace"))
-    code = EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
+    code = EXIT_NOT_FOUND if getattr(exc, "errno", None) == errno.ENOENT else EXIT_CANNOT_EXECUTE
     return ProcessOutcome(
         pid=0,
         exit_code=code,

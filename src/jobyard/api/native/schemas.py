@@ -11,6 +11,9 @@ def optional_name() -> Any:
     return Field(default=None, min_length=1, max_length=200)
 
 
+MAX_SECONDS = 366 * 24 * 3600  # timeouts and delays: a year at most
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,10 +101,10 @@ class PackageIn(Strict):
     kind: Literal["command", "external"] | None = None
     command: list[str] | None = Field(default=None, max_length=1000)
     env: dict[str, str] | None = None
-    timeout: float | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
-    retry_delay: float | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
+    retry_delay: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+    concurrency: int | None = Field(default=None, ge=0, le=1_000_000)
     config_id: Any = None
     device_id: Any = None
     positive_results: list[str] | None = None
