@@ -58,9 +58,12 @@ def cancels_requested(rt: Runtime, *, job_ids: Sequence[int]) -> list[int]:
         return runs.running_jobs_to_cancel(conn, job_ids)
 
 
-def _next_status(rt_job_status: JobStatus, *, attempts: int, max_attempts: int) -> JobStatus:
-    retryable = rt_job_status in {JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST}
-    return JobStatus.PENDING if retryable and attempts < max_attempts else rt_job_status
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST})
+
+
+def _next_status(ended: JobStatus, *, attempts: int, max_attempts: int) -> JobStatus:
+    """How the attempt ended, or back to pending when the package allows another attempt."""
+    return JobStatus.PENDING if ended in RETRYABLE and attempts < max_attempts else ended
 
 
 def finish_claim(rt: Runtime, *, claim: Claim, result: RunResult) -> JobStatus:

@@ -54,29 +54,28 @@ class _Lookups:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._cache: dict[tuple[str, int], Any] = {}
+        self._packages: dict[int, Package] = {}
+        self._configs: dict[int, Config] = {}
+        self._devices: dict[int, Device] = {}
 
     def package(self, package_id: int) -> Package:
-        key = ("package", package_id)
-        if key not in self._cache:
-            self._cache[key] = catalog.get_package(self.conn, package_id)
-        return self._cache[key]  # type: ignore[no-any-return]
+        if package_id not in self._packages:
+            self._packages[package_id] = catalog.get_package(self.conn, package_id)
+        return self._packages[package_id]
 
     def config(self, config_id: int | None) -> Config | None:
         if config_id is None:
             return None
-        key = ("config", config_id)
-        if key not in self._cache:
-            self._cache[key] = catalog.get_config(self.conn, config_id)
-        return self._cache[key]  # type: ignore[no-any-return]
+        if config_id not in self._configs:
+            self._configs[config_id] = catalog.get_config(self.conn, config_id)
+        return self._configs[config_id]
 
     def device(self, device_id: int | None) -> Device | None:
         if device_id is None:
             return None
-        key = ("device", device_id)
-        if key not in self._cache:
-            self._cache[key] = catalog.get_device(self.conn, device_id)
-        return self._cache[key]  # type: ignore[no-any-return]
+        if device_id not in self._devices:
+            self._devices[device_id] = catalog.get_device(self.conn, device_id)
+        return self._devices[device_id]
 
 
 @dataclass(frozen=True)

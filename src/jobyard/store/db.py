@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,6 +45,9 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine: Engine = self._create_engine()
+        # SQLite has one writer at a time and its busy handler backs off by sleeping up to
+        # 100 ms; queueing this process's writers on a lock hands the database over at once.
+        self._write_lock = threading.RLock() if self.is_sqlite else None
 
     def _create_engine(self) -> Engine:
         if self.is_sqlite:
@@ -62,7 +66,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A unit of work: commit on a clean exit, roll back on any exception."""
-        with self.engine.begin() as conn:
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
             yield conn
 
     @contextmanager

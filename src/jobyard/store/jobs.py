@@ -133,11 +133,6 @@ def insert_job(conn: Connection, values: Mapping[str, Any]) -> int:
     return job_id
 
 
-def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert many jobs in one round trip per table, keeping their order."""
-    return [insert_job(conn, row) for row in rows]
-
-
 def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> None:
     conn.execute(delete(tables.job_interfaces).where(tables.job_interfaces.c.job_id == job_id))
     if names:
@@ -180,21 +175,24 @@ def transition(
     user_id: int | None,
     reason: str,
     values: Mapping[str, Any] | None = None,
-) -> None:
-    """Move a job to `new` if the table allows it from the status it has *in the database*."""
+) -> Job:
+    """Move a job to `new` if the table allows it from the status it has *in the database*;
+    return the job as it now is."""
     allowed = [s.value for s in sources_of(new)]
     result = conn.execute(
         update(J)
         .where(J.c.id == job.id, J.c.status.in_(allowed))
         .values(status=new.value, updated=at, **(values or {}))
-        .returning(J.c.status)
+        .returning(J)
     )
-    if result.first() is None:
+    row = result.first()
+    if row is None:
         current = conn.execute(select(J.c.status).where(J.c.id == job.id)).scalar_one_or_none()
         if current is None:
             raise NotFound(NO_SUCH_JOB)
         raise InvalidTransition(f"job {job.id} is {current} and cannot become {new}")
     record_event(conn, job.id, job.status, new, at=at, user_id=user_id, reason=reason)
+    return job_from_row(row)
 
 
 def record_event(

@@ -140,16 +140,18 @@ jobs = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("cancel_requested", UTCDateTime(), nullable=True),
     CheckConstraint(f"status IN ({JOB_STATUSES})", name="status"),
-    Index(
-        "ix_jobs_claimable",
-        "priority",
-        "id",
-        sqlite_where=text("status = 'pending'"),
-        postgresql_where=text("status = 'pending'"),
-    ),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_created", "created"),
     Index("ix_jobs_package_id", "package_id"),
+)
+
+# Claims walk pending jobs in claim order (highest priority, then oldest) without sorting.
+Index(
+    "ix_jobs_claimable",
+    jobs.c.priority.desc(),
+    jobs.c.id,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
 )
 
 # The interfaces a job needs, one row each, so a claim can test them in SQL.
