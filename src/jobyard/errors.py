@@ -47,3 +47,11 @@ class Forbidden(JobyardError):
 
 class PayloadTooLarge(JobyardError):
     """The request body is too large."""
+
+
+class TooManyAttempts(JobyardError):
+    """Too many failed attempts; try again later."""
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -29,6 +29,7 @@ class Settings:
     database_url: str = ""
     workers: int = DEFAULT_WORKERS
     admin_token: str | None = None
+    admin_password: str | None = None
     output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS
@@ -83,6 +84,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=env.get("JOBYARD_DATABASE_URL", "").strip(),
         workers=_int(env, "JOBYARD_WORKERS", DEFAULT_WORKERS, minimum=0),
         admin_token=env.get("JOBYARD_ADMIN_TOKEN", "").strip() or None,
+        admin_password=env.get("JOBYARD_ADMIN_PASSWORD", "") or None,
         output_cap_bytes=_int(env, "JOBYARD_OUTPUT_CAP_BYTES", DEFAULT_OUTPUT_CAP_BYTES, 1024),
         max_body_bytes=_int(env, "JOBYARD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024),
         cancel_grace_seconds=_float(

@@ -673,13 +673,18 @@ def test_wrong_token_is_401(client: TestClient, pkg: dict[str, Any]) -> None:
     cases = [
         "Bearer wrong-token",
         "Bearer ",
-        "Basic dGVzdDp0ZXN0",
         "test-admin-token",
         "Bearer test-admin-token-and-more",
         "Bearer a b",
     ]
     each(cases, check)
     assert count(client) == 0
+
+
+def test_wrong_basic_credentials_are_401(client: TestClient) -> None:
+    response = client.get(JOBS, headers={"Authorization": "Basic dGVzdDp0ZXN0"})  # test:test
+    assert problem(response, 401) == "invalid username or password"
+    assert "basic" in response.headers["WWW-Authenticate"].lower()
 
 
 def test_paths_without_a_trailing_slash_are_served(client: TestClient, pkg: dict[str, Any]) -> None:

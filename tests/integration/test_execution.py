@@ -193,9 +193,9 @@ def test_runs_left_running_by_a_dead_server_are_ended_at_start(settings: Setting
         pkg = package(client, command=["true"])
         job = launch(client, package_id=pkg["id"])
     dead_pid = 2**22 + 12345  # above the default pid_max: no such process
-    claim = execution.claim_job(rt, worker=f"{socket.gethostname()}:{dead_pid}")
-    assert claim is not None
-    assert claim.job.id == int(job["id"])
+    work = execution.claim_job(rt, worker=f"{socket.gethostname()}:{dead_pid}")
+    assert work is not None
+    assert work.claim.job.id == int(job["id"])
     rt.db.dispose()
 
     with TestClient(create_app(settings), headers=AUTH) as client:

@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import migrate, tables
-from jobyard.store.db import Database
 
 
 def test_there_is_one_head() -> None:
@@ -37,15 +37,12 @@ def test_downgrade_to_base_and_upgrade_again(runtime: Runtime) -> None:
     assert migrate.current_revision(runtime.db) == migrate.head_revision()
 
 
-def _insert_job(db: Database, status: str) -> int:
+def _insert_job(runtime: Runtime, status: str) -> int:
     now = datetime.now(UTC)
-    with db.transaction() as conn:
-        user_id = conn.execute(
-            sa.insert(tables.users)
-            .values(login="u", role="admin", created=now)
-            .returning(tables.users.c.id)
-        ).scalar_one()
+    user_id = accounts.bootstrap_admin(runtime).admin_user_id
+    with runtime.db.transaction() as conn:
         row = {
+            "tenant_id": 1,
             "status": status,
             "package_name": "p",
             "kind": "command",
@@ -82,7 +79,7 @@ def _insert_job(db: Database, status: str) -> int:
 def test_the_database_enforces_the_transition_table(
     runtime: Runtime, start: str, target: str, allowed: bool
 ) -> None:
-    job_id = _insert_job(runtime.db, start)
+    job_id = _insert_job(runtime, start)
     update = sa.update(tables.jobs).where(tables.jobs.c.id == job_id).values(status=target)
     if allowed:
         with runtime.db.transaction() as conn:

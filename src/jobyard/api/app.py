@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobyard import __version__
 from jobyard.api import errors
+from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime, open_runtime
@@ -72,7 +73,7 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (jobs, catalog, runs, system):
+    for module in (jobs, catalog, runs, system, account_routes):
         app.include_router(module.router)
     app.add_middleware(TrailingSlash)
     return app

@@ -1,26 +1,77 @@
-"""Who is calling: a bearer token in the Authorization header or a `token` parameter."""
+"""Who is calling: a bearer token, HTTP Basic (password or token), or a `token` parameter;
+and for which customer (the `Customer-Id` header)."""
 
 from __future__ import annotations
+
+import base64
+import binascii
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from jobyard.errors import Unauthenticated
+from jobyard.domain.permissions import Principal, choose_tenant
+from jobyard.errors import Unauthenticated, ValidationFailed
 from jobyard.services import accounts
-from jobyard.services.accounts import Identity
+from jobyard.services.runtime import Runtime
+
+CUSTOMER_HEADER = "customer-id"
 
 
-def token_from(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthenticated("malformed Basic credentials") from None
+    login, sep, password = decoded.partition(":")
+    if not sep:
+        raise Unauthenticated("malformed Basic credentials")
+    return login, password
+
+
+def _bearer(header: str) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query_params.get("token") or None
+    return None
 
 
-async def identify(request: Request) -> Identity:
-    """The caller's identity, or a 401 `invalid token`."""
-    token = token_from(request)
-    if token is None:
-        raise Unauthenticated()
-    return await run_in_threadpool(accounts.authenticate_token, request.app.state.rt, token)
+def customer_id(request: Request) -> int | None:
+    """The tenant a request names, if any."""
+    raw = request.headers.get(CUSTOMER_HEADER)
+    if raw is None or raw.strip() == "":
+        return None
+    if not raw.strip().isdigit():
+        raise ValidationFailed(f"invalid Customer-Id {raw!r}: expected a customer number")
+    return int(raw.strip())
+
+
+def _identify(rt: Runtime, request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    token = _bearer(header)
+    if token is not None:
+        return accounts.authenticate_token(rt, token)
+    basic = _basic_credentials(header)
+    if basic is not None:
+        return accounts.authenticate_basic(rt, *basic)
+    for name in ("token", "api-token"):
+        value = request.query_params.get(name)
+        if value:
+            return accounts.authenticate_token(rt, value)
+    raise Unauthenticated()
+
+
+def _authenticate(rt: Runtime, request: Request, requested_tenant: int | None) -> Principal:
+    principal = choose_tenant(_identify(rt, request), requested_tenant)
+    if principal.tenant_id != principal.home_tenant_id:
+        accounts.check_tenant(rt, principal.tenant_id)
+    return principal
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller: 401 without valid credentials, 403 for a customer it may not act for."""
+    requested = customer_id(request)
+    rt: Runtime = request.app.state.rt
+    return await run_in_threadpool(_authenticate, rt, request, requested)

@@ -22,6 +22,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.JobyardError], int]] = [
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
     (errors.PayloadTooLarge, 413),
+    (errors.TooManyAttempts, 429),
 ]
 
 
@@ -46,14 +47,17 @@ def problem(status: int, message: str, *, instance: str = "") -> Response:
         body["instance"] = instance
     response = json_response(body, status, media_type=PROBLEM_TYPE)
     if status == HTTPStatus.UNAUTHORIZED:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="jobyard"'
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jobyard", Basic realm="jobyard"'
     return response
 
 
 async def _jobyard_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, errors.JobyardError):  # pragma: no cover - registered for it only
         raise exc
-    return problem(status_for(exc), exc.message, instance=request.url.path)
+    response = problem(status_for(exc), exc.message, instance=request.url.path)
+    if isinstance(exc, errors.TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -1,25 +1,60 @@
-"""Who is calling: the bootstrap admin and API tokens (stored as SHA-256 hashes)."""
+"""Accounts: tenants, users with argon2 passwords, scoped API tokens, and how a request is
+authenticated (token, password, or a job's own token)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from jobyard.errors import Unauthenticated
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection
+
+from jobyard.domain.permissions import (
+    ALL_SCOPES,
+    JOB_TOKEN_SCOPES,
+    SYSTEM_TENANT_ID,
+    Principal,
+    Role,
+    Scope,
+    effective_scopes,
+    parse_role,
+    parse_scopes,
+    require,
+)
+from jobyard.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+    ValidationFailed,
+)
+from jobyard.services import audit
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import accounts
-from jobyard.store.accounts import Identity
+from jobyard.store import accounts, listing
+from jobyard.store.accounts import TokenRecord, UserRecord
 
 logger = logging.getLogger(__name__)
 
 ADMIN_LOGIN = "admin"
-ADMIN_ROLE = "admin"
+SYSTEM_TENANT_NAME = "system"
 TOKEN_BYTES = 32
-MAX_TOKEN_LENGTH = 512
+MAX_SECRET_LENGTH = 512
+MIN_PASSWORD_LENGTH = 8
+LOGIN_TOKEN_LIFETIME = timedelta(days=30)
+LOCK_AFTER_FAILURES = 5
+LOCK_SECONDS = 60
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used at most this often per token
+VERIFIED_CACHE_SECONDS = 60.0
+VERIFIED_CACHE_SIZE = 10_000
 
-__all__ = ["Bootstrap", "Identity", "authenticate_token", "bootstrap_admin", "hash_token"]
+_hasher = PasswordHasher()
 
 
 @dataclass(frozen=True)
@@ -30,40 +65,436 @@ class Bootstrap:
     new_token: str | None
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token as created: the secret is shown this once and never stored."""
+
+    record: TokenRecord
+    secret: str
+
+
 def hash_token(token: str) -> str:
     """Tokens are long random secrets, so a fast hash is enough (and lookups stay indexed)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_token() -> str:
+def new_secret() -> str:
     return "jy_" + secrets.token_urlsafe(TOKEN_BYTES)
 
 
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+class _VerifiedPasswords:
+    """Argon2 is slow on purpose; remember recent successes so that HTTP Basic clients do
+    not pay it on every request. Keyed by the stored hash, so a password change forgets."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, password_hash: str, password: str) -> bool:
+        key = (password_hash, hashlib.sha256(password.encode()).hexdigest())
+        with self._lock:
+            if self._seen.get(key, 0.0) > time.monotonic():
+                return True
+        try:
+            _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        with self._lock:
+            if len(self._seen) > VERIFIED_CACHE_SIZE:
+                self._seen.clear()
+            self._seen[key] = time.monotonic() + VERIFIED_CACHE_SECONDS
+        return True
+
+
+_verified = _VerifiedPasswords()
+
+
+# Start-up ---------------------------------------------------------------------------------
+
+
+def _ensure_system_tenant(conn: Connection, now: datetime) -> None:
+    if not accounts.tenant_exists(conn, SYSTEM_TENANT_ID):
+        accounts.insert_tenant(conn, name=SYSTEM_TENANT_NAME, at=now, tenant_id=SYSTEM_TENANT_ID)
+
+
 def bootstrap_admin(rt: Runtime) -> Bootstrap:
-    """Make sure the admin exists and holds a token; generate one only on first start."""
+    """Tenant 1 and its admin exist, with JOBYARD_ADMIN_PASSWORD / JOBYARD_ADMIN_TOKEN if set;
+    on the very first start, an admin token is generated (and returned to be shown once)."""
     now = utcnow()
-    configured = rt.settings.admin_token
+    settings = rt.settings
     with rt.db.transaction() as conn:
-        user_id = accounts.find_user_id(conn, ADMIN_LOGIN)
-        first_start = user_id is None
-        if user_id is None:
-            user_id = accounts.insert_user(conn, login=ADMIN_LOGIN, role=ADMIN_ROLE, at=now)
-        token = configured or (new_token() if first_start else None)
-        if token is not None and not accounts.token_exists(conn, hash_token(token)):
-            name = "JOBYARD_ADMIN_TOKEN" if configured else "generated at first start"
-            accounts.insert_token(
-                conn, user_id=user_id, name=name, secret_hash=hash_token(token), at=now
+        _ensure_system_tenant(conn, now)
+        admin = accounts.find_user_by_login(conn, ADMIN_LOGIN)
+        first_start = admin is None
+        if admin is None:
+            values = {"tenant_id": SYSTEM_TENANT_ID, "login": ADMIN_LOGIN, "role": "admin"}
+            user_id = accounts.insert_user(conn, values | {"created": now, "updated": now})
+        else:
+            user_id = admin.id
+        password = settings.admin_password
+        if password and not (
+            admin and admin.password_hash and _verified.check(admin.password_hash, password)
+        ):
+            accounts.update_user(
+                conn, user_id, {"password_hash": hash_password(password), "updated": now}
             )
-    generated = token if (first_start and not configured) else None
+        secret = settings.admin_token or (new_secret() if first_start else None)
+        if secret is not None and not accounts.token_exists(conn, hash_token(secret)):
+            name = "JOBYARD_ADMIN_TOKEN" if settings.admin_token else "generated at first start"
+            _store_token(conn, user_id=user_id, name=name, secret=secret, scopes=ALL_SCOPES, at=now)
+    generated = secret if first_start and not settings.admin_token else None
     return Bootstrap(admin_user_id=user_id, new_token=generated)
 
 
-def authenticate_token(rt: Runtime, token: str) -> Identity:
-    """The identity a bearer token stands for, or Unauthenticated."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
+def _store_token(
+    conn: Connection,
+    *,
+    user_id: int,
+    name: str,
+    secret: str,
+    scopes: frozenset[Scope],
+    at: datetime,
+    expires: datetime | None = None,
+    job_id: int | None = None,
+) -> int:
+    return accounts.insert_token(
+        conn,
+        {
+            "user_id": user_id,
+            "name": name,
+            "secret_hash": hash_token(secret),
+            "scopes": sorted(s.value for s in scopes),
+            "job_id": job_id,
+            "created": at,
+            "expires": expires,
+        },
+    )
+
+
+# Authentication ---------------------------------------------------------------------------
+
+
+def _principal(user: UserRecord, token: TokenRecord | None) -> Principal:
+    role = Role(user.role)
+    token_scopes = None if token is None else parse_scopes(token.scopes)
+    return Principal(
+        user_id=user.id,
+        login=user.login,
+        role=role,
+        home_tenant_id=user.tenant_id,
+        tenant_id=user.tenant_id,
+        scopes=effective_scopes(role, token_scopes),
+        token_id=None if token is None else token.id,
+        job_id=None if token is None else token.job_id,
+    )
+
+
+def authenticate_token(rt: Runtime, token: str) -> Principal:
+    """The principal a token stands for, or Unauthenticated (revoked and expired included)."""
+    if not token or len(token) > MAX_SECRET_LENGTH:
         raise Unauthenticated()
+    now = utcnow()
     with rt.db.read() as conn:
-        identity = accounts.identity_for_token(conn, hash_token(token))
-    if identity is None:
+        found = accounts.token_by_hash(conn, hash_token(token))
+    if found is None:
         raise Unauthenticated()
-    return identity
+    record, user = found
+    if record.revoked is not None or (record.expires is not None and record.expires <= now):
+        raise Unauthenticated()
+    if record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION:
+        with rt.db.transaction() as conn:
+            accounts.touch_token(conn, record.id, now)
+    return _principal(user, record)
+
+
+def _locked_for(user: UserRecord, now: datetime) -> float:
+    if user.locked_until is None or user.locked_until <= now:
+        return 0.0
+    return (user.locked_until - now).total_seconds()
+
+
+def authenticate_password(rt: Runtime, login: str, password: str) -> Principal:
+    """Check a login and password; repeated failures lock the login for a while."""
+    now = utcnow()
+    with rt.db.read() as conn:
+        user = accounts.find_user_by_login(conn, login)
+    if user is None or not user.password_hash or len(password) > MAX_SECRET_LENGTH:
+        raise Unauthenticated("invalid username or password")
+    wait = _locked_for(user, now)
+    if wait:
+        raise TooManyAttempts(
+            f"too many failed logins for {login!r}; try again in {int(wait) + 1} s",
+            retry_after=int(wait) + 1,
+        )
+    if not _verified.check(user.password_hash, password):
+        _count_failure(rt, user, now)
+        raise Unauthenticated("invalid username or password")
+    if user.failed_logins:
+        with rt.db.transaction() as conn:
+            accounts.update_user(conn, user.id, {"failed_logins": 0, "locked_until": None})
+    return _principal(user, None)
+
+
+def _count_failure(rt: Runtime, user: UserRecord, now: datetime) -> None:
+    failures = user.failed_logins + 1
+    values: dict[str, object] = {"failed_logins": failures}
+    if failures >= LOCK_AFTER_FAILURES:
+        values |= {"failed_logins": 0, "locked_until": now + timedelta(seconds=LOCK_SECONDS)}
+        logger.warning("login %r locked for %d s after repeated failures", user.login, LOCK_SECONDS)
+    with rt.db.transaction() as conn:
+        accounts.update_user(conn, user.id, values)
+
+
+def authenticate_basic(rt: Runtime, login: str, password: str) -> Principal:
+    """HTTP Basic: a login and its password, or a token as the password (login optional)."""
+    if password and len(password) <= MAX_SECRET_LENGTH:
+        with rt.db.read() as conn:
+            found = accounts.token_by_hash(conn, hash_token(password))
+        if found is not None and login in {"", found[1].login}:
+            return authenticate_token(rt, password)
+    if not login:
+        raise Unauthenticated("invalid username or password")
+    return authenticate_password(rt, login, password)
+
+
+def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, IssuedToken]:
+    """CDRouter's `/authenticate`: a password login that hands back a new API token."""
+    principal = authenticate_password(rt, login, password)
+    now = utcnow()
+    secret = new_secret()
+    with rt.db.transaction() as conn:
+        token_id = _store_token(
+            conn,
+            user_id=principal.user_id,
+            name=f"login {now:%Y-%m-%d %H:%M}",
+            secret=secret,
+            scopes=effective_scopes(principal.role, None),
+            at=now,
+            expires=now + LOGIN_TOKEN_LIFETIME,
+        )
+        audit.record(conn, principal, "token.create", "token", [token_id], detail={"via": "login"})
+        record = accounts.get_token(conn, token_id, tenant_id=None)
+    return principal, IssuedToken(record, secret)
+
+
+# Job tokens -------------------------------------------------------------------------------
+
+
+def issue_job_token(
+    conn: Connection, *, job_id: int, user_id: int, at: datetime, lifetime: timedelta | None
+) -> str:
+    """A token for one run of a job: it may read that job and report on it, nothing else,
+    and it is revoked when the run ends (`expires` is a backstop for a lost worker)."""
+    secret = new_secret()
+    _store_token(
+        conn,
+        user_id=user_id,
+        name=f"job {job_id}",
+        secret=secret,
+        scopes=JOB_TOKEN_SCOPES,
+        at=at,
+        expires=None if lifetime is None else at + lifetime,
+        job_id=job_id,
+    )
+    return secret
+
+
+def revoke_job_tokens(conn: Connection, *, job_id: int, at: datetime) -> None:
+    accounts.revoke_job_tokens(conn, job_id, at)
+
+
+# Users ------------------------------------------------------------------------------------
+
+
+def _target_user(conn: Connection, actor: Principal, user_id: int) -> UserRecord:
+    return accounts.get_user(conn, user_id, tenant_id=actor.tenant_id)
+
+
+def create_user(
+    rt: Runtime, *, actor: Principal, login: str, role: str, password: str | None
+) -> UserRecord:
+    require(actor, Scope.ADMIN)
+    parse_role(role)
+    now = utcnow()
+    values = {
+        "tenant_id": actor.tenant_id,
+        "login": login,
+        "role": role,
+        "password_hash": hash_password(password) if password else None,
+        "created": now,
+        "updated": now,
+    }
+    with rt.db.transaction() as conn:
+        if not accounts.tenant_exists(conn, actor.tenant_id):
+            raise ValidationFailed(f"no such customer {actor.tenant_id}")
+        user_id = accounts.insert_user(conn, values)
+        audit.record(
+            conn, actor, "user.create", "user", [user_id], detail={"login": login, "role": role}
+        )
+        return accounts.get_user(conn, user_id, tenant_id=None)
+
+
+def list_users(
+    rt: Runtime, *, actor: Principal, request: listing.Listing
+) -> tuple[list[UserRecord], int]:
+    require(actor, Scope.ADMIN)
+    with rt.db.read() as conn:
+        return accounts.list_users(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
+
+
+def get_user(rt: Runtime, *, actor: Principal, user_id: int) -> UserRecord:
+    """Anyone may read their own user; admins any of their tenant's."""
+    if user_id != actor.user_id:
+        require(actor, Scope.ADMIN)
+    with rt.db.read() as conn:
+        return _target_user(conn, actor, user_id)
+
+
+def edit_user(
+    rt: Runtime,
+    *,
+    actor: Principal,
+    user_id: int,
+    role: str | None = None,
+    password: str | None = None,
+    current_password: str | None = None,
+) -> UserRecord:
+    """Admins change roles and passwords; a user may change their own password by giving the
+    current one."""
+    own = user_id == actor.user_id and actor.job_id is None
+    if not own or role is not None:
+        require(actor, Scope.ADMIN)
+    now = utcnow()
+    with rt.db.transaction() as conn:
+        user = _target_user(conn, actor, user_id)
+        values: dict[str, object] = {"updated": now}
+        if role is not None:
+            parse_role(role)
+            if user.login == ADMIN_LOGIN and user.tenant_id == SYSTEM_TENANT_ID and role != "admin":
+                raise Conflict("the system admin keeps the admin role")
+            values["role"] = role
+        if password is not None:
+            if own and Scope.ADMIN not in actor.scopes:
+                _check_current(user, current_password)
+            values |= {
+                "password_hash": hash_password(password),
+                "failed_logins": 0,
+                "locked_until": None,
+            }
+        accounts.update_user(conn, user_id, values)
+        changed = sorted(k for k in values if k != "updated")
+        audit.record(conn, actor, "user.edit", "user", [user_id], detail={"changed": changed})
+        return accounts.get_user(conn, user_id, tenant_id=None)
+
+
+def _check_current(user: UserRecord, current_password: str | None) -> None:
+    if not current_password or not user.password_hash:
+        raise ValidationFailed("current_password is required to change your own password")
+    if not _verified.check(user.password_hash, current_password):
+        raise Forbidden("the current password is wrong")
+
+
+def delete_user(rt: Runtime, *, actor: Principal, user_id: int) -> None:
+    require(actor, Scope.ADMIN)
+    if user_id == actor.user_id:
+        raise Conflict("you cannot delete yourself")
+    with rt.db.transaction() as conn:
+        user = _target_user(conn, actor, user_id)
+        if accounts.user_has_objects(conn, user_id):
+            raise Conflict(f"user {user.login!r} owns jobs or packages; change their role instead")
+        accounts.delete_user(conn, user_id)
+        audit.record(conn, actor, "user.delete", "user", [user_id], detail={"login": user.login})
+
+
+# Tokens -----------------------------------------------------------------------------------
+
+
+def create_token(
+    rt: Runtime,
+    *,
+    actor: Principal,
+    name: str,
+    scopes: list[str],
+    expires: datetime | None,
+    user_id: int | None = None,
+) -> IssuedToken:
+    """A new token for the actor (or, for an admin, another user of the tenant); its scopes
+    may not exceed what its user's role allows."""
+    if user_id not in {None, actor.user_id}:
+        require(actor, Scope.ADMIN)
+    wanted = parse_scopes(scopes)
+    now = utcnow()
+    if expires is not None and expires <= now:
+        raise ValidationFailed("expires must be in the future")
+    secret = new_secret()
+    with rt.db.transaction() as conn:
+        owner = _target_user(conn, actor, user_id or actor.user_id)
+        allowed = effective_scopes(Role(owner.role), None)
+        if owner.id == actor.user_id:
+            allowed &= actor.scopes
+        beyond = wanted - allowed
+        if beyond:
+            names = ", ".join(sorted(s.value for s in beyond))
+            raise Forbidden(f"a token of {owner.login!r} cannot have scope {names}")
+        token_id = _store_token(
+            conn, user_id=owner.id, name=name, secret=secret, scopes=wanted, at=now, expires=expires
+        )
+        audit.record(conn, actor, "token.create", "token", [token_id], detail={"name": name})
+        return IssuedToken(accounts.get_token(conn, token_id, tenant_id=None), secret)
+
+
+def list_tokens(
+    rt: Runtime, *, actor: Principal, request: listing.Listing
+) -> tuple[list[TokenRecord], int]:
+    """Admins see the tenant's tokens; everyone else their own."""
+    require(actor, Scope.JOBS_READ)
+    only = None if Scope.ADMIN in actor.scopes else actor.user_id
+    with rt.db.read() as conn:
+        return accounts.list_tokens(
+            conn, request, tenant_id=actor.tenant_id, user_id=only, pg=rt.pg
+        )
+
+
+def revoke_token(rt: Runtime, *, actor: Principal, token_id: int) -> None:
+    """Revoking takes effect on the token's next request."""
+    require(actor, Scope.JOBS_READ)
+    with rt.db.transaction() as conn:
+        token = accounts.get_token(conn, token_id, tenant_id=actor.tenant_id)
+        if token.user_id != actor.user_id:
+            require(actor, Scope.ADMIN)
+        if token.revoked is not None or token.job_id is not None:
+            raise NotFound("no such token")
+        accounts.revoke_token(conn, token_id, utcnow())
+        audit.record(conn, actor, "token.revoke", "token", [token_id], detail={"name": token.name})
+
+
+# Tenants ----------------------------------------------------------------------------------
+
+
+def create_tenant(rt: Runtime, *, actor: Principal, name: str) -> int:
+    if not actor.is_system_admin:
+        raise Forbidden("only an admin of the system tenant may create customers")
+    with rt.db.transaction() as conn:
+        tenant_id = accounts.insert_tenant(conn, name=name, at=utcnow())
+        audit.record(conn, actor, "tenant.create", "tenant", [tenant_id], detail={"name": name})
+        return tenant_id
+
+
+def list_tenants(rt: Runtime, *, actor: Principal) -> list[tuple[int, str]]:
+    if not actor.is_system_admin:
+        raise Forbidden("only an admin of the system tenant may list customers")
+    with rt.db.read() as conn:
+        return [(row.id, row.name) for row in accounts.list_tenants(conn)]
+
+
+def check_tenant(rt: Runtime, tenant_id: int) -> None:
+    """A customer id named in a request must exist."""
+    with rt.db.read() as conn:
+        if not accounts.tenant_exists(conn, tenant_id):
+            raise NotFound(f"no such customer {tenant_id}")

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from jobyard.domain import templates
 from jobyard.domain.models import Config, Device, Package, PackageKind
+from jobyard.domain.permissions import Principal, Scope, require
 from jobyard.errors import Conflict, ValidationFailed
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, listing, tables
@@ -18,11 +19,11 @@ DEVICE_IN_USE = "the device is used by a package; change the package first"
 CONFIG_IN_USE = "the config is used by a package; change the package first"
 
 
-def _check_references(conn: Connection, values: Mapping[str, Any]) -> None:
+def _check_references(conn: Connection, values: Mapping[str, Any], tenant_id: int) -> None:
     if values.get("config_id") is not None:
-        catalog.get_config(conn, values["config_id"])
+        catalog.get_config(conn, values["config_id"], tenant_id=tenant_id)
     if values.get("device_id") is not None:
-        catalog.get_device(conn, values["device_id"])
+        catalog.get_device(conn, values["device_id"], tenant_id=tenant_id)
 
 
 def _check_package(values: Mapping[str, Any]) -> None:
@@ -81,74 +82,125 @@ def _package_row(package: Package) -> dict[str, Any]:
     }
 
 
-def create_package(rt: Runtime, *, values: Mapping[str, Any], user_id: int) -> Package:
-    row = PACKAGE_DEFAULTS | dict(values)
-    _check_package(row)
+def _new_row(
+    actor: Principal, defaults: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
     now = utcnow()
+    owner = {"tenant_id": actor.tenant_id, "user_id": actor.user_id, "created": now, "updated": now}
+    return dict(defaults) | dict(values) | owner
+
+
+# Packages: only admins (packages:write) define what runs ----------------------------------
+
+
+def create_package(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Package:
+    require(actor, Scope.PACKAGES_WRITE)
+    row = _new_row(actor, PACKAGE_DEFAULTS, values)
+    _check_package(row)
     with rt.db.transaction() as conn:
-        _check_references(conn, row)
-        row |= {"user_id": user_id, "created": now, "updated": now}
+        _check_references(conn, row, actor.tenant_id)
         package_id = catalog.insert_row(conn, tables.packages, row)
-        return catalog.get_package(conn, package_id)
+        return catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
 
 
-def edit_package(rt: Runtime, *, package_id: int, values: Mapping[str, Any]) -> Package:
+def edit_package(
+    rt: Runtime, *, actor: Principal, package_id: int, values: Mapping[str, Any]
+) -> Package:
+    require(actor, Scope.PACKAGES_WRITE)
     with rt.db.transaction() as conn:
-        current = catalog.get_package(conn, package_id)
-        row = _package_row(current) | dict(values)
-        _check_package(row)
-        _check_references(conn, values)
-        catalog.update_row(conn, tables.packages, package_id, dict(values) | {"updated": utcnow()})
-        return catalog.get_package(conn, package_id)
+        current = catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
+        _check_package(_package_row(current) | dict(values))
+        _check_references(conn, values, actor.tenant_id)
+        catalog.update_row(
+            conn,
+            tables.packages,
+            package_id,
+            dict(values) | {"updated": utcnow()},
+            tenant_id=actor.tenant_id,
+        )
+        return catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
 
 
-def delete_package(rt: Runtime, *, package_id: int) -> None:
+def delete_package(rt: Runtime, *, actor: Principal, package_id: int) -> None:
+    require(actor, Scope.PACKAGES_WRITE)
     with rt.db.transaction() as conn:
-        catalog.get_package(conn, package_id)
+        catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
         if job_store.count_active_for_package(conn, package_id):
             raise Conflict("the package has pending or running jobs; cancel them first")
-        catalog.delete_row(conn, tables.packages, package_id, "the package is in use")
+        catalog.delete_row(
+            conn, tables.packages, package_id, "the package is in use", tenant_id=actor.tenant_id
+        )
 
 
-def get_package(rt: Runtime, *, package_id: int) -> Package:
+def get_package(rt: Runtime, *, actor: Principal, package_id: int) -> Package:
+    require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
-        return catalog.get_package(conn, package_id)
+        return catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
 
 
-def list_packages(rt: Runtime, *, request: listing.Listing) -> tuple[list[Package], int]:
+def list_packages(
+    rt: Runtime, *, actor: Principal, request: listing.Listing
+) -> tuple[list[Package], int]:
+    require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
-        rows, total = catalog.list_rows(conn, tables.packages, request, pg=rt.pg)
+        rows, total = catalog.list_rows(
+            conn, tables.packages, request, tenant_id=actor.tenant_id, pg=rt.pg
+        )
         return [catalog.package_from_row(r) for r in rows], total
 
 
-def create_device(rt: Runtime, *, values: Mapping[str, Any], user_id: int) -> Device:
-    now = utcnow()
-    row = {"description": "", "attributes": {}} | dict(values)
+# Devices ----------------------------------------------------------------------------------
+
+
+def create_device(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Device:
+    require(actor, Scope.PACKAGES_WRITE)
+    row = _new_row(actor, {"description": "", "attributes": {}}, values)
     with rt.db.transaction() as conn:
-        row |= {"user_id": user_id, "created": now, "updated": now}
-        return catalog.get_device(conn, catalog.insert_row(conn, tables.devices, row))
+        device_id = catalog.insert_row(conn, tables.devices, row)
+        return catalog.get_device(conn, device_id, tenant_id=actor.tenant_id)
 
 
-def edit_device(rt: Runtime, *, device_id: int, values: Mapping[str, Any]) -> Device:
+def edit_device(
+    rt: Runtime, *, actor: Principal, device_id: int, values: Mapping[str, Any]
+) -> Device:
+    require(actor, Scope.PACKAGES_WRITE)
     with rt.db.transaction() as conn:
-        catalog.update_row(conn, tables.devices, device_id, dict(values) | {"updated": utcnow()})
-        return catalog.get_device(conn, device_id)
+        catalog.update_row(
+            conn,
+            tables.devices,
+            device_id,
+            dict(values) | {"updated": utcnow()},
+            tenant_id=actor.tenant_id,
+        )
+        return catalog.get_device(conn, device_id, tenant_id=actor.tenant_id)
 
 
-def delete_device(rt: Runtime, *, device_id: int) -> None:
+def delete_device(rt: Runtime, *, actor: Principal, device_id: int) -> None:
+    require(actor, Scope.PACKAGES_WRITE)
     with rt.db.transaction() as conn:
-        catalog.delete_row(conn, tables.devices, device_id, DEVICE_IN_USE)
+        catalog.delete_row(
+            conn, tables.devices, device_id, DEVICE_IN_USE, tenant_id=actor.tenant_id
+        )
 
 
-def get_device(rt: Runtime, *, device_id: int) -> Device:
+def get_device(rt: Runtime, *, actor: Principal, device_id: int) -> Device:
+    require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
-        return catalog.get_device(conn, device_id)
+        return catalog.get_device(conn, device_id, tenant_id=actor.tenant_id)
 
 
-def list_devices(rt: Runtime, *, request: listing.Listing) -> tuple[list[Device], int]:
+def list_devices(
+    rt: Runtime, *, actor: Principal, request: listing.Listing
+) -> tuple[list[Device], int]:
+    require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
-        rows, total = catalog.list_rows(conn, tables.devices, request, pg=rt.pg)
+        rows, total = catalog.list_rows(
+            conn, tables.devices, request, tenant_id=actor.tenant_id, pg=rt.pg
+        )
         return [catalog.device_from_row(r) for r in rows], total
+
+
+# Configs ----------------------------------------------------------------------------------
 
 
 def _check_config(values: Mapping[str, Any]) -> None:
@@ -158,33 +210,51 @@ def _check_config(values: Mapping[str, Any]) -> None:
         raise ValidationFailed("a config lists the same interface twice", field="interfaces")
 
 
-def create_config(rt: Runtime, *, values: Mapping[str, Any], user_id: int) -> Config:
-    now = utcnow()
-    row = {"description": "", "testvars": {}, "interfaces": []} | dict(values)
+def create_config(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Config:
+    require(actor, Scope.PACKAGES_WRITE)
+    row = _new_row(actor, {"description": "", "testvars": {}, "interfaces": []}, values)
     _check_config(row)
     with rt.db.transaction() as conn:
-        row |= {"user_id": user_id, "created": now, "updated": now}
-        return catalog.get_config(conn, catalog.insert_row(conn, tables.configs, row))
+        config_id = catalog.insert_row(conn, tables.configs, row)
+        return catalog.get_config(conn, config_id, tenant_id=actor.tenant_id)
 
 
-def edit_config(rt: Runtime, *, config_id: int, values: Mapping[str, Any]) -> Config:
+def edit_config(
+    rt: Runtime, *, actor: Principal, config_id: int, values: Mapping[str, Any]
+) -> Config:
+    require(actor, Scope.PACKAGES_WRITE)
     _check_config(values)
     with rt.db.transaction() as conn:
-        catalog.update_row(conn, tables.configs, config_id, dict(values) | {"updated": utcnow()})
-        return catalog.get_config(conn, config_id)
+        catalog.update_row(
+            conn,
+            tables.configs,
+            config_id,
+            dict(values) | {"updated": utcnow()},
+            tenant_id=actor.tenant_id,
+        )
+        return catalog.get_config(conn, config_id, tenant_id=actor.tenant_id)
 
 
-def delete_config(rt: Runtime, *, config_id: int) -> None:
+def delete_config(rt: Runtime, *, actor: Principal, config_id: int) -> None:
+    require(actor, Scope.PACKAGES_WRITE)
     with rt.db.transaction() as conn:
-        catalog.delete_row(conn, tables.configs, config_id, CONFIG_IN_USE)
+        catalog.delete_row(
+            conn, tables.configs, config_id, CONFIG_IN_USE, tenant_id=actor.tenant_id
+        )
 
 
-def get_config(rt: Runtime, *, config_id: int) -> Config:
+def get_config(rt: Runtime, *, actor: Principal, config_id: int) -> Config:
+    require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
-        return catalog.get_config(conn, config_id)
+        return catalog.get_config(conn, config_id, tenant_id=actor.tenant_id)
 
 
-def list_configs(rt: Runtime, *, request: listing.Listing) -> tuple[list[Config], int]:
+def list_configs(
+    rt: Runtime, *, actor: Principal, request: listing.Listing
+) -> tuple[list[Config], int]:
+    require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
-        rows, total = catalog.list_rows(conn, tables.configs, request, pg=rt.pg)
+        rows, total = catalog.list_rows(
+            conn, tables.configs, request, tenant_id=actor.tenant_id, pg=rt.pg
+        )
         return [catalog.config_from_row(r) for r in rows], total

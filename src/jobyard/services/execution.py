@@ -14,12 +14,15 @@ from sqlalchemy import Connection
 from jobyard.domain.models import Package
 from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 from jobyard.errors import NotFound
+from jobyard.services import accounts
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, runs
 from jobyard.store import jobs as job_store
 from jobyard.store.runs import Claim
 
 logger = logging.getLogger(__name__)
+
+JOB_TOKEN_MARGIN = timedelta(minutes=5)  # a job token outlives its run's timeout by this much
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,27 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_job(rt: Runtime, *, worker: str) -> Claim | None:
+@dataclass(frozen=True)
+class Work:
+    """A claimed job, and the token its process reports on itself with."""
+
+    claim: Claim
+    token: str
+
+
+def claim_job(rt: Runtime, *, worker: str) -> Work | None:
+    """Take the next runnable job and give its run a job token, in one transaction."""
+    now = utcnow()
     with rt.db.transaction() as conn:
-        return runs.claim_next(conn, now=utcnow(), worker=worker, pg=rt.pg)
+        claim = runs.claim_next(conn, now=now, worker=worker, pg=rt.pg)
+        if claim is None:
+            return None
+        timeout = claim.job.timeout_seconds
+        lifetime = None if timeout is None else timedelta(seconds=timeout) + JOB_TOKEN_MARGIN
+        token = accounts.issue_job_token(
+            conn, job_id=claim.job.id, user_id=claim.job.user_id, at=now, lifetime=lifetime
+        )
+    return Work(claim=claim, token=token)
 
 
 def record_process(rt: Runtime, *, run_id: int, pid: int) -> None:
@@ -94,6 +115,7 @@ def _finish(
             logger.warning("run %s of job %s was already ended elsewhere", claim.run_id, job.id)
             return job.status
         runs.release_interfaces(conn, job.id)
+        accounts.revoke_job_tokens(conn, job_id=job.id, at=now)
         package = _package_or_none(conn, job.package_id)
         max_attempts = package.max_attempts if package else 1
         new = _next_status(job_status, attempts=job.attempts, max_attempts=max_attempts)
@@ -126,7 +148,7 @@ def _package_or_none(conn: Connection, package_id: int) -> Package | None:
     if not package_id:
         return None
     try:
-        return catalog.get_package(conn, package_id)
+        return catalog.get_package(conn, package_id, tenant_id=None)
     except NotFound:
         return None
 

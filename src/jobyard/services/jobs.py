@@ -13,8 +13,10 @@ from sqlalchemy import Connection
 from jobyard.domain import launching
 from jobyard.domain.models import Config, Device, Interface, Job, JobEvent, JobOptions, Package
 from jobyard.domain.paging import PageRequest
+from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import Conflict, ValidationFailed
+from jobyard.services import audit
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, listing, tables
 from jobyard.store import jobs as job_store
@@ -52,29 +54,36 @@ class JobEdit:
 class _Lookups:
     """Packages, configs and devices read once per transaction, for bulk launches."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, tenant_id: int) -> None:
         self.conn = conn
+        self.tenant_id = tenant_id
         self._packages: dict[int, Package] = {}
         self._configs: dict[int, Config] = {}
         self._devices: dict[int, Device] = {}
 
     def package(self, package_id: int) -> Package:
         if package_id not in self._packages:
-            self._packages[package_id] = catalog.get_package(self.conn, package_id)
+            self._packages[package_id] = catalog.get_package(
+                self.conn, package_id, tenant_id=self.tenant_id
+            )
         return self._packages[package_id]
 
     def config(self, config_id: int | None) -> Config | None:
         if config_id is None:
             return None
         if config_id not in self._configs:
-            self._configs[config_id] = catalog.get_config(self.conn, config_id)
+            self._configs[config_id] = catalog.get_config(
+                self.conn, config_id, tenant_id=self.tenant_id
+            )
         return self._configs[config_id]
 
     def device(self, device_id: int | None) -> Device | None:
         if device_id is None:
             return None
         if device_id not in self._devices:
-            self._devices[device_id] = catalog.get_device(self.conn, device_id)
+            self._devices[device_id] = catalog.get_device(
+                self.conn, device_id, tenant_id=self.tenant_id
+            )
         return self._devices[device_id]
 
 
@@ -115,10 +124,11 @@ def _resolve(lookups: _Lookups, request: LaunchRequest) -> _Resolved:
 
 
 def _job_row(
-    request: LaunchRequest, resolved: _Resolved, *, now: datetime, user_id: int
+    request: LaunchRequest, resolved: _Resolved, *, now: datetime, actor: Principal
 ) -> dict[str, Any]:
     interfaces = resolved.plan.interfaces
     return {
+        "tenant_id": actor.tenant_id,
         "status": JobStatus.PENDING.value,
         "package_id": resolved.package.id,
         "package_name": resolved.package.name,
@@ -137,7 +147,7 @@ def _job_row(
         "interface_names": [i.value for i in interfaces],
         "priority": request.priority,
         "run_at": request.run_at or now,
-        "user_id": user_id,
+        "user_id": actor.user_id,
         "automatic": False,
         "created": now,
         "updated": now,
@@ -145,67 +155,90 @@ def _job_row(
 
 
 def _insert_launches(
-    conn: Connection, requests: Sequence[LaunchRequest], *, user_id: int
+    conn: Connection, requests: Sequence[LaunchRequest], *, actor: Principal
 ) -> list[int]:
-    lookups = _Lookups(conn)
+    lookups = _Lookups(conn, actor.tenant_id)
     now = utcnow()
     ids = []
     for request in requests:
-        row = _job_row(request, _resolve(lookups, request), now=now, user_id=user_id)
+        row = _job_row(request, _resolve(lookups, request), now=now, actor=actor)
         job_id = job_store.insert_job(conn, row)
         job_store.record_event(
-            conn, job_id, None, JobStatus.PENDING, at=now, user_id=user_id, reason="launched"
+            conn, job_id, None, JobStatus.PENDING, at=now, user_id=actor.user_id, reason="launched"
         )
         ids.append(job_id)
+    _audit_many(conn, actor, "launch", ids)
     return ids
 
 
-def launch_jobs(rt: Runtime, *, requests: Sequence[LaunchRequest], user_id: int) -> list[Job]:
+def _audit_many(conn: Connection, actor: Principal, verb: str, ids: Sequence[int]) -> None:
+    """One event per job for a single action; one event listing them for a bulk one."""
+    if len(ids) == 1:
+        audit.record(conn, actor, f"job.{verb}", "job", ids)
+    elif ids:
+        audit.record(conn, actor, f"job.bulk_{verb}", "job", [None], detail={"ids": list(ids)})
+
+
+def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchRequest]) -> list[Job]:
     """Launch all of them or none: one bad request refuses the whole batch."""
+    require(actor, Scope.JOBS_WRITE)
     if len(requests) > MAX_BULK_LAUNCH:
         raise ValidationFailed(f"at most {MAX_BULK_LAUNCH} jobs may be launched at once")
     with rt.db.transaction() as conn:
-        ids = _insert_launches(conn, requests, user_id=user_id)
+        ids = _insert_launches(conn, requests, actor=actor)
         jobs = job_store.get_jobs(conn, ids)
     rt.wakeup.notify()
     return jobs
 
 
-def launch_job(rt: Runtime, *, request: LaunchRequest, user_id: int) -> Job:
-    return launch_jobs(rt, requests=[request], user_id=user_id)[0]
+def launch_job(rt: Runtime, *, actor: Principal, request: LaunchRequest) -> Job:
+    return launch_jobs(rt, actor=actor, requests=[request])[0]
 
 
 def launch_for_packages(
-    rt: Runtime, *, selection: listing.Listing | None, template: LaunchRequest, user_id: int
+    rt: Runtime,
+    *,
+    actor: Principal,
+    selection: listing.Listing | None,
+    template: LaunchRequest,
 ) -> list[Job]:
     """One job per package the selection matches (None = every package), from a template."""
+    require(actor, Scope.JOBS_WRITE)
     with rt.db.read() as conn:
         request = selection or listing.Listing(page=PageRequest(page=1, limit=None))
-        package_ids = catalog.select_ids(conn, tables.packages, request, pg=rt.pg)
+        package_ids = catalog.select_ids(
+            conn, tables.packages, request, tenant_id=actor.tenant_id, pg=rt.pg
+        )
     requests = [replace(template, package_id=pid) for pid in package_ids]
-    return launch_jobs(rt, requests=requests, user_id=user_id)
+    return launch_jobs(rt, actor=actor, requests=requests)
 
 
-def job_interfaces(rt: Runtime, *, request: LaunchRequest) -> tuple[Interface, ...]:
+def job_interfaces(
+    rt: Runtime, *, actor: Principal, request: LaunchRequest
+) -> tuple[Interface, ...]:
     """The interfaces a launch would use, without launching anything."""
+    require(actor, Scope.JOBS_READ)
     with rt.db.read() as conn:
-        return _resolve(_Lookups(conn), request).plan.interfaces
+        return _resolve(_Lookups(conn, actor.tenant_id), request).plan.interfaces
 
 
-def get_job(rt: Runtime, *, job_id: int) -> Job:
+def get_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
+    require_on_job(actor, Scope.JOBS_READ, job_id)
     with rt.db.read() as conn:
-        return job_store.get_job(conn, job_id)
+        return job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
 
 
-def list_jobs(rt: Runtime, *, request: listing.Listing) -> tuple[list[Job], int]:
+def list_jobs(rt: Runtime, *, actor: Principal, request: listing.Listing) -> tuple[list[Job], int]:
+    require(actor, Scope.JOBS_READ)
     with rt.db.read() as conn:
-        return job_store.list_jobs(conn, request, pg=rt.pg)
+        return job_store.list_jobs(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
 
 
-def edit_job(rt: Runtime, *, job_id: int, edit: JobEdit) -> Job:
+def edit_job(rt: Runtime, *, actor: Principal, job_id: int, edit: JobEdit) -> Job:
     """Change what a pending job will run; its argv and interfaces are planned again."""
+    require(actor, Scope.JOBS_WRITE)
     with rt.db.transaction() as conn:
-        job = job_store.get_job(conn, job_id)
+        job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
         if job.status is not JobStatus.PENDING:
             raise Conflict(f"job {job_id} is {job.status}; only a pending job can be edited")
         request = LaunchRequest(
@@ -217,21 +250,24 @@ def edit_job(rt: Runtime, *, job_id: int, edit: JobEdit) -> Job:
             context=job.context,
             priority=job.priority if edit.priority is None else edit.priority,
         )
-        row = _job_row(request, _resolve(_Lookups(conn), request), now=utcnow(), user_id=0)
-        for key in ("created", "user_id", "status", "automatic"):
+        resolved = _resolve(_Lookups(conn, actor.tenant_id), request)
+        row = _job_row(request, resolved, now=utcnow(), actor=actor)
+        for key in ("tenant_id", "created", "user_id", "status", "automatic"):
             row.pop(key)
         job_store.update_job(conn, job_id, row)
         job_store.set_job_interfaces(conn, job_id, row["interface_names"])
+        audit.record(conn, actor, "job.edit", "job", [job_id])
         updated = job_store.get_job(conn, job_id)
     rt.wakeup.notify()
     return updated
 
 
-def cancel_job(rt: Runtime, *, job_id: int, user_id: int) -> Job:
+def cancel_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
     """A pending job ends now; a running one is asked to stop and ends when its process does."""
+    require_on_job(actor, Scope.JOBS_WRITE, job_id)
     now = utcnow()
     with rt.db.transaction() as conn:
-        job = job_store.get_job(conn, job_id)
+        job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
         if job.status.terminal:
             raise Conflict(f"job {job_id} has already ended ({job.status})")
         if job.status is JobStatus.PENDING:
@@ -240,36 +276,48 @@ def cancel_job(rt: Runtime, *, job_id: int, user_id: int) -> Job:
                 job,
                 JobStatus.CANCELLED,
                 at=now,
-                user_id=user_id,
+                user_id=actor.user_id,
                 reason="cancelled",
                 values={"finished": now},
             )
         elif not job.cancel_requested:
             job_store.update_job(conn, job_id, {"cancel_requested": now, "updated": now})
+        audit.record(conn, actor, "job.cancel", "job", [job_id])
         return job_store.get_job(conn, job_id)
 
 
-def delete_job(rt: Runtime, *, job_id: int) -> None:
+def delete_job(rt: Runtime, *, actor: Principal, job_id: int) -> None:
+    require(actor, Scope.JOBS_WRITE)
     with rt.db.transaction() as conn:
-        job = job_store.get_job(conn, job_id)
+        job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
         if job.status is JobStatus.RUNNING:
             raise Conflict(f"job {job_id} is running; cancel it before deleting it")
         job_store.delete_jobs(conn, [job_id])
+        audit.record(conn, actor, "job.delete", "job", [job_id])
 
 
 def delete_jobs(
-    rt: Runtime, *, job_ids: Sequence[int] | None = None, selection: listing.Listing | None = None
+    rt: Runtime,
+    *,
+    actor: Principal,
+    job_ids: Sequence[int] | None = None,
+    selection: listing.Listing | None = None,
 ) -> int:
-    """Delete the given or selected jobs, except running ones; return how many went."""
+    """Delete the given or selected jobs of the tenant, except running ones; return how many."""
+    require(actor, Scope.JOBS_WRITE)
     with rt.db.transaction() as conn:
         if job_ids is None:
             if selection is None:
                 raise ValidationFailed("say which jobs to delete")
-            job_ids = job_store.select_job_ids(conn, selection, pg=rt.pg)
-        return job_store.delete_jobs(conn, job_ids)
+            job_ids = job_store.select_job_ids(conn, selection, tenant_id=actor.tenant_id, pg=rt.pg)
+        chosen = job_store.deletable_job_ids(conn, job_ids, tenant_id=actor.tenant_id)
+        deleted = job_store.delete_jobs(conn, chosen)
+        _audit_many(conn, actor, "delete", chosen)
+        return deleted
 
 
-def list_job_events(rt: Runtime, *, job_id: int) -> list[JobEvent]:
+def list_job_events(rt: Runtime, *, actor: Principal, job_id: int) -> list[JobEvent]:
+    require_on_job(actor, Scope.JOBS_READ, job_id)
     with rt.db.read() as conn:
-        job_store.get_job(conn, job_id)
+        job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
         return job_store.list_events(conn, job_id)

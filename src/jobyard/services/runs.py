@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from jobyard.domain.models import Run
+from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.errors import NotFound, ValidationFailed
 from jobyard.services.runtime import Runtime
 from jobyard.store import jobs as job_store
@@ -28,19 +29,22 @@ class LogSlice:
     complete: bool
 
 
-def list_runs(rt: Runtime, *, request: listing.Listing) -> tuple[list[Run], int]:
+def list_runs(rt: Runtime, *, actor: Principal, request: listing.Listing) -> tuple[list[Run], int]:
+    require(actor, Scope.JOBS_READ)
     with rt.db.read() as conn:
-        return runs.list_runs(conn, request, pg=rt.pg)
+        return runs.list_runs(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
 
 
-def get_run(rt: Runtime, *, run_id: int) -> Run:
+def get_run(rt: Runtime, *, actor: Principal, run_id: int) -> Run:
+    require(actor, Scope.JOBS_READ)
     with rt.db.read() as conn:
-        return runs.get_run(conn, run_id)
+        return runs.get_run(conn, run_id, tenant_id=actor.tenant_id)
 
 
 def read_log(
     rt: Runtime,
     *,
+    actor: Principal,
     job_id: int,
     offset: int = 0,
     attempt: int | None = None,
@@ -52,8 +56,9 @@ def read_log(
         raise ValidationFailed("offset must not be negative", field="offset")
     if stream is not None and stream not in STREAMS:
         raise ValidationFailed(f"invalid stream {stream!r}: expected stdout or stderr")
+    require_on_job(actor, Scope.JOBS_READ, job_id)
     with rt.db.read() as conn:
-        job = job_store.get_job(conn, job_id)
+        job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
         run = _pick_run(conn, job_id, attempt)
         if run is None:
             return LogSlice(job_id, None, offset, offset, b"", job.status.terminal)

@@ -1,63 +1,281 @@
-"""Users and API tokens (secrets are stored only as hashes)."""
+"""Tenants, users, tokens (stored only as hashes) and the audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, update
 
-from jobyard.store import tables
+from jobyard.domain.filters import FieldKind
+from jobyard.errors import Conflict, NotFound
+from jobyard.store import listing, tables
+from jobyard.store.catalog import insert_row
 
-U, T = tables.users, tables.tokens
+U, T, A = tables.users, tables.tokens, tables.audit_events
 
 
 @dataclass(frozen=True)
-class Identity:
-    """Who a request acts as."""
-
-    user_id: int
+class UserRecord:
+    id: int
+    tenant_id: int
     login: str
     role: str
+    password_hash: str | None
+    failed_logins: int
+    locked_until: datetime | None
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    user_id: int
+    name: str
+    scopes: tuple[str, ...]
+    job_id: int | None
+    created: datetime
+    expires: datetime | None
+    last_used: datetime | None
+    revoked: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    tenant_id: int
+    at: datetime
+    user_id: int | None
     token_id: int | None
+    action: str
+    object_type: str
+    object_id: int | None
+    detail: Mapping[str, Any]
 
 
-def find_user_id(conn: Connection, login: str) -> int | None:
-    return conn.execute(select(U.c.id).where(U.c.login == login)).scalar_one_or_none()
+USER_FIELDS = {
+    "id": listing.Field(FieldKind.INTEGER, U.c.id),
+    "login": listing.Field(FieldKind.STRING, U.c.login),
+    "role": listing.Field(FieldKind.STRING, U.c.role),
+    "created": listing.Field(FieldKind.DATETIME, U.c.created),
+}
+TOKEN_FIELDS = {
+    "id": listing.Field(FieldKind.INTEGER, T.c.id),
+    "user_id": listing.Field(FieldKind.INTEGER, T.c.user_id),
+    "name": listing.Field(FieldKind.STRING, T.c.name),
+    "created": listing.Field(FieldKind.DATETIME, T.c.created),
+    "expires": listing.Field(FieldKind.DATETIME, T.c.expires),
+    "last_used": listing.Field(FieldKind.DATETIME, T.c.last_used),
+}
+AUDIT_FIELDS = {
+    "id": listing.Field(FieldKind.INTEGER, A.c.id),
+    "at": listing.Field(FieldKind.DATETIME, A.c.at),
+    "user_id": listing.Field(FieldKind.INTEGER, A.c.user_id),
+    "action": listing.Field(FieldKind.STRING, A.c.action),
+    "object_type": listing.Field(FieldKind.STRING, A.c.object_type),
+    "object_id": listing.Field(FieldKind.INTEGER, A.c.object_id),
+}
 
 
-def insert_user(conn: Connection, *, login: str, role: str, at: datetime) -> int:
-    query = insert(U).values(login=login, role=role, created=at).returning(U.c.id)
-    return int(conn.execute(query).scalar_one())
+def user_from_row(row: Row[Any]) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        login=row.login,
+        role=row.role,
+        password_hash=row.password_hash,
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+        created=row.created,
+        updated=row.updated,
+    )
+
+
+def token_from_row(row: Row[Any]) -> TokenRecord:
+    return TokenRecord(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        scopes=tuple(row.scopes),
+        job_id=row.job_id,
+        created=row.created,
+        expires=row.expires,
+        last_used=row.last_used,
+        revoked=row.revoked,
+    )
+
+
+def audit_from_row(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        at=row.at,
+        user_id=row.user_id,
+        token_id=row.token_id,
+        action=row.action,
+        object_type=row.object_type,
+        object_id=row.object_id,
+        detail=dict(row.detail),
+    )
+
+
+# Tenants ----------------------------------------------------------------------------------
+
+
+def tenant_exists(conn: Connection, tenant_id: int) -> bool:
+    found = conn.execute(select(tables.tenants.c.id).where(tables.tenants.c.id == tenant_id))
+    return found.first() is not None
+
+
+def insert_tenant(
+    conn: Connection, *, name: str, at: datetime, tenant_id: int | None = None
+) -> int:
+    values: dict[str, Any] = {"name": name, "created": at}
+    if tenant_id is not None:
+        values["id"] = tenant_id
+    return insert_row(conn, tables.tenants, values)
+
+
+def list_tenants(conn: Connection) -> list[Row[Any]]:
+    return list(conn.execute(select(tables.tenants).order_by(tables.tenants.c.id)))
+
+
+# Users ------------------------------------------------------------------------------------
+
+
+def find_user_by_login(conn: Connection, login: str) -> UserRecord | None:
+    row = conn.execute(select(U).where(U.c.login == login)).first()
+    return None if row is None else user_from_row(row)
+
+
+def get_user(conn: Connection, user_id: int, *, tenant_id: int | None) -> UserRecord:
+    query = select(U).where(U.c.id == user_id)
+    if tenant_id is not None:
+        query = query.where(U.c.tenant_id == tenant_id)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound("no such user")
+    return user_from_row(row)
+
+
+def insert_user(conn: Connection, values: Mapping[str, Any]) -> int:
+    try:
+        return insert_row(conn, U, values)
+    except Conflict:
+        raise Conflict(f"a user with login {values['login']!r} already exists") from None
+
+
+def update_user(conn: Connection, user_id: int, values: Mapping[str, Any]) -> None:
+    conn.execute(update(U).where(U.c.id == user_id).values(**values))
+
+
+def delete_user(conn: Connection, user_id: int) -> None:
+    conn.execute(delete(U).where(U.c.id == user_id))
+
+
+def list_users(
+    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+) -> tuple[list[UserRecord], int]:
+    query = listing.apply(
+        select(U).where(U.c.tenant_id == tenant_id), request, USER_FIELDS, pg=pg, tiebreak=U.c.id
+    )
+    rows, total = listing.fetch_page(conn, query, request.page)
+    return [user_from_row(r) for r in rows], total
+
+
+# Tokens -----------------------------------------------------------------------------------
+
+
+def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
+    return int(conn.execute(insert(T).values(**values).returning(T.c.id)).scalar_one())
+
+
+def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, UserRecord] | None:
+    row = conn.execute(select(T).where(T.c.secret_hash == secret_hash)).first()
+    if row is None:
+        return None
+    token = token_from_row(row)
+    return token, get_user(conn, token.user_id, tenant_id=None)
 
 
 def token_exists(conn: Connection, secret_hash: str) -> bool:
-    query = select(T.c.id).where(T.c.secret_hash == secret_hash)
-    return conn.execute(query).first() is not None
+    return conn.execute(select(T.c.id).where(T.c.secret_hash == secret_hash)).first() is not None
 
 
-def insert_token(
-    conn: Connection, *, user_id: int, name: str, secret_hash: str, at: datetime
-) -> int:
-    query = (
-        insert(T)
-        .values(user_id=user_id, name=name, secret_hash=secret_hash, created=at)
-        .returning(T.c.id)
-    )
-    return int(conn.execute(query).scalar_one())
-
-
-def identity_for_token(conn: Connection, secret_hash: str) -> Identity | None:
-    query = (
-        select(T.c.id, U.c.id.label("user_id"), U.c.login, U.c.role)
-        .join(U, U.c.id == T.c.user_id)
-        .where(T.c.secret_hash == secret_hash)
-    )
+def get_token(conn: Connection, token_id: int, *, tenant_id: int | None) -> TokenRecord:
+    query = select(T).join(U, U.c.id == T.c.user_id).where(T.c.id == token_id)
+    if tenant_id is not None:
+        query = query.where(U.c.tenant_id == tenant_id)
     row = conn.execute(query).first()
     if row is None:
-        return None
-    return Identity(user_id=row.user_id, login=row.login, role=row.role, token_id=row.id)
+        raise NotFound("no such token")
+    return token_from_row(row)
+
+
+def list_tokens(
+    conn: Connection,
+    request: listing.Listing,
+    *,
+    tenant_id: int,
+    user_id: int | None,
+    pg: bool,
+) -> tuple[list[TokenRecord], int]:
+    query = (
+        select(T)
+        .join(U, U.c.id == T.c.user_id)
+        .where(U.c.tenant_id == tenant_id, T.c.job_id.is_(None), T.c.revoked.is_(None))
+    )
+    if user_id is not None:
+        query = query.where(T.c.user_id == user_id)
+    query = listing.apply(query, request, TOKEN_FIELDS, pg=pg, tiebreak=T.c.id)
+    rows, total = listing.fetch_page(conn, query, request.page)
+    return [token_from_row(r) for r in rows], total
+
+
+def revoke_token(conn: Connection, token_id: int, at: datetime) -> None:
+    conn.execute(update(T).where(T.c.id == token_id).values(revoked=at))
 
 
 def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
     conn.execute(update(T).where(T.c.id == token_id).values(last_used=at))
+
+
+def revoke_job_tokens(conn: Connection, job_id: int, at: datetime) -> None:
+    conn.execute(update(T).where(T.c.job_id == job_id, T.c.revoked.is_(None)).values(revoked=at))
+
+
+def purge_dead_tokens(conn: Connection, before: datetime) -> int:
+    """Forget job tokens revoked before `before` (they only ever lived for one run)."""
+    result = conn.execute(
+        delete(T).where(T.c.job_id.is_not(None), or_(T.c.revoked < before, T.c.expires < before))
+    )
+    return int(result.rowcount)
+
+
+# Audit ------------------------------------------------------------------------------------
+
+
+def record(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
+    if entries:
+        conn.execute(insert(A), list(entries))
+
+
+def list_audit(
+    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+) -> tuple[list[AuditRecord], int]:
+    query = listing.apply(
+        select(A).where(A.c.tenant_id == tenant_id), request, AUDIT_FIELDS, pg=pg, tiebreak=A.c.id
+    )
+    rows, total = listing.fetch_page(conn, query, request.page)
+    return [audit_from_row(r) for r in rows], total
+
+
+def user_has_objects(conn: Connection, user_id: int) -> bool:
+    """Whether deleting the user would orphan jobs or catalog objects it created."""
+    for table in (tables.jobs, tables.packages, tables.devices, tables.configs):
+        if conn.execute(select(table.c.id).where(table.c.user_id == user_id).limit(1)).first():
+            return True
+    return False

@@ -14,6 +14,8 @@ from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 
 NOT_FOUND_MESSAGES = {
+    "tenants": "no such customer",
+    "users": "no such user",
     "devices": "no such device",
     "configs": "no such config",
     "packages": "no such package",
@@ -88,23 +90,27 @@ def package_from_row(row: Row[Any]) -> Package:
     )
 
 
-def _get_row(conn: Connection, table: Table, object_id: int) -> Row[Any]:
-    row = conn.execute(select(table).where(table.c.id == object_id)).first()
+def _get_row(conn: Connection, table: Table, object_id: int, tenant_id: int | None) -> Row[Any]:
+    """One row by id; another tenant's row does not exist (None: any tenant, for workers)."""
+    query = select(table).where(table.c.id == object_id)
+    if tenant_id is not None:
+        query = query.where(table.c.tenant_id == tenant_id)
+    row = conn.execute(query).first()
     if row is None:
         raise NotFound(NOT_FOUND_MESSAGES[table.name])
     return row
 
 
-def get_device(conn: Connection, device_id: int) -> Device:
-    return device_from_row(_get_row(conn, tables.devices, device_id))
+def get_device(conn: Connection, device_id: int, *, tenant_id: int | None) -> Device:
+    return device_from_row(_get_row(conn, tables.devices, device_id, tenant_id))
 
 
-def get_config(conn: Connection, config_id: int) -> Config:
-    return config_from_row(_get_row(conn, tables.configs, config_id))
+def get_config(conn: Connection, config_id: int, *, tenant_id: int | None) -> Config:
+    return config_from_row(_get_row(conn, tables.configs, config_id, tenant_id))
 
 
-def get_package(conn: Connection, package_id: int) -> Package:
-    return package_from_row(_get_row(conn, tables.packages, package_id))
+def get_package(conn: Connection, package_id: int, *, tenant_id: int | None) -> Package:
+    return package_from_row(_get_row(conn, tables.packages, package_id, tenant_id))
 
 
 def _duplicate(table: Table, values: Mapping[str, Any]) -> Conflict:
@@ -124,8 +130,10 @@ def insert_row(conn: Connection, table: Table, values: Mapping[str, Any]) -> int
         raise
 
 
-def update_row(conn: Connection, table: Table, object_id: int, values: Mapping[str, Any]) -> None:
-    _get_row(conn, table, object_id)
+def update_row(
+    conn: Connection, table: Table, object_id: int, values: Mapping[str, Any], *, tenant_id: int
+) -> None:
+    _get_row(conn, table, object_id, tenant_id)
     if not values:
         return
     try:
@@ -137,9 +145,11 @@ def update_row(conn: Connection, table: Table, object_id: int, values: Mapping[s
         raise
 
 
-def delete_row(conn: Connection, table: Table, object_id: int, in_use: str) -> None:
+def delete_row(
+    conn: Connection, table: Table, object_id: int, in_use: str, *, tenant_id: int
+) -> None:
     """Delete one row; a row that others still refer to is a Conflict saying so."""
-    _get_row(conn, table, object_id)
+    _get_row(conn, table, object_id, tenant_id)
     try:
         with conn.begin_nested():
             conn.execute(delete(table).where(table.c.id == object_id))
@@ -186,14 +196,18 @@ FIELDS_BY_TABLE = {"packages": PACKAGE_FIELDS, "devices": DEVICE_FIELDS, "config
 
 
 def list_rows(
-    conn: Connection, table: Table, request: listing.Listing, *, pg: bool
+    conn: Connection, table: Table, request: listing.Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Row[Any]], int]:
     fields = FIELDS_BY_TABLE[table.name]
-    query = listing.apply(select(table), request, fields, pg=pg, tiebreak=table.c.id.asc())
+    query = select(table).where(table.c.tenant_id == tenant_id)
+    query = listing.apply(query, request, fields, pg=pg, tiebreak=table.c.id.asc())
     return listing.fetch_page(conn, query, request.page)
 
 
-def select_ids(conn: Connection, table: Table, request: listing.Listing, *, pg: bool) -> list[int]:
+def select_ids(
+    conn: Connection, table: Table, request: listing.Listing, *, tenant_id: int, pg: bool
+) -> list[int]:
     fields = FIELDS_BY_TABLE[table.name]
-    query = listing.apply(select(table.c.id), request, fields, pg=pg, tiebreak=table.c.id.asc())
+    query = select(table.c.id).where(table.c.tenant_id == tenant_id)
+    query = listing.apply(query, request, fields, pg=pg, tiebreak=table.c.id.asc())
     return [row.id for row in listing.run(conn, query)]

@@ -139,26 +139,31 @@ def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> N
         conn.execute(insert(tables.job_interfaces), [{"job_id": job_id, "name": n} for n in names])
 
 
-def get_job(conn: Connection, job_id: int) -> Job:
-    row = conn.execute(select(J).where(J.c.id == job_id)).first()
+def get_job(conn: Connection, job_id: int, *, tenant_id: int | None = None) -> Job:
+    """A job by id; another tenant's job does not exist (None: any tenant, for workers)."""
+    query = select(J).where(J.c.id == job_id)
+    if tenant_id is not None:
+        query = query.where(J.c.tenant_id == tenant_id)
+    row = conn.execute(query).first()
     if row is None:
         raise NotFound(NO_SUCH_JOB)
     return job_from_row(row)
 
 
-def find_job(conn: Connection, job_id: int) -> Job | None:
-    row = conn.execute(select(J).where(J.c.id == job_id)).first()
-    return None if row is None else job_from_row(row)
-
-
-def list_jobs(conn: Connection, request: listing.Listing, *, pg: bool) -> tuple[list[Job], int]:
-    query = listing.apply(select(J), request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
+def list_jobs(
+    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+) -> tuple[list[Job], int]:
+    query = select(J).where(J.c.tenant_id == tenant_id)
+    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
     rows, total = listing.fetch_page(conn, query, request.page)
     return [job_from_row(r) for r in rows], total
 
 
-def select_job_ids(conn: Connection, request: listing.Listing, *, pg: bool) -> list[int]:
-    query = listing.apply(select(J.c.id), request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
+def select_job_ids(
+    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+) -> list[int]:
+    query = select(J.c.id).where(J.c.tenant_id == tenant_id)
+    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
     return [row.id for row in listing.run(conn, query)]
 
 
@@ -234,14 +239,28 @@ def list_events(conn: Connection, job_id: int) -> list[JobEvent]:
     ]
 
 
+def deletable_job_ids(conn: Connection, job_ids: Sequence[int], *, tenant_id: int) -> list[int]:
+    """Of these jobs, the tenant's ones that are not running."""
+    found: list[int] = []
+    for start in range(0, len(job_ids), 500):
+        batch = job_ids[start : start + 500]
+        query = select(J.c.id).where(
+            J.c.id.in_(batch), J.c.tenant_id == tenant_id, J.c.status != JobStatus.RUNNING.value
+        )
+        found.extend(row.id for row in conn.execute(query))
+    return found
+
+
 def delete_jobs(conn: Connection, job_ids: Sequence[int]) -> int:
     """Delete jobs that are not running; return how many went."""
-    if not job_ids:
-        return 0
-    result = conn.execute(
-        delete(J).where(J.c.id.in_(job_ids), J.c.status != JobStatus.RUNNING.value)
-    )
-    return int(result.rowcount)
+    deleted = 0
+    for start in range(0, len(job_ids), 500):
+        batch = job_ids[start : start + 500]
+        result = conn.execute(
+            delete(J).where(J.c.id.in_(batch), J.c.status != JobStatus.RUNNING.value)
+        )
+        deleted += int(result.rowcount)
+    return deleted
 
 
 def count_active_for_package(conn: Connection, package_id: int) -> int:

@@ -214,8 +214,11 @@ def release_interfaces(conn: Connection, job_id: int) -> None:
     conn.execute(delete(tables.interface_locks).where(tables.interface_locks.c.job_id == job_id))
 
 
-def get_run(conn: Connection, run_id: int) -> Run:
-    row = conn.execute(select(R).where(R.c.id == run_id)).first()
+def get_run(conn: Connection, run_id: int, *, tenant_id: int) -> Run:
+    query = (
+        select(R).join(J, J.c.id == R.c.job_id).where(R.c.id == run_id, J.c.tenant_id == tenant_id)
+    )
+    row = conn.execute(query).first()
     if row is None:
         raise NotFound(NO_SUCH_RUN)
     return run_from_row(row)
@@ -227,8 +230,11 @@ def latest_run(conn: Connection, job_id: int) -> Run | None:
     return None if row is None else run_from_row(row)
 
 
-def list_runs(conn: Connection, request: listing.Listing, *, pg: bool) -> tuple[list[Run], int]:
-    query = listing.apply(select(R), request, RUN_FIELDS, pg=pg, tiebreak=R.c.id.asc())
+def list_runs(
+    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+) -> tuple[list[Run], int]:
+    query = select(R).join(J, J.c.id == R.c.job_id).where(J.c.tenant_id == tenant_id)
+    query = listing.apply(query, request, RUN_FIELDS, pg=pg, tiebreak=R.c.id.asc())
     rows, total = listing.fetch_page(conn, query, request.page)
     return [run_from_row(r) for r in rows], total
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -35,31 +36,73 @@ JOB_STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 RUN_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus)
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
+# A customer. Tenant 1 is the system tenant, whose admins may act for any other.
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+
+def tenant_column() -> Column[int]:
+    return Column("tenant_id", ForeignKey("tenants.id"), nullable=False, index=True)
+
+
 users = Table(
     "users",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
+    tenant_column(),
     Column("login", String(200), nullable=False, unique=True),
     Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", UTCDateTime(), nullable=True),
     Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="role"),
 )
 
 tokens = Table(
     "tokens",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("name", String(200), nullable=False),
     Column("secret_hash", String(128), nullable=False, unique=True),
+    Column("scopes", json_type(), nullable=False),
+    # A job token may act only on this job and dies with the job's run.
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True),
     Column("created", UTCDateTime(), nullable=False),
+    Column("expires", UTCDateTime(), nullable=True),
     Column("last_used", UTCDateTime(), nullable=True),
+    Column("revoked", UTCDateTime(), nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    tenant_column(),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("token_id", ForeignKey("tokens.id", ondelete="SET NULL"), nullable=True),
+    Column("action", String(50), nullable=False),
+    Column("object_type", String(30), nullable=False),
+    Column("object_id", BigInteger, nullable=True),
+    Column("detail", json_type(), nullable=False),
+    Index("ix_audit_events_object", "object_type", "object_id"),
 )
 
 devices = Table(
     "devices",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False, unique=True),
+    tenant_column(),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("tenant_id", "name"),
     Column("description", Text, nullable=False, server_default=""),
     Column("attributes", json_type(), nullable=False),
     Column("user_id", ForeignKey("users.id"), nullable=False),
@@ -71,7 +114,9 @@ configs = Table(
     "configs",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False, unique=True),
+    tenant_column(),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("tenant_id", "name"),
     Column("description", Text, nullable=False, server_default=""),
     Column("testvars", json_type(), nullable=False),
     Column("interfaces", json_type(), nullable=False),
@@ -84,7 +129,9 @@ packages = Table(
     "packages",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False, unique=True),
+    tenant_column(),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("tenant_id", "name"),
     Column("description", Text, nullable=False, server_default=""),
     Column("kind", String(20), nullable=False),
     Column("command", json_type(), nullable=False),
@@ -110,6 +157,7 @@ jobs = Table(
     "jobs",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
+    tenant_column(),
     Column("status", String(30), nullable=False),
     # A package that still has jobs can be deleted once they have ended; the job keeps its name.
     Column("package_id", ForeignKey("packages.id", ondelete="SET NULL"), nullable=True),

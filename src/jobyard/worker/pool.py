@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 from jobyard.services import execution
-from jobyard.services.execution import RunResult
+from jobyard.services.execution import RunResult, Work
 from jobyard.services.runtime import Runtime
-from jobyard.store.runs import Claim
 from jobyard.worker import supervisor
 from jobyard.worker.output import OutputRecorder
 
@@ -27,8 +26,9 @@ ERROR_BACKOFF_SECONDS = 1.0
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
 
 
-def child_environment(claim: Claim, *, base_url: str) -> dict[str, str]:
-    """A small, explicit environment: never the server's own secrets."""
+def child_environment(work: Work, *, base_url: str) -> dict[str, str]:
+    """A small, explicit environment: never the server's own secrets, only the job's token."""
+    claim = work.claim
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.setdefault("PATH", os.defpath)
     env.update(claim.job.env)
@@ -38,6 +38,7 @@ def child_environment(claim: Claim, *, base_url: str) -> dict[str, str]:
             "JOBYARD_JOB_ID": str(claim.job.id),
             "JOBYARD_RUN_ID": str(claim.run_id),
             "JOBYARD_ATTEMPT": str(claim.attempt),
+            "JOBYARD_TOKEN": work.token,
         }
     )
     return env
@@ -91,24 +92,25 @@ class WorkerPool:
     def _slot_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                claim = execution.claim_job(self.rt, worker=self.name)
+                work = execution.claim_job(self.rt, worker=self.name)
             except Exception:
                 logger.exception("claiming a job failed; retrying")
                 self._stopping.wait(ERROR_BACKOFF_SECONDS)
                 continue
-            if claim is None:
+            if work is None:
                 self.rt.wakeup.wait(IDLE_WAIT_SECONDS)
                 continue
-            self._run_claim(claim)
+            self._run(work)
 
-    def _run_claim(self, claim: Claim) -> None:
+    def _run(self, work: Work) -> None:
+        claim = work.claim
         flag = threading.Event()
         recorder = OutputRecorder(self.rt, run_id=claim.run_id)
         with self._lock:
             self._running[claim.job.id] = (flag, recorder)
         try:
             try:
-                result = self._execute(claim, flag, recorder)
+                result = self._execute(work, flag, recorder)
             except Exception:
                 logger.exception("job %s: the worker failed while running it", claim.job.id)
                 result = RunResult(None, None, False, False, recorder.offset, False)
@@ -120,12 +122,11 @@ class WorkerPool:
             with self._lock:
                 self._running.pop(claim.job.id, None)
 
-    def _execute(
-        self, claim: Claim, cancel: threading.Event, recorder: OutputRecorder
-    ) -> RunResult:
+    def _execute(self, work: Work, cancel: threading.Event, recorder: OutputRecorder) -> RunResult:
+        claim = work.claim
         spec = supervisor.ProcessSpec(
             argv=claim.job.argv,
-            env=child_environment(claim, base_url=self.rt.settings.base_url),
+            env=child_environment(work, base_url=self.rt.settings.base_url),
             cwd=str(self.workdir),
             timeout=claim.job.timeout_seconds or None,
             output_cap=self.rt.settings.output_cap_bytes,

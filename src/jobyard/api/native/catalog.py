@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from jobyard.api import bodies, params, render
-from jobyard.api.auth import identify
+from jobyard.api.auth import authenticate
 from jobyard.api.native import inputs, present, schemas
 from jobyard.domain.filters import FieldKind
+from jobyard.domain.permissions import Principal
 from jobyard.services import catalog
-from jobyard.services.accounts import Identity
 from jobyard.services.runtime import Runtime
 from jobyard.store import listing
 from jobyard.store.catalog import CONFIG_FIELDS, DEVICE_FIELDS, NOT_FOUND_MESSAGES, PACKAGE_FIELDS
@@ -36,11 +36,11 @@ class Resource:
     kinds: Mapping[str, FieldKind]
     values: Callable[[Any], dict[str, Any]]
     present: Callable[[Any], dict[str, Any]]
-    list_: Callable[[Runtime, listing.Listing], tuple[list[Any], int]]
-    get: Callable[[Runtime, int], Any]
-    create: Callable[[Runtime, dict[str, Any], int], Any]
-    edit: Callable[[Runtime, int, dict[str, Any]], Any]
-    delete: Callable[[Runtime, int], None]
+    list_: Callable[[Runtime, Principal, listing.Listing], tuple[list[Any], int]]
+    get: Callable[[Runtime, Principal, int], Any]
+    create: Callable[[Runtime, Principal, dict[str, Any]], Any]
+    edit: Callable[[Runtime, Principal, int, dict[str, Any]], Any]
+    delete: Callable[[Runtime, Principal, int], None]
 
 
 def _plain_values(body: BaseModel) -> dict[str, Any]:
@@ -54,11 +54,11 @@ RESOURCES = [
         kinds={n: f.kind for n, f in PACKAGE_FIELDS.items()},
         values=inputs.package_values,
         present=present.package,
-        list_=lambda rt, req: catalog.list_packages(rt, request=req),
-        get=lambda rt, i: catalog.get_package(rt, package_id=i),
-        create=lambda rt, v, user: catalog.create_package(rt, values=v, user_id=user),
-        edit=lambda rt, i, v: catalog.edit_package(rt, package_id=i, values=v),
-        delete=lambda rt, i: catalog.delete_package(rt, package_id=i),
+        list_=lambda rt, who, req: catalog.list_packages(rt, actor=who, request=req),
+        get=lambda rt, who, i: catalog.get_package(rt, actor=who, package_id=i),
+        create=lambda rt, who, v: catalog.create_package(rt, actor=who, values=v),
+        edit=lambda rt, who, i, v: catalog.edit_package(rt, actor=who, package_id=i, values=v),
+        delete=lambda rt, who, i: catalog.delete_package(rt, actor=who, package_id=i),
     ),
     Resource(
         name="devices",
@@ -66,11 +66,11 @@ RESOURCES = [
         kinds={n: f.kind for n, f in DEVICE_FIELDS.items()},
         values=_plain_values,
         present=present.device,
-        list_=lambda rt, req: catalog.list_devices(rt, request=req),
-        get=lambda rt, i: catalog.get_device(rt, device_id=i),
-        create=lambda rt, v, user: catalog.create_device(rt, values=v, user_id=user),
-        edit=lambda rt, i, v: catalog.edit_device(rt, device_id=i, values=v),
-        delete=lambda rt, i: catalog.delete_device(rt, device_id=i),
+        list_=lambda rt, who, req: catalog.list_devices(rt, actor=who, request=req),
+        get=lambda rt, who, i: catalog.get_device(rt, actor=who, device_id=i),
+        create=lambda rt, who, v: catalog.create_device(rt, actor=who, values=v),
+        edit=lambda rt, who, i, v: catalog.edit_device(rt, actor=who, device_id=i, values=v),
+        delete=lambda rt, who, i: catalog.delete_device(rt, actor=who, device_id=i),
     ),
     Resource(
         name="configs",
@@ -78,11 +78,11 @@ RESOURCES = [
         kinds={n: f.kind for n, f in CONFIG_FIELDS.items()},
         values=_plain_values,
         present=present.config,
-        list_=lambda rt, req: catalog.list_configs(rt, request=req),
-        get=lambda rt, i: catalog.get_config(rt, config_id=i),
-        create=lambda rt, v, user: catalog.create_config(rt, values=v, user_id=user),
-        edit=lambda rt, i, v: catalog.edit_config(rt, config_id=i, values=v),
-        delete=lambda rt, i: catalog.delete_config(rt, config_id=i),
+        list_=lambda rt, who, req: catalog.list_configs(rt, actor=who, request=req),
+        get=lambda rt, who, i: catalog.get_config(rt, actor=who, config_id=i),
+        create=lambda rt, who, v: catalog.create_config(rt, actor=who, values=v),
+        edit=lambda rt, who, i, v: catalog.edit_config(rt, actor=who, config_id=i, values=v),
+        delete=lambda rt, who, i: catalog.delete_config(rt, actor=who, config_id=i),
     ),
 ]
 
@@ -97,34 +97,38 @@ def add_routes(resource: Resource) -> None:
     collection, item = f"/{resource.name}/", f"/{resource.name}/{{object_id}}/"
     not_found = NOT_FOUND_MESSAGES[resource.name]
 
-    async def list_all(request: Request, who: Identity = Depends(identify)) -> Response:
+    async def list_all(request: Request, who: Principal = Depends(authenticate)) -> Response:
         wanted = params.listing(request.query_params, resource.kinds)
-        found, total = await run_in_threadpool(resource.list_, _rt(request), wanted)
+        found, total = await run_in_threadpool(resource.list_, _rt(request), who, wanted)
         return render.page([resource.present(o) for o in found], total=total, request=wanted.page)
 
-    async def create(request: Request, who: Identity = Depends(identify)) -> Response:
+    async def create(request: Request, who: Principal = Depends(authenticate)) -> Response:
         values = resource.values(await bodies.parse(request, resource.schema))
         inputs.require_name(values)
-        created = await run_in_threadpool(resource.create, _rt(request), values, who.user_id)
+        created = await run_in_threadpool(resource.create, _rt(request), who, values)
         return render.one(resource.present(created))
 
-    async def get(object_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    async def get(
+        object_id: str, request: Request, who: Principal = Depends(authenticate)
+    ) -> Response:
         target = params.object_id(object_id, not_found)
         return render.one(
-            resource.present(await run_in_threadpool(resource.get, _rt(request), target))
+            resource.present(await run_in_threadpool(resource.get, _rt(request), who, target))
         )
 
-    async def edit(object_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+    async def edit(
+        object_id: str, request: Request, who: Principal = Depends(authenticate)
+    ) -> Response:
         target = params.object_id(object_id, not_found)
         values = resource.values(await bodies.parse(request, resource.schema))
-        edited = await run_in_threadpool(resource.edit, _rt(request), target, values)
+        edited = await run_in_threadpool(resource.edit, _rt(request), who, target, values)
         return render.one(resource.present(edited))
 
     async def delete(
-        object_id: str, request: Request, who: Identity = Depends(identify)
+        object_id: str, request: Request, who: Principal = Depends(authenticate)
     ) -> Response:
         target = params.object_id(object_id, not_found)
-        await run_in_threadpool(resource.delete, _rt(request), target)
+        await run_in_threadpool(resource.delete, _rt(request), who, target)
         return render.no_content()
 
     singular = resource.name.rstrip("s")

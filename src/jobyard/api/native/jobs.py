@@ -7,11 +7,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from jobyard.api import bodies, params, render
-from jobyard.api.auth import identify
+from jobyard.api.auth import authenticate
 from jobyard.api.native import inputs, present, schemas
+from jobyard.domain.permissions import Principal
 from jobyard.errors import ValidationFailed
 from jobyard.services import jobs, runs
-from jobyard.services.accounts import Identity
 from jobyard.services.runtime import Runtime
 from jobyard.store import catalog
 from jobyard.store.jobs import JOB_FIELD_KINDS, NO_SUCH_JOB
@@ -26,14 +26,16 @@ def _rt(request: Request) -> Runtime:
 
 
 @router.get("/")
-async def list_jobs(request: Request, who: Identity = Depends(identify)) -> Response:
+async def list_jobs(request: Request, who: Principal = Depends(authenticate)) -> Response:
     listing = params.listing(request.query_params, JOB_FIELD_KINDS)
-    found, total = await run_in_threadpool(jobs.list_jobs, _rt(request), request=listing)
+    found, total = await run_in_threadpool(
+        lambda: jobs.list_jobs(_rt(request), actor=who, request=listing)
+    )
     return render.page([present.job(j) for j in found], total=total, request=listing.page)
 
 
 @router.post("/")
-async def launch(request: Request, who: Identity = Depends(identify)) -> Response:
+async def launch(request: Request, who: Principal = Depends(authenticate)) -> Response:
     """Launch one job, or with `?bulk=` / `?process=` one of the collection operations."""
     bulk = request.query_params.get("bulk")
     process = request.query_params.get("process")
@@ -44,34 +46,32 @@ async def launch(request: Request, who: Identity = Depends(identify)) -> Respons
     if process is not None:
         if process != "interfaces":
             raise ValidationFailed(f"invalid process {process!r}: expected interfaces")
-        return await _interfaces(request)
+        return await _interfaces(request, who)
     body = await bodies.parse(request, schemas.JobLaunchIn)
     job = await run_in_threadpool(
-        lambda: jobs.launch_job(
-            _rt(request), request=inputs.launch_request(body), user_id=who.user_id
-        )
+        lambda: jobs.launch_job(_rt(request), actor=who, request=inputs.launch_request(body))
     )
     return render.one(present.job(job))
 
 
-async def _interfaces(request: Request) -> Response:
+async def _interfaces(request: Request, who: Principal) -> Response:
     body = await bodies.parse(request, schemas.JobLaunchIn)
     found = await run_in_threadpool(
-        lambda: jobs.job_interfaces(_rt(request), request=inputs.launch_request(body))
+        lambda: jobs.job_interfaces(_rt(request), actor=who, request=inputs.launch_request(body))
     )
     return render.one([present.interface(i) for i in found])
 
 
-async def _bulk(request: Request, bulk: str, who: Identity) -> Response:
+async def _bulk(request: Request, bulk: str, who: Principal) -> Response:
     # The CDRouter docs show `bulk=edit` under "bulk launch": a documentation slip.
     if bulk in {"launch", "edit"}:
         return await _bulk_launch(request, who)
     if bulk == "delete":
-        return await _bulk_delete(request)
+        return await _bulk_delete(request, who)
     raise ValidationFailed(f"invalid bulk {bulk!r}: expected launch or delete")
 
 
-async def _bulk_launch(request: Request, who: Identity) -> Response:
+async def _bulk_launch(request: Request, who: Principal) -> Response:
     body = bodies.validate(schemas.BulkLaunchIn, await bodies.read_json(request, empty={}))
     everything = params.flag(request.query_params, "all")
     selection = params.selection(request.query_params, PACKAGE_FIELD_KINDS)
@@ -81,78 +81,90 @@ async def _bulk_launch(request: Request, who: Identity) -> Response:
             raise ValidationFailed("give either a jobs list or a package filter / all, not both")
         requests = [inputs.launch_request(item) for item in body.jobs]
         launched = await run_in_threadpool(
-            lambda: jobs.launch_jobs(rt, requests=requests, user_id=who.user_id)
+            lambda: jobs.launch_jobs(rt, actor=who, requests=requests)
         )
     elif selection is not None or everything:
         fields = body.fields or schemas.JobLaunchIn()
         template = inputs.launch_request(fields, package_required=False)
         launched = await run_in_threadpool(
-            lambda: jobs.launch_for_packages(
-                rt, selection=selection, template=template, user_id=who.user_id
-            )
+            lambda: jobs.launch_for_packages(rt, actor=who, selection=selection, template=template)
         )
     else:
         raise ValidationFailed("bulk launch needs a jobs list, a package filter or all=true")
     return render.one([present.job(j) for j in launched])
 
 
-async def _bulk_delete(request: Request) -> Response:
+async def _bulk_delete(request: Request, who: Principal) -> Response:
     body = bodies.validate(schemas.BulkDeleteIn, await bodies.read_json(request, empty={}))
     everything = params.flag(request.query_params, "all")
     selection = params.selection(request.query_params, JOB_FIELD_KINDS)
     rt = _rt(request)
     if body.jobs is not None:
         ids = [params.reference_id(item.id, "id") or 0 for item in body.jobs]
-        await run_in_threadpool(lambda: jobs.delete_jobs(rt, job_ids=ids))
+        await run_in_threadpool(lambda: jobs.delete_jobs(rt, actor=who, job_ids=ids))
     elif selection is not None or everything:
         chosen = selection or params.listing(request.query_params, JOB_FIELD_KINDS)
-        await run_in_threadpool(lambda: jobs.delete_jobs(rt, selection=chosen))
+        await run_in_threadpool(lambda: jobs.delete_jobs(rt, actor=who, selection=chosen))
     else:
         raise ValidationFailed("bulk delete needs a jobs list, a filter or all=true")
     return render.no_content()
 
 
 @router.get("/{job_id}/")
-async def get_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+async def get_job(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
     found = await run_in_threadpool(
-        jobs.get_job, _rt(request), job_id=params.object_id(job_id, NO_SUCH_JOB)
+        lambda: jobs.get_job(_rt(request), actor=who, job_id=params.object_id(job_id, NO_SUCH_JOB))
     )
     return render.one(present.job(found))
 
 
 @router.patch("/{job_id}/")
-async def edit_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+async def edit_job(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
     edit = inputs.job_edit(await bodies.parse(request, schemas.JobEditIn))
-    found = await run_in_threadpool(lambda: jobs.edit_job(_rt(request), job_id=target, edit=edit))
-    return render.one(present.job(found))
-
-
-@router.delete("/{job_id}/")
-async def delete_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
-    target = params.object_id(job_id, NO_SUCH_JOB)
-    await run_in_threadpool(lambda: jobs.delete_job(_rt(request), job_id=target))
-    return render.no_content()
-
-
-@router.post("/{job_id}/cancel/")
-async def cancel_job(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
-    target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
-        lambda: jobs.cancel_job(_rt(request), job_id=target, user_id=who.user_id)
+        lambda: jobs.edit_job(_rt(request), actor=who, job_id=target, edit=edit)
     )
     return render.one(present.job(found))
 
 
-@router.get("/{job_id}/events/")
-async def job_events(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+@router.delete("/{job_id}/")
+async def delete_job(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
-    found = await run_in_threadpool(lambda: jobs.list_job_events(_rt(request), job_id=target))
+    await run_in_threadpool(lambda: jobs.delete_job(_rt(request), actor=who, job_id=target))
+    return render.no_content()
+
+
+@router.post("/{job_id}/cancel/")
+async def cancel_job(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    found = await run_in_threadpool(lambda: jobs.cancel_job(_rt(request), actor=who, job_id=target))
+    return render.one(present.job(found))
+
+
+@router.get("/{job_id}/events/")
+async def job_events(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    found = await run_in_threadpool(
+        lambda: jobs.list_job_events(_rt(request), actor=who, job_id=target)
+    )
     return render.one([present.event(e) for e in found])
 
 
 @router.get("/{job_id}/log/")
-async def job_log(job_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+async def job_log(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
     """Output from `offset` (bytes); `Accept: text/plain` gives the raw bytes."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     query = request.query_params
@@ -161,6 +173,7 @@ async def job_log(job_id: str, request: Request, who: Identity = Depends(identif
     piece = await run_in_threadpool(
         lambda: runs.read_log(
             _rt(request),
+            actor=who,
             job_id=target,
             offset=offset,
             attempt=attempt,

@@ -7,26 +7,30 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from jobyard.api import params, render
-from jobyard.api.auth import identify
+from jobyard.api.auth import authenticate
 from jobyard.api.native import present
+from jobyard.domain.permissions import Principal
 from jobyard.services import runs
-from jobyard.services.accounts import Identity
 from jobyard.store.runs import NO_SUCH_RUN, RUN_FIELD_KINDS
 
 router = APIRouter(prefix="/api/v1/runs")
 
 
 @router.get("/")
-async def list_runs(request: Request, who: Identity = Depends(identify)) -> Response:
+async def list_runs(request: Request, who: Principal = Depends(authenticate)) -> Response:
     listing = params.listing(request.query_params, RUN_FIELD_KINDS)
     found, total = await run_in_threadpool(
-        lambda: runs.list_runs(request.app.state.rt, request=listing)
+        lambda: runs.list_runs(request.app.state.rt, actor=who, request=listing)
     )
     return render.page([present.run(r) for r in found], total=total, request=listing.page)
 
 
 @router.get("/{run_id}/")
-async def get_run(run_id: str, request: Request, who: Identity = Depends(identify)) -> Response:
+async def get_run(
+    run_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
     target = params.object_id(run_id, NO_SUCH_RUN)
-    found = await run_in_threadpool(lambda: runs.get_run(request.app.state.rt, run_id=target))
+    found = await run_in_threadpool(
+        lambda: runs.get_run(request.app.state.rt, actor=who, run_id=target)
+    )
     return render.one(present.run(found))

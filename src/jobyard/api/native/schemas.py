@@ -131,3 +131,27 @@ class ConfigIn(Strict):
     description: str | None = None
     testvars: dict[str, str] | None = None
     interfaces: list[InterfaceIn] | None = None
+
+
+class UserIn(Strict):
+    login: str = Field(min_length=1, max_length=200, pattern=r"^[^\s:]+$")
+    password: str | None = Field(default=None, max_length=512)
+    role: str = "viewer"
+
+
+class UserEditIn(Strict):
+    role: str | None = None
+    password: str | None = Field(default=None, max_length=512)
+    current_password: str | None = Field(default=None, max_length=512)
+
+
+class TokenIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1)
+    expires: str | None = None  # RFC 3339
+    expires_in: int | None = Field(default=None, gt=0, le=10 * 366 * 24 * 3600)  # seconds
+    user_id: Any = None
+
+
+class TenantIn(Strict):
+    name: str = Field(min_length=1, max_length=200)

@@ -10,20 +10,20 @@ from starlette.responses import Response
 
 from jobyard import __version__
 from jobyard.api import render
-from jobyard.api.auth import identify
-from jobyard.services.accounts import Identity
+from jobyard.api.auth import authenticate
+from jobyard.domain.permissions import Principal
 from jobyard.services.runtime import check_database
 
 router = APIRouter()
 
 
 @router.get("/api/v1/system/hostname/")
-async def hostname(who: Identity = Depends(identify)) -> Response:
+async def hostname(who: Principal = Depends(authenticate)) -> Response:
     return render.one({"hostname": socket.gethostname()})
 
 
 @router.get("/api/v1/system/version/")
-async def version(who: Identity = Depends(identify)) -> Response:
+async def version(who: Principal = Depends(authenticate)) -> Response:
     return render.one({"version": __version__})
 
 

@@ -73,7 +73,19 @@ def drop_transition_trigger() -> None:
 
 
 def upgrade() -> None:
-
+    op.create_table(
+        "tenants",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("created", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tenants")),
+        sa.UniqueConstraint("name", name=op.f("uq_tenants_name")),
+    )
     op.create_table(
         "users",
         sa.Column(
@@ -82,12 +94,26 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("login", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=True),
+        sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("locked_until", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("role IN ('viewer', 'operator', 'admin')", name=op.f("ck_users_role")),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_users_tenant_id_tenants")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("login", name=op.f("uq_users_login")),
     )
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_users_tenant_id"), ["tenant_id"], unique=False)
+
     op.create_table(
         "configs",
         sa.Column(
@@ -95,6 +121,9 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             autoincrement=True,
             nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
@@ -111,10 +140,16 @@ def upgrade() -> None:
         sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("created", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_configs_tenant_id_tenants")
+        ),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_configs_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_configs")),
-        sa.UniqueConstraint("name", name=op.f("uq_configs_name")),
+        sa.UniqueConstraint("tenant_id", "name", name=op.f("uq_configs_tenant_id_name")),
     )
+    with op.batch_alter_table("configs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_configs_tenant_id"), ["tenant_id"], unique=False)
+
     op.create_table(
         "devices",
         sa.Column(
@@ -122,6 +157,9 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             autoincrement=True,
             nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
@@ -133,29 +171,16 @@ def upgrade() -> None:
         sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("created", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_devices_tenant_id_tenants")
+        ),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_devices_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
-        sa.UniqueConstraint("name", name=op.f("uq_devices_name")),
+        sa.UniqueConstraint("tenant_id", "name", name=op.f("uq_devices_tenant_id_name")),
     )
-    op.create_table(
-        "tokens",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("secret_hash", sa.String(length=128), nullable=False),
-        sa.Column("created", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_tokens_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_tokens")),
-        sa.UniqueConstraint("secret_hash", name=op.f("uq_tokens_secret_hash")),
-    )
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_devices_tenant_id"), ["tenant_id"], unique=False)
+
     op.create_table(
         "packages",
         sa.Column(
@@ -163,6 +188,9 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             autoincrement=True,
             nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
@@ -216,10 +244,16 @@ def upgrade() -> None:
             name=op.f("fk_packages_device_id_devices"),
             ondelete="RESTRICT",
         ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_packages_tenant_id_tenants")
+        ),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_packages_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_packages")),
-        sa.UniqueConstraint("name", name=op.f("uq_packages_name")),
+        sa.UniqueConstraint("tenant_id", "name", name=op.f("uq_packages_tenant_id_name")),
     )
+    with op.batch_alter_table("packages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_packages_tenant_id"), ["tenant_id"], unique=False)
+
     op.create_table(
         "jobs",
         sa.Column(
@@ -227,6 +261,9 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             autoincrement=True,
             nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("status", sa.String(length=30), nullable=False),
         sa.Column(
@@ -310,13 +347,16 @@ def upgrade() -> None:
             name=op.f("fk_jobs_package_id_packages"),
             ondelete="SET NULL",
         ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_jobs_tenant_id_tenants")
+        ),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_jobs_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(
             "ix_jobs_claimable",
-            [sa.text("priority DESC"), "id"],
+            [sa.literal_column("priority DESC"), "id"],
             unique=False,
             sqlite_where=sa.text("status = 'pending'"),
             postgresql_where=sa.text("status = 'pending'"),
@@ -324,6 +364,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_created", ["created"], unique=False)
         batch_op.create_index("ix_jobs_package_id", ["package_id"], unique=False)
         batch_op.create_index("ix_jobs_status", ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_jobs_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
         "interface_locks",
@@ -404,6 +445,83 @@ def upgrade() -> None:
         batch_op.create_index("ix_runs_job_id_attempt", ["job_id", "attempt"], unique=True)
 
     op.create_table(
+        "tokens",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("secret_hash", sa.String(length=128), nullable=False),
+        sa.Column(
+            "scopes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("created", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_used", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["jobs.id"], name=op.f("fk_tokens_job_id_jobs"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_tokens_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tokens")),
+        sa.UniqueConstraint("secret_hash", name=op.f("uq_tokens_secret_hash")),
+    )
+    with op.batch_alter_table("tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_tokens_job_id"), ["job_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tokens_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "audit_events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("at", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("token_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("action", sa.String(length=50), nullable=False),
+        sa.Column("object_type", sa.String(length=30), nullable=False),
+        sa.Column("object_id", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "detail",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_audit_events_tenant_id_tenants")
+        ),
+        sa.ForeignKeyConstraint(
+            ["token_id"],
+            ["tokens.id"],
+            name=op.f("fk_audit_events_token_id_tokens"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_audit_events_user_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
+    )
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_events_object", ["object_type", "object_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_events_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
         "run_output",
         sa.Column(
             "id",
@@ -428,11 +546,20 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_transition_trigger()
-
     with op.batch_alter_table("run_output", schema=None) as batch_op:
         batch_op.drop_index("ix_run_output_run_id_offset")
 
     op.drop_table("run_output")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_events_tenant_id"))
+        batch_op.drop_index("ix_audit_events_object")
+
+    op.drop_table("audit_events")
+    with op.batch_alter_table("tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tokens_user_id"))
+        batch_op.drop_index(batch_op.f("ix_tokens_job_id"))
+
+    op.drop_table("tokens")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_job_id_attempt")
 
@@ -447,6 +574,7 @@ def downgrade() -> None:
     op.drop_table("job_events")
     op.drop_table("interface_locks")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_jobs_tenant_id"))
         batch_op.drop_index("ix_jobs_status")
         batch_op.drop_index("ix_jobs_package_id")
         batch_op.drop_index("ix_jobs_created")
@@ -457,8 +585,20 @@ def downgrade() -> None:
         )
 
     op.drop_table("jobs")
+    with op.batch_alter_table("packages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_packages_tenant_id"))
+
     op.drop_table("packages")
-    op.drop_table("tokens")
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_devices_tenant_id"))
+
     op.drop_table("devices")
+    with op.batch_alter_table("configs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_configs_tenant_id"))
+
     op.drop_table("configs")
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_tenant_id"))
+
     op.drop_table("users")
+    op.drop_table("tenants")

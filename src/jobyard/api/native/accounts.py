@@ -1,0 +1,263 @@
+"""Accounts in the native API: `/authenticate`, `users/`, `tokens/`, `tenants/`, `events/`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from jobyard.api import bodies, params, render
+from jobyard.api.auth import authenticate
+from jobyard.api.native import schemas
+from jobyard.api.native.inputs import run_at as parse_time
+from jobyard.api.render import ident, rfc3339
+from jobyard.domain.permissions import Principal
+from jobyard.errors import ValidationFailed
+from jobyard.services import accounts, audit
+from jobyard.services.runtime import Runtime, utcnow
+from jobyard.store.accounts import (
+    AUDIT_FIELDS,
+    TOKEN_FIELDS,
+    USER_FIELDS,
+    AuditRecord,
+    TokenRecord,
+    UserRecord,
+)
+
+router = APIRouter()
+USER_KINDS = {n: f.kind for n, f in USER_FIELDS.items()}
+TOKEN_KINDS = {n: f.kind for n, f in TOKEN_FIELDS.items()}
+AUDIT_KINDS = {n: f.kind for n, f in AUDIT_FIELDS.items()}
+
+
+def _rt(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.rt
+    return runtime
+
+
+def present_user(u: UserRecord) -> dict[str, Any]:
+    """A user, with the fields the CDRouter client reads (`name` is the login)."""
+    return {
+        "id": str(u.id),
+        "name": u.login,
+        "login": u.login,
+        "role": u.role,
+        "admin": u.role == "admin",
+        "disabled": False,
+        "locked": u.locked_until is not None and u.locked_until > utcnow(),
+        "description": "",
+        "customer_id": str(u.tenant_id),
+        "created": rfc3339(u.created),
+        "updated": rfc3339(u.updated),
+    }
+
+
+def present_token(t: TokenRecord, secret: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(t.id),
+        "name": t.name,
+        "user_id": str(t.user_id),
+        "scopes": list(t.scopes),
+        "created": rfc3339(t.created),
+        "expires": rfc3339(t.expires) if t.expires else "",
+        "last_used": rfc3339(t.last_used) if t.last_used else "",
+    }
+    if secret is not None:
+        data["token"] = secret  # shown this once
+    return data
+
+
+def present_event(e: AuditRecord) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "at": rfc3339(e.at),
+        "user_id": ident(e.user_id),
+        "token_id": ident(e.token_id),
+        "action": e.action,
+        "object_type": e.object_type,
+        "object_id": ident(e.object_id),
+        "detail": dict(e.detail),
+        "customer_id": str(e.tenant_id),
+    }
+
+
+async def _credentials(request: Request) -> tuple[str, str]:
+    """`username` and `password` from the query string (what the CDRouter client sends), a
+    form body (what its docs show) or a JSON body."""
+    query = request.query_params
+    if "username" in query:
+        return query["username"], query.get("password", "")
+    raw = await bodies.read_bytes(request)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return _json_credentials(raw)
+    form = parse_qs(raw.decode("utf-8", errors="replace"))
+    if "username" not in form:
+        raise ValidationFailed("username and password are required")
+    return form["username"][0], form.get("password", [""])[0]
+
+
+def _json_credentials(raw: bytes) -> tuple[str, str]:
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        raise ValidationFailed("malformed JSON body") from None
+    if not isinstance(data, dict) or not isinstance(data.get("username"), str):
+        raise ValidationFailed("username and password are required")
+    return data["username"], str(data.get("password", ""))
+
+
+@router.post("/authenticate")
+async def log_in(request: Request) -> Response:
+    """CDRouter's login: a username and password in, the user with a new API token out."""
+    login, password = await _credentials(request)
+    rt = _rt(request)
+    principal, issued = await run_in_threadpool(accounts.log_in, rt, login, password)
+    user = await run_in_threadpool(
+        lambda: accounts.get_user(rt, actor=principal, user_id=principal.user_id)
+    )
+    return render.one(present_user(user) | {"token": issued.secret})
+
+
+# Users ------------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/users/")
+async def list_users(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    wanted = params.listing(request.query_params, USER_KINDS)
+    found, total = await run_in_threadpool(
+        lambda: accounts.list_users(_rt(request), actor=who, request=wanted)
+    )
+    return render.page([present_user(u) for u in found], total=total, request=wanted.page)
+
+
+@router.post("/api/v1/users/")
+async def create_user(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    body = await bodies.parse(request, schemas.UserIn)
+    created = await run_in_threadpool(
+        lambda: accounts.create_user(
+            _rt(request), actor=who, login=body.login, role=body.role, password=body.password
+        )
+    )
+    return render.one(present_user(created))
+
+
+@router.get("/api/v1/users/me/")
+async def current_user(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    found = await run_in_threadpool(
+        lambda: accounts.get_user(_rt(request), actor=who, user_id=who.user_id)
+    )
+    return render.one(present_user(found))
+
+
+@router.get("/api/v1/users/{user_id}/")
+async def get_user(
+    user_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(user_id, "no such user")
+    found = await run_in_threadpool(
+        lambda: accounts.get_user(_rt(request), actor=who, user_id=target)
+    )
+    return render.one(present_user(found))
+
+
+@router.patch("/api/v1/users/{user_id}/")
+async def edit_user(
+    user_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(user_id, "no such user")
+    body = await bodies.parse(request, schemas.UserEditIn)
+    edited = await run_in_threadpool(
+        lambda: accounts.edit_user(
+            _rt(request),
+            actor=who,
+            user_id=target,
+            role=body.role,
+            password=body.password,
+            current_password=body.current_password,
+        )
+    )
+    return render.one(present_user(edited))
+
+
+@router.delete("/api/v1/users/{user_id}/")
+async def delete_user(
+    user_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(user_id, "no such user")
+    await run_in_threadpool(lambda: accounts.delete_user(_rt(request), actor=who, user_id=target))
+    return render.no_content()
+
+
+# Tokens -----------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/tokens/")
+async def list_tokens(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    wanted = params.listing(request.query_params, TOKEN_KINDS)
+    found, total = await run_in_threadpool(
+        lambda: accounts.list_tokens(_rt(request), actor=who, request=wanted)
+    )
+    return render.page([present_token(t) for t in found], total=total, request=wanted.page)
+
+
+@router.post("/api/v1/tokens/")
+async def create_token(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    body = await bodies.parse(request, schemas.TokenIn)
+    if body.expires and body.expires_in:
+        raise ValidationFailed("give expires or expires_in, not both")
+    expires = parse_time(body.expires) if body.expires else None
+    if body.expires_in:
+        expires = utcnow() + timedelta(seconds=body.expires_in)
+    owner = params.reference_id(body.user_id, "user_id")
+    issued = await run_in_threadpool(
+        lambda: accounts.create_token(
+            _rt(request),
+            actor=who,
+            name=body.name,
+            scopes=body.scopes,
+            expires=expires,
+            user_id=owner,
+        )
+    )
+    return render.one(present_token(issued.record, issued.secret))
+
+
+@router.delete("/api/v1/tokens/{token_id}/")
+async def revoke_token(
+    token_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(token_id, "no such token")
+    await run_in_threadpool(lambda: accounts.revoke_token(_rt(request), actor=who, token_id=target))
+    return render.no_content()
+
+
+# Tenants and the audit trail --------------------------------------------------------------
+
+
+@router.get("/api/v1/tenants/")
+async def list_tenants(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    found = await run_in_threadpool(lambda: accounts.list_tenants(_rt(request), actor=who))
+    return render.one([{"id": str(i), "name": name} for i, name in found])
+
+
+@router.post("/api/v1/tenants/")
+async def create_tenant(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    body = await bodies.parse(request, schemas.TenantIn)
+    tenant_id = await run_in_threadpool(
+        lambda: accounts.create_tenant(_rt(request), actor=who, name=body.name)
+    )
+    return render.one({"id": str(tenant_id), "name": body.name})
+
+
+@router.get("/api/v1/events/")
+async def list_events(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    wanted = params.listing(request.query_params, AUDIT_KINDS)
+    found, total = await run_in_threadpool(
+        lambda: audit.list_events(_rt(request), actor=who, request=wanted)
+    )
+    return render.page([present_event(e) for e in found], total=total, request=wanted.page)
