@@ -12,6 +12,7 @@ from rich.console import Console
 
 from jobyard import __version__
 from jobyard.api.app import create_app, prepare
+from jobyard.cli import accounts as account_commands
 from jobyard.errors import JobyardError
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings, load_settings
@@ -20,6 +21,7 @@ from jobyard.store import migrate
 app = typer.Typer(help="jobyard: a self-hosted job server.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+account_commands.register(app)
 console = Console(stderr=True, soft_wrap=True)  # never split a token across lines
 
 HostOpt = Annotated[str | None, typer.Option(help="Listen address [env JOBYARD_HOST, 127.0.0.1]")]

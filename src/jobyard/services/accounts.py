@@ -22,6 +22,7 @@ from jobyard.domain.permissions import (
     Principal,
     Role,
     Scope,
+    choose_tenant,
     effective_scopes,
     parse_role,
     parse_scopes,
@@ -498,3 +499,32 @@ def check_tenant(rt: Runtime, tenant_id: int) -> None:
     with rt.db.read() as conn:
         if not accounts.tenant_exists(conn, tenant_id):
             raise NotFound(f"no such customer {tenant_id}")
+
+
+# The command line -------------------------------------------------------------------------
+
+
+def console_principal(rt: Runtime, *, tenant_id: int = SYSTEM_TENANT_ID) -> Principal:
+    """Who the `jobyard` command acts as: it has the database itself, so the system admin,
+    in the tenant it names."""
+    with rt.db.read() as conn:
+        admin = accounts.find_user_by_login(conn, ADMIN_LOGIN)
+        if admin is None:
+            raise NotFound("no admin yet: run `jobyard db upgrade` or start the server once")
+        if not accounts.tenant_exists(conn, tenant_id):
+            raise NotFound(f"no such customer {tenant_id}")
+    principal = _principal(admin, None)
+    return choose_tenant(principal, tenant_id)
+
+
+def find_user(rt: Runtime, *, login: str) -> UserRecord:
+    with rt.db.read() as conn:
+        user = accounts.find_user_by_login(conn, login)
+    if user is None:
+        raise NotFound(f"no such user {login!r}")
+    return user
+
+
+def role_scope_names(role: str) -> list[str]:
+    """Every scope a role allows, by name."""
+    return sorted(s.value for s in effective_scopes(parse_role(role), None))
