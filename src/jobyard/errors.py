@@ -55,3 +55,11 @@ class TooManyAttempts(JobyardError):
     def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RuleViolation(JobyardError):
+    """The request is well-formed but breaks a rule of the job's state or type."""
+
+    def __init__(self, message: str | None = None, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field

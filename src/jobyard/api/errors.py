@@ -23,6 +23,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.JobyardError], int]] = [
     (errors.Forbidden, 403),
     (errors.PayloadTooLarge, 413),
     (errors.TooManyAttempts, 429),
+    (errors.RuleViolation, 422),
 ]
 
 
@@ -33,9 +34,11 @@ def status_for(exc: errors.JobyardError) -> int:
     return 500
 
 
-def problem(status: int, message: str, *, instance: str = "") -> Response:
+def problem(
+    status: int, message: str, *, instance: str = "", extra: dict[str, object] | None = None
+) -> Response:
     title = HTTPStatus(status).phrase
-    body = {
+    body: dict[str, object] = {
         "timestamp": now_stamp(),
         "error": message,
         "type": "about:blank",
@@ -45,6 +48,7 @@ def problem(status: int, message: str, *, instance: str = "") -> Response:
     }
     if instance:
         body["instance"] = instance
+    body |= extra or {}
     response = json_response(body, status, media_type=PROBLEM_TYPE)
     if status == HTTPStatus.UNAUTHORIZED:
         response.headers["WWW-Authenticate"] = 'Bearer realm="jobyard", Basic realm="jobyard"'
@@ -54,10 +58,20 @@ def problem(status: int, message: str, *, instance: str = "") -> Response:
 async def _jobyard_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, errors.JobyardError):  # pragma: no cover - registered for it only
         raise exc
-    response = problem(status_for(exc), exc.message, instance=request.url.path)
+    response = problem(
+        status_for(exc), exc.message, instance=request.url.path, extra=error_details(exc)
+    )
     if isinstance(exc, errors.TooManyAttempts):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def error_details(exc: errors.JobyardError) -> dict[str, object]:
+    """Validation problems name their field: `errors` maps it to its messages (RFC 7807
+    extension, as ASP.NET and BigChange send it)."""
+    if isinstance(exc, errors.RuleViolation) and exc.field:
+        return {"errors": {exc.field: [exc.message]}}
+    return {}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobyard.domain.outcomes import Outcome
 from jobyard.domain.statuses import JobStatus, RunStatus
 
 
@@ -124,6 +125,8 @@ class Job:
     attempts: int = 0
     cancel_requested: bool = False
     tags: tuple[str, ...] = field(default=())
+    tenant_id: int = 1
+    outcome: Outcome | None = None
 
     @property
     def active(self) -> bool:
@@ -160,6 +163,17 @@ class JobEvent:
     at: datetime
     user_id: int | None
     reason: str
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A custom payload appended to a job."""
+
+    id: int
+    job_id: int
+    user_id: int | None
+    payload: Mapping[str, Any]
+    at: datetime
 
 
 @dataclass(frozen=True)

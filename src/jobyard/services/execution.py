@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import Connection
 
-from jobyard.domain.models import Package
+from jobyard.domain.models import Job, Package
 from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 from jobyard.errors import NotFound
 from jobyard.services import accounts
@@ -95,6 +95,13 @@ def finish_claim(rt: Runtime, *, claim: Claim, result: RunResult) -> JobStatus:
     return _finish(rt, claim=claim, job_status=job_status, run_status=run_status, result=result)
 
 
+def _decided(job: Job, ended: JobStatus) -> JobStatus:
+    """An outcome the job reported while it ran decides how it ends, unless it was cancelled."""
+    if job.outcome is None or ended is JobStatus.CANCELLED:
+        return ended
+    return job.outcome.status.job_status
+
+
 def _finish(
     rt: Runtime, *, claim: Claim, job_status: JobStatus, run_status: RunStatus, result: RunResult
 ) -> JobStatus:
@@ -118,6 +125,7 @@ def _finish(
         accounts.revoke_job_tokens(conn, job_id=job.id, at=now)
         package = _package_or_none(conn, job.package_id)
         max_attempts = package.max_attempts if package else 1
+        job_status = _decided(job, job_status)
         new = _next_status(job_status, attempts=job.attempts, max_attempts=max_attempts)
         values: dict[str, object] = {"exit_code": result.exit_code}
         if new is JobStatus.PENDING:

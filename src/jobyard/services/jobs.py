@@ -11,12 +11,21 @@ from typing import Any
 from sqlalchemy import Connection
 
 from jobyard.domain import launching
-from jobyard.domain.models import Config, Device, Interface, Job, JobEvent, JobOptions, Package
+from jobyard.domain.models import (
+    Config,
+    Device,
+    Interface,
+    Job,
+    JobEvent,
+    JobOptions,
+    Package,
+    PackageKind,
+)
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import Conflict, ValidationFailed
-from jobyard.services import audit
+from jobyard.services import audit, results
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, listing, tables
 from jobyard.store import jobs as job_store
@@ -280,6 +289,8 @@ def cancel_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
                 reason="cancelled",
                 values={"finished": now},
             )
+        elif job.kind is PackageKind.EXTERNAL:
+            results.cancel_external(conn, job, actor=actor)
         elif not job.cancel_requested:
             job_store.update_job(conn, job_id, {"cancel_requested": now, "updated": now})
         audit.record(conn, actor, "job.cancel", "job", [job_id])

@@ -9,7 +9,16 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from jobyard.domain.filters import FieldKind
-from jobyard.domain.models import Interface, Job, JobEvent, JobOptions, PackageKind, Testvar
+from jobyard.domain.models import (
+    Interface,
+    Job,
+    JobEvent,
+    JobOptions,
+    JobResult,
+    PackageKind,
+    Testvar,
+)
+from jobyard.domain.outcomes import Outcome, OutcomeStatus
 from jobyard.domain.statuses import JobStatus, sources_of
 from jobyard.errors import InvalidTransition, NotFound
 from jobyard.store import listing, tables
@@ -117,6 +126,10 @@ def job_from_row(row: Row[Any]) -> Job:
         attempts=row.attempts,
         cancel_requested=row.cancel_requested is not None,
         tags=tuple(row.tags),
+        tenant_id=row.tenant_id,
+        outcome=None
+        if row.outcome_status is None
+        else Outcome(OutcomeStatus(row.outcome_status), row.outcome_result or ""),
     )
 
 
@@ -278,3 +291,23 @@ def get_jobs(conn: Connection, job_ids: Sequence[int]) -> list[Job]:
             (r.id, job_from_row(r)) for r in conn.execute(select(J).where(J.c.id.in_(batch)))
         )
     return [by_id[i] for i in job_ids]
+
+
+def insert_result(
+    conn: Connection, *, job_id: int, user_id: int | None, payload: Mapping[str, Any], at: datetime
+) -> int:
+    query = (
+        insert(tables.job_results)
+        .values(job_id=job_id, user_id=user_id, payload=dict(payload), at=at)
+        .returning(tables.job_results.c.id)
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def list_results(conn: Connection, job_id: int) -> list[JobResult]:
+    """A job's custom results, newest first."""
+    results = tables.job_results
+    rows = conn.execute(
+        select(results).where(results.c.job_id == job_id).order_by(results.c.id.desc())
+    )
+    return [JobResult(r.id, r.job_id, r.user_id, dict(r.payload), r.at) for r in rows]

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from jobyard.domain.filters import FieldKind
 from jobyard.domain.models import Job, LogChunk, PackageKind, Run
 from jobyard.domain.statuses import JobStatus, RunStatus
-from jobyard.errors import NotFound
+from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.jobs import J, get_job, transition
 from jobyard.store.types import UTCDateTime
@@ -286,3 +286,36 @@ def running_claims_on_host(conn: Connection, host: str) -> list[tuple[Claim, int
 def run_for_attempt(conn: Connection, job_id: int, attempt: int) -> Run | None:
     row = conn.execute(select(R).where(R.c.job_id == job_id, R.c.attempt == attempt)).first()
     return None if row is None else run_from_row(row)
+
+
+def start_external_run(conn: Connection, job: Job, *, worker: str, at: datetime) -> int:
+    """A run for an attempt that nothing here executes (an external job)."""
+    attempt = job.attempts + 1
+    try:
+        with conn.begin_nested():
+            if job.interface_names:
+                conn.execute(
+                    insert(tables.interface_locks),
+                    [{"name": n, "job_id": job.id} for n in job.interface_names],
+                )
+    except IntegrityError:
+        names = ", ".join(job.interface_names)
+        raise Conflict(
+            f"an interface of job {job.id} ({names}) is in use by a running job"
+        ) from None
+    run_id = int(
+        conn.execute(
+            insert(R)
+            .values(
+                job_id=job.id,
+                attempt=attempt,
+                run_key=int(at.timestamp()),
+                status=RunStatus.RUNNING.value,
+                worker=worker,
+                started=at,
+            )
+            .returning(R.c.id)
+        ).scalar_one()
+    )
+    conn.execute(update(J).where(J.c.id == job.id).values(attempts=attempt, result_id=run_id))
+    return run_id

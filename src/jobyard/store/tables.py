@@ -187,6 +187,9 @@ jobs = Table(
     Column("exit_code", Integer, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("cancel_requested", UTCDateTime(), nullable=True),
+    # The final result reported while the job ran (BigChange's): it decides how the job ends.
+    Column("outcome_status", String(30), nullable=True),
+    Column("outcome_result", Text, nullable=True),
     CheckConstraint(f"status IN ({JOB_STATUSES})", name="status"),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_created", "created"),
@@ -248,6 +251,18 @@ run_output = Table(
     Column("offset", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Index("ix_run_output_run_id_offset", "run_id", "offset"),
+)
+
+# Custom results anyone allowed appends to a job (SAYMON's), newest first.
+job_results = Table(
+    "job_results",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("payload", json_type(), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_job_results_job_id_id", "job_id", "id"),
 )
 
 job_events = Table(

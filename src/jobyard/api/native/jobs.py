@@ -9,9 +9,10 @@ from starlette.responses import Response
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.native import inputs, present, schemas
+from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
 from jobyard.errors import ValidationFailed
-from jobyard.services import jobs, runs
+from jobyard.services import jobs, results, runs
 from jobyard.services.runtime import Runtime
 from jobyard.store import catalog
 from jobyard.store.jobs import JOB_FIELD_KINDS, NO_SUCH_JOB
@@ -192,3 +193,56 @@ def _int_param(text: str | None, name: str, *, default: int | None) -> int | Non
     if not text.isdigit():
         raise ValidationFailed(f"invalid {name} {text!r}: expected a non-negative integer")
     return int(text)
+
+
+@router.get("/{job_id}/results/")
+async def job_results(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    """Custom results, newest first."""
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    found = await run_in_threadpool(
+        lambda: results.list_results(_rt(request), actor=who, job_id=target)
+    )
+    return render.one([present.result(r) for r in found])
+
+
+@router.api_route("/{job_id}/results/", methods=["POST", "PATCH"])
+async def append_result(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    """Append any JSON object as a result."""
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    payload = await bodies.read_json(request, empty=None)
+    if not isinstance(payload, dict):
+        raise ValidationFailed("a result is a JSON object")
+    added = await run_in_threadpool(
+        lambda: results.append_result(_rt(request), actor=who, job_id=target, payload=payload)
+    )
+    return render.one(present.result(added))
+
+
+@router.api_route("/{job_id}/outcome/", methods=["PUT", "POST"])
+async def set_outcome(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    """The final result of a started job, checked against its package's result options."""
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    body = await bodies.parse(request, schemas.OutcomeIn)
+    outcome = Outcome(parse_status(body.status), body.result or "")
+    found = await run_in_threadpool(
+        lambda: results.set_outcome(_rt(request), actor=who, job_id=target, outcome=outcome)
+    )
+    return render.one(present.job(found))
+
+
+@router.post("/{job_id}/start/")
+async def start_job(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    """Start an external job (one no worker executes)."""
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    found = await run_in_threadpool(
+        lambda: results.start_job(_rt(request), actor=who, job_id=target)
+    )
+    return render.one(present.job(found))

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from jobyard.api.render import ident, rfc3339
-from jobyard.domain.models import Config, Device, Interface, Job, JobEvent, JobOptions, Package, Run
+from jobyard.domain.models import (
+    Config,
+    Device,
+    Interface,
+    Job,
+    JobEvent,
+    JobOptions,
+    JobResult,
+    Package,
+    Run,
+)
 from jobyard.services.runs import LogSlice
 
 
@@ -74,7 +84,19 @@ def job(j: Job) -> dict[str, Any]:
         data["finished"] = rfc3339(j.finished)
     if j.exit_code is not None:
         data["exit_code"] = j.exit_code
+    if j.outcome is not None:
+        data["outcome"] = {"status": j.outcome.status.value, "result": j.outcome.result}
     return data
+
+
+def result(r: JobResult) -> dict[str, Any]:
+    return {
+        "id": str(r.id),
+        "job_id": str(r.job_id),
+        "payload": dict(r.payload),
+        "by": ident(r.user_id),
+        "at": rfc3339(r.at),
+    }
 
 
 def package(p: Package) -> dict[str, Any]:

@@ -155,3 +155,8 @@ class TokenIn(Strict):
 
 class TenantIn(Strict):
     name: str = Field(min_length=1, max_length=200)
+
+
+class OutcomeIn(Strict):
+    status: str
+    result: str | None = Field(default=None, min_length=1, max_length=1000)

@@ -325,6 +325,8 @@ def upgrade() -> None:
         sa.Column(
             "cancel_requested", jobyard.store.types.UTCDateTime(timezone=True), nullable=True
         ),
+        sa.Column("outcome_status", sa.String(length=30), nullable=True),
+        sa.Column("outcome_result", sa.Text(), nullable=True),
         sa.CheckConstraint(
             "status IN ('pending', 'running', 'completed', 'completed_with_issues', 'failed', 'timed_out', 'cancelled', 'lost')",
             name=op.f("ck_jobs_status"),
@@ -411,6 +413,36 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("job_interfaces", schema=None) as batch_op:
         batch_op.create_index("ix_job_interfaces_name", ["name"], unique=False)
+
+    op.create_table(
+        "job_results",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column(
+            "payload",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("at", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["jobs.id"], name=op.f("fk_job_results_job_id_jobs"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_job_results_user_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job_results")),
+    )
+    with op.batch_alter_table("job_results", schema=None) as batch_op:
+        batch_op.create_index("ix_job_results_job_id_id", ["job_id", "id"], unique=False)
 
     op.create_table(
         "runs",
@@ -564,6 +596,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_runs_job_id_attempt")
 
     op.drop_table("runs")
+    with op.batch_alter_table("job_results", schema=None) as batch_op:
+        batch_op.drop_index("ix_job_results_job_id_id")
+
+    op.drop_table("job_results")
     with op.batch_alter_table("job_interfaces", schema=None) as batch_op:
         batch_op.drop_index("ix_job_interfaces_name")
 
