@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -55,15 +56,48 @@ def problem(
     return response
 
 
-async def _jobyard_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, errors.JobyardError):  # pragma: no cover - registered for it only
-        raise exc
-    response = problem(
-        status_for(exc), exc.message, instance=request.url.path, extra=error_details(exc)
-    )
+class ErrorRenderer(Protocol):
+    """A dialect's error shape: the status, the message, and the error if one was raised."""
+
+    def __call__(
+        self, request: Request, status: int, message: str, exc: errors.JobyardError | None
+    ) -> Response: ...
+
+
+_DIALECT_RENDERERS: list[tuple[str, ErrorRenderer]] = []
+
+
+def register_dialect(prefix: str, renderer: ErrorRenderer) -> None:
+    """Errors on paths under `prefix` are rendered by `renderer`."""
+    _DIALECT_RENDERERS.append((prefix, renderer))
+    _DIALECT_RENDERERS.sort(key=lambda item: len(item[0]), reverse=True)
+
+
+def native_error(
+    request: Request, status: int, message: str, exc: errors.JobyardError | None
+) -> Response:
+    extra = error_details(exc) if exc is not None else {}
+    response = problem(status, message, instance=request.url.path, extra=extra)
     if isinstance(exc, errors.TooManyAttempts):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def renderer_for(path: str) -> ErrorRenderer:
+    for prefix, renderer in _DIALECT_RENDERERS:
+        if (
+            path == prefix
+            or path.startswith(prefix.rstrip("/") + "/")
+            or path.startswith(prefix + ".")
+        ):
+            return renderer
+    return native_error
+
+
+async def _jobyard_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, errors.JobyardError):  # pragma: no cover - registered for it only
+        raise exc
+    return renderer_for(request.url.path)(request, status_for(exc), exc.message, exc)
 
 
 def error_details(exc: errors.JobyardError) -> dict[str, object]:
@@ -79,7 +113,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         raise exc
     messages = {404: "no such resource", 405: "method not allowed"}
     message = messages.get(exc.status_code, str(exc.detail))
-    response = problem(exc.status_code, message, instance=request.url.path)
+    response = renderer_for(request.url.path)(request, exc.status_code, message, None)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
@@ -87,7 +121,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(500, "internal error", instance=request.url.path)
+    return renderer_for(request.url.path)(request, 500, "internal error", None)
 
 
 def install(app: FastAPI) -> None:

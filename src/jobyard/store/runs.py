@@ -28,6 +28,7 @@ from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.jobs import J, get_job, transition
+from jobyard.store.jobs import get_jobs as get_jobs_by_id
 from jobyard.store.types import UTCDateTime
 
 R = tables.runs
@@ -44,6 +45,12 @@ RUN_FIELDS: dict[str, listing.Field] = {
     "started": listing.Field(FieldKind.DATETIME, R.c.started),
     "finished": listing.Field(FieldKind.DATETIME, R.c.finished),
     "exit_code": listing.Field(FieldKind.INTEGER, R.c.exit_code),
+    # Of the run's job (runs are always listed joined to their job):
+    "running": listing.Field(FieldKind.BOOLEAN, R.c.status == RunStatus.RUNNING.value),
+    "kind": listing.Field(FieldKind.STRING, J.c.kind),
+    "package_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.package_id, 0)),
+    "user_id": listing.Field(FieldKind.INTEGER, J.c.user_id),
+    "step_id": listing.Field(FieldKind.INTEGER, J.c.context[("step", "id")].as_integer()),
 }
 RUN_FIELD_KINDS = {name: f.kind for name, f in RUN_FIELDS.items()}
 
@@ -237,6 +244,15 @@ def list_runs(
     query = listing.apply(query, request, RUN_FIELDS, pg=pg, tiebreak=R.c.id.asc())
     rows, total = listing.fetch_page(conn, query, request.page)
     return [run_from_row(r) for r in rows], total
+
+
+def list_runs_with_jobs(
+    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+) -> tuple[list[tuple[Run, Job]], int]:
+    """Runs and the jobs they belong to, for views that show both."""
+    runs_found, total = list_runs(conn, request, tenant_id=tenant_id, pg=pg)
+    jobs = {j.id: j for j in get_jobs_by_id(conn, sorted({r.job_id for r in runs_found}))}
+    return [(r, jobs[r.job_id]) for r in runs_found], total
 
 
 def read_output(
