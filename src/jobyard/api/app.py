@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobyard import __version__
+from jobyard.api import dialects as dialect_package
 from jobyard.api import errors
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system
@@ -36,6 +40,16 @@ class TrailingSlash:
         if scope["type"] == "http" and path.startswith(API_PREFIX) and not path.endswith("/"):
             scope = dict(scope, path=path + "/")
         await self.app(scope, receive, send)
+
+
+def dialects() -> list[ModuleType]:
+    """Every module in `api/dialects/`: each serves one vendor's API (see its __init__)."""
+    found = []
+    for info in pkgutil.iter_modules(dialect_package.__path__):
+        module = importlib.import_module(f"{dialect_package.__name__}.{info.name}")
+        if all(hasattr(module, name) for name in ("router", "PREFIX", "render_error")):
+            found.append(module)
+    return found
 
 
 def prepare(settings: Settings) -> tuple[Runtime, accounts.Bootstrap]:
@@ -75,5 +89,8 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
     errors.install(app)
     for module in (jobs, catalog, runs, system, account_routes):
         app.include_router(module.router)
+    for dialect in dialects():
+        app.include_router(dialect.router)
+        errors.register_dialect(dialect.PREFIX, dialect.render_error)
     app.add_middleware(TrailingSlash)
     return app
