@@ -102,6 +102,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         workers=2,
         admin_token=ADMIN_TOKEN,
         cancel_grace_seconds=1.0,
+        drain_seconds=1.0,
     )
 
 

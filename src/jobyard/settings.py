@@ -17,6 +17,8 @@ DEFAULT_WORKERS = 2
 DEFAULT_OUTPUT_CAP_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_CANCEL_GRACE_SECONDS = 5.0
+DEFAULT_LEASE_SECONDS = 15.0
+DEFAULT_DRAIN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS
     public_url: str = ""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
 
     @property
     def effective_database_url(self) -> str:
@@ -91,4 +95,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "JOBYARD_CANCEL_GRACE_SECONDS", DEFAULT_CANCEL_GRACE_SECONDS
         ),
         public_url=env.get("JOBYARD_PUBLIC_URL", "").strip(),
+        lease_seconds=_float(env, "JOBYARD_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
+        drain_seconds=_float(env, "JOBYARD_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
     )

@@ -234,7 +234,7 @@ def test_package_with_a_pending_job_cannot_be_deleted(client: TestClient) -> Non
 
 def test_zero_timeout_and_concurrency_mean_none(client: TestClient) -> None:
     unlimited = package(
-        client, "unlimited", command=["sh", "-c", "sleep 1; echo done"], timeout=0, concurrency=0
+        client, "unlimited", command=["sh", "-c", "sleep 2; echo done"], timeout=0, concurrency=0
     )
     limited = package(client, "limited", command=["true"], timeout=5, concurrency=1)
 

@@ -193,7 +193,8 @@ def test_runs_left_running_by_a_dead_server_are_ended_at_start(settings: Setting
         pkg = package(client, command=["true"])
         job = launch(client, package_id=pkg["id"])
     dead_pid = 2**22 + 12345  # above the default pid_max: no such process
-    work = execution.claim_job(rt, worker=f"{socket.gethostname()}:{dead_pid}")
+    dead = execution.WorkerIdentity(id=None, name=f"{socket.gethostname()}:{dead_pid}")
+    work = execution.claim_job(rt, worker=dead)
     assert work is not None
     assert work.claim.job.id == int(job["id"])
     rt.db.dispose()

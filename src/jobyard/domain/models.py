@@ -127,6 +127,7 @@ class Job:
     tags: tuple[str, ...] = field(default=())
     tenant_id: int = 1
     outcome: Outcome | None = None
+    target_device_id: int | None = None  # the device it runs against, whichever gave it
 
     @property
     def active(self) -> bool:

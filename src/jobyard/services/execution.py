@@ -16,7 +16,7 @@ from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 from jobyard.errors import NotFound
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, runs
+from jobyard.store import catalog, fleet, notify, runs
 from jobyard.store import jobs as job_store
 from jobyard.store.runs import Claim
 
@@ -38,22 +38,98 @@ class RunResult:
 
 
 def worker_name() -> str:
+    """How runs name the process that ran them (the pid also lets a restart on this host
+    recognise runs its dead predecessor left)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
+class WorkerIdentity:
+    """A registered worker: its row, and the name its runs carry."""
+
+    id: int | None
+    name: str
+
+
+@dataclass(frozen=True)
 class Work:
-    """A claimed job, and the token its process reports on itself with."""
+    """A claimed job, the token its process reports on itself with, and who holds it."""
 
     claim: Claim
     token: str
+    worker_id: int | None = None
 
 
-def claim_job(rt: Runtime, *, worker: str) -> Work | None:
-    """Take the next runnable job and give its run a job token, in one transaction."""
+def register_worker(rt: Runtime, *, slots: int) -> WorkerIdentity:
     now = utcnow()
+    name = worker_name()
     with rt.db.transaction() as conn:
-        claim = runs.claim_next(conn, now=now, worker=worker, pg=rt.pg)
+        worker_id = fleet.insert_worker(
+            conn,
+            name=f"{name}:{now.timestamp():.6f}",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            slots=slots,
+            at=now,
+        )
+    return WorkerIdentity(id=worker_id, name=name)
+
+
+def heartbeat(
+    rt: Runtime, *, worker: WorkerIdentity, run_ids: Sequence[int], draining: bool
+) -> set[int]:
+    """Say this worker is alive and renew its runs' leases; return the runs it lost (the
+    reaper ended them): their processes must be stopped, their results will be refused."""
+    now = utcnow()
+    until = now + timedelta(seconds=rt.settings.lease_seconds)
+    with rt.db.transaction() as conn:
+        if worker.id is not None:
+            fleet.beat(conn, worker.id, at=now, draining=draining)
+        if worker.id is None:
+            return set()
+        return fleet.renew_leases(conn, worker_id=worker.id, run_ids=run_ids, until=until)
+
+
+def stop_worker(rt: Runtime, *, worker: WorkerIdentity) -> None:
+    if worker.id is not None:
+        with rt.db.transaction() as conn:
+            fleet.mark_stopped(conn, worker.id, utcnow())
+
+
+REAP_BATCH = 100
+
+
+def reap_expired(rt: Runtime) -> int:
+    """End runs whose lease lapsed (their worker is gone): retried if allowed, else lost.
+    Every worker runs this; the database hands each expired run to one of them."""
+    lost = RunResult(None, None, False, False, 0, False)
+    with rt.db.read() as conn:
+        expired = fleet.expired_claims(conn, now=utcnow(), limit=REAP_BATCH)
+    for claim in expired:
+        _finish(
+            rt,
+            claim=claim,
+            job_status=JobStatus.LOST,
+            run_status=RunStatus.LOST,
+            result=lost,
+            reason="its worker stopped renewing the lease",
+        )
+    return len(expired)
+
+
+def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
+    """Take the next runnable job, lease it and give its run a job token, in one transaction."""
+    now = utcnow()
+    lease_until = now + timedelta(seconds=rt.settings.lease_seconds)
+    with rt.db.transaction() as conn:
+        claim = runs.claim_next(
+            conn,
+            now=now,
+            worker=worker.name,
+            pg=rt.pg,
+            worker_id=worker.id,
+            lease_until=lease_until,
+        )
         if claim is None:
             return None
         timeout = claim.job.timeout_seconds
@@ -61,7 +137,7 @@ def claim_job(rt: Runtime, *, worker: str) -> Work | None:
         token = accounts.issue_job_token(
             conn, job_id=claim.job.id, user_id=claim.job.user_id, at=now, lifetime=lifetime
         )
-    return Work(claim=claim, token=token)
+    return Work(claim=claim, token=token, worker_id=worker.id)
 
 
 def record_process(rt: Runtime, *, run_id: int, pid: int) -> None:
@@ -87,12 +163,35 @@ def _next_status(ended: JobStatus, *, attempts: int, max_attempts: int) -> JobSt
     return JobStatus.PENDING if ended in RETRYABLE and attempts < max_attempts else ended
 
 
-def finish_claim(rt: Runtime, *, claim: Claim, result: RunResult) -> JobStatus:
-    """Close the run and move the job on: to its end, or back to pending for a retry."""
+def finish_claim(
+    rt: Runtime, *, claim: Claim, result: RunResult, worker_id: int | None = None
+) -> JobStatus:
+    """Close the run and move the job on: to its end, or back to pending for a retry. A
+    worker that lost the run's lease is refused (the job's status is returned unchanged)."""
     job_status, run_status = exit_status(
         exit_code=result.exit_code, timed_out=result.timed_out, cancelled=result.cancelled
     )
-    return _finish(rt, claim=claim, job_status=job_status, run_status=run_status, result=result)
+    return _finish(
+        rt,
+        claim=claim,
+        job_status=job_status,
+        run_status=run_status,
+        result=result,
+        worker_id=worker_id,
+    )
+
+
+def hand_back(rt: Runtime, *, claim: Claim, result: RunResult, worker_id: int | None) -> JobStatus:
+    """A shutting-down worker gives a job back: its run ends, the job waits for another."""
+    return _finish(
+        rt,
+        claim=claim,
+        job_status=JobStatus.PENDING,
+        run_status=RunStatus.LOST,
+        result=result,
+        worker_id=worker_id,
+        reason="handed back by a worker shutting down",
+    )
 
 
 def _decided(job: Job, ended: JobStatus) -> JobStatus:
@@ -103,7 +202,14 @@ def _decided(job: Job, ended: JobStatus) -> JobStatus:
 
 
 def _finish(
-    rt: Runtime, *, claim: Claim, job_status: JobStatus, run_status: RunStatus, result: RunResult
+    rt: Runtime,
+    *,
+    claim: Claim,
+    job_status: JobStatus,
+    run_status: RunStatus,
+    result: RunResult,
+    worker_id: int | None = None,
+    reason: str = "",
 ) -> JobStatus:
     now = utcnow()
     with rt.db.transaction() as conn:
@@ -116,26 +222,35 @@ def _finish(
             signal=result.signal,
             output_bytes=result.output_bytes,
             truncated=result.truncated,
+            worker_id=worker_id,
         )
-        job = job_store.get_job(conn, claim.job.id)
-        if not closed or job.status is not JobStatus.RUNNING:
+        job = job_store.find_job(conn, claim.job.id)
+        if job is None:
+            return JobStatus.LOST  # deleted meanwhile (never while running through the API)
+        if not closed or job.status is not JobStatus.RUNNING or job.attempts != claim.attempt:
             logger.warning("run %s of job %s was already ended elsewhere", claim.run_id, job.id)
             return job.status
         runs.release_interfaces(conn, job.id)
         accounts.revoke_job_tokens(conn, job_id=job.id, at=now)
         package = _package_or_none(conn, job.package_id)
         max_attempts = package.max_attempts if package else 1
-        job_status = _decided(job, job_status)
+        if job_status is not JobStatus.PENDING:
+            job_status = _decided(job, job_status)
         new = _next_status(job_status, attempts=job.attempts, max_attempts=max_attempts)
         values: dict[str, object] = {"exit_code": result.exit_code}
-        if new is JobStatus.PENDING:
+        if job_status is JobStatus.PENDING:  # handed back: not a failed attempt
+            values |= {"run_at": now, "cancel_requested": None}
+            why = reason
+        elif new is JobStatus.PENDING:
             delay = package.retry_delay_seconds if package else 0.0
             values |= {"run_at": now + timedelta(seconds=delay)}
-            reason = f"attempt {job.attempts} {job_status}; retrying"
+            why = f"attempt {job.attempts} {job_status} ({reason or _reason(result)}); retrying"
         else:
             values |= {"finished": now}
-            reason = _reason(result)
-        job_store.transition(conn, job, new, at=now, user_id=None, reason=reason, values=values)
+            why = reason or _reason(result)
+        job_store.transition(conn, job, new, at=now, user_id=None, reason=why, values=values)
+        if new is JobStatus.PENDING:
+            notify.announce_work(conn)
     if new is JobStatus.PENDING:
         rt.wakeup.notify()
     return new
@@ -175,7 +290,14 @@ def recover_orphans(rt: Runtime) -> int:
     for claim, worker_pid in orphans:
         if _pid_alive(worker_pid):
             continue
-        _finish(rt, claim=claim, job_status=JobStatus.LOST, run_status=RunStatus.LOST, result=lost)
+        _finish(
+            rt,
+            claim=claim,
+            job_status=JobStatus.LOST,
+            run_status=RunStatus.LOST,
+            result=lost,
+            reason="its worker process died",
+        )
         count += 1
     return count
 

@@ -24,10 +24,10 @@ from jobyard.domain.models import (
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
-from jobyard.errors import Conflict, ValidationFailed
+from jobyard.errors import Conflict, RuleViolation, ValidationFailed
 from jobyard.services import audit, results
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, listing, tables
+from jobyard.store import catalog, listing, notify, tables
 from jobyard.store import jobs as job_store
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def _job_row(
         "kind": resolved.package.kind.value,
         "device_id": request.device_id or None,
         "device_name": resolved.device.name if resolved.device else "",
+        "target_device_id": resolved.device.id if resolved.device else None,
         "config_id": request.config_id or None,
         "config_name": resolved.config.name if resolved.config else "",
         "options": job_store.options_to_json(request.options),
@@ -196,6 +197,7 @@ def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchReque
     with rt.db.transaction() as conn:
         ids = _insert_launches(conn, requests, actor=actor)
         jobs = job_store.get_jobs(conn, ids)
+        notify.announce_work(conn)
     rt.wakeup.notify()
     return jobs
 
@@ -266,19 +268,28 @@ def edit_job(rt: Runtime, *, actor: Principal, job_id: int, edit: JobEdit) -> Jo
         job_store.update_job(conn, job_id, row)
         job_store.set_job_interfaces(conn, job_id, row["interface_names"])
         audit.record(conn, actor, "job.edit", "job", [job_id])
+        notify.announce_work(conn)
         updated = job_store.get_job(conn, job_id)
     rt.wakeup.notify()
     return updated
 
 
-def cancel_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
-    """A pending job ends now; a running one is asked to stop and ends when its process does."""
+def cancel_job(
+    rt: Runtime, *, actor: Principal, job_id: int, only_pending: bool = False, reason: str = ""
+) -> Job:
+    """A pending job ends now; a running one is asked to stop and ends when its process does.
+    With `only_pending` a started job is refused (BigChange cancels only jobs not started)."""
     require_on_job(actor, Scope.JOBS_WRITE, job_id)
     now = utcnow()
     with rt.db.transaction() as conn:
         job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
         if job.status.terminal:
             raise Conflict(f"job {job_id} has already ended ({job.status})")
+        if only_pending and job.status is not JobStatus.PENDING:
+            raise RuleViolation(
+                f"job {job_id} is {job.status}: only a job not yet started can be cancelled",
+                field="status",
+            )
         if job.status is JobStatus.PENDING:
             job_store.transition(
                 conn,
@@ -286,7 +297,7 @@ def cancel_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
                 JobStatus.CANCELLED,
                 at=now,
                 user_id=actor.user_id,
-                reason="cancelled",
+                reason=f"cancelled: {reason}" if reason else "cancelled",
                 values={"finished": now},
             )
         elif job.kind is PackageKind.EXTERNAL:

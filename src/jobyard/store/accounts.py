@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, text, update
 
 from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
@@ -136,7 +136,16 @@ def insert_tenant(
     values: dict[str, Any] = {"name": name, "created": at}
     if tenant_id is not None:
         values["id"] = tenant_id
-    return insert_row(conn, tables.tenants, values)
+    new_id = insert_row(conn, tables.tenants, values)
+    if tenant_id is not None and conn.dialect.name == "postgresql":
+        # An explicit id leaves PostgreSQL's sequence behind: move it past the ids in use.
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('tenants', 'id'), "
+                "(SELECT max(id) FROM tenants))"
+            )
+        )
+    return new_id
 
 
 def list_tenants(conn: Connection) -> list[Row[Any]]:

@@ -35,6 +35,7 @@ JOB_FIELDS: dict[str, listing.Field] = {
     "package_name": listing.Field(FieldKind.STRING, J.c.package_name),
     "device_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.device_id, 0)),
     "device_name": listing.Field(FieldKind.STRING, J.c.device_name),
+    "target_device_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.target_device_id, 0)),
     "config_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.config_id, 0)),
     "config_name": listing.Field(FieldKind.STRING, J.c.config_name),
     "result_id": listing.Field(FieldKind.INTEGER, J.c.result_id),
@@ -127,6 +128,7 @@ def job_from_row(row: Row[Any]) -> Job:
         cancel_requested=row.cancel_requested is not None,
         tags=tuple(row.tags),
         tenant_id=row.tenant_id,
+        target_device_id=row.target_device_id,
         outcome=None
         if row.outcome_status is None
         else Outcome(OutcomeStatus(row.outcome_status), row.outcome_result or ""),
@@ -161,6 +163,11 @@ def get_job(conn: Connection, job_id: int, *, tenant_id: int | None = None) -> J
     if row is None:
         raise NotFound(NO_SUCH_JOB)
     return job_from_row(row)
+
+
+def find_job(conn: Connection, job_id: int) -> Job | None:
+    row = conn.execute(select(J).where(J.c.id == job_id)).first()
+    return None if row is None else job_from_row(row)
 
 
 def list_jobs(

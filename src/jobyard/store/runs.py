@@ -127,7 +127,15 @@ def next_claimable_id(conn: Connection, now: datetime, *, pg: bool) -> int | Non
     return conn.execute(query, {"now": now}).scalar_one_or_none()
 
 
-def claim_next(conn: Connection, *, now: datetime, worker: str, pg: bool) -> Claim | None:
+def claim_next(
+    conn: Connection,
+    *,
+    now: datetime,
+    worker: str,
+    pg: bool,
+    worker_id: int | None = None,
+    lease_until: datetime | None = None,
+) -> Claim | None:
     """Take the next runnable job in this transaction, or None when there is none."""
     job_id = next_claimable_id(conn, now, pg=pg)
     if job_id is None:
@@ -152,6 +160,8 @@ def claim_next(conn: Connection, *, now: datetime, worker: str, pg: bool) -> Cla
                 run_key=int(now.timestamp()),
                 status=RunStatus.RUNNING.value,
                 worker=worker,
+                worker_id=worker_id,
+                lease_expires=lease_until,
                 started=now,
             )
             .returning(R.c.id)
@@ -200,11 +210,16 @@ def finish_run(
     signal: int | None,
     output_bytes: int,
     truncated: bool,
+    worker_id: int | None = None,
 ) -> bool:
-    """Close a running run; False if it was already closed (someone else ended it)."""
+    """Close a running run; False if it was already closed (someone else ended it) or, when
+    `worker_id` is given, if that worker no longer holds it: a lost lease fences its writer."""
+    guard = [R.c.id == run_id, R.c.status == RunStatus.RUNNING.value]
+    if worker_id is not None:
+        guard.append(R.c.worker_id == worker_id)
     result = conn.execute(
         update(R)
-        .where(R.c.id == run_id, R.c.status == RunStatus.RUNNING.value)
+        .where(*guard)
         .values(
             status=status.value,
             finished=at,

@@ -165,6 +165,8 @@ jobs = Table(
     Column("kind", String(20), nullable=False),
     Column("device_id", ForeignKey("devices.id", ondelete="SET NULL"), nullable=True),
     Column("device_name", String(200), nullable=False, server_default=""),
+    # The device the job runs against: the override, or its package's device at launch.
+    Column("target_device_id", ForeignKey("devices.id", ondelete="SET NULL"), nullable=True),
     Column("config_id", ForeignKey("configs.id", ondelete="SET NULL"), nullable=True),
     Column("config_name", String(200), nullable=False, server_default=""),
     Column("options", json_type(), nullable=False),
@@ -222,6 +224,21 @@ interface_locks = Table(
     Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
 )
 
+# A worker process (embedded in `jobyard serve` or a `jobyard worker`), seen through its heartbeat.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(300), nullable=False, unique=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("slots", Integer, nullable=False),
+    Column("started", UTCDateTime(), nullable=False),
+    Column("heartbeat", UTCDateTime(), nullable=False),
+    Column("draining", Boolean, nullable=False, server_default=text("false")),
+    Column("stopped", UTCDateTime(), nullable=True),
+)
+
 runs = Table(
     "runs",
     metadata,
@@ -230,7 +247,10 @@ runs = Table(
     Column("attempt", Integer, nullable=False),
     Column("run_key", BigInteger, nullable=False),
     Column("status", String(20), nullable=False),
-    Column("worker", String(200), nullable=False),
+    Column("worker", String(300), nullable=False),
+    Column("worker_id", ForeignKey("workers.id", ondelete="SET NULL"), nullable=True, index=True),
+    # Renewed by the worker's heartbeat; a run whose lease lapsed is ended by the reaper.
+    Column("lease_expires", UTCDateTime(), nullable=True),
     Column("process_id", Integer, nullable=False, server_default="0"),
     Column("started", UTCDateTime(), nullable=False),
     Column("finished", UTCDateTime(), nullable=True),
@@ -240,6 +260,12 @@ runs = Table(
     Column("truncated", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint(f"status IN ({RUN_STATUSES})", name="status"),
     Index("ix_runs_job_id_attempt", "job_id", "attempt", unique=True),
+    Index(
+        "ix_runs_lease",
+        "lease_expires",
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
 )
 
 run_output = Table(

@@ -87,6 +87,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_tenants_name")),
     )
     op.create_table(
+        "workers",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("name", sa.String(length=300), nullable=False),
+        sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("slots", sa.Integer(), nullable=False),
+        sa.Column("started", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("draining", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
+        sa.Column("stopped", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
+        sa.UniqueConstraint("name", name=op.f("uq_workers_name")),
+    )
+    op.create_table(
         "users",
         sa.Column(
             "id",
@@ -273,6 +292,9 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("device_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("device_name", sa.String(length=200), server_default="", nullable=False),
+        sa.Column(
+            "target_device_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
         sa.Column("config_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("config_name", sa.String(length=200), server_default="", nullable=False),
         sa.Column(
@@ -347,6 +369,12 @@ def upgrade() -> None:
             ["package_id"],
             ["packages.id"],
             name=op.f("fk_jobs_package_id_packages"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_device_id"],
+            ["devices.id"],
+            name=op.f("fk_jobs_target_device_id_devices"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
@@ -456,7 +484,9 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("run_key", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("worker", sa.String(length=200), nullable=False),
+        sa.Column("worker", sa.String(length=300), nullable=False),
+        sa.Column("worker_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("lease_expires", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("process_id", sa.Integer(), server_default="0", nullable=False),
         sa.Column("started", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finished", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
@@ -471,10 +501,24 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_runs_job_id_jobs"), ondelete="CASCADE"
         ),
+        sa.ForeignKeyConstraint(
+            ["worker_id"],
+            ["workers.id"],
+            name=op.f("fk_runs_worker_id_workers"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
     )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index("ix_runs_job_id_attempt", ["job_id", "attempt"], unique=True)
+        batch_op.create_index(
+            "ix_runs_lease",
+            ["lease_expires"],
+            unique=False,
+            sqlite_where=sa.text("status = 'running'"),
+            postgresql_where=sa.text("status = 'running'"),
+        )
+        batch_op.create_index(batch_op.f("ix_runs_worker_id"), ["worker_id"], unique=False)
 
     op.create_table(
         "tokens",
@@ -593,6 +637,12 @@ def downgrade() -> None:
 
     op.drop_table("tokens")
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_runs_worker_id"))
+        batch_op.drop_index(
+            "ix_runs_lease",
+            sqlite_where=sa.text("status = 'running'"),
+            postgresql_where=sa.text("status = 'running'"),
+        )
         batch_op.drop_index("ix_runs_job_id_attempt")
 
     op.drop_table("runs")
@@ -637,4 +687,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_users_tenant_id"))
 
     op.drop_table("users")
+    op.drop_table("workers")
     op.drop_table("tenants")

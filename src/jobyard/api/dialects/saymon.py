@@ -1,0 +1,276 @@
+"""SAYMON's Node API (`/node/api/`): jobs as SAYMON shows them, over jobyard's services.
+
+Mapping: a SAYMON *object* is a jobyard device, an *operation* is a package, and executing an
+operation on an object launches the package with that device as the job's device override.
+
+- `GET  /node/api/jobs/{id}`: the Job model (below).
+- `PATCH /node/api/jobs/{id}/results`: append the JSON object body as a custom result; the
+  answer is 200 with an empty body (SAYMON documents the empty body, not the status).
+- `POST /node/api/objects/{obj}/operations/{op}/execute`: launch package `op` on device `obj`;
+  an optional JSON object of strings becomes the job's testvars (SAYMON's input arguments);
+  the answer is the new job's id as a JSON string.
+- `GET  /node/api/objects/{obj}/jobs`: the Job models of jobs run against device `obj`,
+  newest first; `[]` when there are none. The device must exist.
+
+Job model: `id`, `operation_id` (package), `owner_id` (the device the job runs against,
+"" when none), `owner_type` 1 (an object), `user_id`
+(who launched it), `process_meta` null, `timestamp` (created, epoch ms), `description`
+`{stdout, exitCode}` from the latest run (exitCode null while unknown) and `results`, the
+custom results newest first as `{payload, by, timestamp}`.
+
+Size guards (SAYMON has no paging): `description.stdout` holds at most the first
+`STDOUT_CAP` bytes of the latest run's stdout (`LIST_STDOUT_CAP` per job in an object's job
+list), and an object's job list holds at most its `MAX_OBJECT_JOBS` newest jobs.
+
+Authentication is the shared one: HTTP Basic `login:password`, a bearer token, or an API token
+as `?api-token=` (SAYMON's name) or `?token=`.
+
+Errors are SAYMON's (restify's) `{"code": <Code>, "message": <text>}`, with the code strings
+SAYMON documents where it documents them and restify's names otherwise:
+
+- 400 `InvalidContent`: the body is not JSON, or not the JSON object the endpoint takes;
+- 400 `BadRequest`: any other invalid request;
+- 401 `InvalidCredentials`: HTTP Basic credentials were given but are wrong; the message is
+  `Invalid login or password.`;
+- 401 `Unauthorized`: no credentials, or an invalid token. The message is itself a JSON
+  string, `{"errorCode":3,"message":"Not logged in."}` or the same with `Invalid API token.`
+  (3 is the only errorCode SAYMON documents, so it is used for both);
+- 403 `Forbidden`: a permission is missing; the message names it;
+- 404 `ResourceNotFound`: an unknown id (a non-numeric id too) or an unknown path;
+- 405 `MethodNotAllowed`, 409 `Conflict`, 413 `PayloadTooLarge`, 422 `UnprocessableEntity`,
+  429 `TooManyRequests` (too many failed logins, with `Retry-After`), 500 `InternalServer`.
+
+Every 401 carries `WWW-Authenticate: Basic`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from jobyard import errors
+from jobyard.api import bodies, params, render
+from jobyard.api.auth import authenticate
+from jobyard.domain import filters
+from jobyard.domain.models import Job, JobOptions, Testvar
+from jobyard.domain.paging import MAX_LIMIT, PageRequest
+from jobyard.domain.permissions import Principal
+from jobyard.services import catalog, jobs, results, runs
+from jobyard.services.jobs import LaunchRequest
+from jobyard.services.runtime import Runtime
+from jobyard.store.catalog import NOT_FOUND_MESSAGES
+from jobyard.store.jobs import JOB_FIELD_KINDS, NO_SUCH_JOB
+from jobyard.store.listing import Listing
+
+PREFIX = "/node/api"
+router = APIRouter(prefix=PREFIX)
+
+OWNER_TYPE_OBJECT = 1
+# stdout is served whole in one JSON answer, so it is capped: the first MiB of the latest
+# run's stdout for one job, and 64 KiB per job in a list of up to 1000 jobs (≤ ~64 MiB).
+STDOUT_CAP = 1024 * 1024
+LIST_STDOUT_CAP = 64 * 1024
+MAX_OBJECT_JOBS = MAX_LIMIT
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NO_SUCH_DEVICE = NOT_FOUND_MESSAGES["devices"]
+NO_SUCH_PACKAGE = NOT_FOUND_MESSAGES["packages"]
+
+NOT_LOGGED_IN = "Not logged in."
+BAD_API_KEY = "Invalid API token."
+INVALID_CREDENTIALS = "Invalid login or password."
+CODES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "ResourceNotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    422: "UnprocessableEntity",
+    429: "TooManyRequests",
+    500: "InternalServer",
+}
+
+
+class InvalidContent(errors.ValidationFailed):
+    """The request body is not the JSON this endpoint takes (SAYMON's `InvalidContent`)."""
+
+
+# Errors -----------------------------------------------------------------------------------
+
+
+def _code(status: int) -> str:
+    if status in CODES:
+        return CODES[status]
+    try:
+        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return "Error"
+
+
+def _unauthorized(request: Request) -> tuple[str, str]:
+    """SAYMON's 401 by what the caller presented: Basic credentials, a token, or nothing."""
+    scheme = request.headers.get("authorization", "").partition(" ")[0].lower()
+    if scheme == "basic":
+        return "InvalidCredentials", INVALID_CREDENTIALS
+    presented = scheme == "bearer" or any(
+        request.query_params.get(name) for name in ("api-token", "token")
+    )
+    text = BAD_API_KEY if presented else NOT_LOGGED_IN
+    return "Unauthorized", json.dumps({"errorCode": 3, "message": text}, separators=(",", ":"))
+
+
+def render_error(
+    request: Request, status: int, message: str, exc: errors.JobyardError | None
+) -> Response:
+    """`{"code", "message"}` with SAYMON's code for the status (see the module docstring)."""
+    code = _code(status)
+    if status == HTTPStatus.UNAUTHORIZED:
+        code, message = _unauthorized(request)
+    elif isinstance(exc, InvalidContent):
+        code = "InvalidContent"
+    response = render.json_response({"code": code, "message": message}, status)
+    if status == HTTPStatus.UNAUTHORIZED:
+        response.headers["WWW-Authenticate"] = 'Basic realm="jobyard"'
+    if isinstance(exc, errors.TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+# Presentation -----------------------------------------------------------------------------
+
+
+def _rt(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.rt
+    return runtime
+
+
+def epoch_ms(value: datetime) -> int:
+    """Epoch milliseconds, exactly (no float rounding)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return (aware - EPOCH) // timedelta(milliseconds=1)
+
+
+def _id(value: int | None) -> str:
+    return str(value) if value else ""
+
+
+def _owner_id(job: Job) -> str:
+    """The device the job runs against: its override, or its package's device at launch."""
+    return _id(job.target_device_id)
+
+
+def _job_model(rt: Runtime, who: Principal, job: Job, *, stdout_cap: int) -> dict[str, Any]:
+    log = runs.read_log(rt, actor=who, job_id=job.id, stream="stdout", limit_bytes=stdout_cap)
+    found = results.list_results(rt, actor=who, job_id=job.id)  # newest first
+    return {
+        "id": str(job.id),
+        "description": {
+            "stdout": log.content[:stdout_cap].decode("utf-8", errors="replace"),
+            "exitCode": job.exit_code,
+        },
+        "operation_id": _id(job.package_id),
+        "owner_id": _owner_id(job),
+        "owner_type": OWNER_TYPE_OBJECT,
+        "user_id": _id(job.user_id),
+        "process_meta": None,
+        "timestamp": epoch_ms(job.created),
+        "results": [
+            {"payload": dict(r.payload), "by": _id(r.user_id), "timestamp": epoch_ms(r.at)}
+            for r in found
+        ],
+    }
+
+
+async def _json_body(request: Request) -> Any:
+    """The body as JSON (None when empty); malformed JSON is `InvalidContent`."""
+    try:
+        return await bodies.read_json(request, empty=None)
+    except errors.PayloadTooLarge:
+        raise
+    except errors.ValidationFailed as exc:
+        raise InvalidContent(exc.message) from None
+
+
+def _arguments(body: Any) -> tuple[Testvar, ...] | None:
+    """SAYMON's input arguments (a JSON object of strings) as the job's testvars."""
+    if body is None:
+        return None
+    if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+        raise InvalidContent("input arguments are a JSON object of string values")
+    return tuple(Testvar(name, value) for name, value in body.items()) or None
+
+
+# Routes -----------------------------------------------------------------------------------
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    rt = _rt(request)
+
+    def load() -> dict[str, Any]:
+        job = jobs.get_job(rt, actor=who, job_id=target)
+        return _job_model(rt, who, job, stdout_cap=STDOUT_CAP)
+
+    return render.json_response(await run_in_threadpool(load))
+
+
+@router.patch("/jobs/{job_id}/results")
+async def add_result(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    payload = await _json_body(request)
+    if not isinstance(payload, dict):
+        raise InvalidContent("a job result is a JSON object")
+    await run_in_threadpool(
+        lambda: results.append_result(_rt(request), actor=who, job_id=target, payload=payload)
+    )
+    return Response(status_code=200)
+
+
+@router.post("/objects/{obj_id}/operations/{op_id}/execute")
+async def execute_operation(
+    obj_id: str, op_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    device_id = params.object_id(obj_id, NO_SUCH_DEVICE)
+    package_id = params.object_id(op_id, NO_SUCH_PACKAGE)
+    testvars = _arguments(await _json_body(request))
+    launch = LaunchRequest(
+        package_id=package_id, device_id=device_id, options=JobOptions(testvars=testvars)
+    )
+    job = await run_in_threadpool(lambda: jobs.launch_job(_rt(request), actor=who, request=launch))
+    return render.json_response(str(job.id))
+
+
+@router.get("/objects/{obj_id}/jobs")
+async def object_jobs(
+    obj_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    device_id = params.object_id(obj_id, NO_SUCH_DEVICE)
+    wanted = Listing(
+        filters=[
+            filters.check_filter(
+                filters.parse_filter(f"target_device_id={device_id}"), JOB_FIELD_KINDS
+            )
+        ],
+        sort=filters.check_sort(filters.parse_sort("-created,-id"), JOB_FIELD_KINDS),
+        page=PageRequest(page=1, limit=MAX_OBJECT_JOBS),
+    )
+    rt = _rt(request)
+
+    def load() -> list[dict[str, Any]]:
+        catalog.get_device(rt, actor=who, device_id=device_id)  # an unknown object is a 404
+        found, _total = jobs.list_jobs(rt, actor=who, request=wanted)
+        return [_job_model(rt, who, job, stdout_cap=LIST_STDOUT_CAP) for job in found]
+
+    return render.json_response(await run_in_threadpool(load))
