@@ -205,3 +205,35 @@ def test_runs_left_running_by_a_dead_server_are_ended_at_start(settings: Setting
 
     assert done["status"] == "lost"
     assert runs[0]["status"] == "lost"
+
+
+def test_a_stolen_lease_refuses_the_late_result(settings: Settings) -> None:
+    short = Settings(**{**settings.__dict__, "lease_seconds": 0.2, "workers": 0})
+    with TestClient(create_app(short), headers=AUTH) as client:
+        pkg = package(client, command=["true"], max_attempts=2)
+        job = launch(client, package_id=pkg["id"])
+    rt = open_runtime(short)
+    slow = execution.register_worker(rt, slots=1)
+    fast = execution.register_worker(rt, slots=1)
+    stolen = execution.claim_job(rt, worker=slow)
+    assert stolen is not None
+    time.sleep(0.4)  # the slow worker misses its heartbeat: the lease lapses
+
+    assert execution.reap_expired(rt) == 1  # attempt 1 is lost; the job waits for attempt 2
+    second = execution.claim_job(rt, worker=fast)
+    assert second is not None
+    assert second.claim.attempt == 2
+    late = execution.RunResult(0, None, False, False, 0, False)
+    status = execution.finish_claim(rt, claim=stolen.claim, result=late, worker_id=stolen.worker_id)
+    assert status == "running"  # refused: the job goes on with attempt 2
+    assert execution.heartbeat(rt, worker=slow, run_ids=[stolen.claim.run_id], draining=False) == {
+        stolen.claim.run_id
+    }  # and its heartbeat tells the slow worker to stop
+    execution.finish_claim(rt, claim=second.claim, result=late, worker_id=second.worker_id)
+    with TestClient(create_app(short), headers=AUTH) as client:
+        done = client.get(f"/api/v1/jobs/{job['id']}/").json()["data"]
+        runs = _runs(client, job["id"])
+    rt.db.dispose()
+
+    assert done["status"] == "completed"
+    assert [(r["attempt"], r["status"]) for r in runs] == [(1, "lost"), (2, "completed")]

@@ -16,7 +16,7 @@ from jobyard import __version__
 from jobyard.api import dialects as dialect_package
 from jobyard.api import errors
 from jobyard.api.native import accounts as account_routes
-from jobyard.api.native import catalog, jobs, runs, system
+from jobyard.api.native import catalog, jobs, runs, system, workers
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings
@@ -87,7 +87,7 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (jobs, catalog, runs, system, account_routes):
+    for module in (jobs, catalog, runs, system, account_routes, workers):
         app.include_router(module.router)
     for dialect in dialects():
         app.include_router(dialect.router)

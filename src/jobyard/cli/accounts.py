@@ -28,8 +28,8 @@ users_app = typer.Typer(help="Users: create, list, set passwords.", no_args_is_h
 tokens_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Customers (tenants): create, list.", no_args_is_help=True)
 
-DataDirOpt = Annotated[Path | None, typer.Option(help="Data directory [env JOBYARD_DATA_DIR]")]
-DatabaseOpt = Annotated[str | None, typer.Option(help="Database URL [env JOBYARD_DATABASE_URL]")]
+DataDirOpt = Annotated[Path | None, typer.Option(help="Data directory (env JOBYARD_DATA_DIR)")]
+DatabaseOpt = Annotated[str | None, typer.Option(help="Database URL (env JOBYARD_DATABASE_URL)")]
 CustomerOpt = Annotated[int, typer.Option("--customer", help="Customer (tenant) id")]
 ALL_ROWS = Listing(page=PageRequest(page=1, limit=None))
 T = TypeVar("T")
@@ -136,7 +136,7 @@ def create_token(
     login: str,
     name: Annotated[str, typer.Option(help="What the token is for")],
     scope: Annotated[
-        list[str] | None, typer.Option(help="A scope; repeat for more [default: the role's]")
+        list[str] | None, typer.Option(help="A scope; repeat for more (default: the role's)")
     ] = None,
     expires_in: Annotated[int | None, typer.Option(help="Lifetime in seconds")] = None,
     data_dir: DataDirOpt = None,

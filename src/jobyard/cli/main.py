@@ -13,6 +13,7 @@ from rich.console import Console
 from jobyard import __version__
 from jobyard.api.app import create_app, prepare
 from jobyard.cli import accounts as account_commands
+from jobyard.cli.worker import run_worker
 from jobyard.errors import JobyardError
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings, load_settings
@@ -22,19 +23,20 @@ app = typer.Typer(help="jobyard: a self-hosted job server.", no_args_is_help=Tru
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 account_commands.register(app)
+app.command("worker")(run_worker)
 console = Console(stderr=True, soft_wrap=True)  # never split a token across lines
 
-HostOpt = Annotated[str | None, typer.Option(help="Listen address [env JOBYARD_HOST, 127.0.0.1]")]
-PortOpt = Annotated[int | None, typer.Option(help="Listen port [env JOBYARD_PORT, 8080]")]
+HostOpt = Annotated[str | None, typer.Option(help="Listen address (env JOBYARD_HOST, 127.0.0.1)")]
+PortOpt = Annotated[int | None, typer.Option(help="Listen port (env JOBYARD_PORT, 8080)")]
 DataDirOpt = Annotated[
-    Path | None, typer.Option(help="Data directory [env JOBYARD_DATA_DIR, ./var]")
+    Path | None, typer.Option(help="Data directory (env JOBYARD_DATA_DIR, ./var)")
 ]
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option(help="Database URL [env JOBYARD_DATABASE_URL, SQLite in the data directory]"),
+    typer.Option(help="Database URL (env JOBYARD_DATABASE_URL, SQLite in the data directory)"),
 ]
 WorkersOpt = Annotated[
-    int | None, typer.Option(help="Embedded worker slots [env JOBYARD_WORKERS, 2]")
+    int | None, typer.Option(help="Embedded worker slots (env JOBYARD_WORKERS, 2)")
 ]
 
 

@@ -308,6 +308,22 @@ def cancel_job(
         return job_store.get_job(conn, job_id)
 
 
+def relaunch_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
+    """A new job with an old one's package, device, config, options, context and priority."""
+    require(actor, Scope.JOBS_WRITE)
+    with rt.db.read() as conn:
+        old = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
+    request = LaunchRequest(
+        package_id=old.package_id,
+        device_id=old.device_id,
+        config_id=old.config_id,
+        options=old.options,
+        context=old.context,
+        priority=old.priority,
+    )
+    return launch_job(rt, actor=actor, request=request)
+
+
 def delete_job(rt: Runtime, *, actor: Principal, job_id: int) -> None:
     require(actor, Scope.JOBS_WRITE)
     with rt.db.transaction() as conn:

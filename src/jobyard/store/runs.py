@@ -127,6 +127,24 @@ def next_claimable_id(conn: Connection, now: datetime, *, pg: bool) -> int | Non
     return conn.execute(query, {"now": now}).scalar_one_or_none()
 
 
+def _within_package_limit(conn: Connection, job: Job) -> bool:
+    """On PostgreSQL two workers could both see room under a package's concurrency limit;
+    locking the package row makes them count one after the other."""
+    packages = tables.packages
+    limit_of = select(packages.c.concurrency_limit).where(packages.c.id == job.package_id)
+    if conn.execute(limit_of).scalar_one_or_none() is None:
+        return True  # no limit: no lock, so claims of one package never queue
+    limit = conn.execute(limit_of.with_for_update()).scalar_one_or_none()
+    if limit is None:
+        return True
+    running = conn.execute(
+        select(func.count()).where(
+            J.c.package_id == job.package_id, J.c.status == JobStatus.RUNNING.value
+        )
+    ).scalar_one()
+    return int(running) < int(limit)
+
+
 def claim_next(
     conn: Connection,
     *,
@@ -141,6 +159,8 @@ def claim_next(
     if job_id is None:
         return None
     job = get_job(conn, job_id)
+    if pg and not _within_package_limit(conn, job):
+        return None
     try:
         with conn.begin_nested():
             if job.interface_names:

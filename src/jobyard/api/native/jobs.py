@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from functools import partial
+
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
@@ -142,6 +147,18 @@ async def delete_job(
     return render.no_content()
 
 
+@router.post("/{job_id}/relaunch/")
+async def relaunch_job(
+    job_id: str, request: Request, who: Principal = Depends(authenticate)
+) -> Response:
+    """A new job from an old one's parameters."""
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    found = await run_in_threadpool(
+        lambda: jobs.relaunch_job(_rt(request), actor=who, job_id=target)
+    )
+    return render.one(present.job(found))
+
+
 @router.post("/{job_id}/cancel/")
 async def cancel_job(
     job_id: str, request: Request, who: Principal = Depends(authenticate)
@@ -181,6 +198,14 @@ async def job_log(
             stream=query.get("stream") or None,
         )
     )
+    if "text/event-stream" in request.headers.get("accept", ""):
+        start = request.headers.get("last-event-id", "")
+        begin = int(start) if start.isdigit() else offset
+        return StreamingResponse(
+            _follow(request, who, target, begin, attempt, query.get("stream") or None),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     if "text/plain" in request.headers.get("accept", ""):
         headers = {"X-Next-Offset": str(piece.next_offset), "X-Complete": str(piece.complete)}
         return Response(piece.content, media_type="text/plain", headers=headers)
@@ -246,3 +271,46 @@ async def start_job(
         lambda: results.start_job(_rt(request), actor=who, job_id=target)
     )
     return render.one(present.job(found))
+
+
+FOLLOW_POLL_SECONDS = 0.25
+FOLLOW_KEEPALIVE_SECONDS = 15.0
+
+
+async def _follow(
+    request: Request,
+    who: Principal,
+    job_id: int,
+    offset: int,
+    attempt: int | None,
+    stream: str | None,
+) -> AsyncIterator[bytes]:
+    """Server-sent events: `output` events (id = the next offset, for resuming with
+    Last-Event-ID) as the job writes, then one `end` event when its run is over."""
+    quiet = 0.0
+    while not await request.is_disconnected():
+        read = partial(
+            runs.read_log,
+            _rt(request),
+            actor=who,
+            job_id=job_id,
+            offset=offset,
+            attempt=attempt,
+            stream=stream,
+        )
+        piece = await run_in_threadpool(read)
+        if piece.content:
+            data = json.dumps(
+                {"stream": stream or "", "content": piece.content.decode("utf-8", "replace")}
+            )
+            yield f"event: output\nid: {piece.next_offset}\ndata: {data}\n\n".encode()
+            offset, quiet = piece.next_offset, 0.0
+            continue
+        if piece.complete:
+            yield f"event: end\nid: {offset}\ndata: {{}}\n\n".encode()
+            return
+        if quiet >= FOLLOW_KEEPALIVE_SECONDS:
+            yield b": keep-alive\n\n"
+            quiet = 0.0
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        quiet += FOLLOW_POLL_SECONDS

@@ -1,0 +1,41 @@
+"""`/api/v1/workers/`: the worker fleet (admins)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from jobyard.api import params, render
+from jobyard.api.auth import authenticate
+from jobyard.api.render import rfc3339
+from jobyard.domain.permissions import Principal
+from jobyard.services import workers
+
+router = APIRouter(prefix="/api/v1/workers")
+
+
+@router.get("/")
+async def list_workers(request: Request, who: Principal = Depends(authenticate)) -> Response:
+    """Live workers (`?all=true` adds stopped ones) with their heartbeats and current runs."""
+    everything = params.flag(request.query_params, "all")
+    found = await run_in_threadpool(
+        lambda: workers.list_workers(request.app.state.rt, actor=who, include_stopped=everything)
+    )
+    return render.one(
+        [
+            {
+                "id": str(view.worker.id),
+                "name": view.worker.name,
+                "host": view.worker.host,
+                "pid": view.worker.pid,
+                "slots": view.worker.slots,
+                "started": rfc3339(view.worker.started),
+                "heartbeat": rfc3339(view.worker.heartbeat),
+                "draining": view.worker.draining,
+                "stopped": rfc3339(view.worker.stopped) if view.worker.stopped else "",
+                "running_job_ids": [str(i) for i in view.running_job_ids],
+            }
+            for view in found
+        ]
+    )

@@ -1,0 +1,262 @@
+"""Proof by fault: standalone `jobyard worker` processes sharing one database are killed,
+drained and raced, and no job is lost, stuck or run twice (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from jobyard.api.app import create_app
+from jobyard.settings import Settings
+from jobyard.store import tables
+from jobyard.store.db import Database
+from tests.conftest import AUTH
+
+LEASE_SECONDS = 2.0
+TERMINAL = {"completed", "completed_with_issues", "failed", "timed_out", "cancelled", "lost"}
+
+
+@pytest.fixture
+def fleet_settings(settings: Settings) -> Settings:
+    return Settings(
+        **{**settings.__dict__, "workers": 0, "lease_seconds": LEASE_SECONDS, "drain_seconds": 1.0}
+    )
+
+
+@pytest.fixture
+def api(fleet_settings: Settings) -> Iterator[TestClient]:
+    """The API alone: every job here is run by separate worker processes."""
+    with TestClient(create_app(fleet_settings), headers=AUTH) as client:
+        yield client
+
+
+class Workers:
+    """Starts `jobyard worker` processes against the test database and cleans them up."""
+
+    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+        self.settings = settings
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, slots: int = 2, drain: float = 1.0) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+        env |= {
+            "JOBYARD_DATABASE_URL": self.settings.database_url,
+            "JOBYARD_DATA_DIR": str(self.tmp_path / f"worker{len(self.procs)}"),
+            "JOBYARD_LEASE_SECONDS": str(LEASE_SECONDS),
+            "JOBYARD_CANCEL_GRACE_SECONDS": "1",
+        }
+        log = (self.tmp_path / f"worker{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jobyard",
+                "worker",
+                "--slots",
+                str(slots),
+                "--drain-seconds",
+                str(drain),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.fixture
+def workers(fleet_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    fleet = Workers(fleet_settings, tmp_path)
+    yield fleet
+    fleet.stop_all()
+
+
+def _package(api: TestClient, command: list[str], **fields: Any) -> str:
+    body = {"name": f"p{time.monotonic_ns()}", "command": command} | fields
+    response = api.post("/api/v1/packages/", json=body)
+    assert response.status_code == 200, response.text
+    package_id: str = response.json()["data"]["id"]
+    return package_id
+
+
+def _launch(api: TestClient, package_id: str, count: int) -> list[str]:
+    response = api.post(
+        "/api/v1/jobs/?bulk=launch", json={"jobs": [{"package_id": package_id}] * count}
+    )
+    assert response.status_code == 200, response.text
+    return [job["id"] for job in response.json()["data"]]
+
+
+def _statuses(api: TestClient) -> dict[str, str]:
+    jobs = api.get("/api/v1/jobs/?limit=none").json()["data"]
+    return {job["id"]: job["status"] for job in jobs}
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _runs(db_url: str) -> list[Any]:
+    db = Database(db_url)
+    with db.read() as conn:
+        rows = list(conn.execute(sa.select(tables.runs)))
+    db.dispose()
+    return rows
+
+
+def _kill_groups(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of a group that are still running (zombies, which this machine's init may
+    never reap, do not count)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def test_killed_worker_jobs_are_retried_or_lost_within_the_lease(
+    api: TestClient, workers: Workers, fleet_settings: Settings
+) -> None:
+    once = _package(api, ["sleep", "30"])
+    twice = _package(api, ["sh", "-c", 'test "$JOBYARD_ATTEMPT" = 2 || sleep 30'], max_attempts=2)
+    lost_ids = _launch(api, once, 2)
+    retried_ids = _launch(api, twice, 2)
+    victim = workers.start(slots=4)
+    _wait(lambda: all(s == "running" for s in _statuses(api).values()), 30, "four running jobs")
+    pids = [r.process_id for r in _runs(fleet_settings.database_url)]
+
+    victim.kill()  # SIGKILL: no drain, no goodbye
+    victim.wait(10)
+    _kill_groups(pids)  # its children outlive it; they must not matter
+    killed_at = time.monotonic()
+    workers.start(slots=2)  # a survivor, whose reaper notices the lapsed leases
+    _wait(lambda: all(s in TERMINAL for s in _statuses(api).values()), 30, "every job to end")
+
+    statuses = _statuses(api)
+    assert {statuses[i] for i in lost_ids} == {"lost"}
+    assert {statuses[i] for i in retried_ids} == {"completed"}
+    assert time.monotonic() - killed_at < 4 * LEASE_SECONDS + 10
+    runs = _runs(fleet_settings.database_url)
+    assert sorted(r.status for r in runs if r.attempt == 1) == ["lost"] * 4
+
+
+def test_workers_claim_many_jobs_each_exactly_once(
+    api: TestClient, workers: Workers, fleet_settings: Settings
+) -> None:
+    count = int(os.environ.get("JOBYARD_TEST_FLEET_JOBS", "5000"))
+    package_id = _package(api, ["true"])
+    _launch(api, package_id, count)
+    for _ in range(4):
+        workers.start(slots=2)
+
+    def all_done() -> bool:
+        page = api.get("/api/v1/jobs/?filter=status=completed&limit=1").json()
+        return bool(page["links"]["total"] == count)
+
+    _wait(all_done, 240, f"{count} jobs to complete")
+    runs = _runs(fleet_settings.database_url)
+    assert len(runs) == count
+    assert len({r.job_id for r in runs}) == count
+    assert {r.attempt for r in runs} == {1}
+    assert len({r.worker_id for r in runs}) == 4  # every worker took part
+
+
+def test_a_cancel_reaches_the_worker_on_another_process(
+    api: TestClient, workers: Workers, fleet_settings: Settings
+) -> None:
+    package_id = _package(api, ["sh", "-c", "sleep 60 & trap '' TERM; sleep 60"])
+    [job_id] = _launch(api, package_id, 1)
+    workers.start(slots=1)
+    _wait(lambda: _statuses(api)[job_id] == "running", 20, "the job to run")
+    _wait(lambda: _runs(fleet_settings.database_url)[0].process_id > 0, 10, "its pid")
+    pgid = _runs(fleet_settings.database_url)[0].process_id
+
+    assert api.post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 200
+    _wait(lambda: _statuses(api)[job_id] == "cancelled", 20, "the cancel")
+
+    assert _live_members(pgid) == []  # the whole process group is gone
+
+
+def test_a_draining_worker_finishes_or_hands_back(
+    api: TestClient, workers: Workers, fleet_settings: Settings
+) -> None:
+    quick = _launch(api, _package(api, ["sleep", "0.5"]), 1)[0]
+    slow = _launch(api, _package(api, ["sleep", "30"]), 1)[0]
+    worker = workers.start(slots=2, drain=2.0)
+    _wait(lambda: set(_statuses(api).values()) == {"running"}, 20, "both jobs to run")
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+
+    statuses = _statuses(api)
+    assert statuses[quick] == "completed"  # finished within the drain deadline
+    assert statuses[slow] == "pending"  # handed back for another worker
+    events = api.get(f"/api/v1/jobs/{slow}/events/").json()["data"]
+    assert events[-1]["reason"] == "handed back by a worker shutting down"
+    listed = api.get("/api/v1/workers/?all=true").json()["data"]
+    assert listed[0]["stopped"] != ""
+
+
+def test_workers_are_listed_with_their_runs(api: TestClient, workers: Workers) -> None:
+    [job_id] = _launch(api, _package(api, ["sleep", "30"]), 1)
+    workers.start(slots=3)
+    _wait(lambda: _statuses(api)[job_id] == "running", 20, "the job to run")
+    _wait(
+        lambda: bool(api.get("/api/v1/workers/").json()["data"][0]["running_job_ids"]),
+        10,
+        "the listing",
+    )
+
+    [listed] = api.get("/api/v1/workers/").json()["data"]
+
+    assert listed["slots"] == 3
+    assert listed["running_job_ids"] == [job_id]
+    assert listed["heartbeat"]
+    api.post(f"/api/v1/jobs/{job_id}/cancel/")
+
+
+def test_an_api_restart_loses_no_accepted_launch(
+    fleet_settings: Settings, workers: Workers
+) -> None:
+    with TestClient(create_app(fleet_settings), headers=AUTH) as first:
+        ids = _launch(first, _package(first, ["true"]), 20)
+    workers.start(slots=2)
+    with TestClient(create_app(fleet_settings), headers=AUTH) as second:
+        _wait(lambda: all(_statuses(second)[i] == "completed" for i in ids), 30, "the jobs to run")
