@@ -266,6 +266,9 @@ class WorkerPool:
         lost = execution.heartbeat(
             self.rt, worker=self.identity, run_ids=list(by_run), draining=self.draining
         )
+        with self._lock:  # a run that simply finished meanwhile was not lost
+            still = {r.work.claim.run_id for r in self._running.values()}
+        lost &= still
         if lost:
             logger.warning("lost the lease of runs %s: stopping them", sorted(lost))
             self._stop_jobs([by_run[run_id] for run_id in lost])
