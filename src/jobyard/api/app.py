@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobyard import __version__
 from jobyard.api import dialects as dialect_package
-from jobyard.api import errors
+from jobyard.api import errors, logs
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system, workers
 from jobyard.services import accounts
@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    logs.install_redaction()
     errors.install(app)
     for module in (jobs, catalog, runs, system, account_routes, workers):
         app.include_router(module.router)

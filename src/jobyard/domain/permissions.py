@@ -99,10 +99,19 @@ def require(principal: Principal, scope: Scope) -> None:
     _require_scope(principal, scope)
 
 
-def require_on_job(principal: Principal, scope: Scope, job_id: int) -> None:
-    """Refuse unless the principal may use `scope` on this job."""
-    if principal.job_id is not None and principal.job_id != job_id:
-        raise Forbidden(f"this is the token of job {principal.job_id}: it may act on that job only")
+def require_on_job(
+    principal: Principal, scope: Scope, job_id: int, *, reporting: bool = False
+) -> None:
+    """Refuse unless the principal may use `scope` on this job. A job's own token may read
+    its job and, when `reporting` (append a result, set the outcome), write to it: nothing
+    else, not even cancel it."""
+    if principal.job_id is not None:
+        if principal.job_id != job_id:
+            raise Forbidden(
+                f"this is the token of job {principal.job_id}: it may act on that job only"
+            )
+        if scope is not Scope.JOBS_READ and not reporting:
+            raise Forbidden("a job's token may only read its job and report results on it")
     _require_scope(principal, scope)
 
 

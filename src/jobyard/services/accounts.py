@@ -8,7 +8,7 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -208,6 +208,9 @@ def authenticate_token(rt: Runtime, token: str) -> Principal:
     record, user = found
     if record.revoked is not None or (record.expires is not None and record.expires <= now):
         raise Unauthenticated()
+    if record.job_id is not None:  # a job's token acts in its job's tenant
+        with rt.db.read() as conn:
+            user = replace(user, tenant_id=accounts.job_tenant(conn, record.job_id))
     if record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION:
         with rt.db.transaction() as conn:
             accounts.touch_token(conn, record.id, now)
@@ -243,13 +246,15 @@ def authenticate_password(rt: Runtime, login: str, password: str) -> Principal:
 
 
 def _count_failure(rt: Runtime, user: UserRecord, now: datetime) -> None:
-    failures = user.failed_logins + 1
-    values: dict[str, object] = {"failed_logins": failures}
-    if failures >= LOCK_AFTER_FAILURES:
-        values |= {"failed_logins": 0, "locked_until": now + timedelta(seconds=LOCK_SECONDS)}
-        logger.warning("login %r locked for %d s after repeated failures", user.login, LOCK_SECONDS)
+    """Count in the database (attempts arrive at once), and lock at the threshold."""
     with rt.db.transaction() as conn:
-        accounts.update_user(conn, user.id, values)
+        failures = accounts.count_failed_login(conn, user.id)
+        if failures >= LOCK_AFTER_FAILURES:
+            until = now + timedelta(seconds=LOCK_SECONDS)
+            accounts.update_user(conn, user.id, {"failed_logins": 0, "locked_until": until})
+            logger.warning(
+                "login %r locked for %d s after repeated failures", user.login, LOCK_SECONDS
+            )
 
 
 def authenticate_basic(rt: Runtime, login: str, password: str) -> Principal:
@@ -427,6 +432,8 @@ def create_token(
 ) -> IssuedToken:
     """A new token for the actor (or, for an admin, another user of the tenant); its scopes
     may not exceed what its user's role allows."""
+    if actor.job_id is not None:
+        raise Forbidden("a job's token may not create tokens")
     if user_id not in {None, actor.user_id}:
         require(actor, Scope.ADMIN)
     wanted = parse_scopes(scopes)

@@ -27,7 +27,7 @@ def append_result(
     rt: Runtime, *, actor: Principal, job_id: int, payload: Mapping[str, Any]
 ) -> JobResult:
     """Append a custom result (any JSON object) to a job, whatever its status."""
-    require_on_job(actor, Scope.JOBS_WRITE, job_id)
+    require_on_job(actor, Scope.JOBS_WRITE, job_id, reporting=True)
     size = len(json.dumps(payload, separators=(",", ":")).encode())
     if size > MAX_RESULT_BYTES:
         raise PayloadTooLarge(f"a result payload may hold at most {MAX_RESULT_BYTES} bytes")
@@ -57,7 +57,7 @@ def _package_options(conn: Connection, job: Job) -> tuple[tuple[str, ...], tuple
 def set_outcome(rt: Runtime, *, actor: Principal, job_id: int, outcome: Outcome) -> Job:
     """Give a started job its final result. An external job ends now; a command job ends
     with this status when its process exits."""
-    require_on_job(actor, Scope.JOBS_WRITE, job_id)
+    require_on_job(actor, Scope.JOBS_WRITE, job_id, reporting=True)
     now = utcnow()
     with rt.db.transaction() as conn:
         job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)

@@ -288,3 +288,22 @@ def user_has_objects(conn: Connection, user_id: int) -> bool:
         if conn.execute(select(table.c.id).where(table.c.user_id == user_id).limit(1)).first():
             return True
     return False
+
+
+def count_failed_login(conn: Connection, user_id: int) -> int:
+    """Add one failed login and return the count, atomically."""
+    result = conn.execute(
+        update(U)
+        .where(U.c.id == user_id)
+        .values(failed_logins=U.c.failed_logins + 1)
+        .returning(U.c.failed_logins)
+    )
+    return int(result.scalar_one())
+
+
+def job_tenant(conn: Connection, job_id: int) -> int:
+    jobs = tables.jobs
+    found = conn.execute(select(jobs.c.tenant_id).where(jobs.c.id == job_id)).scalar_one_or_none()
+    if found is None:
+        raise NotFound("no such Job")
+    return int(found)
