@@ -130,6 +130,7 @@ def _runs(db_url: str) -> list[Any]:
 
 def _kill_groups(pids: list[int]) -> None:
     for pid in pids:
+        assert pid > 0  # killpg(0) would be our own group
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
 
@@ -160,6 +161,7 @@ def test_killed_worker_jobs_are_retried_or_lost_within_the_lease(
     retried_ids = _launch(api, twice, 2)
     victim = workers.start(slots=4)
     _wait(lambda: all(s == "running" for s in _statuses(api).values()), 30, "four running jobs")
+    _wait(lambda: all(r.process_id for r in _runs(fleet_settings.database_url)), 10, "their pids")
     pids = [r.process_id for r in _runs(fleet_settings.database_url)]
 
     victim.kill()  # SIGKILL: no drain, no goodbye

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,6 +35,7 @@ class RunResult:
     cancelled: bool
     output_bytes: int
     truncated: bool
+    process_id: int = 0
 
 
 def worker_name() -> str:
@@ -140,9 +141,11 @@ def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
     return Work(claim=claim, token=token, worker_id=worker.id)
 
 
-def record_process(rt: Runtime, *, run_id: int, pid: int) -> None:
-    with rt.db.transaction() as conn:
-        runs.set_process_id(conn, run_id, pid)
+def record_processes(rt: Runtime, *, pids: Mapping[int, int]) -> None:
+    """Process ids of running runs, by run id (batched: a short job's comes with its end)."""
+    if pids:
+        with rt.db.transaction() as conn:
+            runs.set_process_ids(conn, pids)
 
 
 def save_output(rt: Runtime, *, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
@@ -223,6 +226,7 @@ def _finish(
             output_bytes=result.output_bytes,
             truncated=result.truncated,
             worker_id=worker_id,
+            process_id=result.process_id,
         )
         job = job_store.find_job(conn, claim.job.id)
         if job is None:
@@ -230,9 +234,11 @@ def _finish(
         if not closed or job.status is not JobStatus.RUNNING or job.attempts != claim.attempt:
             logger.warning("run %s of job %s was already ended elsewhere", claim.run_id, job.id)
             return job.status
-        runs.release_interfaces(conn, job.id)
+        if job.interface_names:
+            runs.release_interfaces(conn, job.id)
         accounts.revoke_job_tokens(conn, job_id=job.id, at=now)
-        package = _package_or_none(conn, job.package_id)
+        retryable = job_status in RETRYABLE and job.outcome is None
+        package = _package_or_none(conn, job.package_id) if retryable else None
         max_attempts = package.max_attempts if package else 1
         if job_status is not JobStatus.PENDING:
             job_status = _decided(job, job_status)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +27,7 @@ from jobyard.domain.models import Job, LogChunk, PackageKind, Run
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
-from jobyard.store.jobs import J, get_job, transition
+from jobyard.store.jobs import J, get_job, job_from_row, transition
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
 from jobyard.store.types import UTCDateTime
 
@@ -110,9 +110,19 @@ def _claimable(now: Any) -> Any:
     )
 
 
+def _package_limit() -> Any:
+    packages = tables.packages
+    return (
+        select(packages.c.concurrency_limit)
+        .where(packages.c.id == J.c.package_id)
+        .scalar_subquery()
+        .label("package_concurrency_limit")
+    )
+
+
 # Built once: constructing this statement costs more than running it.
 NEXT_CLAIMABLE = (
-    select(J.c.id)
+    select(J, _package_limit())
     .where(_claimable(bindparam("now", type_=UTCDateTime())))
     .order_by(J.c.priority.desc(), J.c.id)
     .limit(1)
@@ -122,9 +132,10 @@ NEXT_CLAIMABLE = (
 NEXT_CLAIMABLE_LOCKED = NEXT_CLAIMABLE.with_for_update(skip_locked=True, of=J)
 
 
-def next_claimable_id(conn: Connection, now: datetime, *, pg: bool) -> int | None:
+def next_claimable(conn: Connection, now: datetime, *, pg: bool) -> Row[Any] | None:
+    """The next job to run (with its package's concurrency limit), locked on PostgreSQL."""
     query = NEXT_CLAIMABLE_LOCKED if pg else NEXT_CLAIMABLE
-    return conn.execute(query, {"now": now}).scalar_one_or_none()
+    return conn.execute(query, {"now": now}).first()
 
 
 def _within_package_limit(conn: Connection, job: Job) -> bool:
@@ -132,8 +143,6 @@ def _within_package_limit(conn: Connection, job: Job) -> bool:
     locking the package row makes them count one after the other."""
     packages = tables.packages
     limit_of = select(packages.c.concurrency_limit).where(packages.c.id == job.package_id)
-    if conn.execute(limit_of).scalar_one_or_none() is None:
-        return True  # no limit: no lock, so claims of one package never queue
     limit = conn.execute(limit_of.with_for_update()).scalar_one_or_none()
     if limit is None:
         return True
@@ -155,21 +164,15 @@ def claim_next(
     lease_until: datetime | None = None,
 ) -> Claim | None:
     """Take the next runnable job in this transaction, or None when there is none."""
-    job_id = next_claimable_id(conn, now, pg=pg)
-    if job_id is None:
+    row = next_claimable(conn, now, pg=pg)
+    if row is None:
         return None
-    job = get_job(conn, job_id)
-    if pg and not _within_package_limit(conn, job):
+    job = job_from_row(row)
+    limited = row.package_concurrency_limit is not None
+    if pg and limited and not _within_package_limit(conn, job):
+        return None  # no lock without a limit, so claims of one package never queue
+    if job.interface_names and not _lock_interfaces(conn, job):
         return None
-    try:
-        with conn.begin_nested():
-            if job.interface_names:
-                conn.execute(
-                    insert(tables.interface_locks),
-                    [{"name": n, "job_id": job.id} for n in job.interface_names],
-                )
-    except IntegrityError:
-        return None  # another worker took one of its interfaces first; try again later
     attempt = job.attempts + 1
     run_id = int(
         conn.execute(
@@ -207,8 +210,23 @@ def claim_next(
     return Claim(job=claimed, run_id=run_id, attempt=attempt)
 
 
-def set_process_id(conn: Connection, run_id: int, pid: int) -> None:
-    conn.execute(update(R).where(R.c.id == run_id).values(process_id=pid))
+def _lock_interfaces(conn: Connection, job: Job) -> bool:
+    """Take the job's interfaces; False when another worker took one first."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(tables.interface_locks),
+                [{"name": n, "job_id": job.id} for n in job.interface_names],
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def set_process_ids(conn: Connection, pids: Mapping[int, int]) -> None:
+    """Record the process ids of running runs, by run id."""
+    for run_id, pid in pids.items():
+        conn.execute(update(R).where(R.c.id == run_id, R.c.process_id == 0).values(process_id=pid))
 
 
 def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
@@ -231,6 +249,7 @@ def finish_run(
     output_bytes: int,
     truncated: bool,
     worker_id: int | None = None,
+    process_id: int = 0,
 ) -> bool:
     """Close a running run; False if it was already closed (someone else ended it) or, when
     `worker_id` is given, if that worker no longer holds it: a lost lease fences its writer."""
@@ -247,6 +266,7 @@ def finish_run(
             signal=signal,
             output_bytes=output_bytes,
             truncated=truncated,
+            **({"process_id": process_id} if process_id else {}),
         )
     )
     return bool(result.rowcount)

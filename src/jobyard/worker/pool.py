@@ -58,6 +58,8 @@ class _Running:
     recorder: OutputRecorder
     stop: threading.Event = field(default_factory=threading.Event)
     handing_back: bool = False
+    pid: int = 0
+    pid_recorded: bool = False
 
 
 class Every:
@@ -207,9 +209,7 @@ class WorkerPool:
         try:
             outcome = supervisor.run_process(
                 spec,
-                on_start=lambda pid: execution.record_process(
-                    self.rt, run_id=claim.run_id, pid=pid
-                ),
+                on_start=lambda pid: setattr(running, "pid", pid),
                 on_output=running.recorder.add,
                 should_cancel=running.stop.is_set,
             )
@@ -225,6 +225,7 @@ class WorkerPool:
             cancelled=outcome.cancelled and not running.handing_back,
             output_bytes=outcome.output_bytes,
             truncated=outcome.truncated,
+            process_id=outcome.pid,
         )
 
     # Housekeeping -----------------------------------------------------------------------
@@ -232,6 +233,7 @@ class WorkerPool:
     def _housekeeping_loop(self) -> None:
         lease = self.rt.settings.lease_seconds
         tasks = [
+            Every(HOUSEKEEPING_SECONDS, self._record_pids),
             Every(HOUSEKEEPING_SECONDS, self._deliver_cancels),
             Every(HOUSEKEEPING_SECONDS, self._flush_quiet_output),
             Every(lease / 3, self._heartbeat),
@@ -241,6 +243,15 @@ class WorkerPool:
             now = time.monotonic()
             for task in tasks:
                 task.tick(now)
+
+    def _record_pids(self) -> None:
+        """Publish the process ids of jobs that outlive a housekeeping tick."""
+        with self._lock:
+            fresh = [r for r in self._running.values() if r.pid and not r.pid_recorded]
+        if fresh:
+            execution.record_processes(self.rt, pids={r.work.claim.run_id: r.pid for r in fresh})
+            for running in fresh:
+                running.pid_recorded = True
 
     def _deliver_cancels(self) -> None:
         running = self.running_job_ids
