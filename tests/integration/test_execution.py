@@ -4,13 +4,16 @@ concurrency limits and crash recovery, on both databases."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import socket
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,7 +23,7 @@ from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
 from jobyard.store import migrate
 from tests.api.helpers import create, launch, package, wait_for
-from tests.conftest import AUTH
+from tests.conftest import AUTH, LiveServer
 
 
 def _runs(client: TestClient, job_id: str) -> list[dict[str, Any]]:
@@ -237,3 +240,85 @@ def test_a_stolen_lease_refuses_the_late_result(settings: Settings) -> None:
 
     assert done["status"] == "completed"
     assert [(r["attempt"], r["status"]) for r in runs] == [(1, "lost"), (2, "completed")]
+
+
+def test_the_reaper_ends_a_run_long_past_its_timeout(settings: Settings) -> None:
+    quick = Settings(
+        **{**settings.__dict__, "lease_seconds": 1.0, "cancel_grace_seconds": 0.2, "workers": 0}
+    )
+    with TestClient(create_app(quick), headers=AUTH) as client:
+        pkg = package(client, command=["sleep", "60"], timeout=0.1)
+        job = launch(client, package_id=pkg["id"])
+    rt = open_runtime(quick)
+    stubborn = execution.register_worker(rt, slots=1)
+    work = execution.claim_job(rt, worker=stubborn)
+    assert work is not None
+    deadline = time.monotonic() + 2.0  # alive (renewing its lease) but never enforcing
+    while time.monotonic() < deadline:
+        lost = execution.heartbeat(rt, worker=stubborn, run_ids=[work.claim.run_id], draining=False)
+        if lost:
+            break
+        execution.reap_expired(rt)
+        time.sleep(0.2)
+    with TestClient(create_app(quick), headers=AUTH) as client:
+        done = client.get(f"/api/v1/jobs/{job['id']}/").json()["data"]
+    rt.db.dispose()
+
+    assert lost == {work.claim.run_id}
+    assert done["status"] == "timed_out"
+
+
+def test_relaunch_makes_a_new_job_with_the_same_parameters(client: TestClient) -> None:
+    pkg = package(client, command=["echo", "{who}"])
+    first = launch(
+        client,
+        package_id=pkg["id"],
+        options={"tags": ["nightly"], "testvars": [{"name": "who", "value": "again"}]},
+        context={"ticket": 7},
+    )
+    wait_for(client, first["id"])
+
+    again = client.post(f"/api/v1/jobs/{first['id']}/relaunch/").json()["data"]
+    done = wait_for(client, again["id"])
+
+    assert again["id"] != first["id"]
+    assert again["options"]["tags"] == ["nightly"]
+    assert again["context"] == {"ticket": 7}
+    assert done["status"] == "completed"
+    log = client.get(f"/api/v1/jobs/{again['id']}/log/").json()["data"]
+    assert log["content"] == "again\n"
+    assert client.post("/api/v1/jobs/999/relaunch/").status_code == 404
+
+
+FOLLOWED = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.3)\n"
+
+
+def test_the_log_is_followed_live_over_server_sent_events(live_server: LiveServer) -> None:
+    api = httpx.Client(base_url=f"{live_server.url}/api/v1", headers=AUTH, timeout=30)
+    pkg = api.post(
+        "/packages/", json={"name": "ticker", "command": [sys.executable, "-c", FOLLOWED]}
+    ).json()["data"]
+    job = api.post("/jobs/", json={"package_id": pkg["id"]}).json()["data"]
+
+    events = []
+    with api.stream("GET", f"/jobs/{job['id']}/log/", headers={"Accept": "text/event-stream"}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                events.append({"event": line[7:]})
+            elif line.startswith("data: "):
+                events[-1]["data"] = json.loads(line[6:])
+            elif line.startswith("id: "):
+                events[-1]["id"] = line[4:]
+            if events and events[-1]["event"] == "end" and "data" in events[-1]:
+                break
+
+    output = "".join(e["data"]["content"] for e in events if e["event"] == "output")
+    assert output == "0\n1\n2\n"
+    assert len([e for e in events if e["event"] == "output"]) >= 2  # it arrived while running
+    assert events[-1]["event"] == "end"
+    resumed = api.get(
+        f"/jobs/{job['id']}/log/",
+        headers={"Accept": "text/event-stream", "Last-Event-ID": "2"},
+    )
+    assert '"content":"1\\n2\\n"' in resumed.text.replace(": ", ":")

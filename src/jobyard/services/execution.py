@@ -101,11 +101,16 @@ REAP_BATCH = 100
 
 
 def reap_expired(rt: Runtime) -> int:
-    """End runs whose lease lapsed (their worker is gone): retried if allowed, else lost.
-    Every worker runs this; the database hands each expired run to one of them."""
+    """End runs whose lease lapsed (their worker is gone): retried if allowed, else lost; and,
+    as a backstop, runs long past their timeout. Every worker runs this; closing a run is
+    guarded, so each is ended once whichever reaper sees it first."""
     lost = RunResult(None, None, False, False, 0, False)
+    now = utcnow()
+    # A worker enforces timeouts itself; this margin leaves it time to (SIGTERM, grace, KILL).
+    margin = timedelta(seconds=rt.settings.cancel_grace_seconds + rt.settings.lease_seconds)
     with rt.db.read() as conn:
-        expired = fleet.expired_claims(conn, now=utcnow(), limit=REAP_BATCH)
+        expired = fleet.expired_claims(conn, now=now, limit=REAP_BATCH)
+        overdue = fleet.overdue_claims(conn, before=now - margin, limit=REAP_BATCH)
     for claim in expired:
         _finish(
             rt,
@@ -115,7 +120,16 @@ def reap_expired(rt: Runtime) -> int:
             result=lost,
             reason="its worker stopped renewing the lease",
         )
-    return len(expired)
+    for claim in overdue:
+        _finish(
+            rt,
+            claim=claim,
+            job_status=JobStatus.TIMED_OUT,
+            run_status=RunStatus.TIMED_OUT,
+            result=lost,
+            reason="past its timeout: ended by the reaper",
+        )
+    return len(expired) + len(overdue)
 
 
 def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:

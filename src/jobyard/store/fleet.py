@@ -91,6 +91,21 @@ def expired_claims(conn: Connection, *, now: datetime, limit: int) -> list[Claim
         .order_by(R.c.lease_expires)
         .limit(limit)
     )
+    return _claims(conn, query)
+
+
+def overdue_claims(conn: Connection, *, before: datetime, limit: int) -> list[Claim]:
+    """Running runs past their deadline by more than the grace the worker had to stop them."""
+    query = (
+        select(R.c.id, R.c.job_id, R.c.attempt)
+        .where(R.c.status == RunStatus.RUNNING.value, R.c.deadline < before)
+        .order_by(R.c.deadline)
+        .limit(limit)
+    )
+    return _claims(conn, query)
+
+
+def _claims(conn: Connection, query: Any) -> list[Claim]:
     return [
         Claim(job=get_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
         for row in conn.execute(query)

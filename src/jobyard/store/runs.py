@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -185,6 +185,9 @@ def claim_next(
                 worker=worker,
                 worker_id=worker_id,
                 lease_expires=lease_until,
+                deadline=None
+                if job.timeout_seconds is None
+                else now + timedelta(seconds=job.timeout_seconds),
                 started=now,
             )
             .returning(R.c.id)

@@ -251,6 +251,9 @@ runs = Table(
     Column("worker_id", ForeignKey("workers.id", ondelete="SET NULL"), nullable=True, index=True),
     # Renewed by the worker's heartbeat; a run whose lease lapsed is ended by the reaper.
     Column("lease_expires", UTCDateTime(), nullable=True),
+    # started + the job's timeout: past it (and a margin) the reaper ends the run even if its
+    # worker still renews the lease, a backstop for a worker that failed to enforce it.
+    Column("deadline", UTCDateTime(), nullable=True),
     Column("process_id", Integer, nullable=False, server_default="0"),
     Column("started", UTCDateTime(), nullable=False),
     Column("finished", UTCDateTime(), nullable=True),

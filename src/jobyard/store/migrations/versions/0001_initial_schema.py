@@ -487,6 +487,7 @@ def upgrade() -> None:
         sa.Column("worker", sa.String(length=300), nullable=False),
         sa.Column("worker_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("lease_expires", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("deadline", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("process_id", sa.Integer(), server_default="0", nullable=False),
         sa.Column("started", jobyard.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finished", jobyard.store.types.UTCDateTime(timezone=True), nullable=True),
