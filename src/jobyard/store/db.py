@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,42 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _SqliteWriterQueue:
+    """SQLite has one writer at a time, and its busy handler waits for the lock by sleeping
+    (up to 100 ms a try). Writers queue instead: threads of this process on a lock, and
+    processes sharing the file (several `jobyard worker`s on one host) on an flock beside
+    it, which the kernel hands over the moment it is released."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        database = engine.url.database
+        if database and database != ":memory:":
+            path = f"{database}.writer-lock"
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._lock:
+            outermost = self._depth == 0
+            if outermost and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outermost and self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class Database:
     """One engine and the transactions on it."""
 
@@ -45,9 +83,7 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine: Engine = self._create_engine()
-        # SQLite has one writer at a time and its busy handler backs off by sleeping up to
-        # 100 ms; queueing this process's writers on a lock hands the database over at once.
-        self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._writers = _SqliteWriterQueue(self.engine) if self.is_sqlite else None
 
     def _create_engine(self) -> Engine:
         if self.is_sqlite:
@@ -66,11 +102,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A unit of work: commit on a clean exit, roll back on any exception."""
-        if self._write_lock is None:
+        if self._writers is None:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._write_lock, self.engine.begin() as conn:
+        with self._writers.turn(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -87,6 +123,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
 
 
 def _sqlite_begin(conn: Connection) -> None:
