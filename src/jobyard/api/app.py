@@ -17,6 +17,7 @@ from jobyard.api import dialects as dialect_package
 from jobyard.api import errors, logs
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system, workers
+from jobyard.api.negotiation import XmlNegotiation
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings
@@ -93,5 +94,6 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
     for dialect in dialects():
         app.include_router(dialect.router)
         errors.register_dialect(dialect.PREFIX, dialect.render_error)
+    app.add_middleware(XmlNegotiation)
     app.add_middleware(TrailingSlash)
     return app
