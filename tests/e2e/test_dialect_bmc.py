@@ -98,7 +98,7 @@ SHOUTER = "import sys; sys.stdout.write('x' * 70000); sys.exit(3)"
 
 
 def parse_xml(text: str) -> ET.Element:
-    return ET.fromstring(text.encode())  # noqa: S314 - the server under test's own answer
+    return ET.fromstring(text.encode())
 
 
 def shape(element: ET.Element) -> Any:
