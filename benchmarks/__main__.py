@@ -1,0 +1,286 @@
+"""`python -m benchmarks [--quick] [--peers]`: measure jobyard, print one table.
+
+Every speed goal is a ratio against a baseline measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from benchmarks import deploy, peers, workloads
+from benchmarks.measure import Figure, Report, ratio, repeat
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: int
+    spawns: int
+    jobs: int
+    singles: int
+    latency_seconds: float
+    requests: int
+    listed_jobs: int
+    bulk: int
+    flood_mib: int
+
+
+QUICK = Plan(
+    runs=3,
+    spawns=400,
+    jobs=400,
+    singles=200,
+    latency_seconds=2,
+    requests=600,
+    listed_jobs=100_000,
+    bulk=2_000,
+    flood_mib=200,
+)
+FULL = Plan(
+    runs=3,
+    spawns=2_000,
+    jobs=5_000,
+    singles=1_000,
+    latency_seconds=10,
+    requests=3_000,
+    listed_jobs=1_000_000,
+    bulk=10_000,
+    flood_mib=1_024,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="small sizes (under two minutes)")
+    parser.add_argument("--peers", action="store_true", help="also run the peers harness")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    report = Report()
+    started = time.monotonic()
+    spawn = section(
+        "spawn limit", lambda: repeat(plan.runs, lambda: workloads.spawn_limit(plan.spawns))
+    )
+    report.add("spawn limit: `true` from 2 threads", spawn, "spawns/s", ratio="baseline")
+    embedded = throughput_sqlite(plan, report, spawn)
+    if deploy.postgres_available():
+        throughput_postgres(plan, report, embedded)
+    else:
+        report.note("PostgreSQL", "not reachable: skipped", "")
+    latency(plan, report)
+    api_speed(plan, report)
+    listing(plan, report)
+    bulk(plan, report)
+    memory(plan, report)
+    if args.peers:
+        peers.run(report, embedded)
+    report.note("total time", f"{time.monotonic() - started:.0f} s")
+    report.print()
+
+
+def section(title: str, work):  # type: ignore[no-untyped-def]
+    console.rule(title)
+    return work()
+
+
+def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
+    console.rule("throughput, embedded SQLite")
+    with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=2) as dep:
+        package = dep.package(["true"])
+        workloads.throughput(dep, package, 50, bulk=True)  # warm-up
+        bulk_rate = repeat(
+            plan.runs, lambda: workloads.throughput(dep, package, plan.jobs, bulk=True)
+        )
+        single = repeat(1, lambda: workloads.throughput(dep, package, plan.singles, bulk=False))
+    report.add(
+        f"SQLite embedded, {plan.jobs} jobs bulk",
+        bulk_rate,
+        "jobs/s",
+        "≥ 60 % of spawn limit",
+        ratio(bulk_rate.median, spawn.median) + " of spawn limit",
+    )
+    report.add(f"SQLite embedded, {plan.singles} single launches", single, "jobs/s")
+    return bulk_rate
+
+
+def throughput_postgres(plan: Plan, report: Report, embedded: Figure) -> None:
+    for workers in (1, 4):
+        console.rule(f"throughput, PostgreSQL, {workers} worker processes")
+        with (
+            deploy.database("postgres") as url,
+            deploy.deployment(url, embedded_slots=0, workers=workers) as dep,
+        ):
+            package = dep.package(["true"])
+            workloads.throughput(dep, package, 50, bulk=True)
+            rate = repeat(
+                plan.runs, lambda: workloads.throughput(dep, package, plan.jobs, bulk=True)
+            )
+        goal = "≥ 0.5x SQLite embedded" if workers == 4 else ""
+        report.add(
+            f"PostgreSQL, {workers} workers x 2 slots",
+            rate,
+            "jobs/s",
+            goal,
+            ratio(rate.median, embedded.median) + " of SQLite",
+        )
+
+
+def latency(plan: Plan, report: Report) -> None:
+    for kind in ("sqlite", "postgres"):
+        if kind == "postgres" and not deploy.postgres_available():
+            continue
+        console.rule(f"latency at 100 launches/s, {kind}")
+        embedded, workers = (2, 0) if kind == "sqlite" else (0, 4)
+        with (
+            deploy.database(kind) as url,
+            deploy.deployment(url, embedded_slots=embedded, workers=workers) as dep,
+        ):
+            package = dep.package(["true"])
+            samples = [
+                workloads.steady_latency(dep, package, 100, plan.latency_seconds)
+                for _ in range(plan.runs)
+            ]
+        for key, label in (("start", "launch→start"), ("finish", "launch→finished")):
+            for share in ("p50", "p99"):
+                goal = {"start_p50": "≤ 5 ms", "start_p99": "≤ 50 ms"}.get(f"{key}_{share}", "")
+                figure = Figure(tuple(s[f"{key}_{share}"] for s in samples))
+                report.add(f"{kind}: {label} {share}", figure, "ms", goal)
+
+
+def api_speed(plan: Plan, report: Report) -> None:
+    console.rule("API requests per second")
+    port = deploy.free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", str(port)])
+    try:
+        time.sleep(1.5)
+        base = f"http://127.0.0.1:{port}"
+        bare_get = repeat(
+            plan.runs,
+            lambda: workloads.requests_per_second(
+                base, lambda c: c.get("/bare/").raise_for_status(), plan.requests
+            ),
+        )
+        bare_post = repeat(
+            plan.runs,
+            lambda: workloads.requests_per_second(
+                base,
+                lambda c: c.post("/bare/", json={"package_id": "1"}).raise_for_status(),
+                plan.requests,
+            ),
+        )
+    finally:
+        bare.terminate()
+        bare.wait(10)
+    with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=0) as dep:
+        package = dep.package(["true"])
+        body = {"package_id": package, "run_at": "9999-01-01T00:00:00Z"}
+        launch = repeat(
+            plan.runs,
+            lambda: workloads.requests_per_second(
+                dep.url,
+                lambda c: c.post("/api/v1/jobs/", json=body).raise_for_status(),
+                plan.requests,
+            ),
+        )
+        with dep.client() as api:
+            job_id = api.post("/jobs/", json=body).json()["data"]["id"]
+        get = repeat(
+            plan.runs,
+            lambda: workloads.requests_per_second(
+                dep.url,
+                lambda c: c.get(f"/api/v1/jobs/{job_id}/").raise_for_status(),
+                plan.requests,
+            ),
+        )
+    report.add("bare FastAPI GET", bare_get, "r/s", ratio="baseline")
+    report.add("bare FastAPI POST", bare_post, "r/s", ratio="baseline")
+    report.add(
+        "launch (POST /api/v1/jobs/), SQLite",
+        launch,
+        "r/s",
+        "≥ 50 % of bare",
+        ratio(launch.median, bare_post.median) + " of bare POST",
+    )
+    report.add(
+        "GET /api/v1/jobs/<id>/, SQLite",
+        get,
+        "r/s",
+        "",
+        ratio(get.median, bare_get.median) + " of bare GET",
+    )
+
+
+def listing(plan: Plan, report: Report) -> None:
+    from benchmarks.seed import seed_jobs
+
+    for kind in ("sqlite", "postgres"):
+        if kind == "postgres" and not deploy.postgres_available():
+            continue
+        console.rule(f"lists over {plan.listed_jobs:,} jobs, {kind}")
+        with deploy.database(kind) as url, deploy.deployment(url, embedded_slots=0) as dep:
+            began = time.perf_counter()
+            seed_jobs(url, plan.listed_jobs)
+            report.note(
+                f"{kind}: seed {plan.listed_jobs:,} jobs", f"{time.perf_counter() - began:.1f} s"
+            )
+            params = {"filter": "status=completed", "sort": "-created", "limit": 25}
+            with dep.client() as api:
+                for page in (1, 1000):
+
+                    def one(page: int = page) -> float:
+                        began = time.perf_counter()
+                        api.get("/jobs/", params=params | {"page": page}).raise_for_status()
+                        return (time.perf_counter() - began) * 1000
+
+                    one()
+                    figure = repeat(max(plan.runs, 9), one)
+                    report.add(
+                        f"{kind}: list page {page}, filter+sort", figure, "ms", "≤ 20 ms p50"
+                    )
+
+
+def bulk(plan: Plan, report: Report) -> None:
+    console.rule(f"one bulk launch of {plan.bulk:,}")
+    with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=0) as dep:
+        package = dep.package(["true"])
+        body = {"jobs": [{"package_id": package, "run_at": "9999-01-01T00:00:00Z"}] * plan.bulk}
+        with dep.client() as api:
+
+            def once() -> float:
+                began = time.perf_counter()
+                api.post("/jobs/?bulk=launch", json=body).raise_for_status()
+                return time.perf_counter() - began
+
+            figure = repeat(plan.runs, once)
+    report.add(f"SQLite: bulk launch of {plan.bulk:,}", figure, "s", "≤ 1 s for 10,000")
+
+
+def memory(plan: Plan, report: Report) -> None:
+    console.rule("memory")
+    with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=2) as dep:
+        idle = workloads.rss_kib(dep.pid)
+        package = dep.package(["sh", "-c", f"head -c {plan.flood_mib}M /dev/zero"])
+        with dep.client() as api:
+            job = api.post("/jobs/", json={"package_id": package}).json()["data"]
+
+            def finished() -> bool:
+                return (
+                    api.get(f"/jobs/{job['id']}/").json()["data"]["status"] != "running"
+                    and api.get(f"/jobs/{job['id']}/").json()["data"]["status"] != "pending"
+                )
+
+            peak = workloads.peak_rss_while(dep.pid, finished)
+    report.note("server RSS idle", f"{idle / 1024:.0f} MiB")
+    report.note(
+        f"server RSS peak while a job prints {plan.flood_mib} MiB", f"{peak / 1024:.0f} MiB", "flat"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Real deployments to measure: a `jobyard serve` process (SQLite with embedded workers, or
+PostgreSQL API-only) plus `jobyard worker` processes, each on a fresh database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+TOKEN = "bench-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+POSTGRES_URL = os.environ.get(
+    "JOBYARD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def postgres_available() -> bool:
+    try:
+        engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception:
+        return False
+    return True
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A fresh, empty database URL: an SQLite file, or a PostgreSQL database dropped after."""
+    if kind == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="jobyard-bench-"))
+        try:
+            yield f"sqlite:///{folder / 'jobyard.db'}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    admin = sa.create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    name = f"jobyard_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _env(url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+    env |= {
+        "JOBYARD_DATABASE_URL": url,
+        "JOBYARD_DATA_DIR": str(data_dir),
+        "JOBYARD_ADMIN_TOKEN": TOKEN,
+        "JOBYARD_DRAIN_SECONDS": "2",
+    }
+    return env | extra
+
+
+@dataclass
+class Deployment:
+    """A running server (and workers) with an HTTP client for its API."""
+
+    url: str
+    database_url: str
+    server: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    def client(self, **options: Any) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers=AUTH, timeout=120, **options)
+
+    def package(self, command: list[str], name: str = "") -> str:
+        with self.client() as api:
+            body = {"name": name or f"p{time.monotonic_ns()}", "command": command}
+            answer = api.post("/packages/", json=body)
+            answer.raise_for_status()
+            package_id: str = answer.json()["data"]["id"]
+            return package_id
+
+    def count(self, status: str) -> int:
+        with self.client() as api:
+            page = api.get("/jobs/", params={"filter": f"status={status}", "limit": 1}).json()
+            return int(page["links"]["total"])
+
+    def wait_done(self, total: int, timeout: float = 900) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count("completed") < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{total} jobs did not complete")
+            time.sleep(0.02)
+
+    def last_finish(self) -> datetime:
+        db = sa.create_engine(self.database_url.replace("postgresql://", "postgresql+psycopg://"))
+        with db.connect() as conn:
+            value = conn.execute(sa.text("SELECT max(finished) FROM jobs")).scalar_one()
+        db.dispose()
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite keeps naive UTC
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("jobyard serve exited early")
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("jobyard serve did not start")
+        time.sleep(0.05)
+
+
+@contextmanager
+def deployment(
+    database_url: str, *, embedded_slots: int, workers: int = 0, slots: int = 2
+) -> Iterator[Deployment]:
+    """`jobyard serve` with `embedded_slots` (0 = API only) and `workers` worker processes."""
+    data_dir = Path(tempfile.mkdtemp(prefix="jobyard-bench-data-"))
+    port = free_port()
+    env = _env(database_url, data_dir, JOBYARD_PORT=str(port), JOBYARD_WORKERS=str(embedded_slots))
+    log = (data_dir / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jobyard", "serve", "--log-level", "warning"],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    deployed = Deployment(url=f"http://127.0.0.1:{port}", database_url=database_url, server=server)
+    try:
+        _wait_ready(deployed.url, server)
+        for _ in range(workers):
+            deployed.workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "jobyard",
+                        "worker",
+                        "--slots",
+                        str(slots),
+                        "--log-level",
+                        "warning",
+                    ],
+                    env=_env(database_url, data_dir),
+                    stdout=log,
+                    stderr=log,
+                )
+            )
+        if workers:
+            time.sleep(2.0)  # let them register and start listening
+        yield deployed
+    finally:
+        for proc in [*deployed.workers, server]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*deployed.workers, server]:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)

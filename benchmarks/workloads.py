@@ -1,0 +1,142 @@
+"""The measurements themselves; each returns plain numbers for `measure.Report`."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from benchmarks.deploy import AUTH, Deployment
+
+
+def spawn_limit(count: int, threads: int = 2) -> float:
+    """The fastest this machine starts, reaps and captures `true` (from threads, as the
+    worker does): the ceiling for end-to-end throughput."""
+
+    def spawn_many(n: int) -> None:
+        for _ in range(n):
+            subprocess.run(["true"], capture_output=True, check=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(spawn_many, [count // threads] * threads))
+    return count / (time.perf_counter() - started)
+
+
+def throughput(dep: Deployment, package_id: str, count: int, *, bulk: bool) -> float:
+    """Jobs per second from the first launch to the last job's end."""
+    before = dep.count("completed")
+    began = datetime.now(UTC)
+    with dep.client() as api:
+        if bulk:
+            answer = api.post(
+                "/jobs/?bulk=launch", json={"jobs": [{"package_id": package_id}] * count}
+            )
+            answer.raise_for_status()
+        else:
+            _launch_singly(dep, package_id, count)
+    dep.wait_done(before + count)
+    return count / (dep.last_finish() - began).total_seconds()
+
+
+def _launch_singly(dep: Deployment, package_id: str, count: int, threads: int = 4) -> None:
+    def launch_some(n: int) -> None:
+        with dep.client() as api:
+            for _ in range(n):
+                api.post("/jobs/", json={"package_id": package_id}).raise_for_status()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(launch_some, [count // threads] * threads))
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def steady_latency(
+    dep: Deployment, package_id: str, per_second: int, seconds: float
+) -> dict[str, float]:
+    """launch→start and launch→finished (ms) at a steady launch rate."""
+    ids: list[str] = []
+    interval = 1.0 / per_second
+    with dep.client() as api:
+        next_at = time.perf_counter()
+        end = next_at + seconds
+        while next_at < end:
+            ids.append(api.post("/jobs/", json={"package_id": package_id}).json()["data"]["id"])
+            next_at += interval
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        dep.wait_done(dep.count("completed") + 0)
+        deadline = time.monotonic() + 60
+        jobs = []
+        for job_id in ids:
+            while True:
+                job = api.get(f"/jobs/{job_id}/").json()["data"]
+                if job["status"] == "completed" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            jobs.append(job)
+    start = [_ms(j["created"], j["started"]) for j in jobs if "started" in j]
+    finish = [_ms(j["created"], j["finished"]) for j in jobs if "finished" in j]
+    return {
+        "start_p50": statistics.median(start),
+        "start_p99": percentile(start, 0.99),
+        "finish_p50": statistics.median(finish),
+        "finish_p99": percentile(finish, 0.99),
+    }
+
+
+def _ms(earlier: str, later: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds() * 1000
+
+
+def requests_per_second(
+    url: str, request: Callable[[httpx.Client], None], total: int, threads: int = 8
+) -> float:
+    """Keep-alive clients in threads hammering one endpoint."""
+
+    def hammer(n: int) -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+            for _ in range(n):
+                request(client)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(hammer, [total // threads] * threads))
+    return total / (time.perf_counter() - started)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def peak_rss_while(pid: int, done: Callable[[], bool], interval: float = 0.1) -> int:
+    peak = 0
+    while not done():
+        peak = max(peak, rss_kib(pid))
+        time.sleep(interval)
+    return max(peak, rss_kib(pid))
+
+
+class Background:
+    """Runs a function in a thread; `.done` says whether it finished."""
+
+    def __init__(self, target: Callable[[], object]) -> None:
+        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread.start()
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
