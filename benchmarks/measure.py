@@ -47,7 +47,7 @@ class Report:
         table = Table("measure", "median (min..max)", "ratio", "goal", title="jobyard benchmarks")
         for row in self.rows:
             table.add_row(*row)
-        Console().print(table)
+        Console(width=150).print(table)
 
 
 def repeat(runs: int, sample: Callable[[], float]) -> Figure:

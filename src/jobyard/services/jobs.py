@@ -169,14 +169,8 @@ def _insert_launches(
 ) -> list[int]:
     lookups = _Lookups(conn, actor.tenant_id)
     now = utcnow()
-    ids = []
-    for request in requests:
-        row = _job_row(request, _resolve(lookups, request), now=now, actor=actor)
-        job_id = job_store.insert_job(conn, row)
-        job_store.record_event(
-            conn, job_id, None, JobStatus.PENDING, at=now, user_id=actor.user_id, reason="launched"
-        )
-        ids.append(job_id)
+    rows = [_job_row(r, _resolve(lookups, r), now=now, actor=actor) for r in requests]
+    ids = job_store.insert_jobs(conn, rows, reason="launched")
     _audit_many(conn, actor, "launch", ids)
     return ids
 

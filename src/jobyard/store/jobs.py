@@ -139,13 +139,33 @@ def interfaces_to_json(interfaces: Sequence[Interface]) -> list[dict[str, Any]]:
     return [interface_to_json(i) for i in interfaces]
 
 
-def insert_job(conn: Connection, values: Mapping[str, Any]) -> int:
-    """Insert a pending job with its interfaces and first event; return its id."""
-    job_id = int(conn.execute(insert(J).values(**values).returning(J.c.id)).scalar_one())
-    names = values.get("interface_names") or []
-    if names:
-        conn.execute(insert(tables.job_interfaces), [{"job_id": job_id, "name": n} for n in names])
-    return job_id
+def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: str) -> list[int]:
+    """Insert pending jobs with their interfaces and first events, a few statements for all
+    of them (bulk launches); return their ids in the order given."""
+    if not rows:
+        return []
+    inserted = conn.execute(insert(J).returning(J.c.id, sort_by_parameter_order=True), list(rows))
+    ids = [int(row.id) for row in inserted]
+    interfaces = [
+        {"job_id": job_id, "name": name}
+        for job_id, row in zip(ids, rows, strict=True)
+        for name in row.get("interface_names") or []
+    ]
+    if interfaces:
+        conn.execute(insert(tables.job_interfaces), interfaces)
+    events = [
+        {
+            "job_id": job_id,
+            "from_status": None,
+            "to_status": JobStatus.PENDING.value,
+            "at": row["created"],
+            "user_id": row["user_id"],
+            "reason": reason,
+        }
+        for job_id, row in zip(ids, rows, strict=True)
+    ]
+    conn.execute(insert(tables.job_events), events)
+    return ids
 
 
 def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> None:
