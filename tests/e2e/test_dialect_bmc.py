@@ -22,6 +22,7 @@ from jobyard.api.dialects import bmc
 from jobyard.domain.models import PackageKind
 from jobyard.domain.statuses import RunStatus
 from tests.conftest import ADMIN_TOKEN, AUTH, LiveServer
+from tests.seed_samples import BMC_JOB_RUN_XML
 
 STEP = {
     "aasm_state": "complete",
@@ -57,34 +58,6 @@ SEED_JSON: list[dict[str, Any]] = [
     }
 ]
 
-# The seed's XML sample of GET /v1/job_runs/1, verbatim.
-SEED_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<job-run>
-<automation-id type="integer">6</automation-id>
-<created-at type="datetime">2012-09-04T15:34:44-04:00</created-at>
-<finished-at type="datetime">2012-09-04T15:37:18-04:00</finished-at>
-<id type="integer">1</id>
-<job-type>automation</job-type>
-<process-id type="integer">7408</process-id>
-<results-path>[...]/Portal/public/automation_results/request/SmartRelease/1003/step_35/output_1346787283.txt</results-path>
-<run-key type="integer">1346787283</run-key>
-<started-at type="datetime">2012-09-04T15:34:44-04:00</started-at>
-<status>Complete</status>
-<stderr nil="true"></stderr>
-<stdout nil="true"></stdout>
-<updated-at type="datetime">2012-09-04T15:37:18-04:00</updated-at>
-<step>
-<aasm-state>complete</aasm-state>
-<id type="integer">35</id>
-<name>Test Automation</name>
-<request>
-<aasm-state>complete</aasm-state>
-<id type="integer">3</id>
-<name>Request Example</name>
-</request>
-</step>
-</job-run>
-"""
 
 TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:[0-9]{2}")
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -278,7 +251,7 @@ def test_xml_answers_match_the_seed_sample(yard: Yard) -> None:
     assert quiet.status_code == 200, quiet.text
     assert quiet.headers["Content-Type"] == XML_TYPE
     assert quiet.text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
-    assert shape(parse_xml(quiet.text)) == shape(parse_xml(SEED_XML))
+    assert shape(parse_xml(quiet.text)) == shape(parse_xml(BMC_JOB_RUN_XML))
     record = parse_xml(quiet.text)
     assert record.findtext("id") == str(yard.runs["quiet"])
     assert record.findtext("status") == "Complete"

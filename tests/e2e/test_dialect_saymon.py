@@ -181,7 +181,7 @@ def test_seed_python_examples_add_results_and_get_the_job(live_server: LiveServe
 
 def test_seed_curl_example_adds_a_result(live_server: LiveServer) -> None:
     if shutil.which("curl") is None:
-        pytest.skip("the seed's Bash example needs the curl binary, which is not installed")
+        pytest.skip(reason="the seed's Bash example needs the curl binary, which is not installed")
     world = _world(live_server)
     job_id = _execute(world)
     variables = (

@@ -10,35 +10,7 @@ from typing import Any
 import pytest
 
 from jobyard.api.xml import HEADER, XmlError, dasherize, from_xml, singularize, to_xml
-
-# The XML sample of GET /v1/job_runs/1 on BMC's "REST job runs" page (seed 002), verbatim.
-SEED_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<job-run>
-<automation-id type="integer">6</automation-id>
-<created-at type="datetime">2012-09-04T15:34:44-04:00</created-at>
-<finished-at type="datetime">2012-09-04T15:37:18-04:00</finished-at>
-<id type="integer">1</id>
-<job-type>automation</job-type>
-<process-id type="integer">7408</process-id>
-<results-path>[...]/Portal/public/automation_results/request/SmartRelease/1003/step_35/output_1346787283.txt</results-path>
-<run-key type="integer">1346787283</run-key>
-<started-at type="datetime">2012-09-04T15:34:44-04:00</started-at>
-<status>Complete</status>
-<stderr nil="true"></stderr>
-<stdout nil="true"></stdout>
-<updated-at type="datetime">2012-09-04T15:37:18-04:00</updated-at>
-<step>
-<aasm-state>complete</aasm-state>
-<id type="integer">35</id>
-<name>Test Automation</name>
-<request>
-<aasm-state>complete</aasm-state>
-<id type="integer">3</id>
-<name>Request Example</name>
-</request>
-</step>
-</job-run>
-"""
+from tests.seed_samples import BMC_JOB_RUN_XML
 
 EDT = timezone(timedelta(hours=-4))
 SAMPLE_RUN: dict[str, Any] = {
@@ -80,8 +52,8 @@ def test_the_seed_sample_is_reproduced_structurally_and_in_value() -> None:
     rendered = to_xml(SAMPLE_RUN, "job-run")
 
     assert rendered.startswith(HEADER)
-    assert shape(parse(rendered), values=False) == shape(parse(SEED_XML), values=False)
-    assert shape(parse(rendered), values=True) == shape(parse(SEED_XML), values=True)
+    assert shape(parse(rendered), values=False) == shape(parse(BMC_JOB_RUN_XML), values=False)
+    assert shape(parse(rendered), values=True) == shape(parse(BMC_JOB_RUN_XML), values=True)
     assert '<stderr nil="true"></stderr>' in rendered
 
 
@@ -92,7 +64,7 @@ def test_a_list_becomes_a_typed_array_of_singular_records() -> None:
     assert root.attrib == {"type": "array"}
     assert [child.tag for child in root] == ["job-run", "job-run"]
     assert [child.findtext("id") for child in root] == ["1", "2"]
-    assert shape(root[0], values=True) == shape(parse(SEED_XML), values=True)
+    assert shape(root[0], values=True) == shape(parse(BMC_JOB_RUN_XML), values=True)
 
 
 def test_an_empty_list_is_an_empty_array() -> None:
