@@ -311,8 +311,9 @@ def issue_job_token(
     return secret
 
 
-def revoke_job_tokens(conn: Connection, *, job_id: int, at: datetime) -> None:
-    accounts.revoke_job_tokens(conn, job_id, at)
+def end_job_tokens(conn: Connection, *, job_id: int) -> None:
+    """The run is over: its token stops working from the next request on."""
+    accounts.delete_job_tokens(conn, job_id)
 
 
 # Users ------------------------------------------------------------------------------------

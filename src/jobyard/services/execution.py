@@ -250,7 +250,7 @@ def _finish(
             return job.status
         if job.interface_names:
             runs.release_interfaces(conn, job.id)
-        accounts.revoke_job_tokens(conn, job_id=job.id, at=now)
+        accounts.end_job_tokens(conn, job_id=job.id)
         retryable = job_status in RETRYABLE and job.outcome is None
         package = _package_or_none(conn, job.package_id) if retryable else None
         max_attempts = package.max_attempts if package else 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, Row, delete, insert, select, text, update
 
 from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
@@ -252,16 +252,9 @@ def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
     conn.execute(update(T).where(T.c.id == token_id).values(last_used=at))
 
 
-def revoke_job_tokens(conn: Connection, job_id: int, at: datetime) -> None:
-    conn.execute(update(T).where(T.c.job_id == job_id, T.c.revoked.is_(None)).values(revoked=at))
-
-
-def purge_dead_tokens(conn: Connection, before: datetime) -> int:
-    """Forget job tokens revoked before `before` (they only ever lived for one run)."""
-    result = conn.execute(
-        delete(T).where(T.c.job_id.is_not(None), or_(T.c.revoked < before, T.c.expires < before))
-    )
-    return int(result.rowcount)
+def delete_job_tokens(conn: Connection, job_id: int) -> None:
+    """A job's tokens live for one run: they go when it ends (so none pile up)."""
+    conn.execute(delete(T).where(T.c.job_id == job_id))
 
 
 # Audit ------------------------------------------------------------------------------------
