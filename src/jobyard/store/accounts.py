@@ -198,8 +198,11 @@ def list_users(
 # Tokens -----------------------------------------------------------------------------------
 
 
+INSERT_TOKEN = insert(T).returning(T.c.id)
+
+
 def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
-    return int(conn.execute(insert(T).values(**values).returning(T.c.id)).scalar_one())
+    return int(conn.execute(INSERT_TOKEN, dict(values)).scalar_one())
 
 
 def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, UserRecord] | None:

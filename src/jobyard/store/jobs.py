@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from jobyard.domain.filters import FieldKind
 from jobyard.domain.models import (
@@ -223,14 +223,10 @@ def transition(
 ) -> Job:
     """Move a job to `new` if the table allows it from the status it has *in the database*;
     return the job as it now is."""
-    allowed = [s.value for s in sources_of(new)]
-    result = conn.execute(
-        update(J)
-        .where(J.c.id == job.id, J.c.status.in_(allowed))
-        .values(status=new.value, updated=at, **(values or {}))
-        .returning(J)
-    )
-    row = result.first()
+    values = values or {}
+    statement = _transition_statement(new, tuple(sorted(values)))
+    params = {"b_job_id": job.id, "b_at": at} | {f"v_{k}": v for k, v in values.items()}
+    row = conn.execute(statement, params).first()
     if row is None:
         current = conn.execute(select(J.c.status).where(J.c.id == job.id)).scalar_one_or_none()
         if current is None:
@@ -238,6 +234,32 @@ def transition(
         raise InvalidTransition(f"job {job.id} is {current} and cannot become {new}")
     record_event(conn, job.id, job.status, new, at=at, user_id=user_id, reason=reason)
     return job_from_row(row)
+
+
+_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], Any] = {}
+
+
+def _transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
+    """The guarded UPDATE for a transition, built once per target status and column set:
+    workers run it for every job, and building statements costs more than running them."""
+    statement = _TRANSITIONS.get((new, keys))
+    if statement is None:
+        allowed = [s.value for s in sources_of(new)]
+        statement = (
+            update(J)
+            .where(J.c.id == bindparam("b_job_id"), J.c.status.in_(allowed))
+            .values(
+                status=new.value,
+                updated=bindparam("b_at"),
+                **{key: bindparam(f"v_{key}") for key in keys},
+            )
+            .returning(J)
+        )
+        _TRANSITIONS[(new, keys)] = statement
+    return statement
+
+
+INSERT_EVENT = insert(tables.job_events)
 
 
 def record_event(
@@ -251,14 +273,15 @@ def record_event(
     reason: str,
 ) -> None:
     conn.execute(
-        insert(tables.job_events).values(
-            job_id=job_id,
-            from_status=None if from_status is None else from_status.value,
-            to_status=to_status.value,
-            at=at,
-            user_id=user_id,
-            reason=reason,
-        )
+        INSERT_EVENT,
+        {
+            "job_id": job_id,
+            "from_status": None if from_status is None else from_status.value,
+            "to_status": to_status.value,
+            "at": at,
+            "user_id": user_id,
+            "reason": reason,
+        },
     )
 
 

@@ -174,25 +174,20 @@ def claim_next(
     if job.interface_names and not _lock_interfaces(conn, job):
         return None
     attempt = job.attempts + 1
-    run_id = int(
-        conn.execute(
-            insert(R)
-            .values(
-                job_id=job.id,
-                attempt=attempt,
-                run_key=int(now.timestamp()),
-                status=RunStatus.RUNNING.value,
-                worker=worker,
-                worker_id=worker_id,
-                lease_expires=lease_until,
-                deadline=None
-                if job.timeout_seconds is None
-                else now + timedelta(seconds=job.timeout_seconds),
-                started=now,
-            )
-            .returning(R.c.id)
-        ).scalar_one()
-    )
+    run = {
+        "job_id": job.id,
+        "attempt": attempt,
+        "run_key": int(now.timestamp()),
+        "status": RunStatus.RUNNING.value,
+        "worker": worker,
+        "worker_id": worker_id,
+        "lease_expires": lease_until,
+        "deadline": None
+        if job.timeout_seconds is None
+        else now + timedelta(seconds=job.timeout_seconds),
+        "started": now,
+    }
+    run_id = int(conn.execute(INSERT_RUN, run).scalar_one())
     values: dict[str, Any] = {
         "attempts": attempt,
         "result_id": run_id,
@@ -256,23 +251,34 @@ def finish_run(
 ) -> bool:
     """Close a running run; False if it was already closed (someone else ended it) or, when
     `worker_id` is given, if that worker no longer holds it: a lost lease fences its writer."""
-    guard = [R.c.id == run_id, R.c.status == RunStatus.RUNNING.value]
-    if worker_id is not None:
-        guard.append(R.c.worker_id == worker_id)
-    result = conn.execute(
-        update(R)
-        .where(*guard)
-        .values(
-            status=status.value,
-            finished=at,
-            exit_code=exit_code,
-            signal=signal,
-            output_bytes=output_bytes,
-            truncated=truncated,
-            **({"process_id": process_id} if process_id else {}),
-        )
-    )
-    return bool(result.rowcount)
+    params = {
+        "b_run_id": run_id,
+        "b_worker_id": worker_id,
+        "v_status": status.value,
+        "v_finished": at,
+        "v_exit_code": exit_code,
+        "v_signal": signal,
+        "v_output_bytes": output_bytes,
+        "v_truncated": truncated,
+        "v_process_id": process_id,
+    }
+    statement = _FINISH_RUN[(worker_id is not None, bool(process_id))]
+    return bool(conn.execute(statement, params).rowcount)
+
+
+def _finish_run_statement(fenced: bool, with_pid: bool) -> Any:
+    guard = [R.c.id == bindparam("b_run_id"), R.c.status == RunStatus.RUNNING.value]
+    if fenced:
+        guard.append(R.c.worker_id == bindparam("b_worker_id"))
+    columns = ["status", "finished", "exit_code", "signal", "output_bytes", "truncated"]
+    if with_pid:
+        columns.append("process_id")
+    return update(R).where(*guard).values(**{c: bindparam(f"v_{c}") for c in columns})
+
+
+# Built once each (workers run them for every job): fenced or not, with a pid or not.
+_FINISH_RUN = {(f, p): _finish_run_statement(f, p) for f in (False, True) for p in (False, True)}
+INSERT_RUN = insert(R).returning(R.c.id)
 
 
 def release_interfaces(conn: Connection, job_id: int) -> None:
