@@ -111,24 +111,25 @@ def reap_expired(rt: Runtime) -> int:
     with rt.db.read() as conn:
         expired = fleet.expired_claims(conn, now=now, limit=REAP_BATCH)
         overdue = fleet.overdue_claims(conn, before=now - margin, limit=REAP_BATCH)
-    for claim in expired:
-        _finish(
-            rt,
-            claim=claim,
-            job_status=JobStatus.LOST,
-            run_status=RunStatus.LOST,
-            result=lost,
-            reason="its worker stopped renewing the lease",
-        )
-    for claim in overdue:
-        _finish(
-            rt,
-            claim=claim,
-            job_status=JobStatus.TIMED_OUT,
-            run_status=RunStatus.TIMED_OUT,
-            result=lost,
-            reason="past its timeout: ended by the reaper",
-        )
+    endings = [
+        (expired, JobStatus.LOST, RunStatus.LOST, "its worker stopped renewing the lease"),
+        (
+            overdue,
+            JobStatus.TIMED_OUT,
+            RunStatus.TIMED_OUT,
+            "past its timeout: ended by the reaper",
+        ),
+    ]
+    for claims, job_status, run_status, reason in endings:
+        for claim in claims:
+            _finish(
+                rt,
+                claim=claim,
+                job_status=job_status,
+                run_status=run_status,
+                result=lost,
+                reason=reason,
+            )
     return len(expired) + len(overdue)
 
 
