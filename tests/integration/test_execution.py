@@ -322,3 +322,62 @@ def test_the_log_is_followed_live_over_server_sent_events(live_server: LiveServe
         headers={"Accept": "text/event-stream", "Last-Event-ID": "2"},
     )
     assert '"content":"1\\n2\\n"' in resumed.text.replace(": ", ":")
+
+
+def _idle_server(settings: Settings) -> Settings:
+    return Settings(**{**settings.__dict__, "workers": 0})
+
+
+def test_one_batch_claims_in_claim_order_within_package_limits_and_interfaces(
+    settings: Settings,
+) -> None:
+    idle = _idle_server(settings)
+    with TestClient(create_app(idle), headers=AUTH) as client:
+        config = create(
+            client, "configs", {"name": "lab", "interfaces": [{"name": "lan", "value": "eth1"}]}
+        )
+        free = package(client, "free", command=["true"])
+        limited = package(client, "limited", command=["true"], concurrency=1)
+        exclusive = package(client, "exclusive", command=["true"], config_id=config["id"])
+        low = [launch(client, package_id=free["id"])["id"] for _ in range(2)]
+        urgent = launch(client, package_id=free["id"], priority=5)["id"]
+        capped = [launch(client, package_id=limited["id"])["id"] for _ in range(2)]
+        sharing = [launch(client, package_id=exclusive["id"])["id"] for _ in range(2)]
+    rt = open_runtime(idle)
+    worker = execution.register_worker(rt, slots=20)
+
+    works = execution.claim_jobs(rt, worker=worker, limit=20)
+    again = execution.claim_jobs(rt, worker=worker, limit=20)
+    rt.db.dispose()
+
+    claimed = [str(w.claim.job.id) for w in works]
+    assert claimed == [urgent, *low, capped[0], sharing[0]]  # one per limit, one per interface
+    assert again == []  # the rest wait for the running ones
+    assert len({w.token for w in works}) == len(works)
+    assert all(w.claim.job.status == "running" and w.claim.attempt == 1 for w in works)
+
+
+def test_one_batch_of_ends_refuses_only_the_run_whose_lease_was_taken(settings: Settings) -> None:
+    short = Settings(**{**settings.__dict__, "lease_seconds": 0.2, "workers": 0})
+    with TestClient(create_app(short), headers=AUTH) as client:
+        pkg = package(client, command=["true"])
+        first, second = (launch(client, package_id=pkg["id"])["id"] for _ in range(2))
+    rt = open_runtime(short)
+    worker = execution.register_worker(rt, slots=2)
+    works = execution.claim_jobs(rt, worker=worker, limit=2)
+    time.sleep(0.4)
+    execution.heartbeat(rt, worker=worker, run_ids=[works[1].claim.run_id], draining=False)
+    assert execution.reap_expired(rt) == 1  # the first run's lease lapsed: it is lost
+    ok = execution.RunResult(0, None, False, False, 0, False, 4242)
+    endings = [execution.ending_of(w.claim, ok, worker_id=w.worker_id) for w in works]
+
+    statuses = execution.end_runs(rt, endings)
+    rt.db.dispose()
+
+    assert statuses == {works[0].claim.run_id: "lost", works[1].claim.run_id: "completed"}
+    with TestClient(create_app(short), headers=AUTH) as client:
+        assert client.get(f"/api/v1/jobs/{first}/").json()["data"]["status"] == "lost"
+        assert client.get(f"/api/v1/jobs/{second}/").json()["data"]["status"] == "completed"
+        assert _runs(client, second)[0]["process_id"] == 4242
+        events = client.get(f"/api/v1/jobs/{second}/events/").json()["data"]
+    assert [e["to"] for e in events] == ["pending", "running", "completed"]

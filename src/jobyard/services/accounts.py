@@ -8,6 +8,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -292,28 +293,43 @@ def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, IssuedTok
 # Job tokens -------------------------------------------------------------------------------
 
 
-def issue_job_token(
-    conn: Connection, *, job_id: int, user_id: int, at: datetime, lifetime: timedelta | None
-) -> str:
-    """A token for one run of a job: it may read that job and report on it, nothing else,
-    and it is revoked when the run ends (`expires` is a backstop for a lost worker)."""
-    secret = new_secret()
-    _store_token(
+@dataclass(frozen=True)
+class JobTokenRequest:
+    """A token for one run of a job, valid for `lifetime` (None: until the run ends)."""
+
+    job_id: int
+    user_id: int
+    lifetime: timedelta | None
+
+
+def issue_job_tokens(
+    conn: Connection, requests: Sequence[JobTokenRequest], *, at: datetime
+) -> list[str]:
+    """Tokens for runs of jobs, in order: each may read its job and report on it, nothing
+    else, and is revoked when the run ends (`expires` is a backstop for a lost worker)."""
+    issued = [new_secret() for _ in requests]
+    scopes = sorted(s.value for s in JOB_TOKEN_SCOPES)
+    accounts.insert_tokens(
         conn,
-        user_id=user_id,
-        name=f"job {job_id}",
-        secret=secret,
-        scopes=JOB_TOKEN_SCOPES,
-        at=at,
-        expires=None if lifetime is None else at + lifetime,
-        job_id=job_id,
+        [
+            {
+                "user_id": request.user_id,
+                "name": f"job {request.job_id}",
+                "secret_hash": hash_token(secret),
+                "scopes": scopes,
+                "job_id": request.job_id,
+                "created": at,
+                "expires": None if request.lifetime is None else at + request.lifetime,
+            }
+            for request, secret in zip(requests, issued, strict=True)
+        ],
     )
-    return secret
+    return issued
 
 
-def end_job_tokens(conn: Connection, *, job_id: int) -> None:
-    """The run is over: its token stops working from the next request on."""
-    accounts.delete_job_tokens(conn, job_id)
+def end_job_tokens(conn: Connection, *, job_ids: Sequence[int]) -> None:
+    """The runs are over: their tokens stop working from the next request on."""
+    accounts.delete_job_tokens(conn, job_ids)
 
 
 # Users ------------------------------------------------------------------------------------

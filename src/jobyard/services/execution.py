@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -98,6 +98,8 @@ def stop_worker(rt: Runtime, *, worker: WorkerIdentity) -> None:
 
 
 REAP_BATCH = 100
+STOPPED_RENEWING = "its worker stopped renewing the lease"
+PAST_TIMEOUT = "past its timeout: ended by the reaper"
 
 
 def reap_expired(rt: Runtime) -> int:
@@ -112,48 +114,54 @@ def reap_expired(rt: Runtime) -> int:
         expired = fleet.expired_claims(conn, now=now, limit=REAP_BATCH)
         overdue = fleet.overdue_claims(conn, before=now - margin, limit=REAP_BATCH)
     endings = [
-        (expired, JobStatus.LOST, RunStatus.LOST, "its worker stopped renewing the lease"),
-        (
-            overdue,
-            JobStatus.TIMED_OUT,
-            RunStatus.TIMED_OUT,
-            "past its timeout: ended by the reaper",
-        ),
+        Ending(c, JobStatus.LOST, RunStatus.LOST, lost, reason=STOPPED_RENEWING) for c in expired
+    ] + [
+        Ending(c, JobStatus.TIMED_OUT, RunStatus.TIMED_OUT, lost, reason=PAST_TIMEOUT)
+        for c in overdue
     ]
-    for claims, job_status, run_status, reason in endings:
-        for claim in claims:
-            _finish(
-                rt,
-                claim=claim,
-                job_status=job_status,
-                run_status=run_status,
-                result=lost,
-                reason=reason,
-            )
+    if endings:
+        end_runs(rt, endings)
     return len(expired) + len(overdue)
 
 
-def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
-    """Take the next runnable job, lease it and give its run a job token, in one transaction."""
-    now = utcnow()
-    lease_until = now + timedelta(seconds=rt.settings.lease_seconds)
+def claim_jobs(rt: Runtime, *, worker: WorkerIdentity, limit: int) -> list[Work]:
+    """Take up to `limit` runnable jobs, lease them and give each run a job token, in one
+    transaction."""
     with rt.db.transaction() as conn:
-        claim = runs.claim_next(
-            conn,
-            now=now,
-            worker=worker.name,
-            pg=rt.pg,
-            worker_id=worker.id,
-            lease_until=lease_until,
-        )
-        if claim is None:
-            return None
-        timeout = claim.job.timeout_seconds
-        lifetime = None if timeout is None else timedelta(seconds=timeout) + JOB_TOKEN_MARGIN
-        token = accounts.issue_job_token(
-            conn, job_id=claim.job.id, user_id=claim.job.user_id, at=now, lifetime=lifetime
-        )
-    return Work(claim=claim, token=token, worker_id=worker.id)
+        return _claim_in(conn, rt, worker=worker, limit=limit, now=utcnow())
+
+
+def _claim_in(
+    conn: Connection, rt: Runtime, *, worker: WorkerIdentity, limit: int, now: datetime
+) -> list[Work]:
+    claims = runs.claim_batch(
+        conn,
+        now=now,
+        worker=worker.name,
+        pg=rt.pg,
+        limit=limit,
+        worker_id=worker.id,
+        lease_until=now + timedelta(seconds=rt.settings.lease_seconds),
+    )
+    if not claims:
+        return []
+    tokens = accounts.issue_job_tokens(conn, [_token_request(c.job) for c in claims], at=now)
+    return [
+        Work(claim=claim, token=token, worker_id=worker.id)
+        for claim, token in zip(claims, tokens, strict=True)
+    ]
+
+
+def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
+    """Take the next runnable job, if there is one."""
+    works = claim_jobs(rt, worker=worker, limit=1)
+    return works[0] if works else None
+
+
+def _token_request(job: Job) -> accounts.JobTokenRequest:
+    timeout = job.timeout_seconds
+    lifetime = None if timeout is None else timedelta(seconds=timeout) + JOB_TOKEN_MARGIN
+    return accounts.JobTokenRequest(job_id=job.id, user_id=job.user_id, lifetime=lifetime)
 
 
 def record_processes(rt: Runtime, *, pids: Mapping[int, int]) -> None:
@@ -181,35 +189,176 @@ def _next_status(ended: JobStatus, *, attempts: int, max_attempts: int) -> JobSt
     return JobStatus.PENDING if ended in RETRYABLE and attempts < max_attempts else ended
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a run is to be ended: the run's own status, the job's (before retries and
+    reported outcomes are applied), and the last of its output."""
+
+    claim: Claim
+    job_status: JobStatus
+    run_status: RunStatus
+    result: RunResult
+    worker_id: int | None = None  # the worker writing it: refused if it lost the lease
+    reason: str = ""
+    output: Sequence[tuple[str, int, bytes]] = ()
+
+
 def finish_claim(
     rt: Runtime, *, claim: Claim, result: RunResult, worker_id: int | None = None
 ) -> JobStatus:
     """Close the run and move the job on: to its end, or back to pending for a retry. A
     worker that lost the run's lease is refused (the job's status is returned unchanged)."""
+    return end_runs(rt, [ending_of(claim, result, worker_id=worker_id)])[claim.run_id]
+
+
+def ending_of(
+    claim: Claim,
+    result: RunResult,
+    *,
+    worker_id: int | None,
+    output: Sequence[tuple[str, int, bytes]] = (),
+) -> Ending:
+    """The ending of a run whose process ended as `result` says."""
     job_status, run_status = exit_status(
         exit_code=result.exit_code, timed_out=result.timed_out, cancelled=result.cancelled
     )
-    return _finish(
-        rt,
-        claim=claim,
-        job_status=job_status,
-        run_status=run_status,
-        result=result,
-        worker_id=worker_id,
-    )
+    return Ending(claim, job_status, run_status, result, worker_id, output=output)
 
 
-def hand_back(rt: Runtime, *, claim: Claim, result: RunResult, worker_id: int | None) -> JobStatus:
+def hand_back_ending(
+    claim: Claim,
+    result: RunResult,
+    *,
+    worker_id: int | None,
+    output: Sequence[tuple[str, int, bytes]] = (),
+) -> Ending:
     """A shutting-down worker gives a job back: its run ends, the job waits for another."""
-    return _finish(
-        rt,
-        claim=claim,
-        job_status=JobStatus.PENDING,
-        run_status=RunStatus.LOST,
-        result=result,
-        worker_id=worker_id,
-        reason="handed back by a worker shutting down",
+    reason = "handed back by a worker shutting down"
+    return Ending(
+        claim, JobStatus.PENDING, RunStatus.LOST, result, worker_id, reason, output=output
     )
+
+
+def end_runs(rt: Runtime, endings: Sequence[Ending]) -> dict[int, JobStatus]:
+    """End runs together (one transaction for a batch); return each job's new status by run
+    id. If the batch fails, each is tried alone so one bad run cannot hold up the others;
+    a run that fails alone too is logged and left out of the answer."""
+    return end_and_claim(rt, endings, worker=None, limit=0)[0]
+
+
+def end_and_claim(
+    rt: Runtime, endings: Sequence[Ending], *, worker: WorkerIdentity | None, limit: int
+) -> tuple[dict[int, JobStatus], list[Work]]:
+    """End runs, then claim up to `limit` jobs for `worker`, in one transaction: a busy
+    worker's whole turn at the database. The ends come first, so that the interfaces and
+    package room they free are already there for the claim."""
+    try:
+        with rt.db.transaction() as conn:
+            now = utcnow()
+            statuses, retrying = _end_in(conn, rt, endings, now=now)
+            works = []
+            if worker is not None and limit:
+                works = _claim_in(conn, rt, worker=worker, limit=limit, now=now)
+    except Exception:
+        if len(endings) <= 1:
+            raise
+        logger.exception("ending %d runs together failed; ending them one by one", len(endings))
+        return _end_one_by_one(rt, endings), []
+    if retrying:
+        rt.wakeup.notify()
+    return statuses, works
+
+
+def _end_one_by_one(rt: Runtime, endings: Sequence[Ending]) -> dict[int, JobStatus]:
+    statuses: dict[int, JobStatus] = {}
+    for ending in endings:
+        try:
+            statuses |= end_runs(rt, [ending])
+        except Exception:
+            logger.exception("job %s: its end could not be recorded", ending.claim.job.id)
+    return statuses
+
+
+def _end_in(
+    conn: Connection, rt: Runtime, endings: Sequence[Ending], *, now: datetime
+) -> tuple[dict[int, JobStatus], bool]:
+    """Close the runs and move their jobs on; say whether any job went back to pending."""
+    statuses: dict[int, JobStatus] = {}
+    if not endings:
+        return statuses, False
+    for ending in endings:
+        runs.append_output(conn, ending.claim.run_id, ending.output)
+    closed = runs.close_runs(conn, [_run_end(e) for e in endings], at=now, pg=rt.pg)
+    jobs = {job.id: job for job in job_store.get_jobs(conn, [e.claim.job.id for e in endings])}
+    changes: list[job_store.JobChange] = []
+    for ending in endings:
+        claim = ending.claim
+        job = jobs.get(claim.job.id)
+        if job is None:
+            statuses[claim.run_id] = JobStatus.LOST  # deleted meanwhile
+        elif not _still_ours(claim, job, closed):
+            logger.warning("run %s of job %s was already ended elsewhere", claim.run_id, job.id)
+            statuses[claim.run_id] = job.status
+        else:
+            package = _package_or_none(conn, job.package_id) if _may_retry(ending, job) else None
+            change = _job_change(ending, job, package, now)
+            changes.append(change)
+            statuses[claim.run_id] = change.new
+    runs.release_interfaces(conn, [c.job.id for c in changes if c.job.interface_names])
+    accounts.end_job_tokens(conn, job_ids=[c.job.id for c in changes])
+    job_store.apply_changes(conn, changes, at=now)
+    retrying = any(c.new is JobStatus.PENDING for c in changes)
+    if retrying:
+        notify.announce_work(conn)
+    return statuses, retrying
+
+
+def _still_ours(claim: Claim, job: Job, closed: set[int]) -> bool:
+    """Whether this run was open until now and is still the job's current attempt."""
+    return (
+        claim.run_id in closed and job.status is JobStatus.RUNNING and job.attempts == claim.attempt
+    )
+
+
+def _run_end(ending: Ending) -> runs.RunEnd:
+    result = ending.result
+    return runs.RunEnd(
+        run_id=ending.claim.run_id,
+        status=ending.run_status,
+        exit_code=result.exit_code,
+        signal=result.signal,
+        output_bytes=result.output_bytes,
+        truncated=result.truncated,
+        process_id=result.process_id,
+        worker_id=ending.worker_id,
+    )
+
+
+def _may_retry(ending: Ending, job: Job) -> bool:
+    return ending.job_status in RETRYABLE and job.outcome is None and job.package_id != 0
+
+
+def _job_change(
+    ending: Ending, job: Job, package: Package | None, now: datetime
+) -> job_store.JobChange:
+    """Where the job goes now that this run ended: its end, or back to pending (a retry, or
+    a hand-back, which is not a failed attempt)."""
+    job_status = ending.job_status
+    if job_status is not JobStatus.PENDING:
+        job_status = _decided(job, job_status)
+    max_attempts = package.max_attempts if package else 1
+    new = _next_status(job_status, attempts=job.attempts, max_attempts=max_attempts)
+    values: dict[str, object] = {"exit_code": ending.result.exit_code}
+    reason = ending.reason or _reason(ending.result)
+    if job_status is JobStatus.PENDING:
+        values |= {"run_at": now, "cancel_requested": None}
+    elif new is JobStatus.PENDING:
+        delay = package.retry_delay_seconds if package else 0.0
+        values |= {"run_at": now + timedelta(seconds=delay)}
+        reason = f"attempt {job.attempts} {job_status} ({reason}); retrying"
+    else:
+        values |= {"finished": now}
+    return job_store.JobChange(job, new, values, reason)
 
 
 def _decided(job: Job, ended: JobStatus) -> JobStatus:
@@ -217,64 +366,6 @@ def _decided(job: Job, ended: JobStatus) -> JobStatus:
     if job.outcome is None or ended is JobStatus.CANCELLED:
         return ended
     return job.outcome.status.job_status
-
-
-def _finish(
-    rt: Runtime,
-    *,
-    claim: Claim,
-    job_status: JobStatus,
-    run_status: RunStatus,
-    result: RunResult,
-    worker_id: int | None = None,
-    reason: str = "",
-) -> JobStatus:
-    now = utcnow()
-    with rt.db.transaction() as conn:
-        closed = runs.finish_run(
-            conn,
-            run_id=claim.run_id,
-            status=run_status,
-            at=now,
-            exit_code=result.exit_code,
-            signal=result.signal,
-            output_bytes=result.output_bytes,
-            truncated=result.truncated,
-            worker_id=worker_id,
-            process_id=result.process_id,
-        )
-        job = job_store.find_job(conn, claim.job.id)
-        if job is None:
-            return JobStatus.LOST  # deleted meanwhile (never while running through the API)
-        if not closed or job.status is not JobStatus.RUNNING or job.attempts != claim.attempt:
-            logger.warning("run %s of job %s was already ended elsewhere", claim.run_id, job.id)
-            return job.status
-        if job.interface_names:
-            runs.release_interfaces(conn, job.id)
-        accounts.end_job_tokens(conn, job_id=job.id)
-        retryable = job_status in RETRYABLE and job.outcome is None
-        package = _package_or_none(conn, job.package_id) if retryable else None
-        max_attempts = package.max_attempts if package else 1
-        if job_status is not JobStatus.PENDING:
-            job_status = _decided(job, job_status)
-        new = _next_status(job_status, attempts=job.attempts, max_attempts=max_attempts)
-        values: dict[str, object] = {"exit_code": result.exit_code}
-        if job_status is JobStatus.PENDING:  # handed back: not a failed attempt
-            values |= {"run_at": now, "cancel_requested": None}
-            why = reason
-        elif new is JobStatus.PENDING:
-            delay = package.retry_delay_seconds if package else 0.0
-            values |= {"run_at": now + timedelta(seconds=delay)}
-            why = f"attempt {job.attempts} {job_status} ({reason or _reason(result)}); retrying"
-        else:
-            values |= {"finished": now}
-            why = reason or _reason(result)
-        job_store.transition(conn, job, new, at=now, user_id=None, reason=why, values=values)
-        if new is JobStatus.PENDING:
-            notify.announce_work(conn)
-    if new is JobStatus.PENDING:
-        rt.wakeup.notify()
-    return new
 
 
 def _reason(result: RunResult) -> str:
@@ -307,20 +398,14 @@ def recover_orphans(rt: Runtime) -> int:
     with rt.db.read() as conn:
         orphans = runs.running_claims_on_host(conn, host)
     lost = RunResult(None, None, False, False, 0, False)
-    count = 0
-    for claim, worker_pid in orphans:
-        if _pid_alive(worker_pid):
-            continue
-        _finish(
-            rt,
-            claim=claim,
-            job_status=JobStatus.LOST,
-            run_status=RunStatus.LOST,
-            result=lost,
-            reason="its worker process died",
-        )
-        count += 1
-    return count
+    endings = [
+        Ending(claim, JobStatus.LOST, RunStatus.LOST, lost, reason="its worker process died")
+        for claim, worker_pid in orphans
+        if not _pid_alive(worker_pid)
+    ]
+    if endings:
+        end_runs(rt, endings)
+    return len(endings)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -125,7 +125,7 @@ def _end_external(conn: Connection, job: Job, status: JobStatus, *, actor: Princ
             output_bytes=0,
             truncated=False,
         )
-    runs.release_interfaces(conn, job.id)
+    runs.release_interfaces(conn, [job.id])
     job_store.transition(
         conn,
         job,

@@ -205,6 +205,12 @@ def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
     return int(conn.execute(INSERT_TOKEN, dict(values)).scalar_one())
 
 
+def insert_tokens(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many tokens in one statement, when their ids are not needed (a batch of job tokens)."""
+    if rows:
+        conn.execute(insert(T), [dict(row) for row in rows])
+
+
 def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, UserRecord] | None:
     row = conn.execute(select(T).where(T.c.secret_hash == secret_hash)).first()
     if row is None:
@@ -255,9 +261,10 @@ def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
     conn.execute(update(T).where(T.c.id == token_id).values(last_used=at))
 
 
-def delete_job_tokens(conn: Connection, job_id: int) -> None:
+def delete_job_tokens(conn: Connection, job_ids: Sequence[int]) -> None:
     """A job's tokens live for one run: they go when it ends (so none pile up)."""
-    conn.execute(delete(T).where(T.c.job_id == job_id))
+    if job_ids:
+        conn.execute(delete(T).where(T.c.job_id.in_(job_ids)))
 
 
 # Audit ------------------------------------------------------------------------------------

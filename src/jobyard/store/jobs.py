@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from jobyard.domain.models import (
     Testvar,
 )
 from jobyard.domain.outcomes import Outcome, OutcomeStatus
-from jobyard.domain.statuses import JobStatus, sources_of
+from jobyard.domain.statuses import JobStatus, check_transition, sources_of
 from jobyard.errors import InvalidTransition, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
@@ -256,6 +257,68 @@ def _transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
             .returning(J)
         )
         _TRANSITIONS[(new, keys)] = statement
+    return statement
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """One job's move to a new status, with the columns that change with it."""
+
+    job: Job  # as read in this transaction
+    new: JobStatus
+    values: Mapping[str, Any]
+    reason: str
+
+
+def apply_changes(conn: Connection, changes: Sequence[JobChange], *, at: datetime) -> None:
+    """Move many jobs at once (workers claim and finish in batches): one UPDATE per kind of
+    change and one INSERT of their events. Each job must still have the status it was read
+    with; otherwise nothing is written and InvalidTransition is raised."""
+    if not changes:
+        return
+    groups: dict[tuple[JobStatus, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for change in changes:
+        check_transition(change.job.status, change.new)
+        keys = tuple(sorted(change.values))
+        params = {"b_job_id": change.job.id, "b_from": change.job.status.value, "b_at": at}
+        params |= {f"v_{key}": value for key, value in change.values.items()}
+        groups.setdefault((change.new, keys), []).append(params)
+    for (new, keys), rows in groups.items():
+        changed = conn.execute(_batch_transition_statement(new, keys), rows).rowcount
+        if conn.dialect.supports_sane_multi_rowcount and changed != len(rows):
+            raise InvalidTransition(f"{len(rows) - changed} jobs changed status meanwhile")
+    conn.execute(
+        INSERT_EVENT,
+        [
+            {
+                "job_id": change.job.id,
+                "from_status": change.job.status.value,
+                "to_status": change.new.value,
+                "at": at,
+                "user_id": None,
+                "reason": change.reason,
+            }
+            for change in changes
+        ],
+    )
+
+
+_BATCH_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], Any] = {}
+
+
+def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
+    statement = _BATCH_TRANSITIONS.get((new, keys))
+    if statement is None:
+        statement = (
+            update(J)
+            .where(J.c.id == bindparam("b_job_id"), J.c.status == bindparam("b_from"))
+            .values(
+                status=new.value,
+                updated=bindparam("b_at"),
+                **{key: bindparam(f"v_{key}") for key in keys},
+            )
+        )
+        _BATCH_TRANSITIONS[(new, keys)] = statement
     return statement
 
 

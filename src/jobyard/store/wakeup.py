@@ -6,7 +6,11 @@ import threading
 
 
 class Wakeup:
-    """An in-process signal: launches call `notify`, idle worker slots `wait` on it."""
+    """An in-process signal: launches call `notify`, idle workers `wait` on it.
+
+    A waiter takes a `mark()` before it looks for work and waits from that mark, so a
+    notify that comes between its look and its wait is not lost.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -17,8 +21,12 @@ class Wakeup:
             self._generation += 1
             self._condition.notify_all()
 
-    def wait(self, timeout: float) -> None:
-        """Return on the next notify, or after `timeout` seconds."""
+    def mark(self) -> int:
         with self._condition:
-            seen = self._generation
+            return self._generation
+
+    def wait(self, timeout: float, *, since: int | None = None) -> None:
+        """Return once notified after `since` (default: now), or after `timeout` seconds."""
+        with self._condition:
+            seen = self._generation if since is None else since
             self._condition.wait_for(lambda: self._generation != seen, timeout)

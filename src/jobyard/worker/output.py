@@ -48,9 +48,19 @@ class OutputRecorder:
         with self._lock:
             self._flush_locked()
 
+    def take(self) -> list[tuple[str, int, bytes]]:
+        """What is not stored yet, to be stored with the run's end (one transaction less)."""
+        with self._lock:
+            chunks = self._chunks()
+            self._pending = []
+            self._pending_bytes = 0
+            return chunks
+
+    def _chunks(self) -> list[tuple[str, int, bytes]]:
+        return [(stream, offset, bytes(data)) for stream, offset, data in self._pending]
+
     def _flush_locked(self) -> None:
         if self._pending:
-            chunks = [(stream, offset, bytes(data)) for stream, offset, data in self._pending]
-            execution.save_output(self.rt, run_id=self.run_id, chunks=chunks)
+            execution.save_output(self.rt, run_id=self.run_id, chunks=self._chunks())
         self._pending = []
         self._pending_bytes = 0

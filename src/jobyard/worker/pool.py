@@ -1,14 +1,19 @@
-"""The worker engine: slot threads that claim jobs, run them as child processes and finish
-them, plus a housekeeping thread for leases, cancels, live output and the reaper.
+"""The worker engine: a dispatcher that claims jobs for the free slots, slot threads that run
+them as child processes, a finisher that records their ends, and a housekeeping thread for
+leases, cancels, live output and the reaper.
 
-Spawning from plain threads is the fastest way this machine starts processes (see
-PERFORMANCE.md). The same engine runs embedded in `jobyard serve` and alone in `jobyard worker`.
+Claims and ends are written in batches: under load, jobs pile up between two transactions
+and the next one takes them all, so the database work per job shrinks as the load grows,
+while an idle pool still starts and records each job at once. Spawning from plain threads is
+the fastest way this machine starts processes (see PERFORMANCE.md). The same engine runs
+embedded in `jobyard serve` and alone in `jobyard worker`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +34,11 @@ LISTEN_SECONDS = 0.25  # how long the listener blocks before checking whether to
 SQLITE_POLL_SECONDS = 0.1  # other processes on SQLite cannot wake us: poll this often
 HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
 ERROR_BACKOFF_SECONDS = 1.0
+MAX_BATCH = 64  # jobs claimed, or ends recorded, in one transaction
+# Under a backlog, the next turn waits this long for more slots to come free: a transaction
+# per job would make the database, not the processes, the limit.
+GATHER_SECONDS = 0.002
+NEVER_STARTED = RunResult(None, None, False, False, 0, False)
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
 
 
@@ -58,6 +68,7 @@ class _Running:
     recorder: OutputRecorder
     stop: threading.Event = field(default_factory=threading.Event)
     handing_back: bool = False
+    process_ended: bool = False  # its end waits for the finisher: nothing left to stop
     pid: int = 0
     pid_recorded: bool = False
 
@@ -91,8 +102,13 @@ class WorkerPool:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._slot_threads: list[threading.Thread] = []
-        self._running: dict[int, _Running] = {}  # by job id
-        self._lock = threading.Lock()
+        self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
+        self._lock = threading.RLock()  # a signal handler may hand jobs back
+        self._free = slots  # slots not running a process
+        self._ready: queue.SimpleQueue[_Running | None] = queue.SimpleQueue()
+        self._ended: list[tuple[_Running, RunResult]] = []  # processes whose end is not stored
+        self._ledger: threading.Thread | None = None
+        self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
         self._listener: Listener | None = None
 
     # Life cycle -------------------------------------------------------------------------
@@ -105,6 +121,7 @@ class WorkerPool:
         self.identity = execution.register_worker(self.rt, slots=self.slots)
         for index in range(self.slots):
             self._slot_threads.append(self._spawn(self._slot_loop, f"jobyard-slot-{index}"))
+        self._ledger = self._spawn(self._ledger_loop, "jobyard-ledger")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
         if self.rt.pg:
             listener = self._listener = Listener(self.rt.db.url)
@@ -120,19 +137,31 @@ class WorkerPool:
     def drain(self, deadline: float) -> None:
         """Claim nothing more; let running jobs finish for up to `deadline` seconds, then
         hand the rest back (their jobs go back to pending for another worker)."""
-        self._draining.set()
-        self.rt.wakeup.notify()
+        self._begin_drain()
         self._join_slots(deadline)
         self.hand_back_all()
         self._join_slots(self.rt.settings.cancel_grace_seconds + 5)
+        self.rt.wakeup.notify()
+        if self._ledger is not None:  # it stores what the slots ended, then stops
+            self._ledger.join(30)
 
     def hand_back_all(self) -> None:
         """Stop every running job now and give it back."""
-        self._draining.set()
+        self._begin_drain()
         with self._lock:
             for running in self._running.values():
-                running.handing_back = True
-                running.stop.set()
+                if not running.process_ended:
+                    running.handing_back = True
+                    running.stop.set()
+
+    def _begin_drain(self) -> None:
+        """Claim nothing more, and tell the slots to stop once the jobs they were given end."""
+        with self._lock:  # no job is handed out after the slots' stop signs
+            if not self._draining.is_set():
+                self._draining.set()
+                for _ in range(self.slots):
+                    self._ready.put(None)
+        self.rt.wakeup.notify()
 
     def stop(self) -> None:
         """Drain with the configured deadline, then stop housekeeping and deregister."""
@@ -164,40 +193,88 @@ class WorkerPool:
     def _idle_wait(self) -> float:
         return IDLE_WAIT_SECONDS if self.rt.pg or self.rt.in_process_only else SQLITE_POLL_SECONDS
 
-    def _slot_loop(self) -> None:
-        while not self._draining.is_set():
+    def _ledger_loop(self) -> None:
+        """The pool's one writer: each turn stores the ends of the runs that ended since the
+        last turn and claims jobs for the free slots, in one transaction. Runs end while a
+        turn is written, so under load each turn carries a batch."""
+        while not (self._stopped.is_set() or (self._draining.is_set() and self._all_stored())):
+            mark = self.rt.wakeup.mark()
+            ended, free = self._take_ended(), self._claimable_slots()
+            if not ended and not free:
+                self.rt.wakeup.wait(self._idle_wait(), since=mark)
+                continue
             try:
-                work = execution.claim_job(self.rt, worker=self.identity)
+                works = self._turn(ended, free)
             except Exception:
-                logger.exception("claiming a job failed; retrying")
-                self._draining.wait(ERROR_BACKOFF_SECONDS)
+                logger.exception("claiming jobs failed; retrying")
+                self._stopped.wait(ERROR_BACKOFF_SECONDS)
                 continue
-            if work is None:
-                self.rt.wakeup.wait(self._idle_wait())
-                continue
-            self._run(work)
+            if works:
+                self._hand_out(works)
+            if len(works) == free and len(works) < self._batch and self._busy():
+                self._stopped.wait(GATHER_SECONDS)  # a backlog: let more slots come free
+            elif not ended and not works:
+                self.rt.wakeup.wait(self._idle_wait(), since=mark)
 
-    def _run(self, work: Work) -> None:
-        claim = work.claim
-        running = _Running(work, OutputRecorder(self.rt, run_id=claim.run_id))
+    def _take_ended(self) -> list[tuple[_Running, RunResult]]:
         with self._lock:
-            self._running[claim.job.id] = running
+            ended, self._ended = self._ended, []
+            return ended
+
+    def _claimable_slots(self) -> int:
+        with self._lock:
+            return 0 if self._draining.is_set() else min(self._free, MAX_BATCH)
+
+    def _all_stored(self) -> bool:
+        with self._lock:
+            return not self._running and not self._ended
+
+    def _busy(self) -> bool:
+        """Whether other slots run processes whose ends will follow soon."""
+        with self._lock:
+            return self.slots - self._free > 1
+
+    def _turn(self, ended: list[tuple[_Running, RunResult]], free: int) -> list[Work]:
+        endings = []
+        for running, result in ended:
+            work, output = running.work, running.recorder.take()
+            end = execution.hand_back_ending if running.handing_back else execution.ending_of
+            endings.append(end(work.claim, result, worker_id=work.worker_id, output=output))
         try:
-            result = self._execute(running)
-            if running.handing_back:
-                execution.hand_back(self.rt, claim=claim, result=result, worker_id=work.worker_id)
-            else:
-                execution.finish_claim(
-                    self.rt, claim=claim, result=result, worker_id=work.worker_id
-                )
-        except Exception:
-            logger.exception("job %s: its end could not be recorded", claim.job.id)
+            _, works = execution.end_and_claim(self.rt, endings, worker=self.identity, limit=free)
         finally:
             with self._lock:
-                self._running.pop(claim.job.id, None)
+                for running, _ in ended:
+                    self._running.pop(running.work.claim.job.id, None)
+        return works
+
+    def _hand_out(self, works: list[Work]) -> None:
+        started = [
+            _Running(work, OutputRecorder(self.rt, run_id=work.claim.run_id)) for work in works
+        ]
+        with self._lock:
+            for running in started:
+                self._running[running.work.claim.job.id] = running
+                if self._draining.is_set():  # claimed as the drain began: give it back
+                    running.handing_back = running.process_ended = True
+                    self._ended.append((running, NEVER_STARTED))
+                else:
+                    self._free -= 1
+                    self._ready.put(running)
+
+    def _slot_loop(self) -> None:
+        while (running := self._ready.get()) is not None:
+            result = self._execute(running)
+            with self._lock:
+                running.process_ended = True
+                self._free += 1
+                self._ended.append((running, result))
+            self.rt.wakeup.notify()
 
     def _execute(self, running: _Running) -> RunResult:
         claim = running.work.claim
+        if running.handing_back:  # handed back before a slot took it
+            return NEVER_STARTED
         spec = supervisor.ProcessSpec(
             argv=claim.job.argv,
             env=child_environment(running.work, base_url=self.rt.settings.base_url),
@@ -216,8 +293,6 @@ class WorkerPool:
         except Exception:
             logger.exception("job %s: the worker failed while running it", claim.job.id)
             return RunResult(None, None, False, False, running.recorder.offset, False)
-        finally:
-            running.recorder.flush()
         return RunResult(
             exit_code=outcome.exit_code,
             signal=outcome.signal,
