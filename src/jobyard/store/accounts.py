@@ -206,9 +206,10 @@ def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
 
 
 def insert_tokens(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Many tokens in one statement, when their ids are not needed (a batch of job tokens)."""
+    """Many tokens in one statement (a batch of job tokens): with RETURNING, SQLAlchemy sends
+    them as one multi-row INSERT instead of a statement per row."""
     if rows:
-        conn.execute(insert(T), [dict(row) for row in rows])
+        conn.execute(INSERT_TOKEN, [dict(row) for row in rows])
 
 
 def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, UserRecord] | None:

@@ -271,36 +271,49 @@ class JobChange:
 
 
 def apply_changes(conn: Connection, changes: Sequence[JobChange], *, at: datetime) -> None:
-    """Move many jobs at once (workers claim and finish in batches): one UPDATE per kind of
-    change and one INSERT of their events. Each job must still have the status it was read
-    with; otherwise nothing is written and InvalidTransition is raised."""
+    """Move many jobs at once (workers end runs in batches): one UPDATE for each kind of
+    change (most jobs of a batch end alike) and one INSERT of their events. Each job must
+    still have the status it was read with; otherwise InvalidTransition is raised."""
     if not changes:
         return
-    groups: dict[tuple[JobStatus, tuple[str, ...]], list[dict[str, Any]]] = {}
+    groups: dict[tuple[JobStatus, JobStatus, tuple[tuple[str, Any], ...]], list[int]] = {}
     for change in changes:
         check_transition(change.job.status, change.new)
-        keys = tuple(sorted(change.values))
-        params = {"b_job_id": change.job.id, "b_from": change.job.status.value, "b_at": at}
-        params |= {f"v_{key}": value for key, value in change.values.items()}
-        groups.setdefault((change.new, keys), []).append(params)
-    for (new, keys), rows in groups.items():
-        changed = conn.execute(_batch_transition_statement(new, keys), rows).rowcount
-        if conn.dialect.supports_sane_multi_rowcount and changed != len(rows):
-            raise InvalidTransition(f"{len(rows) - changed} jobs changed status meanwhile")
-    conn.execute(
-        INSERT_EVENT,
-        [
-            {
-                "job_id": change.job.id,
-                "from_status": change.job.status.value,
-                "to_status": change.new.value,
-                "at": at,
-                "user_id": None,
-                "reason": change.reason,
-            }
-            for change in changes
-        ],
+        key = (change.new, change.job.status, tuple(sorted(change.values.items())))
+        groups.setdefault(key, []).append(change.job.id)
+    for (new, old, values), job_ids in groups.items():
+        statement = _batch_transition_statement(new, tuple(name for name, _ in values))
+        params = {"b_job_ids": job_ids, "b_from": old.value, "b_at": at}
+        params |= {f"v_{name}": value for name, value in values}
+        changed = conn.execute(statement, params).rowcount
+        if changed != len(job_ids):
+            raise InvalidTransition(f"{len(job_ids) - changed} jobs changed status meanwhile")
+    record_events(
+        conn,
+        [(change.job.id, change.job.status, change.new, change.reason) for change in changes],
+        at=at,
     )
+
+
+def record_events(
+    conn: Connection, events: Sequence[tuple[int, JobStatus, JobStatus, str]], *, at: datetime
+) -> None:
+    """Status changes made by the system, as (job id, from, to, reason), in one statement."""
+    if events:
+        conn.execute(
+            INSERT_EVENTS,
+            [
+                {
+                    "job_id": job_id,
+                    "from_status": old.value,
+                    "to_status": new.value,
+                    "at": at,
+                    "user_id": None,
+                    "reason": reason,
+                }
+                for job_id, old, new, reason in events
+            ],
+        )
 
 
 _BATCH_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], Any] = {}
@@ -311,7 +324,10 @@ def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
     if statement is None:
         statement = (
             update(J)
-            .where(J.c.id == bindparam("b_job_id"), J.c.status == bindparam("b_from"))
+            .where(
+                J.c.id.in_(bindparam("b_job_ids", expanding=True)),
+                J.c.status == bindparam("b_from"),
+            )
             .values(
                 status=new.value,
                 updated=bindparam("b_at"),
@@ -323,6 +339,9 @@ def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
 
 
 INSERT_EVENT = insert(tables.job_events)
+# RETURNING makes SQLAlchemy send many rows as one multi-row INSERT (on both databases),
+# where a plain executemany costs a statement (a round trip on PostgreSQL) per row.
+INSERT_EVENTS = insert(tables.job_events).returning(tables.job_events.c.id)
 
 
 def record_event(

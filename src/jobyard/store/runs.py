@@ -34,7 +34,7 @@ from jobyard.domain.models import Job, LogChunk, PackageKind, Run
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
-from jobyard.store.jobs import J, JobChange, apply_changes, get_job, job_from_row
+from jobyard.store.jobs import J, get_job, job_from_row, record_events
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
 from jobyard.store.types import UTCDateTime
 
@@ -231,8 +231,8 @@ def claim_batch(
     if not jobs:
         return []
     run_key = int(now.timestamp())
-    conn.execute(
-        INSERT_RUN,
+    inserted = conn.execute(
+        INSERT_RUNS,
         [
             {
                 "job_id": job.id,
@@ -250,39 +250,56 @@ def claim_batch(
             for job in jobs
         ],
     )
-    run_ids = _running_run_ids(conn, [job.id for job in jobs])
-    changes = [
-        JobChange(
-            job,
-            JobStatus.RUNNING,
-            {
-                "attempts": job.attempts + 1,
-                "result_id": run_ids[job.id],
-                "started": job.started or now,
-                "finished": None,
-                "exit_code": None,
-            },
-            f"claimed by {worker}",
+    run_ids = {row.job_id: row.id for row in inserted}
+    claimed = conn.execute(_MARK_CLAIMED, {"ids": [job.id for job in jobs], "now": now})
+    if claimed.rowcount != len(jobs):  # the claim query locked (or, on SQLite, saw) them
+        raise Conflict("a claimed job changed meanwhile")
+    reason = f"claimed by {worker}"
+    record_events(conn, [(job.id, job.status, JobStatus.RUNNING, reason) for job in jobs], at=now)
+    return [
+        Claim(
+            job=replace(
+                job,
+                status=JobStatus.RUNNING,
+                updated=now,
+                attempts=job.attempts + 1,
+                result_id=run_ids[job.id],
+                started=job.started or now,
+                finished=None,
+                exit_code=None,
+            ),
+            run_id=run_ids[job.id],
+            attempt=job.attempts + 1,
         )
         for job in jobs
     ]
-    apply_changes(conn, changes, at=now)
-    return [
-        Claim(
-            job=replace(change.job, status=JobStatus.RUNNING, updated=now, **change.values),
-            run_id=run_ids[change.job.id],
-            attempt=change.job.attempts + 1,
-        )
-        for change in changes
-    ]
 
 
-def _running_run_ids(conn: Connection, job_ids: Sequence[int]) -> dict[int, int]:
-    """The running run of each job, by job id (a job has at most one)."""
-    query = select(R.c.id, R.c.job_id).where(
-        R.c.job_id.in_(job_ids), R.c.status == RunStatus.RUNNING.value
+def _mark_claimed() -> Any:
+    """One UPDATE for the whole batch: each job's new run is found by its next attempt
+    number (SET expressions see the row as it was)."""
+    new_run = (
+        select(R.c.id)
+        .where(R.c.job_id == J.c.id, R.c.attempt == J.c.attempts + 1)
+        .scalar_subquery()
     )
-    return {row.job_id: row.id for row in conn.execute(query)}
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        update(J)
+        .where(J.c.id.in_(bindparam("ids", expanding=True)), J.c.status == _literal("pending"))
+        .values(
+            status=JobStatus.RUNNING.value,
+            updated=now,
+            attempts=J.c.attempts + 1,
+            result_id=new_run,
+            started=func.coalesce(J.c.started, now),
+            finished=None,
+            exit_code=None,
+        )
+    )
+
+
+_MARK_CLAIMED = _mark_claimed()
 
 
 def _lock_interfaces(conn: Connection, job: Job) -> bool:
@@ -422,7 +439,8 @@ def _finish_run_statement(fenced: bool, with_pid: bool) -> Any:
 
 # Built once each (workers run them for every job): fenced or not, with a pid or not.
 _FINISH_RUN = {(f, p): _finish_run_statement(f, p) for f in (False, True) for p in (False, True)}
-INSERT_RUN = insert(R)
+# RETURNING makes many runs one multi-row INSERT, and tells which run is whose.
+INSERT_RUNS = insert(R).returning(R.c.id, R.c.job_id)
 
 
 def release_interfaces(conn: Connection, job_ids: Sequence[int]) -> None:
