@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -289,11 +289,12 @@ def _end_in(
     for ending in endings:
         runs.append_output(conn, ending.claim.run_id, ending.output)
     closed = runs.close_runs(conn, [_run_end(e) for e in endings], at=now, pg=rt.pg)
-    jobs = {job.id: job for job in job_store.get_jobs(conn, [e.claim.job.id for e in endings])}
+    states = job_store.job_states(conn, [e.claim.job.id for e in endings])
     changes: list[job_store.JobChange] = []
     for ending in endings:
         claim = ending.claim
-        job = jobs.get(claim.job.id)
+        state = states.get(claim.job.id)
+        job = None if state is None else _as_now(claim.job, state)
         if job is None:
             statuses[claim.run_id] = JobStatus.LOST  # deleted meanwhile
         elif not _still_ours(claim, job, closed):
@@ -311,6 +312,10 @@ def _end_in(
     if retrying:
         notify.announce_work(conn)
     return statuses, retrying
+
+
+def _as_now(job: Job, state: job_store.JobState) -> Job:
+    return replace(job, status=state.status, attempts=state.attempts, outcome=state.outcome)
 
 
 def _still_ours(claim: Claim, job: Job, closed: set[int]) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text, update
 
 from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
@@ -265,7 +265,10 @@ def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
 def delete_job_tokens(conn: Connection, job_ids: Sequence[int]) -> None:
     """A job's tokens live for one run: they go when it ends (so none pile up)."""
     if job_ids:
-        conn.execute(delete(T).where(T.c.job_id.in_(job_ids)))
+        conn.execute(_DELETE_JOB_TOKENS, {"ids": list(job_ids)})
+
+
+_DELETE_JOB_TOKENS = delete(T).where(T.c.job_id.in_(bindparam("ids", expanding=True)))
 
 
 # Audit ------------------------------------------------------------------------------------

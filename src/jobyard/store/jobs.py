@@ -419,10 +419,41 @@ def get_jobs(conn: Connection, job_ids: Sequence[int]) -> list[Job]:
     by_id: dict[int, Job] = {}
     for start in range(0, len(job_ids), 500):
         batch = job_ids[start : start + 500]
-        by_id.update(
-            (r.id, job_from_row(r)) for r in conn.execute(select(J).where(J.c.id.in_(batch)))
-        )
+        by_id.update((r.id, job_from_row(r)) for r in conn.execute(_JOBS_BY_ID, {"ids": batch}))
     return [by_id[i] for i in job_ids]
+
+
+_JOBS_BY_ID = select(J).where(J.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What may change about a job while it runs."""
+
+    status: JobStatus
+    attempts: int
+    outcome: Outcome | None
+
+
+def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, JobState]:
+    """The current state of running jobs, by id: all a worker needs to re-read when a run
+    ends (the rest it read when it claimed the job)."""
+    rows = conn.execute(_JOB_STATES, {"ids": list(job_ids)})
+    return {
+        row.id: JobState(
+            status=JobStatus(row.status),
+            attempts=row.attempts,
+            outcome=None
+            if row.outcome_status is None
+            else Outcome(OutcomeStatus(row.outcome_status), row.outcome_result or ""),
+        )
+        for row in rows
+    }
+
+
+_JOB_STATES = select(
+    J.c.id, J.c.status, J.c.attempts, J.c.outcome_status, J.c.outcome_result
+).where(J.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def insert_result(

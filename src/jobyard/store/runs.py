@@ -379,10 +379,10 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime, pg: bo
     by it: a lost lease fences its writer); return the ids of those closed."""
     if not ends:
         return set()
-    query = select(R.c.id, R.c.worker_id).where(
-        R.c.id.in_([end.run_id for end in ends]), R.c.status == RunStatus.RUNNING.value
-    )
-    held = {row.id: row.worker_id for row in conn.execute(query.with_for_update() if pg else query)}
+    query = _RUNNING_BY_ID_LOCKED if pg else _RUNNING_BY_ID
+    held = {
+        row.id: row.worker_id for row in conn.execute(query, {"ids": [end.run_id for end in ends]})
+    }
     closing = [
         end
         for end in ends
@@ -408,6 +408,10 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime, pg: bo
     return {end.run_id for end in closing}
 
 
+_RUNNING_BY_ID = select(R.c.id, R.c.worker_id).where(
+    R.c.id.in_(bindparam("ids", expanding=True)), R.c.status == RunStatus.RUNNING.value
+)
+_RUNNING_BY_ID_LOCKED = _RUNNING_BY_ID.with_for_update()
 # The rows are locked (or, on SQLite, the database is) by the SELECT before it.
 _CLOSE_RUN = (
     update(R)
@@ -445,8 +449,12 @@ INSERT_RUNS = insert(R).returning(R.c.id, R.c.job_id)
 
 def release_interfaces(conn: Connection, job_ids: Sequence[int]) -> None:
     if job_ids:
-        locks = tables.interface_locks
-        conn.execute(delete(locks).where(locks.c.job_id.in_(job_ids)))
+        conn.execute(_RELEASE_INTERFACES, {"ids": list(job_ids)})
+
+
+_RELEASE_INTERFACES = delete(tables.interface_locks).where(
+    tables.interface_locks.c.job_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def get_run(conn: Connection, run_id: int, *, tenant_id: int) -> Run:
