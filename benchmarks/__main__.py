@@ -151,6 +151,7 @@ def latency(plan: Plan, report: Report) -> None:
             deploy.deployment(url, embedded_slots=embedded, workers=workers) as dep,
         ):
             package = dep.package(["true"])
+            workloads.steady_latency(dep, package, 100, 0.5)  # warm-up: first claims compile
             samples = [
                 workloads.steady_latency(dep, package, 100, plan.latency_seconds)
                 for _ in range(plan.runs)
