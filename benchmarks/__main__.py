@@ -30,6 +30,7 @@ class Plan:
     listed_jobs: int
     bulk: int
     flood_mib: int
+    peer_jobs: int
 
 
 # Concurrent jobs for the throughput runs, in every deployment: `true` is over in a moment, so
@@ -46,6 +47,7 @@ QUICK = Plan(
     listed_jobs=100_000,
     bulk=2_000,
     flood_mib=200,
+    peer_jobs=400,
 )
 FULL = Plan(
     runs=3,
@@ -57,6 +59,7 @@ FULL = Plan(
     listed_jobs=1_000_000,
     bulk=10_000,
     flood_mib=1_024,
+    peer_jobs=2_000,
 )
 
 
@@ -105,6 +108,12 @@ def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
             plan.runs, lambda: workloads.throughput(dep, package, plan.jobs, bulk=True)
         )
         single = repeat(1, lambda: workloads.throughput(dep, package, plan.singles, bulk=False))
+    with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=2) as dep:
+        package = dep.package(["true"])
+        workloads.throughput(dep, package, 50, bulk=True)
+        two_slots = repeat(
+            plan.runs, lambda: workloads.throughput(dep, package, plan.peer_jobs, bulk=True)
+        )
     report.add(
         f"SQLite embedded, {SLOTS} slots, {plan.jobs} jobs bulk",
         bulk_rate,
@@ -113,6 +122,13 @@ def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
         ratio(bulk_rate.median, spawn.median) + " of spawn limit",
     )
     report.add(f"SQLite embedded, {plan.singles} single launches", single, "jobs/s")
+    report.add(
+        f"SQLite embedded, 2 slots (as the peers run), {plan.peer_jobs} jobs",
+        two_slots,
+        "jobs/s",
+        "",
+        ratio(two_slots.median, spawn.median) + " of spawn limit",
+    )
     return bulk_rate
 
 
