@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text, update
 
 from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
@@ -80,17 +80,18 @@ AUDIT_FIELDS = {
 }
 
 
-def user_from_row(row: Row[Any]) -> UserRecord:
+def user_from_row(row: Row[Any], prefix: str = "") -> UserRecord:
+    values = row._mapping
     return UserRecord(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        login=row.login,
-        role=row.role,
-        password_hash=row.password_hash,
-        failed_logins=row.failed_logins,
-        locked_until=row.locked_until,
-        created=row.created,
-        updated=row.updated,
+        id=values[f"{prefix}id"],
+        tenant_id=values[f"{prefix}tenant_id"],
+        login=values[f"{prefix}login"],
+        role=values[f"{prefix}role"],
+        password_hash=values[f"{prefix}password_hash"],
+        failed_logins=values[f"{prefix}failed_logins"],
+        locked_until=values[f"{prefix}locked_until"],
+        created=values[f"{prefix}created"],
+        updated=values[f"{prefix}updated"],
     )
 
 
@@ -205,12 +206,19 @@ def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
     return int(conn.execute(INSERT_TOKEN, dict(values)).scalar_one())
 
 
+# Every authenticated request runs this: one statement, built once.
+TOKEN_WITH_USER = (
+    select(T, *(c.label(f"owner_{c.name}") for c in U.c))
+    .join(U, U.c.id == T.c.user_id)
+    .where(T.c.secret_hash == bindparam("secret_hash"))
+)
+
+
 def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, UserRecord] | None:
-    row = conn.execute(select(T).where(T.c.secret_hash == secret_hash)).first()
+    row = conn.execute(TOKEN_WITH_USER, {"secret_hash": secret_hash}).first()
     if row is None:
         return None
-    token = token_from_row(row)
-    return token, get_user(conn, token.user_id, tenant_id=None)
+    return token_from_row(row), user_from_row(row, prefix="owner_")
 
 
 def token_exists(conn: Connection, secret_hash: str) -> bool:
@@ -251,8 +259,11 @@ def revoke_token(conn: Connection, token_id: int, at: datetime) -> None:
     conn.execute(update(T).where(T.c.id == token_id).values(revoked=at))
 
 
+TOUCH_TOKEN = update(T).where(T.c.id == bindparam("token_id")).values(last_used=bindparam("at"))
+
+
 def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
-    conn.execute(update(T).where(T.c.id == token_id).values(last_used=at))
+    conn.execute(TOUCH_TOKEN, {"token_id": token_id, "at": at})
 
 
 def delete_job_tokens(conn: Connection, job_id: int) -> None:
@@ -297,9 +308,11 @@ def count_failed_login(conn: Connection, user_id: int) -> int:
     return int(result.scalar_one())
 
 
+JOB_TENANT = select(tables.jobs.c.tenant_id).where(tables.jobs.c.id == bindparam("job_id"))
+
+
 def job_tenant(conn: Connection, job_id: int) -> int:
-    jobs = tables.jobs
-    found = conn.execute(select(jobs.c.tenant_id).where(jobs.c.id == job_id)).scalar_one_or_none()
+    found = conn.execute(JOB_TENANT, {"job_id": job_id}).scalar_one_or_none()
     if found is None:
         raise NotFound("no such Job")
     return int(found)

@@ -174,19 +174,23 @@ def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> N
         conn.execute(insert(tables.job_interfaces), [{"job_id": job_id, "name": n} for n in names])
 
 
+JOB_BY_ID = select(J).where(J.c.id == bindparam("job_id"))
+TENANT_JOB_BY_ID = JOB_BY_ID.where(J.c.tenant_id == bindparam("tenant_id"))
+
+
 def get_job(conn: Connection, job_id: int, *, tenant_id: int | None = None) -> Job:
     """A job by id; another tenant's job does not exist (None: any tenant, for workers)."""
-    query = select(J).where(J.c.id == job_id)
-    if tenant_id is not None:
-        query = query.where(J.c.tenant_id == tenant_id)
-    row = conn.execute(query).first()
+    if tenant_id is None:
+        row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
+    else:
+        row = conn.execute(TENANT_JOB_BY_ID, {"job_id": job_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise NotFound(NO_SUCH_JOB)
     return job_from_row(row)
 
 
 def find_job(conn: Connection, job_id: int) -> Job | None:
-    row = conn.execute(select(J).where(J.c.id == job_id)).first()
+    row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
     return None if row is None else job_from_row(row)
 
 
