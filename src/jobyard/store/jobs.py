@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
@@ -97,7 +98,7 @@ def options_from_json(data: Mapping[str, Any]) -> JobOptions:
     )
 
 
-def job_from_row(row: Row[Any]) -> Job:
+def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
     return Job(
         id=row.id,
         status=JobStatus(row.status),
@@ -139,20 +140,45 @@ def interfaces_to_json(interfaces: Sequence[Interface]) -> list[dict[str, Any]]:
     return [interface_to_json(i) for i in interfaces]
 
 
-def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: str) -> list[int]:
+# The columns a new job leaves to their defaults, as a read would give them back.
+NEW_JOB_DEFAULTS: dict[str, Any] = {
+    "started": None,
+    "finished": None,
+    "result_id": None,
+    "exit_code": None,
+    "attempts": 0,
+    "cancel_requested": None,
+    "outcome_status": None,
+    "outcome_result": None,
+}
+INSERT_JOB_IDS = insert(J).returning(J.c.id)
+INSERT_JOB_IDS_IN_ORDER = insert(J).returning(J.c.id, sort_by_parameter_order=True)
+INSERT_JOB_INTERFACES = insert(tables.job_interfaces)
+
+
+def _insert_job_rows(conn: Connection, rows: list[Mapping[str, Any]]) -> list[int]:
+    """The new ids, in the order of `rows`. On SQLite, SQLAlchemy keeps that order only by
+    inserting row by row; but under our write lock (BEGIN IMMEDIATE) SQLite gives the rows
+    of a multi-row INSERT ascending ids in VALUES order, so batches of many rows each, with
+    the returned ids sorted, give the same answer for a fraction of the statements."""
+    if conn.dialect.name == "sqlite":
+        return sorted(int(row.id) for row in conn.execute(INSERT_JOB_IDS, rows))
+    return [int(row.id) for row in conn.execute(INSERT_JOB_IDS_IN_ORDER, rows)]
+
+
+def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: str) -> list[Job]:
     """Insert pending jobs with their interfaces and first events, a few statements for all
-    of them (bulk launches); return their ids in the order given."""
+    of them (bulk launches); return them, in the order given, as a read would."""
     if not rows:
         return []
-    inserted = conn.execute(insert(J).returning(J.c.id, sort_by_parameter_order=True), list(rows))
-    ids = [int(row.id) for row in inserted]
+    ids = _insert_job_rows(conn, list(rows))
     interfaces = [
         {"job_id": job_id, "name": name}
         for job_id, row in zip(ids, rows, strict=True)
         for name in row.get("interface_names") or []
     ]
     if interfaces:
-        conn.execute(insert(tables.job_interfaces), interfaces)
+        conn.execute(INSERT_JOB_INTERFACES, interfaces)
     events = [
         {
             "job_id": job_id,
@@ -164,8 +190,16 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
         }
         for job_id, row in zip(ids, rows, strict=True)
     ]
-    conn.execute(insert(tables.job_events), events)
-    return ids
+    conn.execute(INSERT_EVENT, events)
+    return [_new_job(job_id, row) for job_id, row in zip(ids, rows, strict=True)]
+
+
+def _new_job(job_id: int, row: Mapping[str, Any]) -> Job:
+    """A job just inserted, without reading it back: times in UTC, as they are stored."""
+    values = NEW_JOB_DEFAULTS | dict(row)
+    for key in ("run_at", "created", "updated"):
+        values[key] = values[key].astimezone(UTC)
+    return job_from_row(SimpleNamespace(id=job_id, **values))
 
 
 def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> None:
