@@ -274,9 +274,14 @@ def delete_job_tokens(conn: Connection, job_id: int) -> None:
 # Audit ------------------------------------------------------------------------------------
 
 
+INSERT_AUDIT = insert(A)
+
+
 def record(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
-    if entries:
-        conn.execute(insert(A), list(entries))
+    if len(entries) == 1:
+        conn.execute(INSERT_AUDIT, dict(entries[0]))
+    elif entries:
+        conn.execute(INSERT_AUDIT, list(entries))
 
 
 def list_audit(

@@ -161,6 +161,8 @@ def _insert_job_rows(conn: Connection, rows: list[Mapping[str, Any]]) -> list[in
     inserting row by row; but under our write lock (BEGIN IMMEDIATE) SQLite gives the rows
     of a multi-row INSERT ascending ids in VALUES order, so batches of many rows each, with
     the returned ids sorted, give the same answer for a fraction of the statements."""
+    if len(rows) == 1:  # the common single launch: no executemany machinery
+        return [int(conn.execute(INSERT_JOB_IDS, dict(rows[0])).scalar_one())]
     if conn.dialect.name == "sqlite":
         return sorted(int(row.id) for row in conn.execute(INSERT_JOB_IDS, rows))
     return [int(row.id) for row in conn.execute(INSERT_JOB_IDS_IN_ORDER, rows)]
@@ -190,7 +192,7 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
         }
         for job_id, row in zip(ids, rows, strict=True)
     ]
-    conn.execute(INSERT_EVENT, events)
+    conn.execute(INSERT_EVENT, events[0] if len(events) == 1 else events)
     return [_new_job(job_id, row) for job_id, row in zip(ids, rows, strict=True)]
 
 
