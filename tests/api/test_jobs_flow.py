@@ -36,3 +36,30 @@ def test_failing_command_ends_failed_with_its_exit_code(client: TestClient) -> N
     assert done["exit_code"] == 3
     log = client.get(f"/api/v1/jobs/{done['id']}/log/?stream=stderr").json()["data"]
     assert log["content"] == "oops\n"
+
+
+def test_a_bulk_launch_answers_each_job_as_it_reads_back(client: TestClient) -> None:
+    """Ids follow the order given (batched inserts), and the answer, built without reading
+    the jobs back, equals what a read gives, offsets and all."""
+    config = create(client, "configs", {"name": "cfg", "testvars": {"who": "world"}})
+    pkg = package(client, config_id=config["id"])
+    later = "9999-01-01T02:00:00+02:00"
+    jobs = [
+        {
+            "package_id": pkg["id"],
+            "run_at": later,
+            "priority": n % 7,
+            "context": {"n": n},
+            "options": {"tags": [f"t{n}"], "extra_cli_args": f"-testvar who=w{n}"},
+        }
+        for n in range(1500)
+    ]
+    response = client.post("/api/v1/jobs/", params={"bulk": "launch"}, json={"jobs": jobs})
+    assert response.status_code == 200, response.text
+    launched = response.json()["data"]
+    assert [j["context"] for j in launched] == [{"n": n} for n in range(1500)]
+    assert len({j["id"] for j in launched}) == 1500
+    for answered in launched[:3] + launched[-3:]:
+        read = client.get(f"/api/v1/jobs/{answered['id']}/").json()["data"]
+        assert read == answered
+        assert answered["run_at"] == "9999-01-01T00:00:00+00:00"

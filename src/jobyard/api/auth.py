@@ -9,6 +9,7 @@ import binascii
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from jobyard.api.calls import quick_read
 from jobyard.domain.permissions import Principal, choose_tenant
 from jobyard.errors import Unauthenticated, ValidationFailed
 from jobyard.services import accounts
@@ -48,18 +49,26 @@ def customer_id(request: Request) -> int | None:
     return int(raw.strip())
 
 
+def _token(request: Request, header: str) -> str | None:
+    """A bearer token, else a `token` parameter unless the header is HTTP Basic."""
+    token = _bearer(header)
+    if token is not None or header.partition(" ")[0].lower() == "basic":
+        return token
+    for name in ("token", "api-token"):
+        value = request.query_params.get(name)
+        if value:
+            return value
+    return None
+
+
 def _identify(rt: Runtime, request: Request) -> Principal:
     header = request.headers.get("authorization", "")
-    token = _bearer(header)
+    token = _token(request, header)
     if token is not None:
         return accounts.authenticate_token(rt, token)
     basic = _basic_credentials(header)
     if basic is not None:
         return accounts.authenticate_basic(rt, *basic)
-    for name in ("token", "api-token"):
-        value = request.query_params.get(name)
-        if value:
-            return accounts.authenticate_token(rt, value)
     raise Unauthenticated()
 
 
@@ -74,4 +83,15 @@ async def authenticate(request: Request) -> Principal:
     """The caller: 401 without valid credentials, 403 for a customer it may not act for."""
     requested = customer_id(request)
     rt: Runtime = request.app.state.rt
-    return await run_in_threadpool(_authenticate, rt, request, requested)
+    token = _token(request, request.headers.get("authorization", ""))
+    if token is None or not rt.db.quick_reads:
+        return await run_in_threadpool(_authenticate, rt, request, requested)
+    # Every request comes this way: the token lookup needs no thread of its own; the
+    # rarer writes (last_used, once a minute) and tenant checks still go to one.
+    check = await quick_read(rt, lambda: accounts.check_token(rt, token))
+    if check.touch_due:
+        await run_in_threadpool(accounts.touch_token, rt, check)
+    principal = choose_tenant(check.principal, requested)
+    if principal.tenant_id != principal.home_tenant_id:
+        await run_in_threadpool(accounts.check_tenant, rt, principal.tenant_id)
+    return principal

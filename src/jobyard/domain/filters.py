@@ -7,6 +7,7 @@ them to SQL. Every bad input raises ValidationFailed with a message that quotes 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -181,6 +182,7 @@ def _zone(text: str | None) -> timezone:
     return timezone(-offset if text[0] == "-" else offset)
 
 
+@functools.lru_cache(maxsize=256)  # a bulk launch repeats the same run_at many times
 def _datetime_or_none(text: str) -> datetime | None:
     """Our own RFC 3339 reader: fromisoformat() accepts more forms and only 6 fraction digits."""
     match = _DATETIME.fullmatch(text.strip())

@@ -96,6 +96,8 @@ def template_variables(template: Sequence[str]) -> set[str]:
 
 def split_cli_args(text: str) -> list[str]:
     """Split `extra_cli_args` as a POSIX shell would, without comments or expansion."""
+    if not text.strip():
+        return []  # the usual case, and shlex costs microseconds even for nothing
     try:
         args = shlex.split(text, comments=False, posix=True)
     except ValueError as error:

@@ -197,12 +197,21 @@ def _principal(user: UserRecord, token: TokenRecord | None) -> Principal:
     )
 
 
-def authenticate_token(rt: Runtime, token: str) -> Principal:
-    """The principal a token stands for, or Unauthenticated (revoked and expired included)."""
+@dataclass(frozen=True)
+class TokenCheck:
+    """A valid token's principal, and whether its `last_used` is due to be written."""
+
+    principal: Principal
+    touch_due: bool
+
+
+def check_token(rt: Runtime, token: str) -> TokenCheck:
+    """Read-only half of token authentication (one indexed read, two for a job's token):
+    the principal a token stands for, or Unauthenticated (revoked and expired included)."""
     if not token or len(token) > MAX_SECRET_LENGTH:
         raise Unauthenticated()
     now = utcnow()
-    with rt.db.read() as conn:
+    with rt.db.read_one() as conn:
         found = accounts.token_by_hash(conn, hash_token(token))
     if found is None:
         raise Unauthenticated()
@@ -210,12 +219,25 @@ def authenticate_token(rt: Runtime, token: str) -> Principal:
     if record.revoked is not None or (record.expires is not None and record.expires <= now):
         raise Unauthenticated()
     if record.job_id is not None:  # a job's token acts in its job's tenant
-        with rt.db.read() as conn:
+        with rt.db.read_one() as conn:
             user = replace(user, tenant_id=accounts.job_tenant(conn, record.job_id))
-    if record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION:
+    due = record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION
+    return TokenCheck(_principal(user, record), touch_due=due)
+
+
+def touch_token(rt: Runtime, check: TokenCheck) -> None:
+    """Record that a token was used (a write: callers do it only when `touch_due`)."""
+    if check.principal.token_id is not None:
         with rt.db.transaction() as conn:
-            accounts.touch_token(conn, record.id, now)
-    return _principal(user, record)
+            accounts.touch_token(conn, check.principal.token_id, utcnow())
+
+
+def authenticate_token(rt: Runtime, token: str) -> Principal:
+    """The principal a token stands for, or Unauthenticated; records its use."""
+    check = check_token(rt, token)
+    if check.touch_due:
+        touch_token(rt, check)
+    return check.principal
 
 
 def _locked_for(user: UserRecord, now: datetime) -> float:
@@ -261,7 +283,7 @@ def _count_failure(rt: Runtime, user: UserRecord, now: datetime) -> None:
 def authenticate_basic(rt: Runtime, login: str, password: str) -> Principal:
     """HTTP Basic: a login and its password, or a token as the password (login optional)."""
     if password and len(password) <= MAX_SECRET_LENGTH:
-        with rt.db.read() as conn:
+        with rt.db.read_one() as conn:
             found = accounts.token_by_hash(conn, hash_token(password))
         if found is not None and login in {"", found[1].login}:
             return authenticate_token(rt, password)

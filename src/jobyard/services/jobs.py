@@ -69,6 +69,15 @@ class _Lookups:
         self._packages: dict[int, Package] = {}
         self._configs: dict[int, Config] = {}
         self._devices: dict[int, Device] = {}
+        self._resolved: dict[tuple[int, int | None, int | None, JobOptions], _Resolved] = {}
+
+    def resolve(self, request: LaunchRequest) -> _Resolved:
+        """`_resolve`, once per package, device, config and options: a bulk launch mostly
+        repeats one of them, and planning it (variables, templates) is the per-job cost."""
+        key = (request.package_id, request.device_id, request.config_id, request.options)
+        if key not in self._resolved:
+            self._resolved[key] = _resolve(self, request)
+        return self._resolved[key]
 
     def package(self, package_id: int) -> Package:
         if package_id not in self._packages:
@@ -166,13 +175,13 @@ def _job_row(
 
 def _insert_launches(
     conn: Connection, requests: Sequence[LaunchRequest], *, actor: Principal
-) -> list[int]:
+) -> list[Job]:
     lookups = _Lookups(conn, actor.tenant_id)
     now = utcnow()
-    rows = [_job_row(r, _resolve(lookups, r), now=now, actor=actor) for r in requests]
-    ids = job_store.insert_jobs(conn, rows, reason="launched")
-    _audit_many(conn, actor, "launch", ids)
-    return ids
+    rows = [_job_row(r, lookups.resolve(r), now=now, actor=actor) for r in requests]
+    jobs = job_store.insert_jobs(conn, rows, reason="launched")
+    _audit_many(conn, actor, "launch", [job.id for job in jobs])
+    return jobs
 
 
 def _audit_many(conn: Connection, actor: Principal, verb: str, ids: Sequence[int]) -> None:
@@ -189,8 +198,7 @@ def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchReque
     if len(requests) > MAX_BULK_LAUNCH:
         raise ValidationFailed(f"at most {MAX_BULK_LAUNCH} jobs may be launched at once")
     with rt.db.transaction() as conn:
-        ids = _insert_launches(conn, requests, actor=actor)
-        jobs = job_store.get_jobs(conn, ids)
+        jobs = _insert_launches(conn, requests, actor=actor)
         notify.announce_work(conn)
     rt.wakeup.notify()
     return jobs
@@ -229,7 +237,7 @@ def job_interfaces(
 
 def get_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
     require_on_job(actor, Scope.JOBS_READ, job_id)
-    with rt.db.read() as conn:
+    with rt.db.read_one() as conn:
         return job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
 
 

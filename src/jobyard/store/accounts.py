@@ -80,17 +80,18 @@ AUDIT_FIELDS = {
 }
 
 
-def user_from_row(row: Row[Any]) -> UserRecord:
+def user_from_row(row: Row[Any], prefix: str = "") -> UserRecord:
+    values = row._mapping
     return UserRecord(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        login=row.login,
-        role=row.role,
-        password_hash=row.password_hash,
-        failed_logins=row.failed_logins,
-        locked_until=row.locked_until,
-        created=row.created,
-        updated=row.updated,
+        id=values[f"{prefix}id"],
+        tenant_id=values[f"{prefix}tenant_id"],
+        login=values[f"{prefix}login"],
+        role=values[f"{prefix}role"],
+        password_hash=values[f"{prefix}password_hash"],
+        failed_logins=values[f"{prefix}failed_logins"],
+        locked_until=values[f"{prefix}locked_until"],
+        created=values[f"{prefix}created"],
+        updated=values[f"{prefix}updated"],
     )
 
 
@@ -212,12 +213,19 @@ def insert_tokens(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         conn.execute(INSERT_TOKEN, [dict(row) for row in rows])
 
 
+# Every authenticated request runs this: one statement, built once.
+TOKEN_WITH_USER = (
+    select(T, *(c.label(f"owner_{c.name}") for c in U.c))
+    .join(U, U.c.id == T.c.user_id)
+    .where(T.c.secret_hash == bindparam("secret_hash"))
+)
+
+
 def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, UserRecord] | None:
-    row = conn.execute(select(T).where(T.c.secret_hash == secret_hash)).first()
+    row = conn.execute(TOKEN_WITH_USER, {"secret_hash": secret_hash}).first()
     if row is None:
         return None
-    token = token_from_row(row)
-    return token, get_user(conn, token.user_id, tenant_id=None)
+    return token_from_row(row), user_from_row(row, prefix="owner_")
 
 
 def token_exists(conn: Connection, secret_hash: str) -> bool:
@@ -258,8 +266,11 @@ def revoke_token(conn: Connection, token_id: int, at: datetime) -> None:
     conn.execute(update(T).where(T.c.id == token_id).values(revoked=at))
 
 
+TOUCH_TOKEN = update(T).where(T.c.id == bindparam("token_id")).values(last_used=bindparam("at"))
+
+
 def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
-    conn.execute(update(T).where(T.c.id == token_id).values(last_used=at))
+    conn.execute(TOUCH_TOKEN, {"token_id": token_id, "at": at})
 
 
 def delete_job_tokens(conn: Connection, job_ids: Sequence[int]) -> None:
@@ -274,9 +285,14 @@ _DELETE_JOB_TOKENS = delete(T).where(T.c.job_id.in_(bindparam("ids", expanding=T
 # Audit ------------------------------------------------------------------------------------
 
 
+INSERT_AUDIT = insert(A)
+
+
 def record(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
-    if entries:
-        conn.execute(insert(A), list(entries))
+    if len(entries) == 1:
+        conn.execute(INSERT_AUDIT, dict(entries[0]))
+    elif entries:
+        conn.execute(INSERT_AUDIT, list(entries))
 
 
 def list_audit(
@@ -308,9 +324,11 @@ def count_failed_login(conn: Connection, user_id: int) -> int:
     return int(result.scalar_one())
 
 
+JOB_TENANT = select(tables.jobs.c.tenant_id).where(tables.jobs.c.id == bindparam("job_id"))
+
+
 def job_tenant(conn: Connection, job_id: int) -> int:
-    jobs = tables.jobs
-    found = conn.execute(select(jobs.c.tenant_id).where(jobs.c.id == job_id)).scalar_one_or_none()
+    found = conn.execute(JOB_TENANT, {"job_id": job_id}).scalar_one_or_none()
     if found is None:
         raise NotFound("no such Job")
     return int(found)

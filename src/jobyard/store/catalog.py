@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.filters import FieldKind
@@ -90,12 +102,24 @@ def package_from_row(row: Row[Any]) -> Package:
     )
 
 
+_BY_ID: dict[tuple[str, bool], Select[Any]] = {}
+
+
+def _by_id(table: Table, *, of_tenant: bool) -> Select[Any]:
+    """The lookup by id (and tenant), built once per table: every launch runs it."""
+    key = (table.name, of_tenant)
+    if key not in _BY_ID:
+        query = select(table).where(table.c.id == bindparam("object_id"))
+        if of_tenant:
+            query = query.where(table.c.tenant_id == bindparam("tenant_id"))
+        _BY_ID[key] = query
+    return _BY_ID[key]
+
+
 def _get_row(conn: Connection, table: Table, object_id: int, tenant_id: int | None) -> Row[Any]:
     """One row by id; another tenant's row does not exist (None: any tenant, for workers)."""
-    query = select(table).where(table.c.id == object_id)
-    if tenant_id is not None:
-        query = query.where(table.c.tenant_id == tenant_id)
-    row = conn.execute(query).first()
+    query = _by_id(table, of_tenant=tenant_id is not None)
+    row = conn.execute(query, {"object_id": object_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise NotFound(NOT_FOUND_MESSAGES[table.name])
     return row

@@ -17,6 +17,9 @@ from sqlalchemy.pool import NullPool
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Enough kept connections for the request threads and embedded workers at once: a
+# connection beyond the pool is opened (with its PRAGMAs) and closed on every use.
+SQLITE_POOL_SIZE = 24
 PG_POOL_SIZE = 10
 
 
@@ -90,7 +93,7 @@ class Database:
             engine = create_engine(
                 self.url,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                poolclass=NullPool if ":memory:" in self.url else None,
+                **_sqlite_pool_options(self.url),
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
@@ -98,6 +101,13 @@ class Database:
         return create_engine(
             self.url, pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_SIZE, pool_pre_ping=True
         )
+
+    @property
+    def quick_reads(self) -> bool:
+        """Whether a read of a row or two by key may run on the event loop's own thread:
+        SQLite in WAL mode answers it from the local file without waiting for any writer,
+        sooner than a hand-off to a worker thread; PostgreSQL is a network round trip."""
+        return self.is_sqlite
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -107,6 +117,18 @@ class Database:
                 yield conn
             return
         with self._writers.turn(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read_one(self) -> Iterator[Connection]:
+        """For a single SELECT: on SQLite the statement is its own snapshot, so no BEGIN and
+        COMMIT round trips (each one a call that hands the GIL over under load)."""
+        if not self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            conn.execution_options(jobyard_read_only=True, jobyard_single_statement=True)
             yield conn
 
     @contextmanager
@@ -127,7 +149,16 @@ class Database:
             self._writers.close()
 
 
+def _sqlite_pool_options(url: str) -> dict[str, Any]:
+    if ":memory:" in url:
+        return {"poolclass": NullPool}
+    return {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    read_only = conn.get_execution_options().get("jobyard_read_only", False)
+    options = conn.get_execution_options()
+    if options.get("jobyard_single_statement", False):
+        return  # autocommit at the driver: the one statement runs in its own transaction
+    read_only = options.get("jobyard_read_only", False)
     mode = "DEFERRED" if read_only else "IMMEDIATE"
     conn.exec_driver_sql(f"BEGIN {mode}")

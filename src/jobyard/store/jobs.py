@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
@@ -98,7 +99,7 @@ def options_from_json(data: Mapping[str, Any]) -> JobOptions:
     )
 
 
-def job_from_row(row: Row[Any]) -> Job:
+def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
     return Job(
         id=row.id,
         status=JobStatus(row.status),
@@ -140,20 +141,47 @@ def interfaces_to_json(interfaces: Sequence[Interface]) -> list[dict[str, Any]]:
     return [interface_to_json(i) for i in interfaces]
 
 
-def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: str) -> list[int]:
+# The columns a new job leaves to their defaults, as a read would give them back.
+NEW_JOB_DEFAULTS: dict[str, Any] = {
+    "started": None,
+    "finished": None,
+    "result_id": None,
+    "exit_code": None,
+    "attempts": 0,
+    "cancel_requested": None,
+    "outcome_status": None,
+    "outcome_result": None,
+}
+INSERT_JOB_IDS = insert(J).returning(J.c.id)
+INSERT_JOB_IDS_IN_ORDER = insert(J).returning(J.c.id, sort_by_parameter_order=True)
+INSERT_JOB_INTERFACES = insert(tables.job_interfaces)
+
+
+def _insert_job_rows(conn: Connection, rows: list[Mapping[str, Any]]) -> list[int]:
+    """The new ids, in the order of `rows`. On SQLite, SQLAlchemy keeps that order only by
+    inserting row by row; but under our write lock (BEGIN IMMEDIATE) SQLite gives the rows
+    of a multi-row INSERT ascending ids in VALUES order, so batches of many rows each, with
+    the returned ids sorted, give the same answer for a fraction of the statements."""
+    if len(rows) == 1:  # the common single launch: no executemany machinery
+        return [int(conn.execute(INSERT_JOB_IDS, dict(rows[0])).scalar_one())]
+    if conn.dialect.name == "sqlite":
+        return sorted(int(row.id) for row in conn.execute(INSERT_JOB_IDS, rows))
+    return [int(row.id) for row in conn.execute(INSERT_JOB_IDS_IN_ORDER, rows)]
+
+
+def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: str) -> list[Job]:
     """Insert pending jobs with their interfaces and first events, a few statements for all
-    of them (bulk launches); return their ids in the order given."""
+    of them (bulk launches); return them, in the order given, as a read would."""
     if not rows:
         return []
-    inserted = conn.execute(insert(J).returning(J.c.id, sort_by_parameter_order=True), list(rows))
-    ids = [int(row.id) for row in inserted]
+    ids = _insert_job_rows(conn, list(rows))
     interfaces = [
         {"job_id": job_id, "name": name}
         for job_id, row in zip(ids, rows, strict=True)
         for name in row.get("interface_names") or []
     ]
     if interfaces:
-        conn.execute(insert(tables.job_interfaces), interfaces)
+        conn.execute(INSERT_JOB_INTERFACES, interfaces)
     events = [
         {
             "job_id": job_id,
@@ -165,8 +193,16 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
         }
         for job_id, row in zip(ids, rows, strict=True)
     ]
-    conn.execute(insert(tables.job_events), events)
-    return ids
+    conn.execute(INSERT_EVENT, events[0] if len(events) == 1 else events)
+    return [_new_job(job_id, row) for job_id, row in zip(ids, rows, strict=True)]
+
+
+def _new_job(job_id: int, row: Mapping[str, Any]) -> Job:
+    """A job just inserted, without reading it back: times in UTC, as they are stored."""
+    values = NEW_JOB_DEFAULTS | dict(row)
+    for key in ("run_at", "created", "updated"):
+        values[key] = values[key].astimezone(UTC)
+    return job_from_row(SimpleNamespace(id=job_id, **values))
 
 
 def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> None:
@@ -175,19 +211,23 @@ def set_job_interfaces(conn: Connection, job_id: int, names: Sequence[str]) -> N
         conn.execute(insert(tables.job_interfaces), [{"job_id": job_id, "name": n} for n in names])
 
 
+JOB_BY_ID = select(J).where(J.c.id == bindparam("job_id"))
+TENANT_JOB_BY_ID = JOB_BY_ID.where(J.c.tenant_id == bindparam("tenant_id"))
+
+
 def get_job(conn: Connection, job_id: int, *, tenant_id: int | None = None) -> Job:
     """A job by id; another tenant's job does not exist (None: any tenant, for workers)."""
-    query = select(J).where(J.c.id == job_id)
-    if tenant_id is not None:
-        query = query.where(J.c.tenant_id == tenant_id)
-    row = conn.execute(query).first()
+    if tenant_id is None:
+        row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
+    else:
+        row = conn.execute(TENANT_JOB_BY_ID, {"job_id": job_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise NotFound(NO_SUCH_JOB)
     return job_from_row(row)
 
 
 def find_job(conn: Connection, job_id: int) -> Job | None:
-    row = conn.execute(select(J).where(J.c.id == job_id)).first()
+    row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
     return None if row is None else job_from_row(row)
 
 

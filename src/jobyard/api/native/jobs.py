@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import quick_read
 from jobyard.api.native import inputs, present, schemas
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
@@ -120,9 +121,9 @@ async def _bulk_delete(request: Request, who: Principal) -> Response:
 async def get_job(
     job_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
-    found = await run_in_threadpool(
-        lambda: jobs.get_job(_rt(request), actor=who, job_id=params.object_id(job_id, NO_SUCH_JOB))
-    )
+    target = params.object_id(job_id, NO_SUCH_JOB)
+    rt = _rt(request)
+    found = await quick_read(rt, lambda: jobs.get_job(rt, actor=who, job_id=target))
     return render.one(present.job(found))
 
 
