@@ -193,9 +193,10 @@ def find_job(conn: Connection, job_id: int) -> Job | None:
 def list_jobs(
     conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Job], int]:
+    tiebreak = J.c.id.asc()
     query = select(J).where(J.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
-    keyed = listing.Keyed(J.c.id, listing.ordering(request, JOB_FIELDS, J.c.id.asc()))
+    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=tiebreak)
+    keyed = listing.Keyed(J.c.id, listing.ordering(request, JOB_FIELDS, tiebreak))
     known = _counted_total(conn, request, tenant_id)
     rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
