@@ -92,3 +92,26 @@ def test_the_database_enforces_the_transition_table(
             sa.select(tables.jobs.c.status).where(tables.jobs.c.id == job_id)
         ).scalar_one()
     assert stored == (target if allowed else start)
+
+
+def test_upgrade_counts_the_jobs_already_there(runtime: Runtime) -> None:
+    migrate.downgrade(runtime.db, "0001")
+    with runtime.db.engine.connect() as conn:
+        assert "job_counts" not in sa.inspect(conn).get_table_names()
+    for status in ("pending", "pending", "running", "completed"):
+        _insert_job(runtime, status)
+    migrate.upgrade(runtime.db)
+    counts = tables.job_counts
+    with runtime.db.read() as conn:
+        stored = conn.execute(
+            sa.select(counts.c.status, sa.func.sum(counts.c.n)).group_by(counts.c.status)
+        )
+        assert {status: int(n) for status, n in stored} == {
+            "pending": 2,
+            "running": 1,
+            "completed": 1,
+        }
+    _insert_job(runtime, "pending")
+    with runtime.db.read() as conn:
+        pending = sa.select(sa.func.sum(counts.c.n)).where(counts.c.status == "pending")
+        assert conn.execute(pending).scalar_one() == 3

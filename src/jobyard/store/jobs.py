@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
-from jobyard.domain.filters import FieldKind
+from jobyard.domain.filters import Combine, FieldKind, Op, typed_value
 from jobyard.domain.models import (
     Interface,
     Job,
@@ -234,10 +234,37 @@ def find_job(conn: Connection, job_id: int) -> Job | None:
 def list_jobs(
     conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Job], int]:
+    tiebreak = J.c.id.asc()
     query = select(J).where(J.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
-    rows, total = listing.fetch_page(conn, query, request.page)
+    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=tiebreak)
+    keyed = listing.Keyed(J.c.id, listing.ordering(request, JOB_FIELDS, tiebreak))
+    known = _counted_total(conn, request, tenant_id)
+    rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
+
+
+def _statuses_filtered(request: listing.Listing) -> set[str] | None:
+    """The statuses a listing keeps when it filters on nothing but `status=` (an empty set:
+    no filter at all); None when other filters make the counted total necessary."""
+    if any(f.field != "status" or f.op is not Op.EQ for f in request.filters):
+        return None
+    values = {str(typed_value(f, FieldKind.STRING)) for f in request.filters}
+    if len(values) > 1 and request.combine is Combine.INTER:
+        return None  # two different statuses at once: nothing matches, and counting is cheap
+    return values
+
+
+def _counted_total(conn: Connection, request: listing.Listing, tenant_id: int) -> int | None:
+    """The total from `job_counts` (exact, kept by triggers) when the filters allow it: a
+    COUNT over a large tenant's jobs costs far more than the page itself."""
+    statuses = _statuses_filtered(request)
+    if statuses is None:
+        return None
+    counts = tables.job_counts
+    query = select(func.coalesce(func.sum(counts.c.n), 0)).where(counts.c.tenant_id == tenant_id)
+    if statuses:
+        query = query.where(counts.c.status.in_(sorted(statuses)))
+    return int(conn.execute(query).scalar_one())
 
 
 def select_job_ids(

@@ -124,11 +124,18 @@ def apply(
         query = query.where(
             and_(*conditions) if listing.combine is Combine.INTER else or_(*conditions)
         )
+    return query.order_by(*ordering(listing, fields, tiebreak))
+
+
+def ordering(
+    listing: Listing, fields: Mapping[str, Field], tiebreak: ColumnElement[Any]
+) -> list[ColumnElement[Any]]:
+    """The sort as ORDER BY terms, ties broken by `tiebreak`."""
     order = [
         fields[key.field].column.desc() if key.descending else fields[key.field].column.asc()
         for key in listing.sort
     ]
-    return query.order_by(*order, tiebreak)
+    return [*order, tiebreak]
 
 
 def run(conn: Connection, query: Select[Any]) -> list[Any]:
@@ -145,10 +152,41 @@ def run(conn: Connection, query: Select[Any]) -> list[Any]:
         raise ValidationFailed(f"invalid filter: {reason}") from None
 
 
-def fetch_page(conn: Connection, query: Select[Any], page: PageRequest) -> tuple[list[Any], int]:
-    """The rows of one page and the total over all pages."""
-    total = run(conn, select(func.count()).select_from(query.order_by(None).subquery()))
-    count = int(total[0][0])
+@dataclass(frozen=True)
+class Keyed:
+    """How to read a page's rows by their key: a unique column, and the listing's ORDER BY."""
+
+    key: ColumnElement[Any]
+    order: Sequence[ColumnElement[Any]]
+
+
+def fetch_page(
+    conn: Connection,
+    query: Select[Any],
+    page: PageRequest,
+    *,
+    total: int | None = None,
+    keyed: Keyed | None = None,
+) -> tuple[list[Any], int]:
+    """The rows of one page and the total over all pages (counted unless the caller knows it).
+
+    With `keyed`, a page past the first skips its offset over the key alone, which an index
+    holding the filtered and sorted columns and the key answers without reading the rows it
+    skips; only that page's rows are then read whole, by key.
+    """
+    if total is None:
+        counted = run(conn, select(func.count()).select_from(query.order_by(None).subquery()))
+        total = int(counted[0][0])
     if page.limit is not None:
-        query = query.limit(page.limit).offset((page.page - 1) * page.limit)
-    return run(conn, query), count
+        offset = (page.page - 1) * page.limit
+        query = query.limit(page.limit).offset(offset)
+        if keyed is not None and offset > 0:
+            query = _rows_by_key(query, keyed)
+    return run(conn, query), total
+
+
+def _rows_by_key(page: Select[Any], keyed: Keyed) -> Select[Any]:
+    # The outer query repeats no filter: SQLite would otherwise walk the filter's index to
+    # keep the order and test every entry against the page's keys.
+    keys = page.with_only_columns(keyed.key).correlate(None).scalar_subquery()
+    return select(*page.selected_columns).where(keyed.key.in_(keys)).order_by(*keyed.order)

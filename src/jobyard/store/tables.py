@@ -207,6 +207,29 @@ Index(
     postgresql_where=text("status = 'pending'"),
 )
 
+# A tenant's jobs by status, newest first (ties by id), walked without sorting.
+Index(
+    "ix_jobs_tenant_id_status_created",
+    jobs.c.tenant_id,
+    jobs.c.status,
+    jobs.c.created.desc(),
+    jobs.c.id,
+)
+
+# How many jobs each tenant has in each status, kept exact by triggers on `jobs` (migration
+# 0002), so that a list's total need not count the jobs. A (tenant, status) may have several
+# rows on PostgreSQL, where writers append deltas instead of waiting on one row: readers sum
+# them. Derived data, so no foreign key.
+job_counts = Table(
+    "job_counts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Index("ix_job_counts_tenant_id_status", "tenant_id", "status"),
+)
+
 # The interfaces a job needs, one row each, so a claim can test them in SQL.
 job_interfaces = Table(
     "job_interfaces",

@@ -1,0 +1,257 @@
+"""`job_counts` (kept by triggers) stays exact whatever writes `jobs`, and lists that take
+their total from it, or read deep pages by key, answer exactly what counting and sorting would.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from jobyard.domain.filters import Combine, Filter, Op, SortKey
+from jobyard.domain.paging import PageRequest
+from jobyard.services import accounts
+from jobyard.services.runtime import Runtime
+from jobyard.store import jobs as job_store
+from jobyard.store import listing, tables
+
+J = tables.jobs
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _row(tenant_id: int, user_id: int, status: str, minute: int) -> dict[str, Any]:
+    at = START + timedelta(minutes=minute)
+    return {
+        "tenant_id": tenant_id,
+        "status": status,
+        "package_name": f"p{minute % 3}",
+        "kind": "command",
+        "options": {},
+        "tags": [],
+        "context": {},
+        "argv": ["true"],
+        "env": {},
+        "interfaces": [],
+        "interface_names": [],
+        "run_at": at,
+        "user_id": user_id,
+        "created": at,
+        "updated": at,
+    }
+
+
+@pytest.fixture
+def tenants(runtime: Runtime) -> tuple[int, int, int]:
+    """The system tenant, a second one, and the admin user who owns the jobs."""
+    user_id = accounts.bootstrap_admin(runtime).admin_user_id
+    with runtime.db.transaction() as conn:
+        other = conn.execute(
+            sa.insert(tables.tenants)
+            .values(name="other", created=START)
+            .returning(tables.tenants.c.id)
+        ).scalar_one()
+    return 1, int(other), user_id
+
+
+def _insert(runtime: Runtime, rows: list[dict[str, Any]]) -> list[int]:
+    with runtime.db.transaction() as conn:
+        inserted = conn.execute(sa.insert(J).values(rows).returning(J.c.id))
+        return [int(i) for i in inserted.scalars()]
+
+
+def _counts(conn: sa.Connection) -> dict[tuple[int, str], int]:
+    C = tables.job_counts  # noqa: N806
+    query = sa.select(C.c.tenant_id, C.c.status, sa.func.sum(C.c.n)).group_by(
+        C.c.tenant_id, C.c.status
+    )
+    return {(t, s): int(n) for t, s, n in conn.execute(query) if n}
+
+
+def _actual(conn: sa.Connection) -> dict[tuple[int, str], int]:
+    query = sa.select(J.c.tenant_id, J.c.status, sa.func.count()).group_by(
+        J.c.tenant_id, J.c.status
+    )
+    return {(t, s): int(n) for t, s, n in conn.execute(query)}
+
+
+def _assert_exact(runtime: Runtime) -> None:
+    with runtime.db.read() as conn:
+        assert _counts(conn) == _actual(conn)
+
+
+def _set_status(runtime: Runtime, ids: list[int], status: str) -> None:
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.update(J).where(J.c.id.in_(ids)).values(status=status))
+
+
+def test_counts_follow_inserts_status_changes_and_deletes(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    mine, other, user = tenants
+    ids = _insert(runtime, [_row(mine, user, "pending", m) for m in range(12)])
+    theirs = _insert(runtime, [_row(other, user, "pending", m) for m in range(5)])
+    _insert(runtime, [_row(mine, user, "pending", 99)])
+    _assert_exact(runtime)
+
+    _set_status(runtime, ids[:8], "running")  # one statement, many rows
+    _set_status(runtime, ids[:3], "completed")
+    _set_status(runtime, ids[3:4], "failed")
+    _set_status(runtime, ids[8:10], "cancelled")
+    _set_status(runtime, theirs[:2], "cancelled")
+    _set_status(runtime, ids[:3], "completed")  # not a change
+    _assert_exact(runtime)
+
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.delete(J).where(J.c.id.in_([*ids[1:5], *ids[9:11], theirs[0]])))
+    _assert_exact(runtime)
+
+    with runtime.db.engine.connect() as conn:
+        conn.execute(sa.update(J).where(J.c.id == ids[11]).values(status="running"))
+        conn.rollback()
+    _assert_exact(runtime)
+    with runtime.db.read() as conn:
+        assert _counts(conn)[(other, "pending")] == 3
+
+
+def test_a_refused_transition_changes_no_count(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    mine, _, user = tenants
+    [job] = _insert(runtime, [_row(mine, user, "completed", 1)])
+    with pytest.raises(sa.exc.DatabaseError):
+        _set_status(runtime, [job], "running")
+    _assert_exact(runtime)
+
+
+def _listing(*filters: Filter, combine: Combine = Combine.INTER) -> listing.Listing:
+    return listing.Listing(filters=filters, combine=combine, page=PageRequest(page=1, limit=2))
+
+
+STATUS_LISTINGS = {
+    "no filter": _listing(),
+    "one status": _listing(Filter("status", Op.EQ, "running")),
+    "a status nobody has": _listing(Filter("status", Op.EQ, "lost")),
+    "two statuses, union": _listing(
+        Filter("status", Op.EQ, "running"),
+        Filter("status", Op.EQ, "pending"),
+        combine=Combine.UNION,
+    ),
+    "two statuses, inter": _listing(
+        Filter("status", Op.EQ, "running"), Filter("status", Op.EQ, "pending")
+    ),
+    "the same status twice": _listing(
+        Filter("status", Op.EQ, "running"), Filter("status", Op.EQ, "running")
+    ),
+    "status and another field": _listing(
+        Filter("status", Op.EQ, "running"), Filter("package_name", Op.EQ, "p1")
+    ),
+    "status, not equal": _listing(Filter("status", Op.NE, "running")),
+    "status as an array": _listing(Filter("status", Op.EQ, ("running", "pending"))),
+}
+
+
+@pytest.mark.parametrize("name", STATUS_LISTINGS)
+def test_list_totals_are_exact(runtime: Runtime, tenants: tuple[int, int, int], name: str) -> None:
+    mine, other, user = tenants
+    ids = _insert(runtime, [_row(mine, user, "pending", m) for m in range(10)])
+    _insert(runtime, [_row(other, user, "pending", m) for m in range(7)])
+    _set_status(runtime, ids[:6], "running")
+    _set_status(runtime, ids[:2], "completed")
+    request = STATUS_LISTINGS[name]
+    everything = listing.Listing(
+        filters=request.filters, combine=request.combine, page=PageRequest(page=1, limit=None)
+    )
+    with runtime.db.read() as conn:
+        page, total = job_store.list_jobs(conn, request, tenant_id=mine, pg=runtime.pg)
+        every, _ = job_store.list_jobs(conn, everything, tenant_id=mine, pg=runtime.pg)
+    assert total == len(every)
+    assert [j.id for j in page] == [j.id for j in every][:2]
+
+
+@pytest.mark.parametrize(
+    "sort",
+    [
+        (SortKey("created", True),),
+        (SortKey("created", False),),
+        (SortKey("package_name", False), SortKey("created", True)),
+        (),
+    ],
+)
+def test_deep_pages_are_slices_of_the_whole_list(
+    runtime: Runtime, tenants: tuple[int, int, int], sort: tuple[SortKey, ...]
+) -> None:
+    mine, _, user = tenants
+    # Repeated minutes make ties, which the id breaks.
+    _insert(runtime, [_row(mine, user, "pending", m // 2) for m in range(23)])
+    with runtime.db.read() as conn:
+
+        def ids(page: PageRequest) -> list[int]:
+            request = listing.Listing(
+                filters=(Filter("status", Op.EQ, "pending"),), sort=sort, page=page
+            )
+            found, _ = job_store.list_jobs(conn, request, tenant_id=mine, pg=runtime.pg)
+            return [j.id for j in found]
+
+        whole = ids(PageRequest(page=1, limit=None))
+        assert len(whole) == 23
+        for number in (1, 2, 3, 4, 5):
+            assert ids(PageRequest(page=number, limit=5)) == whole[(number - 1) * 5 :][:5]
+
+
+def _postgres_only(runtime: Runtime) -> None:
+    if not runtime.pg:
+        pytest.skip("PostgreSQL only: SQLite has one writer at a time")
+
+
+def test_concurrent_status_changes_never_wait_on_a_count(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    """Two transactions moving different jobs between the same statuses both proceed: a
+    shared counter row would make the second wait for the first to commit."""
+    _postgres_only(runtime)
+    mine, _, user = tenants
+    first, second = _insert(runtime, [_row(mine, user, "pending", m) for m in range(2)])
+    with runtime.db.engine.connect() as holder:
+        with holder.begin():
+            holder.execute(sa.update(J).where(J.c.id == first).values(status="running"))
+            with runtime.db.transaction() as conn:
+                conn.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
+                conn.execute(sa.update(J).where(J.c.id == second).values(status="running"))
+                conn.execute(sa.insert(J).values(_row(mine, user, "pending", 5)))
+        _assert_exact(runtime)
+    with runtime.db.read() as conn:
+        assert _counts(conn)[(mine, "running")] == 2
+
+
+def test_repeatable_read_writers_keep_counts_exact(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    _postgres_only(runtime)
+    mine, _, user = tenants
+    ids = _insert(runtime, [_row(mine, user, "pending", m) for m in range(4)])
+    with runtime.db.engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            conn.execute(sa.update(J).where(J.c.id.in_(ids[:3])).values(status="running"))
+            conn.execute(sa.delete(J).where(J.c.id == ids[3]))
+    _assert_exact(runtime)
+    _set_status(runtime, ids[:1], "completed")  # a read committed writer folds what was left
+    _assert_exact(runtime)
+    with runtime.db.read() as conn:
+        rows = conn.execute(
+            sa.select(sa.func.count()).where(tables.job_counts.c.status == "running")
+        ).scalar_one()
+    assert rows == 1
+
+
+def test_truncating_jobs_empties_the_counts(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    _postgres_only(runtime)
+    mine, _, user = tenants
+    _insert(runtime, [_row(mine, user, "pending", m) for m in range(3)])
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.text("TRUNCATE jobs CASCADE"))
+    _assert_exact(runtime)
