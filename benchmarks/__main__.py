@@ -269,6 +269,10 @@ def listing(plan: Plan, report: Report) -> None:
                     report.add(
                         f"{kind}: list page {page}, filter+sort", figure, "ms", "≤ 20 ms p50"
                     )
+            rss = workloads.rss_kib(dep.pid)
+            report.note(
+                f"{kind}: server RSS with {plan.listed_jobs:,} jobs", f"{rss / 1024:.0f} MiB"
+            )
 
 
 def bulk(plan: Plan, report: Report) -> None:

@@ -35,6 +35,7 @@ SQLITE_POLL_SECONDS = 0.1  # other processes on SQLite cannot wake us: poll this
 HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
 ERROR_BACKOFF_SECONDS = 1.0
 MAX_BATCH = 64  # jobs claimed, or ends recorded, in one transaction
+MAX_END_ATTEMPTS = 3  # turns that may fail to record a run's end before it is left to the reaper
 # Under a backlog, the next turn waits this long for more slots to come free: a transaction
 # per job would make the database, not the processes, the limit.
 GATHER_SECONDS = 0.002
@@ -68,7 +69,8 @@ class _Running:
     recorder: OutputRecorder
     stop: threading.Event = field(default_factory=threading.Event)
     handing_back: bool = False
-    process_ended: bool = False  # its end waits for the finisher: nothing left to stop
+    process_ended: bool = False  # its end waits for the ledger: nothing left to stop
+    end_attempts: int = 0
     pid: int = 0
     pid_recorded: bool = False
 
@@ -206,7 +208,7 @@ class WorkerPool:
             try:
                 works = self._turn(ended, free)
             except Exception:
-                logger.exception("claiming jobs failed; retrying")
+                logger.exception("a turn at the database failed; retrying")
                 self._stopped.wait(ERROR_BACKOFF_SECONDS)
                 continue
             if works:
@@ -242,11 +244,27 @@ class WorkerPool:
             endings.append(end(work.claim, result, worker_id=work.worker_id, output=output))
         try:
             _, works = execution.end_and_claim(self.rt, endings, worker=self.identity, limit=free)
-        finally:
-            with self._lock:
-                for running, _ in ended:
-                    self._running.pop(running.work.claim.job.id, None)
+        except Exception:
+            self._retry_later(ended)
+            raise
+        with self._lock:
+            for running, _ in ended:
+                self._running.pop(running.work.claim.job.id, None)
         return works
+
+    def _retry_later(self, ended: list[tuple[_Running, RunResult]]) -> None:
+        """Keep ends the database refused for the next turn; give up on one after a few tries
+        (its lease then lapses, and the reaper ends the run) so it cannot stall the pool."""
+        with self._lock:
+            for running, result in ended:
+                running.end_attempts += 1
+                if running.end_attempts < MAX_END_ATTEMPTS:
+                    self._ended.append((running, result))
+                else:
+                    logger.error(
+                        "job %s: giving up on recording its end", running.work.claim.job.id
+                    )
+                    self._running.pop(running.work.claim.job.id, None)
 
     def _hand_out(self, works: list[Work]) -> None:
         started = [
