@@ -317,8 +317,16 @@ def _lock_interfaces(conn: Connection, job: Job) -> bool:
 
 def set_process_ids(conn: Connection, pids: Mapping[int, int]) -> None:
     """Record the process ids of running runs, by run id."""
-    for run_id, pid in pids.items():
-        conn.execute(update(R).where(R.c.id == run_id, R.c.process_id == 0).values(process_id=pid))
+    if pids:
+        rows = [{"b_run_id": run_id, "v_pid": pid} for run_id, pid in pids.items()]
+        conn.execute(_SET_PROCESS_ID, rows)
+
+
+_SET_PROCESS_ID = (
+    update(R)
+    .where(R.c.id == bindparam("b_run_id"), R.c.process_id == 0)
+    .values(process_id=bindparam("v_pid"))
+)
 
 
 def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:

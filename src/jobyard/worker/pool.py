@@ -72,7 +72,12 @@ class _Running:
     process_ended: bool = False  # its end waits for the ledger: nothing left to stop
     end_attempts: int = 0
     pid: int = 0
+    started_at: float = 0.0  # monotonic, when its process started
     pid_recorded: bool = False
+
+    def started(self, pid: int) -> None:
+        self.started_at = time.monotonic()
+        self.pid = pid
 
 
 class Every:
@@ -304,7 +309,7 @@ class WorkerPool:
         try:
             outcome = supervisor.run_process(
                 spec,
-                on_start=lambda pid: setattr(running, "pid", pid),
+                on_start=running.started,
                 on_output=running.recorder.add,
                 should_cancel=running.stop.is_set,
             )
@@ -338,9 +343,18 @@ class WorkerPool:
                 task.tick(now)
 
     def _record_pids(self) -> None:
-        """Publish the process ids of jobs that outlive a housekeeping tick."""
+        """Publish the process ids of jobs that outlive a housekeeping tick (a short job's
+        comes with its end: writing it sooner would only compete with the ledger)."""
+        started_before = time.monotonic() - HOUSEKEEPING_SECONDS
         with self._lock:
-            fresh = [r for r in self._running.values() if r.pid and not r.pid_recorded]
+            fresh = [
+                r
+                for r in self._running.values()
+                if r.pid
+                and not r.pid_recorded
+                and not r.process_ended
+                and r.started_at <= started_before
+            ]
         if fresh:
             execution.record_processes(self.rt, pids={r.work.claim.run_id: r.pid for r in fresh})
             for running in fresh:

@@ -81,11 +81,20 @@ PG_FUNCTIONS = (
     "END LOOP; "
     "RETURN NULL; "
     "END $$ LANGUAGE plpgsql",
-    # Status changes per row: PostgreSQL allows no transition tables with `UPDATE OF`.
-    "CREATE FUNCTION jobyard_count_job_moved() RETURNS trigger AS $$ "
+    # Status changes per statement (workers move jobs in batches): the jobs whose status or
+    # tenant changed leave one delta per (tenant, status). PostgreSQL allows no transition
+    # tables with `UPDATE OF`, so this runs after every UPDATE of jobs and finds the moves.
+    "CREATE FUNCTION jobyard_count_jobs_moved() RETURNS trigger AS $$ "
+    "DECLARE r record; "
     "BEGIN "
-    "PERFORM jobyard_add_job_count(OLD.tenant_id, OLD.status, -1); "
-    "PERFORM jobyard_add_job_count(NEW.tenant_id, NEW.status, 1); "
+    "FOR r IN SELECT d.tenant_id, d.status, sum(d.delta) AS n "
+    "FROM old_jobs o JOIN new_jobs n ON n.id = o.id CROSS JOIN LATERAL "
+    "(VALUES (o.tenant_id, o.status, -1), (n.tenant_id, n.status, 1)) AS d(tenant_id, status, delta) "
+    "WHERE o.status IS DISTINCT FROM n.status OR o.tenant_id IS DISTINCT FROM n.tenant_id "
+    "GROUP BY d.tenant_id, d.status HAVING sum(d.delta) <> 0 "
+    "ORDER BY d.tenant_id, d.status LOOP "
+    "PERFORM jobyard_add_job_count(r.tenant_id, r.status, r.n); "
+    "END LOOP; "
     "RETURN NULL; "
     "END $$ LANGUAGE plpgsql",
     "CREATE FUNCTION jobyard_count_jobs_truncated() RETURNS trigger AS $$ "
@@ -98,9 +107,9 @@ PG_TRIGGERS = (
     "CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs "
     "REFERENCING OLD TABLE AS changed_jobs FOR EACH STATEMENT "
     "EXECUTE FUNCTION jobyard_count_jobs_changed()",
-    "CREATE TRIGGER jobs_count_update AFTER UPDATE OF status, tenant_id ON jobs FOR EACH ROW "
-    "WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id) "
-    "EXECUTE FUNCTION jobyard_count_job_moved()",
+    "CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs "
+    "REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT "
+    "EXECUTE FUNCTION jobyard_count_jobs_moved()",
     "CREATE TRIGGER jobs_count_truncate AFTER TRUNCATE ON jobs FOR EACH STATEMENT "
     "EXECUTE FUNCTION jobyard_count_jobs_truncated()",
 )
@@ -110,7 +119,7 @@ PG_DROPS = (
     "DROP TRIGGER IF EXISTS jobs_count_update ON jobs",
     "DROP TRIGGER IF EXISTS jobs_count_truncate ON jobs",
     "DROP FUNCTION IF EXISTS jobyard_count_jobs_truncated()",
-    "DROP FUNCTION IF EXISTS jobyard_count_job_moved()",
+    "DROP FUNCTION IF EXISTS jobyard_count_jobs_moved()",
     "DROP FUNCTION IF EXISTS jobyard_count_jobs_changed()",
     "DROP FUNCTION IF EXISTS jobyard_add_job_count(bigint, text, bigint)",
 )
