@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import functools
 import logging
+import math
 import os
-import selectors
+import select
 import signal
 import subprocess
 import time
@@ -120,7 +122,7 @@ def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         list(spec.argv),
         bufsize=0,  # only the raw fds are read; no buffered reader needed
-        stdin=subprocess.DEVNULL,
+        stdin=_devnull(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(spec.env),
@@ -128,6 +130,12 @@ def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
         start_new_session=True,
         close_fds=True,
     )
+
+
+@functools.cache
+def _devnull() -> int:
+    """One /dev/null for every child's stdin, instead of an open and a close per spawn."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _spawn_failure(
@@ -218,14 +226,17 @@ class _Supervision:
         self._exited_at: float | None = None
         self._pipes: dict[int, IO[bytes]] = {}
         self._pidfd: int | None = None
-        self._selector = selectors.DefaultSelector()
+        # poll(), not epoll: registering is bookkeeping in this process, where epoll costs a
+        # system call per change (and each call here is a chance to lose the GIL).
+        self._poller = select.poll()
+        self._streams: dict[int, Stream | None] = {}  # what each watched fd is; None: the pidfd
 
     def _watch(self) -> None:
         self._watch_pipe(self._proc.stdout, Stream.STDOUT)
         self._watch_pipe(self._proc.stderr, Stream.STDERR)
         self._pidfd = _open_pidfd(self._proc.pid)
         if self._pidfd is not None:
-            self._selector.register(self._pidfd, selectors.EVENT_READ, None)
+            self._poll_for(self._pidfd, None)
 
     def _watch_pipe(self, pipe: IO[bytes] | None, stream: Stream) -> None:
         if pipe is None:
@@ -233,7 +244,15 @@ class _Supervision:
         fd = pipe.fileno()
         os.set_blocking(fd, False)
         self._pipes[fd] = pipe
-        self._selector.register(fd, selectors.EVENT_READ, stream)
+        self._poll_for(fd, stream)
+
+    def _poll_for(self, fd: int, stream: Stream | None) -> None:
+        self._streams[fd] = stream
+        self._poller.register(fd, select.POLLIN)
+
+    def _stop_polling(self, fd: int) -> None:
+        del self._streams[fd]
+        self._poller.unregister(fd)
 
     def run(self) -> ProcessOutcome:
         self._watch()
@@ -266,9 +285,10 @@ class _Supervision:
         return max(0.0, min(limits))
 
     def _wait_for_events(self, timeout: float) -> None:
-        for key, _ in self._selector.select(timeout):
-            if isinstance(key.data, Stream):  # the pidfd only wakes the loop
-                self._read(key.fd, key.data)
+        for fd, _ in self._poller.poll(math.ceil(timeout * 1000)):
+            stream = self._streams.get(fd)
+            if stream is not None:  # the pidfd only wakes the loop
+                self._read(fd, stream)
 
     def _read(self, fd: int, stream: Stream) -> None:
         try:
@@ -298,7 +318,7 @@ class _Supervision:
         self._on_output(stream, marker.encode())
 
     def _close_pipe(self, fd: int) -> None:
-        self._selector.unregister(fd)
+        self._stop_polling(fd)
         self._pipes.pop(fd).close()
 
     def _note_exit(self, now: float) -> None:
@@ -307,7 +327,7 @@ class _Supervision:
         self._exited_at = now
         if self._pidfd is not None:
             # An exited pidfd stays readable; leaving it registered would spin the loop.
-            self._selector.unregister(self._pidfd)
+            self._stop_polling(self._pidfd)
 
     def _check_stop(self, now: float) -> None:
         if self._kill_at is not None:
@@ -349,8 +369,7 @@ class _Supervision:
         )
 
     def close(self) -> None:
-        """Release the selector and pidfd; the pipes are closed with the process."""
-        self._selector.close()
+        """Release the pidfd; the pipes are closed with the process."""
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
