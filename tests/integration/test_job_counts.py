@@ -16,6 +16,7 @@ from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import jobs as job_store
 from jobyard.store import listing, tables
+from tests.integration.job_rows import job_row
 
 J = tables.jobs
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -23,23 +24,9 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _row(tenant_id: int, user_id: int, status: str, minute: int) -> dict[str, Any]:
     at = START + timedelta(minutes=minute)
-    return {
-        "tenant_id": tenant_id,
-        "status": status,
-        "package_name": f"p{minute % 3}",
-        "kind": "command",
-        "options": {},
-        "tags": [],
-        "context": {},
-        "argv": ["true"],
-        "env": {},
-        "interfaces": [],
-        "interface_names": [],
-        "run_at": at,
-        "user_id": user_id,
-        "created": at,
-        "updated": at,
-    }
+    return job_row(
+        tenant_id=tenant_id, user_id=user_id, status=status, at=at, package_name=f"p{minute % 3}"
+    )
 
 
 @pytest.fixture

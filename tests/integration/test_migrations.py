@@ -14,6 +14,7 @@ from alembic.script import ScriptDirectory
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import migrate, tables
+from tests.integration.job_rows import job_row
 
 
 def test_there_is_one_head() -> None:
@@ -41,23 +42,7 @@ def _insert_job(runtime: Runtime, status: str) -> int:
     now = datetime.now(UTC)
     user_id = accounts.bootstrap_admin(runtime).admin_user_id
     with runtime.db.transaction() as conn:
-        row = {
-            "tenant_id": 1,
-            "status": status,
-            "package_name": "p",
-            "kind": "command",
-            "options": {},
-            "tags": [],
-            "context": {},
-            "argv": ["true"],
-            "env": {},
-            "interfaces": [],
-            "interface_names": [],
-            "run_at": now,
-            "user_id": user_id,
-            "created": now,
-            "updated": now,
-        }
+        row = job_row(tenant_id=1, user_id=user_id, status=status, at=now)
         return int(
             conn.execute(
                 sa.insert(tables.jobs).values(**row).returning(tables.jobs.c.id)
