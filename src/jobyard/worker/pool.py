@@ -1,10 +1,11 @@
-"""The worker engine: a dispatcher that claims jobs for the free slots, slot threads that run
-them as child processes, a finisher that records their ends, and a housekeeping thread for
-leases, cancels, live output and the reaper.
+"""The worker engine: slot threads that run jobs as child processes, one ledger thread that
+writes to the database for them, and a housekeeping thread for leases, cancels, live output
+and the reaper.
 
-Claims and ends are written in batches: under load, jobs pile up between two transactions
-and the next one takes them all, so the database work per job shrinks as the load grows,
-while an idle pool still starts and records each job at once. Spawning from plain threads is
+Each turn of the ledger is one transaction: it stores the ends of the runs that ended since
+the last turn, then claims jobs for the free slots. Under load, runs end while a turn is
+written, so the next turn carries them all and the database work per job shrinks as the load
+grows; an idle pool still starts and records each job at once. Spawning from plain threads is
 the fastest way this machine starts processes (see PERFORMANCE.md). The same engine runs
 embedded in `jobyard serve` and alone in `jobyard worker`.
 """
