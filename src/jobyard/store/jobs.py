@@ -226,11 +226,6 @@ def get_job(conn: Connection, job_id: int, *, tenant_id: int | None = None) -> J
     return job_from_row(row)
 
 
-def find_job(conn: Connection, job_id: int) -> Job | None:
-    row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()
-    return None if row is None else job_from_row(row)
-
-
 def list_jobs(
     conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Job], int]:

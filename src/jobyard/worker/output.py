@@ -15,7 +15,8 @@ FLUSH_SECONDS = 0.25  # how stale a live log may be while output trickles in
 
 class OutputRecorder:
     """Collects (stream, bytes) pieces and writes them out by size, or by age when the
-    pool's watcher calls `flush_if_stale` (a quiet process must not hide its last line)."""
+    pool's watcher calls `flush_if_stale` (a quiet process must not hide its last line).
+    What is left when the process ends is `take`n and stored with the run's end."""
 
     def __init__(self, rt: Runtime, *, run_id: int) -> None:
         self.rt = rt
@@ -43,10 +44,6 @@ class OutputRecorder:
         with self._lock:
             if self._pending and time.monotonic() - self._oldest >= FLUSH_SECONDS:
                 self._flush_locked()
-
-    def flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
 
     def take(self) -> list[tuple[str, int, bytes]]:
         """What is not stored yet, to be stored with the run's end (one transaction less)."""
