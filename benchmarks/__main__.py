@@ -91,6 +91,11 @@ def main() -> None:
     report.print()
 
 
+def database_kinds() -> list[str]:
+    """SQLite always; PostgreSQL when one is reachable."""
+    return ["sqlite", "postgres"] if deploy.postgres_available() else ["sqlite"]
+
+
 def section(title: str, work):  # type: ignore[no-untyped-def]
     console.rule(title)
     return work()
@@ -157,9 +162,7 @@ def throughput_postgres(plan: Plan, report: Report, embedded: Figure) -> None:
 
 
 def latency(plan: Plan, report: Report) -> None:
-    for kind in ("sqlite", "postgres"):
-        if kind == "postgres" and not deploy.postgres_available():
-            continue
+    for kind in database_kinds():
         console.rule(f"latency at 100 launches/s, {kind}")
         embedded, workers = (2, 0) if kind == "sqlite" else (0, 4)
         with (
@@ -245,9 +248,7 @@ def api_speed(plan: Plan, report: Report) -> None:
 def listing(plan: Plan, report: Report) -> None:
     from benchmarks.seed import seed_jobs
 
-    for kind in ("sqlite", "postgres"):
-        if kind == "postgres" and not deploy.postgres_available():
-            continue
+    for kind in database_kinds():
         console.rule(f"lists over {plan.listed_jobs:,} jobs, {kind}")
         with deploy.database(kind) as url, deploy.deployment(url, embedded_slots=0) as dep:
             began = time.perf_counter()

@@ -67,6 +67,20 @@ def refused(response: httpx.Response | requests.Response, status: int, *words: s
     return message
 
 
+def _job_token_checks(log: str) -> dict[str, str]:
+    """The job's own report of what its token could do: its job, log and events; no list
+    and no other job. Returns every line of the report by its first word."""
+    lines = dict(line.split(" ", 1) for line in log.splitlines())
+    assert {k: lines.get(k) for k in ("own", "log", "events", "list", "other")} == {
+        "own": "200",
+        "log": "200",
+        "events": "200",
+        "list": "403",
+        "other": "403",
+    }, log
+    return lines
+
+
 def user(client: TestClient, login: str, role: str = "operator") -> str:
     body = {"login": login, "password": PASSWORD, "role": role}
     user_id: str = data(client.post(f"{API}/users/", json=body))["id"]
@@ -646,14 +660,7 @@ def test_a_job_reads_itself_with_its_own_token_and_nothing_else(
         time.sleep(0.05)
 
     # From inside, through JOBYARD_URL: its own job, log and events; no list, no other job.
-    lines = dict(line.split(" ", 1) for line in log.splitlines())
-    assert {k: lines.get(k) for k in ("own", "log", "events", "list", "other")} == {
-        "own": "200",
-        "log": "200",
-        "events": "200",
-        "list": "403",
-        "other": "403",
-    }, log
+    lines = _job_token_checks(log)
     secret = lines["token"]
 
     # From outside, with the same token, while the job runs.
@@ -750,14 +757,7 @@ def test_the_token_of_a_job_launched_for_a_customer(
         time.sleep(0.05)
     answer = native.get(f"{url}{API}/jobs/{job['id']}/log/", headers=acme, timeout=10)
     log = data(answer)["content"]
-    lines = dict(line.split(" ", 1) for line in log.splitlines())
-    assert {k: lines.get(k) for k in ("own", "log", "events", "list", "other")} == {
-        "own": "200",
-        "log": "200",
-        "events": "200",
-        "list": "403",
-        "other": "403",
-    }, log
+    _job_token_checks(log)
 
 
 def test_a_deleted_user_s_tokens_stop_working(client: TestClient) -> None:

@@ -182,18 +182,13 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
     ]
     if interfaces:
         conn.execute(INSERT_JOB_INTERFACES, interfaces)
-    events = [
-        {
-            "job_id": job_id,
-            "from_status": None,
-            "to_status": JobStatus.PENDING.value,
-            "at": row["created"],
-            "user_id": row["user_id"],
-            "reason": reason,
-        }
-        for job_id, row in zip(ids, rows, strict=True)
-    ]
-    conn.execute(INSERT_EVENT, events[0] if len(events) == 1 else events)
+    _insert_events(
+        conn,
+        [
+            _event(job_id, None, JobStatus.PENDING, row["created"], row["user_id"], reason)
+            for job_id, row in zip(ids, rows, strict=True)
+        ],
+    )
     return [_new_job(job_id, row) for job_id, row in zip(ids, rows, strict=True)]
 
 
@@ -361,21 +356,9 @@ def record_events(
     conn: Connection, events: Sequence[tuple[int, JobStatus, JobStatus, str]], *, at: datetime
 ) -> None:
     """Status changes made by the system, as (job id, from, to, reason), in one statement."""
-    if events:
-        conn.execute(
-            INSERT_EVENTS,
-            [
-                {
-                    "job_id": job_id,
-                    "from_status": old.value,
-                    "to_status": new.value,
-                    "at": at,
-                    "user_id": None,
-                    "reason": reason,
-                }
-                for job_id, old, new, reason in events
-            ],
-        )
+    _insert_events(
+        conn, [_event(job_id, old, new, at, None, reason) for job_id, old, new, reason in events]
+    )
 
 
 _BATCH_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], Any] = {}
@@ -416,17 +399,33 @@ def record_event(
     user_id: int | None,
     reason: str,
 ) -> None:
-    conn.execute(
-        INSERT_EVENT,
-        {
-            "job_id": job_id,
-            "from_status": None if from_status is None else from_status.value,
-            "to_status": to_status.value,
-            "at": at,
-            "user_id": user_id,
-            "reason": reason,
-        },
-    )
+    _insert_events(conn, [_event(job_id, from_status, to_status, at, user_id, reason)])
+
+
+def _event(
+    job_id: int,
+    old: JobStatus | None,
+    new: JobStatus,
+    at: datetime,
+    user_id: int | None,
+    reason: str,
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "from_status": None if old is None else old.value,
+        "to_status": new.value,
+        "at": at,
+        "user_id": user_id,
+        "reason": reason,
+    }
+
+
+def _insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One row in a plain INSERT; several in one multi-row INSERT."""
+    if len(rows) == 1:
+        conn.execute(INSERT_EVENT, rows[0])
+    elif rows:
+        conn.execute(INSERT_EVENTS, list(rows))
 
 
 def list_events(conn: Connection, job_id: int) -> list[JobEvent]:
