@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from jobyard import jsontext
 from jobyard.errors import PayloadTooLarge, ValidationFailed
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -32,7 +32,7 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
     if not body.strip():
         return empty
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except (ValueError, RecursionError) as exc:  # also too deep, or too many digits
         raise ValidationFailed(f"malformed JSON body: {str(exc)[:200]}") from None
     _refuse_nul(data, "body")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
+from jobyard import jsontext
 from jobyard.domain.paging import PageRequest, page_links
 
 JSON_TYPE = "application/json"
@@ -30,8 +30,7 @@ def ident(value: int | None) -> str:
 
 
 def json_response(payload: Any, status_code: int = 200, media_type: str = JSON_TYPE) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-    return Response(body, status_code=status_code, media_type=media_type)
+    return Response(jsontext.dumps_bytes(payload), status_code=status_code, media_type=media_type)
 
 
 def one(data: Mapping[str, Any] | Sequence[Any], status_code: int = 200) -> Response:

@@ -6,10 +6,24 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from jobyard.domain.outcomes import Outcome
 from jobyard.domain.statuses import JobStatus, RunStatus
+
+Record = TypeVar("Record")
+
+
+def evolve(record: Record, **changes: Any) -> Record:
+    """A copy of a frozen record with some fields changed: `dataclasses.replace` without
+    re-running `__init__` (workers copy every job they claim, and that copy was a tenth of
+    their database turn)."""
+    fields = type(record).__dataclass_fields__  # type: ignore[attr-defined]
+    if not changes.keys() <= fields.keys():
+        raise TypeError(f"{type(record).__name__} has no field {set(changes) - set(fields)}")
+    copy = object.__new__(type(record))
+    copy.__dict__.update(record.__dict__, **changes)
+    return copy
 
 
 class PackageKind(enum.StrEnum):

@@ -6,12 +6,12 @@ import logging
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from jobyard.domain.models import Job, Package
+from jobyard.domain.models import Job, Package, evolve
 from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 from jobyard.errors import NotFound
 from jobyard.services import accounts
@@ -315,7 +315,7 @@ def _end_in(
 
 
 def _as_now(job: Job, state: job_store.JobState) -> Job:
-    return replace(job, status=state.status, attempts=state.attempts, outcome=state.outcome)
+    return evolve(job, status=state.status, attempts=state.attempts, outcome=state.outcome)
 
 
 def _still_ours(claim: Claim, job: Job, closed: set[int]) -> bool:

@@ -14,6 +14,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from jobyard import jsontext
+
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -93,13 +95,20 @@ class Database:
             engine = create_engine(
                 self.url,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                json_serializer=jsontext.dumps,
+                json_deserializer=jsontext.loads,
                 **_sqlite_pool_options(self.url),
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
             return engine
         return create_engine(
-            self.url, pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_SIZE, pool_pre_ping=True
+            self.url,
+            pool_size=PG_POOL_SIZE,
+            max_overflow=PG_POOL_SIZE,
+            pool_pre_ping=True,
+            json_serializer=jsontext.dumps,
+            json_deserializer=jsontext.loads,
         )
 
     @property

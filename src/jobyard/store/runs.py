@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.filters import FieldKind
-from jobyard.domain.models import Job, LogChunk, PackageKind, Run
+from jobyard.domain.models import Job, LogChunk, PackageKind, Run, evolve
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
@@ -267,7 +267,7 @@ def claim_batch(
     record_events(conn, [(job.id, job.status, JobStatus.RUNNING, reason) for job in jobs], at=now)
     return [
         Claim(
-            job=replace(
+            job=evolve(
                 job,
                 status=JobStatus.RUNNING,
                 updated=now,
