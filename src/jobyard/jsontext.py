@@ -16,21 +16,27 @@ import orjson
 
 # Integers of up to 18 digits read the same either way; a run of 19 digits or more might be
 # a number orjson would turn into a float (or only a long string: then it is merely slower).
-_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+LONG_NUMBER_DIGITS = 19
+_LONG_DIGITS_TEXT = re.compile(rf"\d{{{LONG_NUMBER_DIGITS}}}")
+_LONG_DIGITS_BYTES = re.compile(rf"\d{{{LONG_NUMBER_DIGITS}}}".encode())
 
 
 def loads(text: str | bytes) -> Any:
     """Parse JSON exactly as `json.loads` would (its errors included)."""
-    long_digits = (
-        _LONG_DIGITS_TEXT.search(text) if isinstance(text, str) else _LONG_DIGITS_BYTES.search(text)
-    )
-    if long_digits is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass  # the standard library accepts a little more (NaN), or says why not
-    return json.loads(text)
+    if _may_hold_a_long_number(text):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # it accepts a little more (NaN), or says why not
+
+
+def _may_hold_a_long_number(text: str | bytes) -> bool:
+    if len(text) < LONG_NUMBER_DIGITS:  # most stored values are as short as "{}"
+        return False
+    if isinstance(text, str):
+        return _LONG_DIGITS_TEXT.search(text) is not None
+    return _LONG_DIGITS_BYTES.search(text) is not None
 
 
 def dumps_bytes(value: Any) -> bytes:

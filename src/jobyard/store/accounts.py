@@ -13,6 +13,8 @@ from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import insert_row
+from jobyard.store.driver import RowsInsert
+from jobyard.store.types import in_ids
 
 U, T, A = tables.users, tables.tokens, tables.audit_events
 
@@ -207,10 +209,13 @@ def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
 
 
 def insert_tokens(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Many tokens in one statement (a batch of job tokens): with RETURNING, SQLAlchemy sends
-    them as one multi-row INSERT instead of a statement per row."""
-    if rows:
-        conn.execute(INSERT_TOKEN, [dict(row) for row in rows])
+    """Many tokens in one statement (a batch of job tokens)."""
+    _INSERT_TOKENS.execute(conn, [tuple(row[c] for c in _INSERT_TOKENS.columns) for row in rows])
+
+
+_INSERT_TOKENS = RowsInsert(
+    T, ("user_id", "name", "secret_hash", "scopes", "job_id", "created", "expires")
+)
 
 
 # Every authenticated request runs this: one statement, built once.
@@ -279,7 +284,7 @@ def delete_job_tokens(conn: Connection, job_ids: Sequence[int]) -> None:
         conn.execute(_DELETE_JOB_TOKENS, {"ids": list(job_ids)})
 
 
-_DELETE_JOB_TOKENS = delete(T).where(T.c.job_id.in_(bindparam("ids", expanding=True)))
+_DELETE_JOB_TOKENS = delete(T).where(in_ids(T.c.job_id, "ids"))
 
 
 # Audit ------------------------------------------------------------------------------------

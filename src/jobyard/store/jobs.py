@@ -25,6 +25,8 @@ from jobyard.domain.statuses import JobStatus, check_transition, sources_of
 from jobyard.errors import InvalidTransition, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
+from jobyard.store.driver import RowsInsert
+from jobyard.store.types import in_ids
 
 NO_SUCH_JOB = "no such Job"
 J = tables.jobs
@@ -370,7 +372,7 @@ def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
         statement = (
             update(J)
             .where(
-                J.c.id.in_(bindparam("b_job_ids", expanding=True)),
+                in_ids(J.c.id, "b_job_ids"),
                 J.c.status == bindparam("b_from"),
             )
             .values(
@@ -384,9 +386,9 @@ def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
 
 
 INSERT_EVENT = insert(tables.job_events)
-# RETURNING makes SQLAlchemy send many rows as one multi-row INSERT (on both databases),
-# where a plain executemany costs a statement (a round trip on PostgreSQL) per row.
-INSERT_EVENTS = insert(tables.job_events).returning(tables.job_events.c.id)
+INSERT_EVENTS = RowsInsert(
+    tables.job_events, ("job_id", "from_status", "to_status", "at", "user_id", "reason")
+)
 
 
 def record_event(
@@ -425,7 +427,7 @@ def _insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if len(rows) == 1:
         conn.execute(INSERT_EVENT, rows[0])
     elif rows:
-        conn.execute(INSERT_EVENTS, list(rows))
+        INSERT_EVENTS.execute(conn, [tuple(r[c] for c in INSERT_EVENTS.columns) for r in rows])
 
 
 def list_events(conn: Connection, job_id: int) -> list[JobEvent]:
@@ -484,7 +486,7 @@ def get_jobs(conn: Connection, job_ids: Sequence[int]) -> list[Job]:
     return [by_id[i] for i in job_ids]
 
 
-_JOBS_BY_ID = select(J).where(J.c.id.in_(bindparam("ids", expanding=True)))
+_JOBS_BY_ID = select(J).where(in_ids(J.c.id, "ids"))
 
 
 @dataclass(frozen=True)
@@ -514,7 +516,7 @@ def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, JobState]:
 
 _JOB_STATES = select(
     J.c.id, J.c.status, J.c.attempts, J.c.outcome_status, J.c.outcome_result
-).where(J.c.id.in_(bindparam("ids", expanding=True)))
+).where(in_ids(J.c.id, "ids"))
 
 
 def insert_result(

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Integer,
     Row,
     Select,
     and_,
@@ -33,10 +32,10 @@ from jobyard.domain.filters import FieldKind
 from jobyard.domain.models import Job, LogChunk, PackageKind, Run, evolve
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
-from jobyard.store import listing, tables
+from jobyard.store import driver, listing, tables
 from jobyard.store.jobs import J, get_job, job_from_row, record_events
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
-from jobyard.store.types import UTCDateTime
+from jobyard.store.types import UTCDateTime, in_ids
 
 R = tables.runs
 NO_SUCH_RUN = "no such run"
@@ -240,26 +239,26 @@ def claim_batch(
     if not jobs:
         return []
     run_key = int(now.timestamp())
-    inserted = conn.execute(
-        INSERT_RUNS,
+    inserted = INSERT_RUNS.execute(
+        conn,
         [
-            {
-                "job_id": job.id,
-                "attempt": job.attempts + 1,
-                "run_key": run_key,
-                "status": RunStatus.RUNNING.value,
-                "worker": worker,
-                "worker_id": worker_id,
-                "lease_expires": lease_until,
-                "deadline": None
+            (
+                job.id,
+                job.attempts + 1,
+                run_key,
+                RunStatus.RUNNING.value,
+                worker,
+                worker_id,
+                lease_until,
+                None
                 if job.timeout_seconds is None
                 else now + timedelta(seconds=job.timeout_seconds),
-                "started": now,
-            }
+                now,
+            )
             for job in jobs
         ],
     )
-    run_ids = {row.job_id: row.id for row in inserted}
+    run_ids = {job_id: run_id for run_id, job_id in inserted}
     claimed = conn.execute(_MARK_CLAIMED, {"ids": [job.id for job in jobs], "now": now})
     if claimed.rowcount != len(jobs):  # the claim query locked (or, on SQLite, saw) them
         raise Conflict("a claimed job changed meanwhile")
@@ -284,6 +283,10 @@ def claim_batch(
     ]
 
 
+def _deadline(job: Job, started: datetime) -> datetime | None:
+    return None if job.timeout_seconds is None else started + timedelta(seconds=job.timeout_seconds)
+
+
 def _mark_claimed() -> Any:
     """One UPDATE for the whole batch: each job's new run is found by its next attempt
     number (SET expressions see the row as it was)."""
@@ -295,7 +298,7 @@ def _mark_claimed() -> Any:
     now = bindparam("now", type_=UTCDateTime())
     return (
         update(J)
-        .where(J.c.id.in_(bindparam("ids", expanding=True)), J.c.status == _literal("pending"))
+        .where(in_ids(J.c.id, "ids"), J.c.status == _literal("pending"))
         .values(
             status=JobStatus.RUNNING.value,
             updated=now,
@@ -406,19 +409,20 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime, pg: bo
         if end.run_id in held and (end.worker_id is None or held[end.run_id] == end.worker_id)
     ]
     if closing:
-        conn.execute(
-            _CLOSE_RUN,
+        finished = driver.time_value(conn, at)
+        conn.exec_driver_sql(
+            driver.sql(conn, _CLOSE_RUN),
             [
-                {
-                    "b_run_id": end.run_id,
-                    "v_status": end.status.value,
-                    "v_finished": at,
-                    "v_exit_code": end.exit_code,
-                    "v_signal": end.signal,
-                    "v_output_bytes": end.output_bytes,
-                    "v_truncated": end.truncated,
-                    "v_process_id": end.process_id,
-                }
+                (
+                    end.status.value,
+                    finished,
+                    end.exit_code,
+                    end.signal,
+                    end.output_bytes,
+                    end.truncated,
+                    end.process_id,
+                    end.run_id,
+                )
                 for end in closing
             ],
         )
@@ -426,25 +430,14 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime, pg: bo
 
 
 _RUNNING_BY_ID = select(R.c.id, R.c.worker_id).where(
-    R.c.id.in_(bindparam("ids", expanding=True)), R.c.status == RunStatus.RUNNING.value
+    in_ids(R.c.id, "ids"), R.c.status == RunStatus.RUNNING.value
 )
 _RUNNING_BY_ID_LOCKED = _RUNNING_BY_ID.with_for_update()
-# The rows are locked (or, on SQLite, the database is) by the SELECT before it.
+# The rows are locked (or, on SQLite, the database is) by the SELECT before it. A run's
+# process id is recorded once; 0 means the worker never saw one.
 _CLOSE_RUN = (
-    update(R)
-    .where(R.c.id == bindparam("b_run_id"))
-    .values(
-        status=bindparam("v_status"),
-        finished=bindparam("v_finished"),
-        exit_code=bindparam("v_exit_code"),
-        signal=bindparam("v_signal"),
-        output_bytes=bindparam("v_output_bytes"),
-        truncated=bindparam("v_truncated"),
-        # A run's process id is recorded once; 0 means the worker never saw one.
-        process_id=func.coalesce(
-            func.nullif(bindparam("v_process_id", type_=Integer), 0), R.c.process_id
-        ),
-    )
+    "UPDATE runs SET status = ?, finished = ?, exit_code = ?, signal = ?, output_bytes = ?,"
+    " truncated = ?, process_id = COALESCE(NULLIF(?, 0), process_id) WHERE id = ?"
 )
 
 
@@ -461,7 +454,21 @@ def _finish_run_statement(fenced: bool, with_pid: bool) -> Any:
 # Built once each (workers run them for every job): fenced or not, with a pid or not.
 _FINISH_RUN = {(f, p): _finish_run_statement(f, p) for f in (False, True) for p in (False, True)}
 # RETURNING makes many runs one multi-row INSERT, and tells which run is whose.
-INSERT_RUNS = insert(R).returning(R.c.id, R.c.job_id)
+INSERT_RUNS = driver.RowsInsert(
+    R,
+    (
+        "job_id",
+        "attempt",
+        "run_key",
+        "status",
+        "worker",
+        "worker_id",
+        "lease_expires",
+        "deadline",
+        "started",
+    ),
+    returning=("id", "job_id"),
+)
 
 
 def release_interfaces(conn: Connection, job_ids: Sequence[int]) -> None:
@@ -470,7 +477,7 @@ def release_interfaces(conn: Connection, job_ids: Sequence[int]) -> None:
 
 
 _RELEASE_INTERFACES = delete(tables.interface_locks).where(
-    tables.interface_locks.c.job_id.in_(bindparam("ids", expanding=True))
+    in_ids(tables.interface_locks.c.job_id, "ids")
 )
 
 

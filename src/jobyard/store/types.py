@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Text, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from jobyard import jsontext
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -48,6 +55,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return super().result_processor(dialect, coltype)
 
 
+@functools.lru_cache(maxsize=64)  # a batch of rows mostly shares a few times (its `now`)
 def sqlite_time_text(value: datetime | None) -> str | None:
     """An aware time as SQLite keeps it: naive UTC text, `YYYY-MM-DD HH:MM:SS.ffffff`
     (SQLAlchemy's own format, so rows written either way compare as text)."""
@@ -67,3 +75,56 @@ def sqlite_time_value(value: str | None) -> datetime | None:
 def json_type() -> TypeEngine[Any]:
     """JSON everywhere, JSONB on PostgreSQL (indexable, with containment operators)."""
     return JSON().with_variant(JSONB(), "postgresql")
+
+
+class IdList(TypeDecorator[Sequence[int]]):
+    """Ids bound as one parameter: JSON text on SQLite (read back with json_each), an array
+    on PostgreSQL."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(BigInteger()))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Sequence[int] | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        ids = [int(i) for i in value]
+        return jsontext.dumps(ids) if dialect.name == "sqlite" else ids
+
+
+class _InIds(ColumnElement[bool]):
+    """`column IN <ids>` with the ids as one parameter (see `in_ids`)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], ids: BindParameter[Any]) -> None:
+        self.column = column
+        self.ids = ids
+
+
+@compiles(_InIds)
+def _in_ids_sqlite(element: _InIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} IN (SELECT value FROM json_each({ids}))"
+
+
+@compiles(_InIds, "postgresql")
+def _in_ids_postgresql(element: _InIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} = ANY({ids})"
+
+
+def in_ids(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column IN (...)` for a list of ids bound to `name`, as a statement that stays the same
+    whatever the list's length: built and prepared once, where an expanding IN list is
+    rendered anew for every execution (and prepared anew by SQLite for every length)."""
+    return _InIds(column, bindparam(name, type_=IdList()))

@@ -1,13 +1,13 @@
-"""The worker engine: slot threads that run jobs as child processes, one ledger thread that
-writes to the database for them, and a housekeeping thread for leases, cancels, live output
-and the reaper.
+"""The worker engine: a supervisor thread that runs jobs as child processes, one ledger
+thread that writes to the database for them, and a housekeeping thread for leases, cancels,
+live output and the reaper.
 
 Each turn of the ledger is one transaction: it stores the ends of the runs that ended since
 the last turn, then claims jobs for the free slots. Under load, runs end while a turn is
 written, so the next turn carries them all and the database work per job shrinks as the load
-grows; an idle pool still starts and records each job at once. Spawning from plain threads is
-the fastest way this machine starts processes (see PERFORMANCE.md). The same engine runs
-embedded in `jobyard serve` and alone in `jobyard worker`.
+grows; an idle pool still starts and records each job at once. The pool's slots are how many
+jobs it runs at once; one thread starts and watches all of their processes (see
+`supervisor`). The same engine runs embedded in `jobyard serve` and alone in `jobyard worker`.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ class WorkerPool:
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._slot_threads: list[threading.Thread] = []
+        self._supervisor = supervisor.Supervisor(wakeable=True)
+        self._supervising: threading.Thread | None = None
         self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
         self._lock = threading.RLock()  # a signal handler may hand jobs back
         self._free = slots  # slots not running a process
@@ -127,8 +128,7 @@ class WorkerPool:
         if recovered:
             logger.warning("ended %d runs left running by a dead jobyard process", recovered)
         self.identity = execution.register_worker(self.rt, slots=self.slots)
-        for index in range(self.slots):
-            self._slot_threads.append(self._spawn(self._slot_loop, f"jobyard-slot-{index}"))
+        self._supervising = self._spawn(self._supervise_loop, "jobyard-supervisor")
         self._ledger = self._spawn(self._ledger_loop, "jobyard-ledger")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
         if self.rt.pg:
@@ -146,9 +146,9 @@ class WorkerPool:
         """Claim nothing more; let running jobs finish for up to `deadline` seconds, then
         hand the rest back (their jobs go back to pending for another worker)."""
         self._begin_drain()
-        self._join_slots(deadline)
+        self._join_supervisor(deadline)
         self.hand_back_all()
-        self._join_slots(self.rt.settings.cancel_grace_seconds + 5)
+        self._join_supervisor(self.rt.settings.cancel_grace_seconds + 5)
         self.rt.wakeup.notify()
         if self._ledger is not None:  # it stores what the slots ended, then stops
             self._ledger.join(30)
@@ -163,12 +163,12 @@ class WorkerPool:
                     running.stop.set()
 
     def _begin_drain(self) -> None:
-        """Claim nothing more, and tell the slots to stop once the jobs they were given end."""
-        with self._lock:  # no job is handed out after the slots' stop signs
+        """Claim nothing more, and tell the supervisor to stop once the jobs it was given end."""
+        with self._lock:  # no job is handed out after the supervisor's stop sign
             if not self._draining.is_set():
                 self._draining.set()
-                for _ in range(self.slots):
-                    self._ready.put(None)
+                self._ready.put(None)
+        self._supervisor.wake()
         self.rt.wakeup.notify()
 
     def stop(self) -> None:
@@ -180,12 +180,13 @@ class WorkerPool:
             thread.join(5)
         if self._listener is not None:
             self._listener.close()
+        if not (self._supervising and self._supervising.is_alive()):
+            self._supervisor.close()  # its thread has ended, and with it every job
         execution.stop_worker(self.rt, worker=self.identity)
 
-    def _join_slots(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in self._slot_threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+    def _join_supervisor(self, timeout: float) -> None:
+        if self._supervising is not None:
+            self._supervising.join(timeout)
 
     @property
     def running_job_ids(self) -> list[int]:
@@ -285,20 +286,39 @@ class WorkerPool:
                 else:
                     self._free -= 1
                     self._ready.put(running)
+        if works:
+            self._supervisor.wake()
 
-    def _slot_loop(self) -> None:
-        while (running := self._ready.get()) is not None:
-            result = self._execute(running)
-            with self._lock:
-                running.process_ended = True
-                self._free += 1
-                self._ended.append((running, result))
-            self.rt.wakeup.notify()
+    def _supervise_loop(self) -> None:
+        """Start the jobs handed out, watch their processes, report each one's end; after the
+        drain's stop sign, stop once the last of them has ended."""
+        stopping = False
+        while True:
+            stopping = self._start_handed_out() or stopping
+            if stopping and not len(self._supervisor):
+                return
+            try:
+                self._supervisor.step(None if len(self._supervisor) else IDLE_WAIT_SECONDS)
+            except Exception:  # a bug, not a job's failure: keep the other jobs watched
+                logger.exception("supervising the running jobs failed")
+                self._stopped.wait(ERROR_BACKOFF_SECONDS)
 
-    def _execute(self, running: _Running) -> RunResult:
+    def _start_handed_out(self) -> bool:
+        """Start every job handed out since the last call; True once the stop sign came."""
+        while True:
+            try:
+                running = self._ready.get_nowait()
+            except queue.Empty:
+                return False
+            if running is None:
+                return True
+            self._start(running)
+
+    def _start(self, running: _Running) -> None:
         claim = running.work.claim
-        if running.handing_back:  # handed back before a slot took it
-            return NEVER_STARTED
+        if running.handing_back:  # handed back before it started
+            self._process_ended(running, NEVER_STARTED)
+            return
         spec = supervisor.ProcessSpec(
             argv=claim.job.argv,
             env=child_environment(running.work, base_url=self.rt.settings.base_url),
@@ -307,15 +327,30 @@ class WorkerPool:
             output_cap=self.rt.settings.output_cap_bytes,
             grace=self.rt.settings.cancel_grace_seconds,
         )
-        try:
-            outcome = supervisor.run_process(
-                spec,
-                on_start=running.started,
-                on_output=running.recorder.add,
-                should_cancel=running.stop.is_set,
+
+        def ended(outcome: supervisor.ProcessOutcome | None, error: Exception | None) -> None:
+            self._process_ended(running, self._result(running, outcome, error))
+
+        self._supervisor.start(
+            spec,
+            on_start=running.started,
+            on_output=running.recorder.add,
+            should_cancel=running.stop.is_set,
+            on_end=ended,
+        )
+
+    def _result(
+        self,
+        running: _Running,
+        outcome: supervisor.ProcessOutcome | None,
+        error: Exception | None,
+    ) -> RunResult:
+        if outcome is None:
+            logger.error(
+                "job %s: the worker failed while running it",
+                running.work.claim.job.id,
+                exc_info=error,
             )
-        except Exception:
-            logger.exception("job %s: the worker failed while running it", claim.job.id)
             return RunResult(None, None, False, False, running.recorder.offset, False)
         return RunResult(
             exit_code=outcome.exit_code,
@@ -326,6 +361,13 @@ class WorkerPool:
             truncated=outcome.truncated,
             process_id=outcome.pid,
         )
+
+    def _process_ended(self, running: _Running, result: RunResult) -> None:
+        with self._lock:
+            running.process_ended = True
+            self._free += 1
+            self._ended.append((running, result))
+        self.rt.wakeup.notify()
 
     # Housekeeping -----------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""Run one child process to completion from a worker thread.
+"""Run child processes to completion: many at once from one thread (`Supervisor`), or one
+(`run_process`).
 
-Synchronous on purpose: spawning from plain threads measured faster here than asyncio or uvloop,
-so each worker slot calls `run_process` in its own thread. Nothing is shared between calls, so
-any number of threads may supervise children at once.
+One thread watches every child of a worker through one poll set. A thread per child measured
+worse here: each child's pipes and exit woke its own thread, and the dozens of threads taking
+turns at the GIL starved the thread that records runs in the database. Plain threads and
+poll(), not asyncio: spawning from asyncio or uvloop measured slower.
 
 The child gets its own session (and so its own process group): a timeout or cancel signals the
 whole group, and whatever is left of the group is killed once the child exits, so no descendant
@@ -21,10 +23,11 @@ import os
 import select
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 logger = logging.getLogger(__name__)
 
@@ -100,22 +103,153 @@ def run_process(
     stderr), not an exception. An exception raised by a callback kills the process group, reaps
     the child and then propagates.
     """
-    if poll_interval <= 0:
-        raise ValueError("poll_interval must be positive")
-    try:
-        proc = _spawn(spec)
-    except (OSError, ValueError) as exc:  # ValueError: an argv or env Popen cannot pass on
-        return _spawn_failure(spec, exc, on_output)
-    logger.debug("started pid %d: %s", proc.pid, spec.argv[0])
-    supervision: _Supervision | None = None
-    try:
-        supervision = _Supervision(spec, proc, on_output, should_cancel, poll_interval)
-        on_start(proc.pid)
-        return supervision.run()
-    finally:
-        if supervision is not None:
-            supervision.close()
-        _discard(proc)
+    ended: list[tuple[ProcessOutcome | None, Exception | None]] = []
+    with Supervisor(poll_interval=poll_interval) as supervisor:
+        supervisor.start(
+            spec,
+            on_start=on_start,
+            on_output=on_output,
+            should_cancel=should_cancel,
+            on_end=lambda outcome, error: ended.append((outcome, error)),
+        )
+        while not ended:
+            supervisor.step(None)
+    outcome, error = ended[0]
+    if outcome is None:
+        raise error or RuntimeError("the child ended without an outcome")
+    return outcome
+
+
+EndCallback = Callable[[ProcessOutcome | None, Exception | None], None]
+
+
+class Supervisor:
+    """Children started from one thread and watched together: `start` them, then call `step`
+    from the same thread until each one's `on_end` has been called. `wake()` (from any
+    thread) ends a `step` early, so new work need not wait for a timeout."""
+
+    def __init__(
+        self, *, poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS, wakeable: bool = False
+    ) -> None:
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        self._poll_interval = poll_interval
+        # poll(), not epoll: registering is bookkeeping in this process, where epoll costs a
+        # system call per change (and each call here is a chance to lose the GIL).
+        self._poller = select.poll()
+        self._owners: dict[int, _Supervision] = {}  # watched fd -> the child it belongs to
+        self._children: dict[_Supervision, EndCallback] = {}
+        self._wake_read = self._wake_write = -1
+        self._wake_lock = threading.Lock()  # a wake never writes to a closed (or reused) fd
+        if wakeable:
+            self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._poller.register(self._wake_read, select.POLLIN)
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        """How many children are still watched."""
+        return len(self._children)
+
+    def start(
+        self,
+        spec: ProcessSpec,
+        *,
+        on_start: Callable[[int], None],
+        on_output: OutputCallback,
+        should_cancel: Callable[[], bool],
+        on_end: EndCallback,
+    ) -> None:
+        """Spawn a child; `on_end` is called once, with its outcome or a callback's error
+        (a program that cannot be started ends at once, here)."""
+        try:
+            proc = _spawn(spec)
+        except (OSError, ValueError) as exc:  # ValueError: an argv or env Popen cannot pass on
+            try:
+                outcome = _spawn_failure(spec, exc, on_output)
+            except Exception as error:
+                on_end(None, error)
+            else:
+                on_end(outcome, None)
+            return
+        logger.debug("started pid %d: %s", proc.pid, spec.argv[0])
+        child = _Supervision(spec, proc, self, on_output, should_cancel, self._poll_interval)
+        self._children[child] = on_end
+        try:
+            child.watch()
+            on_start(proc.pid)
+        except Exception as error:
+            self._end(child, error)
+
+    def step(self, timeout: float | None) -> None:
+        """Wait up to `timeout` seconds (None: as long as the children allow) for anything to
+        happen, then move every child on; call `on_end` for those that ended."""
+        now = time.monotonic()
+        waits = [child.next_wait(now) for child in self._children]
+        if timeout is not None:
+            waits.append(timeout)
+        wait = min(waits, default=self._poll_interval)
+        for fd, _ in self._poller.poll(math.ceil(max(0.0, wait) * 1000)):
+            owner = self._owners.get(fd)
+            if owner is not None:
+                self._guarded(owner, owner.ready, fd)
+            elif fd == self._wake_read:
+                self._drain_wakes()
+        now = time.monotonic()
+        for child in list(self._children):
+            if self._guarded(child, child.advance, now):
+                self._end(child, None)
+
+    def wake(self) -> None:
+        """End the current (or next) `step` early; safe from any thread."""
+        with self._wake_lock, contextlib.suppress(BlockingIOError):  # BlockingIOError: a wake
+            if self._wake_write >= 0:  # is already pending
+                os.write(self._wake_write, b"w")
+
+    def hand_over(self, child: _Supervision, fd: int) -> None:
+        self._owners[fd] = child
+        self._poller.register(fd, select.POLLIN)
+
+    def release(self, fd: int) -> None:
+        del self._owners[fd]
+        self._poller.unregister(fd)
+
+    def _guarded(self, child: _Supervision, action: Callable[[Any], bool | None], arg: Any) -> bool:
+        """Run one child's step; a failing callback ends that child alone."""
+        if child not in self._children:  # ended by an earlier failure in this step
+            return False
+        try:
+            return bool(action(arg))
+        except Exception as error:
+            self._end(child, error)
+            return False
+
+    def _end(self, child: _Supervision, error: Exception | None) -> None:
+        on_end = self._children.pop(child)
+        try:
+            outcome = child.finish()
+        finally:
+            child.close()
+        on_end(None if error else outcome, error)
+
+    def _drain_wakes(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_read, 512):
+                pass
+
+    def close(self) -> None:
+        """Kill and reap whatever still runs, and release the descriptors."""
+        for child in list(self._children):
+            self._end(child, None)
+        with self._wake_lock:
+            for fd in (self._wake_read, self._wake_write):
+                if fd >= 0:
+                    os.close(fd)
+            self._wake_read = self._wake_write = -1
 
 
 def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
@@ -203,6 +337,7 @@ class _Supervision:
         self,
         spec: ProcessSpec,
         proc: subprocess.Popen[bytes],
+        supervisor: Supervisor,
         on_output: OutputCallback,
         should_cancel: Callable[[], bool],
         poll_interval: float,
@@ -210,6 +345,7 @@ class _Supervision:
         started = time.monotonic()
         self._spec = spec
         self._proc = proc
+        self._supervisor = supervisor
         self._on_output = on_output
         self._should_cancel = should_cancel
         self._poll_interval = poll_interval
@@ -226,12 +362,9 @@ class _Supervision:
         self._exited_at: float | None = None
         self._pipes: dict[int, IO[bytes]] = {}
         self._pidfd: int | None = None
-        # poll(), not epoll: registering is bookkeeping in this process, where epoll costs a
-        # system call per change (and each call here is a chance to lose the GIL).
-        self._poller = select.poll()
         self._streams: dict[int, Stream | None] = {}  # what each watched fd is; None: the pidfd
 
-    def _watch(self) -> None:
+    def watch(self) -> None:
         self._watch_pipe(self._proc.stdout, Stream.STDOUT)
         self._watch_pipe(self._proc.stderr, Stream.STDERR)
         self._pidfd = _open_pidfd(self._proc.pid)
@@ -248,29 +381,31 @@ class _Supervision:
 
     def _poll_for(self, fd: int, stream: Stream | None) -> None:
         self._streams[fd] = stream
-        self._poller.register(fd, select.POLLIN)
+        self._supervisor.hand_over(self, fd)
 
     def _stop_polling(self, fd: int) -> None:
         del self._streams[fd]
-        self._poller.unregister(fd)
+        self._supervisor.release(fd)
 
-    def run(self) -> ProcessOutcome:
-        self._watch()
-        while self._exited_at is None or self._pipes:
-            self._wait_for_events(self._next_wait(time.monotonic()))
-            now = time.monotonic()
-            if self._exited_at is None:
-                self._note_exit(now)
-            if self._exited_at is None:
-                self._check_stop(now)
-                self._escalate(now)
-            elif self._pipes and now >= self._exited_at + EXIT_DRAIN_SECONDS:
-                self._abandon_pipes()
+    def advance(self, now: float) -> bool:
+        """Move on after a wait: notice the exit, enforce the limits; True once it is over
+        (exited, and its pipes closed or given up on)."""
+        if self._exited_at is None:
+            self._note_exit(now)
+        if self._exited_at is None:
+            self._check_stop(now)
+            self._escalate(now)
+        elif self._pipes and now >= self._exited_at + EXIT_DRAIN_SECONDS:
+            self._abandon_pipes()
+        return self._exited_at is not None and not self._pipes
+
+    def finish(self) -> ProcessOutcome:
+        """Kill what is left of the group and reap the child (at once, once it has exited)."""
         # The unreaped child still pins the group id, so this cannot hit a stranger's group.
         _signal_group(self._proc.pid, signal.SIGKILL)
         return self._outcome(self._proc.wait())
 
-    def _next_wait(self, now: float) -> float:
+    def next_wait(self, now: float) -> float:
         limits = [self._poll_interval]
         if self._exited_at is not None:
             limits.append(self._exited_at + EXIT_DRAIN_SECONDS - now)
@@ -284,11 +419,10 @@ class _Supervision:
                 self._exit_poll = min(self._exit_poll * 2, self._poll_interval)
         return max(0.0, min(limits))
 
-    def _wait_for_events(self, timeout: float) -> None:
-        for fd, _ in self._poller.poll(math.ceil(timeout * 1000)):
-            stream = self._streams.get(fd)
-            if stream is not None:  # the pidfd only wakes the loop
-                self._read(fd, stream)
+    def ready(self, fd: int) -> None:
+        stream = self._streams.get(fd)
+        if stream is not None:  # the pidfd only wakes the supervisor
+            self._read(fd, stream)
 
     def _read(self, fd: int, stream: Stream) -> None:
         try:
@@ -353,9 +487,12 @@ class _Supervision:
         """Kill the descendants holding the pipes open, keep what is already buffered, stop."""
         logger.info("pid %d exited but its pipes stayed open; killing its group", self._proc.pid)
         _signal_group(self._proc.pid, signal.SIGKILL)
-        self._wait_for_events(0)
         for fd in list(self._pipes):
-            self._close_pipe(fd)
+            stream = self._streams[fd]
+            if stream is not None:
+                self._read(fd, stream)
+            if fd in self._pipes:
+                self._close_pipe(fd)
 
     def _outcome(self, returncode: int) -> ProcessOutcome:
         return ProcessOutcome(
@@ -369,7 +506,10 @@ class _Supervision:
         )
 
     def close(self) -> None:
-        """Release the pidfd; the pipes are closed with the process."""
+        """Stop watching; release the pidfd and the pipes."""
+        for fd in list(self._streams):
+            self._stop_polling(fd)
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+        _discard(self._proc)

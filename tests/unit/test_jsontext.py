@@ -1,0 +1,57 @@
+"""`jsontext` reads and writes what the standard library would, only faster."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobyard import jsontext
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        "[]",
+        '{"a": [1, 2.5, null, true], "b": "é\\u00e9"}',
+        "[12345678901234567890123, -98765432109876543210]",  # beyond 64 bits: exact ints
+        '["12345678901234567890123"]',  # a long run of digits in a string
+        "[9223372036854775807, -9223372036854775808]",
+        "NaN",  # the standard library accepts it; orjson does not
+        '{"deep": ' * 50 + "1" + "}" * 50,
+    ],
+)
+def test_loads_answers_as_the_standard_library(text: str) -> None:
+    expected = json.loads(text)
+    for given in (text, text.encode()):
+        got = jsontext.loads(given)
+        assert repr(got) == repr(expected)  # repr: NaN != NaN, and 1 == 1.0 would hide a float
+
+
+@pytest.mark.parametrize("text", ["{", "[1,]", '{"a" 1}', "[" * 100_000])
+def test_loads_refuses_what_the_standard_library_refuses(text: str) -> None:
+    with pytest.raises((ValueError, RecursionError)):
+        json.loads(text)
+    with pytest.raises((ValueError, RecursionError)):
+        jsontext.loads(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2.5, None, True], "b": "é"},
+        [2**70, -(2**70)],  # orjson refuses these; the standard library writes them
+        {1: "a non-string key"},
+        ("a", "tuple"),
+    ],
+)
+def test_dumps_round_trips(value: object) -> None:
+    written = jsontext.dumps(value)
+    assert json.loads(written) == json.loads(json.dumps(value))
+    assert jsontext.dumps_bytes(value) == written.encode()
+
+
+def test_dumps_writes_compact_utf8_and_null_for_nan() -> None:
+    assert jsontext.dumps_bytes({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+    assert jsontext.dumps(float("nan")) == "null"
