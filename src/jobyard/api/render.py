@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ JSON_TYPE = "application/json"
 PROBLEM_TYPE = "application/problem+json"
 
 
+@functools.lru_cache(maxsize=256)  # a page or a bulk launch shares a few times
 def rfc3339(value: datetime) -> str:
     """RFC 3339 with an explicit offset, as the CDRouter client needs."""
     return value.astimezone(UTC).isoformat()

@@ -1,20 +1,23 @@
-"""The worker engine: a supervisor thread that runs jobs as child processes, one ledger
-thread that writes to the database for them, and a housekeeping thread for leases, cancels,
-live output and the reaper.
+"""The worker engine: one thread that runs jobs as child processes and records them in the
+database, and a housekeeping thread for leases, cancels, live output and the reaper.
 
-Each turn of the ledger is one transaction: it stores the ends of the runs that ended since
-the last turn, then claims jobs for the free slots. Under load, runs end while a turn is
-written, so the next turn carries them all and the database work per job shrinks as the load
-grows; an idle pool still starts and records each job at once. The pool's slots are how many
-jobs it runs at once; one thread starts and watches all of their processes (see
-`supervisor`). The same engine runs embedded in `jobyard serve` and alone in `jobyard worker`.
+The engine thread alternates between its children and the database. It watches every child
+through one poll set (see `supervisor`); when runs have ended or slots are free it takes a
+turn at the database, one transaction that stores the ends of the runs that ended since the
+last turn and claims jobs for the free slots, then starts them. Under load, runs end while a
+turn is written, so the next turn carries them all and the database work per job shrinks as
+the load grows; an idle pool still starts and records each job at once.
+
+One thread, not one to write and one to spawn: both hold the GIL for most of their work and
+give it up at every system call, so two threads spent their time waiting for each other (a
+spawn took five times as long as alone). The same engine runs embedded in `jobyard serve` and
+alone in `jobyard worker`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +33,7 @@ from jobyard.worker.output import OutputRecorder
 
 logger = logging.getLogger(__name__)
 
-IDLE_WAIT_SECONDS = 1.0  # with wake-ups (in process, or NOTIFY) an idle slot re-checks this often
+IDLE_WAIT_SECONDS = 1.0  # with wake-ups (in process, or NOTIFY) an idle pool re-checks this often
 LISTEN_SECONDS = 0.25  # how long the listener blocks before checking whether to stop
 SQLITE_POLL_SECONDS = 0.1  # other processes on SQLite cannot wake us: poll this often
 HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
@@ -99,7 +102,7 @@ class Every:
 
 
 class WorkerPool:
-    """`slots` threads running jobs from the database; `drain()` then `stop()` to end."""
+    """Runs up to `slots` jobs from the database at once; `drain()` then `stop()` to end."""
 
     def __init__(self, rt: Runtime, *, slots: int, workdir: Path) -> None:
         self.rt = rt
@@ -110,13 +113,11 @@ class WorkerPool:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._supervisor = supervisor.Supervisor(wakeable=True)
-        self._supervising: threading.Thread | None = None
+        self._engine: threading.Thread | None = None
         self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
         self._lock = threading.RLock()  # a signal handler may hand jobs back
         self._free = slots  # slots not running a process
-        self._ready: queue.SimpleQueue[_Running | None] = queue.SimpleQueue()
         self._ended: list[tuple[_Running, RunResult]] = []  # processes whose end is not stored
-        self._ledger: threading.Thread | None = None
         self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
         self._listener: Listener | None = None
 
@@ -128,8 +129,8 @@ class WorkerPool:
         if recovered:
             logger.warning("ended %d runs left running by a dead jobyard process", recovered)
         self.identity = execution.register_worker(self.rt, slots=self.slots)
-        self._supervising = self._spawn(self._supervise_loop, "jobyard-supervisor")
-        self._ledger = self._spawn(self._ledger_loop, "jobyard-ledger")
+        self.rt.wakeup.subscribe(self._supervisor.wake)
+        self._engine = self._spawn(self._engine_loop, "jobyard-engine")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
         if self.rt.pg:
             listener = self._listener = Listener(self.rt.db.url)
@@ -146,12 +147,10 @@ class WorkerPool:
         """Claim nothing more; let running jobs finish for up to `deadline` seconds, then
         hand the rest back (their jobs go back to pending for another worker)."""
         self._begin_drain()
-        self._join_supervisor(deadline)
+        self._join_engine(deadline)
         self.hand_back_all()
-        self._join_supervisor(self.rt.settings.cancel_grace_seconds + 5)
-        self.rt.wakeup.notify()
-        if self._ledger is not None:  # it stores what the slots ended, then stops
-            self._ledger.join(30)
+        # It stops the rest (grace, then SIGKILL), stores their ends, then stops.
+        self._join_engine(self.rt.settings.cancel_grace_seconds + 30)
 
     def hand_back_all(self) -> None:
         """Stop every running job now and give it back."""
@@ -161,32 +160,31 @@ class WorkerPool:
                 if not running.process_ended:
                     running.handing_back = True
                     running.stop.set()
+        self._supervisor.wake()
 
     def _begin_drain(self) -> None:
-        """Claim nothing more, and tell the supervisor to stop once the jobs it was given end."""
-        with self._lock:  # no job is handed out after the supervisor's stop sign
-            if not self._draining.is_set():
-                self._draining.set()
-                self._ready.put(None)
+        """Claim nothing more; the engine stops once every job it runs has ended."""
+        self._draining.set()
         self._supervisor.wake()
-        self.rt.wakeup.notify()
 
     def stop(self) -> None:
         """Drain with the configured deadline, then stop housekeeping and deregister."""
         if not self._draining.is_set():
             self.drain(self.rt.settings.drain_seconds)
         self._stopped.set()
+        self._supervisor.wake()
         for thread in self._threads:
             thread.join(5)
         if self._listener is not None:
             self._listener.close()
-        if not (self._supervising and self._supervising.is_alive()):
+        self.rt.wakeup.unsubscribe(self._supervisor.wake)
+        if not (self._engine and self._engine.is_alive()):
             self._supervisor.close()  # its thread has ended, and with it every job
         execution.stop_worker(self.rt, worker=self.identity)
 
-    def _join_supervisor(self, timeout: float) -> None:
-        if self._supervising is not None:
-            self._supervising.join(timeout)
+    def _join_engine(self, timeout: float) -> None:
+        if self._engine is not None:
+            self._engine.join(timeout)
 
     @property
     def running_job_ids(self) -> list[int]:
@@ -197,33 +195,63 @@ class WorkerPool:
     def draining(self) -> bool:
         return self._draining.is_set()
 
-    # Slots ------------------------------------------------------------------------------
+    # The engine -------------------------------------------------------------------------
 
     def _idle_wait(self) -> float:
         return IDLE_WAIT_SECONDS if self.rt.pg or self.rt.in_process_only else SQLITE_POLL_SECONDS
 
-    def _ledger_loop(self) -> None:
-        """The pool's one writer: each turn stores the ends of the runs that ended since the
-        last turn and claims jobs for the free slots, in one transaction. Runs end while a
-        turn is written, so under load each turn carries a batch."""
-        while not (self._stopped.is_set() or (self._draining.is_set() and self._all_stored())):
+    def _engine_loop(self) -> None:
+        """Watch the children; take a turn at the database whenever runs have ended or slots
+        are free (after finding no work, only once woken or after the idle wait); stop when
+        draining and every run's end is stored."""
+        idle_mark: int | None = None  # the wakeup mark when a claim last found too little
+        idle_until = 0.0
+        while not self._stopped.is_set():
             mark = self.rt.wakeup.mark()
-            ended, free = self._take_ended(), self._claimable_slots()
-            if not ended and not free:
-                self.rt.wakeup.wait(self._idle_wait(), since=mark)
-                continue
-            try:
-                works = self._turn(ended, free)
-            except Exception:
-                logger.exception("a turn at the database failed; retrying")
-                self._stopped.wait(ERROR_BACKOFF_SECONDS)
-                continue
-            if works:
+            ended = self._take_ended()
+            free = self._claimable_slots()
+            if free and mark == idle_mark and time.monotonic() < idle_until:
+                free = 0  # nothing new since the queue was found empty
+            if ended or free:
+                works = self._turn_or_none(ended, free)
+                if works is None:
+                    self._supervisor.step(ERROR_BACKOFF_SECONDS)
+                    continue
                 self._hand_out(works)
-            if len(works) == free and len(works) < self._batch and self._busy():
-                self._stopped.wait(GATHER_SECONDS)  # a backlog: let more slots come free
-            elif not ended and not works:
-                self.rt.wakeup.wait(self._idle_wait(), since=mark)
+                if len(works) < free:
+                    idle_mark, idle_until = mark, time.monotonic() + self._idle_wait()
+                elif len(works) < self._batch and self._busy():
+                    self._gather()  # a backlog: let more slots come free
+                    continue
+            elif self._draining.is_set() and self._all_stored():
+                return
+            self._supervisor.step(self._wait_before_next_turn(idle_until))
+
+    def _turn_or_none(
+        self, ended: list[tuple[_Running, RunResult]], free: int
+    ) -> list[Work] | None:
+        try:
+            return self._turn(ended, free)
+        except Exception:
+            logger.exception("a turn at the database failed; retrying")
+            return None
+
+    def _wait_before_next_turn(self, idle_until: float) -> float | None:
+        """How long the children may be watched before the next turn is due (None: until
+        one of them needs looking after)."""
+        with self._lock:
+            if self._ended:
+                return 0.0
+        if self._claimable_slots():
+            return max(0.0, idle_until - time.monotonic())
+        return None
+
+    def _gather(self) -> None:
+        """Under a backlog, watch the children a moment longer before the next turn: a
+        transaction per job would make the database, not the processes, the limit."""
+        deadline = time.monotonic() + GATHER_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            self._supervisor.step(left)
 
     def _take_ended(self) -> list[tuple[_Running, RunResult]]:
         with self._lock:
@@ -274,44 +302,20 @@ class WorkerPool:
                     self._running.pop(running.work.claim.job.id, None)
 
     def _hand_out(self, works: list[Work]) -> None:
-        started = [
+        claimed = [
             _Running(work, OutputRecorder(self.rt, run_id=work.claim.run_id)) for work in works
         ]
+        starting = []
         with self._lock:
-            for running in started:
+            for running in claimed:
                 self._running[running.work.claim.job.id] = running
                 if self._draining.is_set():  # claimed as the drain began: give it back
                     running.handing_back = running.process_ended = True
                     self._ended.append((running, NEVER_STARTED))
                 else:
                     self._free -= 1
-                    self._ready.put(running)
-        if works:
-            self._supervisor.wake()
-
-    def _supervise_loop(self) -> None:
-        """Start the jobs handed out, watch their processes, report each one's end; after the
-        drain's stop sign, stop once the last of them has ended."""
-        stopping = False
-        while True:
-            stopping = self._start_handed_out() or stopping
-            if stopping and not len(self._supervisor):
-                return
-            try:
-                self._supervisor.step(None if len(self._supervisor) else IDLE_WAIT_SECONDS)
-            except Exception:  # a bug, not a job's failure: keep the other jobs watched
-                logger.exception("supervising the running jobs failed")
-                self._stopped.wait(ERROR_BACKOFF_SECONDS)
-
-    def _start_handed_out(self) -> bool:
-        """Start every job handed out since the last call; True once the stop sign came."""
-        while True:
-            try:
-                running = self._ready.get_nowait()
-            except queue.Empty:
-                return False
-            if running is None:
-                return True
+                    starting.append(running)
+        for running in starting:
             self._start(running)
 
     def _start(self, running: _Running) -> None:
@@ -367,7 +371,6 @@ class WorkerPool:
             running.process_ended = True
             self._free += 1
             self._ended.append((running, result))
-        self.rt.wakeup.notify()
 
     # Housekeeping -----------------------------------------------------------------------
 

@@ -140,7 +140,9 @@ class Supervisor:
         self._owners: dict[int, _Supervision] = {}  # watched fd -> the child it belongs to
         self._children: dict[_Supervision, EndCallback] = {}
         self._wake_read = self._wake_write = -1
-        self._wake_lock = threading.Lock()  # a wake never writes to a closed (or reused) fd
+        # A wake never writes to a closed (or reused) fd; reentrant, as a signal handler that
+        # hands jobs back may wake the supervisor while the main thread is waking it.
+        self._wake_lock = threading.RLock()
         if wakeable:
             self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._poller.register(self._wake_read, select.POLLIN)
