@@ -67,6 +67,30 @@ class _SqliteWriterQueue:
                 self._fd = None
 
     @contextmanager
+    def turn_if_free(self) -> Iterator[bool]:
+        """Take the writer's turn only if nobody holds it (never waits): True if taken."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            outermost = self._depth == 0
+            if outermost and self._fd is not None:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+            self._depth += 1
+            try:
+                yield True
+            finally:
+                self._depth -= 1
+                if outermost and self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    @contextmanager
     def turn(self) -> Iterator[None]:
         with self._lock:
             outermost = self._depth == 0
@@ -127,6 +151,16 @@ class Database:
             return
         with self._writers.turn(), self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def writer_turn_if_free(self) -> Iterator[bool]:
+        """On SQLite, take the writer's turn if nobody holds it, without waiting: True if
+        taken (a transaction in this thread then starts at once). Elsewhere always False."""
+        if self._writers is None:
+            yield False
+            return
+        with self._writers.turn_if_free() as taken:
+            yield taken
 
     @contextmanager
     def read_one(self) -> Iterator[Connection]:

@@ -57,6 +57,7 @@ from starlette.responses import Response
 from jobyard import errors
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import quick_write
 from jobyard.domain import filters
 from jobyard.domain.models import Job, JobOptions, Testvar
 from jobyard.domain.paging import MAX_LIMIT, PageRequest
@@ -248,7 +249,8 @@ async def execute_operation(
     launch = LaunchRequest(
         package_id=package_id, device_id=device_id, options=JobOptions(testvars=testvars)
     )
-    job = await run_in_threadpool(lambda: jobs.launch_job(_rt(request), actor=who, request=launch))
+    rt = _rt(request)
+    job = await quick_write(rt, lambda: jobs.launch_job(rt, actor=who, request=launch))
     return render.json_response(str(job.id))
 
 

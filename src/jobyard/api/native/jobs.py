@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
-from jobyard.api.calls import quick_read
+from jobyard.api.calls import quick_read, quick_write
 from jobyard.api.native import inputs, present, schemas
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
@@ -55,9 +55,9 @@ async def launch(request: Request, who: Principal = Depends(authenticate)) -> Re
             raise ValidationFailed(f"invalid process {process!r}: expected interfaces")
         return await _interfaces(request, who)
     body = await bodies.parse(request, schemas.JobLaunchIn)
-    job = await run_in_threadpool(
-        lambda: jobs.launch_job(_rt(request), actor=who, request=inputs.launch_request(body))
-    )
+    launch = inputs.launch_request(body)
+    rt = _rt(request)
+    job = await quick_write(rt, lambda: jobs.launch_job(rt, actor=who, request=launch))
     return render.one(present.job(job))
 
 
