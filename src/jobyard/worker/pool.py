@@ -40,8 +40,7 @@ HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
 ERROR_BACKOFF_SECONDS = 1.0
 MAX_BATCH = 64  # jobs claimed, or ends recorded, in one transaction
 MAX_END_ATTEMPTS = 3  # turns that may fail to record a run's end before it is left to the reaper
-# Under a backlog, the next turn waits this long for more slots to come free: a transaction
-# per job would make the database, not the processes, the limit.
+# Under a backlog, the next turn waits this long for more slots to come free.
 GATHER_SECONDS = 0.002
 NEVER_STARTED = RunResult(None, None, False, False, 0, False)
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
@@ -215,13 +214,15 @@ class WorkerPool:
             if ended or free:
                 works = self._turn_or_none(ended, free)
                 if works is None:
-                    self._supervisor.step(ERROR_BACKOFF_SECONDS)
+                    self._watch_children_for(ERROR_BACKOFF_SECONDS)
                     continue
                 self._hand_out(works)
                 if len(works) < free:
                     idle_mark, idle_until = mark, time.monotonic() + self._idle_wait()
                 elif len(works) < self._batch and self._busy():
-                    self._gather()  # a backlog: let more slots come free
+                    # A backlog: let more slots come free before the next turn, or a
+                    # transaction per job would make the database the limit.
+                    self._watch_children_for(GATHER_SECONDS)
                     continue
             elif self._draining.is_set() and self._all_stored():
                 return
@@ -246,11 +247,10 @@ class WorkerPool:
             return max(0.0, idle_until - time.monotonic())
         return None
 
-    def _gather(self) -> None:
-        """Under a backlog, watch the children a moment longer before the next turn: a
-        transaction per job would make the database, not the processes, the limit."""
-        deadline = time.monotonic() + GATHER_SECONDS
-        while (left := deadline - time.monotonic()) > 0:
+    def _watch_children_for(self, seconds: float) -> None:
+        """Only look after the children for a while (a step returns at their first event)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._stopped.is_set():
             self._supervisor.step(left)
 
     def _take_ended(self) -> list[tuple[_Running, RunResult]]:

@@ -189,20 +189,25 @@ class Supervisor:
 
     def step(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: as long as the children allow) for anything to
-        happen, then move every child on; call `on_end` for those that ended."""
+        happen, then move on the children it happened to, or whose time has come; call
+        `on_end` for those that ended."""
         now = time.monotonic()
         waits = [child.next_wait(now) for child in self._children]
         if timeout is not None:
             waits.append(timeout)
         wait = min(waits, default=self._poll_interval)
+        stirred: set[_Supervision] = set()
         for fd, _ in self._poller.poll(math.ceil(max(0.0, wait) * 1000)):
             owner = self._owners.get(fd)
             if owner is not None:
+                stirred.add(owner)
                 self._guarded(owner, owner.ready, fd)
             elif fd == self._wake_read:
                 self._drain_wakes()
         now = time.monotonic()
-        for child in list(self._children):
+        # Only these: asking each of dozens of quiet children whether it exited would cost a
+        # system call each, every step. (poll is level-triggered: nothing is missed.)
+        for child in [c for c in self._children if c in stirred or c.due(now)]:
             if self._guarded(child, child.advance, now):
                 self._end(child, None)
 
@@ -406,6 +411,18 @@ class _Supervision:
         # The unreaped child still pins the group id, so this cannot hit a stranger's group.
         _signal_group(self._proc.pid, signal.SIGKILL)
         return self._outcome(self._proc.wait())
+
+    def due(self, now: float) -> bool:
+        """Whether a timer of this child has run out (the rest comes as events on its fds)."""
+        if self._exited_at is not None:
+            return bool(self._pipes) and now >= self._exited_at + EXIT_DRAIN_SECONDS
+        if self._pidfd is None and not self._pipes:
+            return True  # nothing left to signal its exit: it is polled for
+        return (
+            now >= self._next_cancel_check
+            or (self._deadline is not None and now >= self._deadline)
+            or (self._kill_at is not None and not self._killed and now >= self._kill_at)
+        )
 
     def next_wait(self, now: float) -> float:
         limits = [self._poll_interval]
