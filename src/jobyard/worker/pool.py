@@ -443,7 +443,7 @@ class WorkerPool:
             logger.warning("ended %d runs whose worker stopped renewing its lease", ended)
 
     def _listen_loop(self, listener: Listener) -> None:
-        """PostgreSQL NOTIFY wakes the idle slots at once (polling is only the fallback)."""
+        """PostgreSQL NOTIFY wakes the engine at once (polling is only the fallback)."""
         while not self._stopped.is_set():
             try:
                 if listener.wait(LISTEN_SECONDS):
