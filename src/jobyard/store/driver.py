@@ -35,7 +35,7 @@ def _converter(column: Column[Any], sqlite: bool) -> Convert | None:
     return None
 
 
-def _placeholder(sqlite: bool) -> str:
+def _parameter_marker(sqlite: bool) -> str:
     return "?" if sqlite else "%s"
 
 
@@ -74,7 +74,7 @@ class RowsInsert:
 
     @functools.lru_cache(maxsize=256)  # noqa: B019
     def _sql(self, rows: int, sqlite: bool) -> str:
-        one = "(" + ", ".join([_placeholder(sqlite)] * len(self.columns)) + ")"
+        one = "(" + ", ".join([_parameter_marker(sqlite)] * len(self.columns)) + ")"
         sql = (
             f"INSERT INTO {_quoted([self.table.name])} ({_quoted(self.columns)}) "
             f"VALUES {', '.join([one] * rows)}"
@@ -89,7 +89,7 @@ def _quoted(names: Sequence[str]) -> str:
 
 
 def sql(conn: Connection, text: str) -> str:
-    """SQL written with `?` placeholders, as this connection's driver takes it."""
+    """SQL written with `?` parameter markers, as this connection's driver takes it."""
     return text if conn.dialect.name == "sqlite" else text.replace("?", "%s")
 
 
