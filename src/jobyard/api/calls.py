@@ -25,7 +25,7 @@ async def quick_read(rt: Runtime, work: Callable[[], T]) -> T:
 async def quick_write(rt: Runtime, work: Callable[[], T]) -> T:
     """`work` is a short write transaction. On SQLite, when no one else is writing, it runs
     right here: holding the writer's turn it cannot wait for a lock, and the hand-off to a
-    thread cost more than the launch itself (a third of the launches per second). When the
+    thread cost more than the launch itself (it halved the launches per second). When the
     turn is taken, or on PostgreSQL, it runs in the threadpool."""
     with rt.db.writer_turn_if_free() as free:
         if free:

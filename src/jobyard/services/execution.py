@@ -288,7 +288,7 @@ def _end_in(
         return statuses, False
     for ending in endings:
         runs.append_output(conn, ending.claim.run_id, ending.output)
-    closed = runs.close_runs(conn, [_run_end(e) for e in endings], at=now, pg=rt.pg)
+    closed = runs.close_runs(conn, [_run_end(e) for e in endings], at=now)
     states = job_store.job_states(conn, [e.claim.job.id for e in endings])
     changes: list[job_store.JobChange] = []
     for ending in endings:

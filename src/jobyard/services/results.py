@@ -115,16 +115,8 @@ def _end_external(conn: Connection, job: Job, status: JobStatus, *, actor: Princ
     run_status = RunStatus.CANCELLED if status is JobStatus.CANCELLED else RunStatus.COMPLETED
     latest = runs.latest_run(conn, job.id)
     if latest is not None:
-        runs.finish_run(
-            conn,
-            run_id=latest.id,
-            status=run_status,
-            at=now,
-            exit_code=None,
-            signal=None,
-            output_bytes=0,
-            truncated=False,
-        )
+        ending = runs.RunEnd(latest.id, run_status, None, None, output_bytes=0, truncated=False)
+        runs.close_runs(conn, [ending], at=now)
     runs.release_interfaces(conn, [job.id])
     job_store.transition(
         conn,

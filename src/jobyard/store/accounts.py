@@ -210,7 +210,7 @@ def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
 
 def insert_tokens(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Many tokens in one statement (a batch of job tokens)."""
-    _INSERT_TOKENS.execute(conn, [tuple(row[c] for c in _INSERT_TOKENS.columns) for row in rows])
+    _INSERT_TOKENS.execute_mappings(conn, rows)
 
 
 _INSERT_TOKENS = RowsInsert(

@@ -10,7 +10,7 @@ other statements go through SQLAlchemy as usual.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -49,9 +49,14 @@ class RowsInsert:
         self.returning = tuple(returning)
         self._per_statement = max(1, MAX_VALUES // len(self.columns))
 
+    def execute_mappings(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The same, for rows given as mappings by column name."""
+        return self.execute(conn, [tuple(row[c] for c in self.columns) for row in rows])
+
     def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
         sqlite = conn.dialect.name == "sqlite"
         conversions = self._conversions(sqlite)
+        width = len(self.columns)
         returned: list[Any] = []
         for start in range(0, len(rows), self._per_statement):
             chunk = rows[start : start + self._per_statement]
@@ -59,9 +64,7 @@ class RowsInsert:
             for row in chunk:
                 values.extend(row)
             for index, convert in conversions:
-                values[index :: len(self.columns)] = map(
-                    convert, values[index :: len(self.columns)]
-                )
+                values[index::width] = map(convert, values[index::width])
             result = conn.exec_driver_sql(self._sql(len(chunk), sqlite), tuple(values))
             if self.returning:
                 returned.extend(result.all())

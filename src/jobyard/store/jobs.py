@@ -171,9 +171,8 @@ def _insert_job_rows(conn: Connection, rows: list[Mapping[str, Any]]) -> list[in
     if conn.dialect.name == "sqlite":
         columns = tuple(rows[0])
         if all(tuple(row) == columns for row in rows):
-            insert_rows = _rows_insert(columns)
-            values = [tuple(row.values()) for row in rows]
-            return sorted(int(job_id) for (job_id,) in insert_rows.execute(conn, values))
+            inserted = _rows_insert(columns).execute_mappings(conn, rows)
+            return sorted(int(job_id) for (job_id,) in inserted)
         return sorted(int(row.id) for row in conn.execute(INSERT_JOB_IDS, rows))
     return [int(row.id) for row in conn.execute(INSERT_JOB_IDS_IN_ORDER, rows)]
 
@@ -454,7 +453,7 @@ def _insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if len(rows) == 1:
         conn.execute(INSERT_EVENT, rows[0])
     elif rows:
-        INSERT_EVENTS.execute(conn, [tuple(r[c] for c in INSERT_EVENTS.columns) for r in rows])
+        INSERT_EVENTS.execute_mappings(conn, rows)
 
 
 def list_events(conn: Connection, job_id: int) -> list[JobEvent]:

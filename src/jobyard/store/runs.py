@@ -250,9 +250,7 @@ def claim_batch(
                 worker,
                 worker_id,
                 lease_until,
-                None
-                if job.timeout_seconds is None
-                else now + timedelta(seconds=job.timeout_seconds),
+                _deadline(job, now),
                 now,
             )
             for job in jobs
@@ -350,36 +348,6 @@ def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int
         )
 
 
-def finish_run(
-    conn: Connection,
-    *,
-    run_id: int,
-    status: RunStatus,
-    at: datetime,
-    exit_code: int | None,
-    signal: int | None,
-    output_bytes: int,
-    truncated: bool,
-    worker_id: int | None = None,
-    process_id: int = 0,
-) -> bool:
-    """Close a running run; False if it was already closed (someone else ended it) or, when
-    `worker_id` is given, if that worker no longer holds it: a lost lease fences its writer."""
-    params = {
-        "b_run_id": run_id,
-        "b_worker_id": worker_id,
-        "v_status": status.value,
-        "v_finished": at,
-        "v_exit_code": exit_code,
-        "v_signal": signal,
-        "v_output_bytes": output_bytes,
-        "v_truncated": truncated,
-        "v_process_id": process_id,
-    }
-    statement = _FINISH_RUN[(worker_id is not None, bool(process_id))]
-    return bool(conn.execute(statement, params).rowcount)
-
-
 @dataclass(frozen=True)
 class RunEnd:
     """How one run ended, for closing many at once."""
@@ -394,12 +362,12 @@ class RunEnd:
     worker_id: int | None = None  # when given, only if this worker still holds the run
 
 
-def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime, pg: bool) -> set[int]:
+def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime) -> set[int]:
     """Close the given runs that are still running (and, where a worker is named, still held
     by it: a lost lease fences its writer); return the ids of those closed."""
     if not ends:
         return set()
-    query = _RUNNING_BY_ID_LOCKED if pg else _RUNNING_BY_ID
+    query = _RUNNING_BY_ID if conn.dialect.name == "sqlite" else _RUNNING_BY_ID_LOCKED
     held = {
         row.id: row.worker_id for row in conn.execute(query, {"ids": [end.run_id for end in ends]})
     }
@@ -441,19 +409,7 @@ _CLOSE_RUN = (
 )
 
 
-def _finish_run_statement(fenced: bool, with_pid: bool) -> Any:
-    guard = [R.c.id == bindparam("b_run_id"), R.c.status == RunStatus.RUNNING.value]
-    if fenced:
-        guard.append(R.c.worker_id == bindparam("b_worker_id"))
-    columns = ["status", "finished", "exit_code", "signal", "output_bytes", "truncated"]
-    if with_pid:
-        columns.append("process_id")
-    return update(R).where(*guard).values(**{c: bindparam(f"v_{c}") for c in columns})
-
-
-# Built once each (workers run them for every job): fenced or not, with a pid or not.
-_FINISH_RUN = {(f, p): _finish_run_statement(f, p) for f in (False, True) for p in (False, True)}
-# RETURNING makes many runs one multi-row INSERT, and tells which run is whose.
+# Returns (id, job_id): which new run is whose.
 INSERT_RUNS = driver.RowsInsert(
     R,
     (

@@ -25,13 +25,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} refused: store aware UTC times only")
-        value = value.astimezone(UTC)
-        # SQLite keeps text; a fixed naive UTC form keeps it sortable and comparable.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return None if value is None else _as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -40,9 +34,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
-    # On SQLite, times are converted to and from their text form here in one step: the
-    # generic path (TypeDecorator, then SQLite's own regex-based DATETIME) costs several
-    # times more, and workers convert several times for every job they run.
+    # On SQLite, times are converted to and from their text form in one step (which the
+    # two methods above then never see): the generic path (TypeDecorator, then SQLite's own
+    # regex-based DATETIME) costs several times more, and workers convert several times
+    # for every job they run.
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         if dialect.name == "sqlite":
@@ -61,11 +56,15 @@ def sqlite_time_text(value: datetime | None) -> str | None:
     (SQLAlchemy's own format, so rows written either way compare as text)."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} refused: store aware UTC times only")
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return _as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} refused: store aware UTC times only")
+    return value.astimezone(UTC)
 
 
 def sqlite_time_value(value: str | None) -> datetime | None:

@@ -7,42 +7,35 @@ from collections.abc import Callable
 
 
 class Wakeup:
-    """An in-process signal: launches call `notify`, idle workers `wait` on it, or
-    `subscribe` a callback when they wait on something else (a worker waits on its children).
+    """An in-process signal: launches call `notify`, and every subscribed worker is woken
+    (a worker waits on its children and a wake-up pipe, so it subscribes a callback).
 
-    A waiter takes a `mark()` before it looks for work and waits from that mark, so a
-    notify that comes between its look and its wait is not lost.
+    A worker takes a `mark()` before it looks for work; a mark that has changed since says
+    a notify came between its look and its wait, so none is lost.
     """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._generation = 0
         self._subscribers: list[Callable[[], None]] = []
 
     def notify(self) -> None:
-        with self._condition:
+        with self._lock:
             self._generation += 1
-            self._condition.notify_all()
             subscribers = list(self._subscribers)
         for callback in subscribers:
             callback()
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call `callback` (quick, and safe from any thread) on every notify."""
-        with self._condition:
+        with self._lock:
             self._subscribers.append(callback)
 
     def unsubscribe(self, callback: Callable[[], None]) -> None:
-        with self._condition:
+        with self._lock:
             if callback in self._subscribers:
                 self._subscribers.remove(callback)
 
     def mark(self) -> int:
-        with self._condition:
+        with self._lock:
             return self._generation
-
-    def wait(self, timeout: float, *, since: int | None = None) -> None:
-        """Return once notified after `since` (default: now), or after `timeout` seconds."""
-        with self._condition:
-            seen = self._generation if since is None else since
-            self._condition.wait_for(lambda: self._generation != seen, timeout)

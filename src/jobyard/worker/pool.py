@@ -72,7 +72,7 @@ class _Running:
     recorder: OutputRecorder
     stop: threading.Event = field(default_factory=threading.Event)
     handing_back: bool = False
-    process_ended: bool = False  # its end waits for the ledger: nothing left to stop
+    process_ended: bool = False  # its end waits for the next turn: nothing left to stop
     end_attempts: int = 0
     pid: int = 0
     started_at: float = 0.0  # monotonic, when its process started
@@ -390,7 +390,7 @@ class WorkerPool:
 
     def _record_pids(self) -> None:
         """Publish the process ids of jobs that outlive a housekeeping tick (a short job's
-        comes with its end: writing it sooner would only compete with the ledger)."""
+        comes with its end: writing it sooner would only compete with the engine's turns)."""
         started_before = time.monotonic() - HOUSEKEEPING_SECONDS
         with self._lock:
             fresh = [
