@@ -79,3 +79,18 @@ def test_in_ids_matches_exactly_the_ids_given(runtime: Runtime) -> None:
     with runtime.db.transaction() as conn:
         deleted = conn.execute(sa.delete(J).where(in_ids(J.c.id, "ids")), {"ids": ids[1:4]})
     assert deleted.rowcount == 3
+
+
+def test_in_ids_finds_rows_through_the_index(runtime: Runtime) -> None:
+    """Written as a comparison (no `= 1` after it on SQLite), so the primary key is used:
+    a scan of the whole table per call once made every worker turn slower as jobs piled up."""
+    query = sa.select(J.c.id).where(in_ids(J.c.id, "ids"), J.c.status == "running")
+    with runtime.db.read() as conn:
+        sql = str(query.compile(conn))
+        if runtime.pg:
+            assert "= ANY" in sql
+            return
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ("[1, 2]", "running")).all()
+    steps = [row[-1] for row in plan]
+    assert any(step.startswith("SEARCH jobs") and "rowid=?" in step for step in steps), steps
+    assert not any(step.startswith("SCAN jobs") for step in steps), steps

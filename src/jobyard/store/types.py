@@ -100,6 +100,9 @@ class _InIds(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    # A comparison, not a boolean value: without this SQLAlchemy writes `... = 1` after it on
+    # SQLite, and the index on the column can no longer be used (every call scans the table).
+    _is_implicitly_boolean = True
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
         ("ids", InternalTraversal.dp_clauseelement),

@@ -30,6 +30,7 @@ from jobyard.services.runtime import Runtime
 from jobyard.store.notify import Listener
 from jobyard.worker import supervisor
 from jobyard.worker.output import OutputRecorder
+from jobyard.worker.remote import RemoteSupervisor
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ MAX_BATCH = 64  # jobs claimed, or ends recorded, in one transaction
 MAX_END_ATTEMPTS = 3  # turns that may fail to record a run's end before it is left to the reaper
 # Under a backlog, the next turn waits this long for more slots to come free.
 GATHER_SECONDS = 0.002
+SPAWNERS_MAX = 4
+SLOTS_PER_SPAWNER = 8
 NEVER_STARTED = RunResult(None, None, False, False, 0, False)
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
 
@@ -83,6 +86,12 @@ class _Running:
         self.pid = pid
 
 
+def spawners_for(slots: int) -> int:
+    """Spawner processes for a pool: a spawn holds its spawner until the child has exec'd,
+    so a busy pool spreads spawns over more than one (a few at most: each is a process)."""
+    return max(1, min(SPAWNERS_MAX, os.cpu_count() or 1, slots // SLOTS_PER_SPAWNER))
+
+
 class Every:
     """Runs a task when its period has passed, from a loop that ticks faster."""
 
@@ -111,7 +120,7 @@ class WorkerPool:
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._supervisor = supervisor.Supervisor(wakeable=True)
+        self._supervisor = RemoteSupervisor(spawners=spawners_for(slots))
         self._engine: threading.Thread | None = None
         self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
         self._lock = threading.RLock()  # a signal handler may hand jobs back
@@ -128,6 +137,7 @@ class WorkerPool:
         if recovered:
             logger.warning("ended %d runs left running by a dead jobyard process", recovered)
         self.identity = execution.register_worker(self.rt, slots=self.slots)
+        self._supervisor.open()
         self.rt.wakeup.subscribe(self._supervisor.wake)
         self._engine = self._spawn(self._engine_loop, "jobyard-engine")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
@@ -222,7 +232,7 @@ class WorkerPool:
                 elif len(works) < self._batch and self._busy():
                     # A backlog: let more slots come free before the next turn, or a
                     # transaction per job would make the database the limit.
-                    self._watch_children_for(GATHER_SECONDS)
+                    self._gather(GATHER_SECONDS)
                     continue
             elif self._draining.is_set() and self._all_stored():
                 return
@@ -251,6 +261,15 @@ class WorkerPool:
         """Only look after the children for a while (a step returns at their first event)."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0 and not self._stopped.is_set():
+            self._supervisor.step(left)
+
+    def _gather(self, seconds: float) -> None:
+        """Watch the children until a batch's worth of runs has ended, for up to `seconds`."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._stopped.is_set():
+            with self._lock:
+                if len(self._ended) >= self._batch:
+                    return
             self._supervisor.step(left)
 
     def _take_ended(self) -> list[tuple[_Running, RunResult]]:

@@ -121,6 +121,7 @@ def run_process(
 
 
 EndCallback = Callable[[ProcessOutcome | None, Exception | None], None]
+FdHandler = Callable[[int], None]
 
 
 class Supervisor:
@@ -137,15 +138,16 @@ class Supervisor:
         # poll(), not epoll: registering is bookkeeping in this process, where epoll costs a
         # system call per change (and each call here is a chance to lose the GIL).
         self._poller = select.poll()
-        self._owners: dict[int, _Supervision] = {}  # watched fd -> the child it belongs to
-        self._children: dict[_Supervision, EndCallback] = {}
+        self._owners: dict[int, Child] = {}  # watched fd -> the child it belongs to
+        self._handlers: dict[int, FdHandler] = {}  # other watched fds -> what to do
+        self._children: dict[Child, EndCallback] = {}
         self._wake_read = self._wake_write = -1
         # A wake never writes to a closed (or reused) fd; reentrant, as a signal handler that
         # hands jobs back may wake the supervisor while the main thread is waking it.
         self._wake_lock = threading.RLock()
         if wakeable:
             self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._poller.register(self._wake_read, select.POLLIN)
+            self.watch_fd(self._wake_read, select.POLLIN, lambda _: self._drain_wakes())
 
     def __enter__(self) -> Supervisor:
         return self
@@ -165,9 +167,9 @@ class Supervisor:
         on_output: OutputCallback,
         should_cancel: Callable[[], bool],
         on_end: EndCallback,
-    ) -> None:
-        """Spawn a child; `on_end` is called once, with its outcome or a callback's error
-        (a program that cannot be started ends at once, here)."""
+    ) -> Child | None:
+        """Spawn a child; `on_end` is called once, with its outcome or a callback's error.
+        A program that cannot be started ends at once, here, and gives None: no child."""
         try:
             proc = _spawn(spec)
         except (OSError, ValueError) as exc:  # ValueError: an argv or env Popen cannot pass on
@@ -177,15 +179,36 @@ class Supervisor:
                 on_end(None, error)
             else:
                 on_end(outcome, None)
-            return
+            return None
         logger.debug("started pid %d: %s", proc.pid, spec.argv[0])
-        child = _Supervision(spec, proc, self, on_output, should_cancel, self._poll_interval)
+        child = Child(spec, proc, self, on_output, should_cancel, self._poll_interval)
         self._children[child] = on_end
         try:
             child.watch()
             on_start(proc.pid)
         except Exception as error:
             self._end(child, error)
+            return None
+        return child
+
+    def check_soon(self, child: Child) -> None:
+        """Ask the child's `should_cancel` at the next step, not at its next poll."""
+        child.check_soon()
+
+    def abort(self, child: Child, error: Exception) -> None:
+        """End a child now: kill its group, reap it, and give `on_end` this error."""
+        if child in self._children:
+            self._end(child, error)
+
+    def watch_fd(self, fd: int, events: int, on_event: FdHandler) -> None:
+        """Watch a descriptor of the caller's along with the children (again: new events);
+        `on_event` gets the poll events of each step that found it ready."""
+        self._handlers[fd] = on_event
+        self._poller.register(fd, events)
+
+    def unwatch_fd(self, fd: int) -> None:
+        if self._handlers.pop(fd, None) is not None:
+            self._poller.unregister(fd)
 
     def step(self, timeout: float | None) -> None:
         """Wait up to `timeout` seconds (None: as long as the children allow) for anything to
@@ -196,14 +219,14 @@ class Supervisor:
         if timeout is not None:
             waits.append(timeout)
         wait = min(waits, default=self._poll_interval)
-        stirred: set[_Supervision] = set()
-        for fd, _ in self._poller.poll(math.ceil(max(0.0, wait) * 1000)):
+        stirred: set[Child] = set()
+        for fd, events in self._poller.poll(math.ceil(max(0.0, wait) * 1000)):
             owner = self._owners.get(fd)
             if owner is not None:
                 stirred.add(owner)
                 self._guarded(owner, owner.ready, fd)
-            elif fd == self._wake_read:
-                self._drain_wakes()
+            elif (handler := self._handlers.get(fd)) is not None:
+                handler(events)
         now = time.monotonic()
         # Only these: asking each of dozens of quiet children whether it exited would cost a
         # system call each, every step. (poll is level-triggered: nothing is missed.)
@@ -217,7 +240,7 @@ class Supervisor:
             if self._wake_write >= 0:  # is already pending
                 os.write(self._wake_write, b"w")
 
-    def hand_over(self, child: _Supervision, fd: int) -> None:
+    def hand_over(self, child: Child, fd: int) -> None:
         self._owners[fd] = child
         self._poller.register(fd, select.POLLIN)
 
@@ -225,7 +248,7 @@ class Supervisor:
         del self._owners[fd]
         self._poller.unregister(fd)
 
-    def _guarded(self, child: _Supervision, action: Callable[[Any], bool | None], arg: Any) -> bool:
+    def _guarded(self, child: Child, action: Callable[[Any], bool | None], arg: Any) -> bool:
         """Run one child's step; a failing callback ends that child alone."""
         if child not in self._children:  # ended by an earlier failure in this step
             return False
@@ -235,7 +258,7 @@ class Supervisor:
             self._end(child, error)
             return False
 
-    def _end(self, child: _Supervision, error: Exception | None) -> None:
+    def _end(self, child: Child, error: Exception | None) -> None:
         on_end = self._children.pop(child)
         try:
             outcome = child.finish()
@@ -252,6 +275,7 @@ class Supervisor:
         """Kill and reap whatever still runs, and release the descriptors."""
         for child in list(self._children):
             self._end(child, None)
+        self.unwatch_fd(self._wake_read)
         with self._wake_lock:
             for fd in (self._wake_read, self._wake_write):
                 if fd >= 0:
@@ -337,8 +361,9 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
-class _Supervision:
-    """The state of one running child: its pipes, output budget, deadlines and exit."""
+class Child:
+    """One running child as its supervisor sees it: its pipes, output budget, deadlines
+    and exit."""
 
     def __init__(
         self,
@@ -437,6 +462,9 @@ class _Supervision:
                 limits.append(self._exit_poll)
                 self._exit_poll = min(self._exit_poll * 2, self._poll_interval)
         return max(0.0, min(limits))
+
+    def check_soon(self) -> None:
+        self._next_cancel_check = 0.0
 
     def ready(self, fd: int) -> None:
         stream = self._streams.get(fd)

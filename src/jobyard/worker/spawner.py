@@ -1,0 +1,201 @@
+"""The spawner: a small process of each worker that starts, watches and reaps the processes
+of its jobs. The worker's engine tells it what to run over one pipe; it reports back over
+another (`channel`).
+
+Why a process of its own: in the worker, each spawn held up the engine thread (vfork waits
+for the child's exec, and the GIL is then won back from the server's other threads), and
+watching the children competed for the GIL with the database turns. Here both run beside
+the engine, on the other core. It imports only the standard library and `supervisor`, so it
+starts fast and stays small. `jobyard.worker.remote` is the engine's side.
+
+Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace), ("cancel", key),
+("kill", key). Reports: ("started", key, pid), ("output", key, stream, data),
+("ended", key, outcome fields or None, error text or None). When the commands pipe closes,
+the engine is gone or done: whatever still runs is killed and reported, then the spawner
+exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import select
+import sys
+from collections import deque
+
+from jobyard.worker import channel
+from jobyard.worker.supervisor import (
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    Child,
+    ProcessOutcome,
+    ProcessSpec,
+    Stream,
+    Supervisor,
+)
+
+logger = logging.getLogger("jobyard.worker.spawner")
+
+
+def outcome_fields(outcome: ProcessOutcome) -> tuple[object, ...]:
+    return (
+        outcome.pid,
+        outcome.exit_code,
+        outcome.signal,
+        outcome.timed_out,
+        outcome.cancelled,
+        outcome.output_bytes,
+        outcome.truncated,
+    )
+
+
+class StoppedByEngine(Exception):
+    """The engine asked for a child to be killed at once (one of its callbacks failed)."""
+
+
+class Spawner:
+    """Obeys the commands on one pipe and reports on another until the commands end."""
+
+    def __init__(
+        self,
+        commands: int,
+        reports: int,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+    ) -> None:
+        os.set_blocking(commands, False)
+        os.set_blocking(reports, False)
+        self._commands = commands
+        self._inbox = channel.Inbox()
+        self._reports = channel.Outbox(reports)
+        self._supervisor = Supervisor(poll_interval=poll_interval)
+        self._supervisor.watch_fd(commands, select.POLLIN, self._on_commands)
+        self._queue: deque[channel.Message] = deque()  # commands not yet obeyed
+        self._children: dict[int, Child] = {}  # by the engine's key
+        self._cancelled: set[int] = set()
+        self._open = True
+        self._waiting_to_report = False
+
+    def run(self) -> None:
+        try:
+            while self._open or len(self._supervisor) or self._queue:
+                if self._queue:
+                    self._obey(self._queue.popleft())
+                    # Between spawns, notice the ends: the engine records them meanwhile,
+                    # instead of waiting for a whole batch to be started.
+                    self._supervisor.step(0)
+                else:
+                    self._supervisor.step(None)
+                self._flush()
+        finally:
+            self._supervisor.close()
+        os.set_blocking(self._reports.fd, True)  # the last reports: worth a wait
+        with contextlib.suppress(BrokenPipeError):
+            self._reports.flush()
+
+    # Commands -----------------------------------------------------------------------------
+
+    def _on_commands(self, _events: int) -> None:
+        try:
+            data = os.read(self._commands, channel.READ_BYTES)
+        except BlockingIOError:
+            return
+        if not data:
+            self._close()
+            return
+        self._queue.extend(self._inbox.feed(data))
+
+    def _obey(self, message: channel.Message) -> None:
+        kind, key = message[0], message[1]
+        if kind == "start":
+            self._start(key, *message[2:])
+        elif kind == "cancel":
+            self._cancelled.add(key)
+            if (child := self._children.get(key)) is not None:
+                self._supervisor.check_soon(child)
+        elif kind == "kill":
+            if (child := self._children.get(key)) is not None:
+                self._supervisor.abort(child, StoppedByEngine("stopped by the worker"))
+        else:
+            logger.error("unknown command %r", kind)
+
+    def _start(
+        self,
+        key: int,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        timeout: float | None,
+        output_cap: int,
+        grace: float,
+    ) -> None:
+        try:
+            spec = ProcessSpec(argv, env, cwd, timeout, output_cap, grace)
+        except ValueError as error:
+            self._ended(key, None, error)
+            return
+        child = self._supervisor.start(
+            spec,
+            on_start=functools.partial(self._started, key),
+            on_output=functools.partial(self._output, key),
+            should_cancel=functools.partial(self._cancelled.__contains__, key),
+            on_end=functools.partial(self._ended, key),
+        )
+        if child is not None:
+            self._children[key] = child
+
+    def _close(self) -> None:
+        """The engine has closed the commands: stop everything, report it, finish."""
+        self._open = False
+        self._supervisor.unwatch_fd(self._commands)
+        for message in self._queue:
+            if message[0] == "start":
+                self._ended(message[1], None, StoppedByEngine("never started: the worker closed"))
+        self._queue.clear()
+        self._supervisor.close()
+        self._flush()
+
+    # Reports ------------------------------------------------------------------------------
+
+    def _started(self, key: int, pid: int) -> None:
+        self._reports.put(("started", key, pid))
+
+    def _output(self, key: int, stream: Stream, data: bytes) -> None:
+        self._reports.put(("output", key, stream.value, data))
+
+    def _ended(self, key: int, outcome: ProcessOutcome | None, error: Exception | None) -> None:
+        self._children.pop(key, None)
+        self._cancelled.discard(key)
+        fields = None if outcome is None else outcome_fields(outcome)
+        text = None if error is None else f"{type(error).__name__}: {error}"
+        self._reports.put(("ended", key, fields, text))
+
+    def _flush(self) -> None:
+        """Write the reports the pipe takes; wait for room for the rest without blocking, as
+        the children must be watched meanwhile."""
+        try:
+            done = self._reports.flush()
+        except BrokenPipeError:  # the engine is gone: nobody is left to run jobs for
+            self._reports.discard()
+            if self._open:
+                self._close()
+            return
+        if done and self._waiting_to_report:
+            self._supervisor.unwatch_fd(self._reports.fd)
+        elif not done and not self._waiting_to_report:
+            self._supervisor.watch_fd(self._reports.fd, select.POLLOUT, lambda _: self._flush())
+        self._waiting_to_report = not done
+
+
+def main(argv: list[str]) -> None:
+    """`python -m jobyard.worker.spawner COMMANDS_FD REPORTS_FD LOG_LEVEL`"""
+    commands, reports, level = int(argv[0]), int(argv[1]), argv[2]
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+    )
+    Spawner(commands, reports).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
