@@ -1,17 +1,19 @@
 """The worker engine: one thread that runs jobs as child processes and records them in the
 database, and a housekeeping thread for leases, cancels, live output and the reaper.
 
-The engine thread alternates between its children and the database. It watches every child
-through one poll set (see `supervisor`); when runs have ended or slots are free it takes a
-turn at the database, one transaction that stores the ends of the runs that ended since the
-last turn and claims jobs for the free slots, then starts them. Under load, runs end while a
-turn is written, so the next turn carries them all and the database work per job shrinks as
-the load grows; an idle pool still starts and records each job at once.
+The engine thread alternates between the reports of its spawner processes (see `remote`:
+they start, watch and reap the jobs' processes) and the database. When runs have ended or
+slots are free it takes a turn at the database, one transaction that stores the ends of the
+runs that ended since the last turn and claims jobs for the free slots, then hands them to
+the spawners. Under load, runs end while a turn is written, so the next turn carries them
+all and the database work per job shrinks as the load grows; an idle pool still starts and
+records each job at once.
 
-One thread, not one to write and one to spawn: both hold the GIL for most of their work and
-give it up at every system call, so two threads spent their time waiting for each other (a
-spawn took five times as long as alone). The same engine runs embedded in `jobyard serve` and
-alone in `jobyard worker`.
+Spawning happens in other processes because it held this thread up: vfork waits for each
+child's exec, and the GIL then had to be won back from the server's other threads. Threads
+in this process would not help: threads that hold the GIL for their work and give it up at
+every system call spend their time waiting for each other. The same engine runs embedded in
+`jobyard serve` and alone in `jobyard worker`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""Run child processes to completion: many at once from one thread (`Supervisor`), or one
-(`run_process`).
+"""Run child processes to completion: many at once from one thread (`Supervisor`, which a
+worker's spawner processes run), or one (`run_process`).
 
-One thread watches every child of a worker through one poll set. A thread per child measured
-worse here: each child's pipes and exit woke its own thread, and the dozens of threads taking
-turns at the GIL starved the thread that records runs in the database. Plain threads and
-poll(), not asyncio: spawning from asyncio or uvloop measured slower.
+One thread watches every child through one poll set. A thread per child measured worse:
+each child's pipes and exit woke its own thread, and dozens of threads took turns at the GIL.
+Plain threads and poll(), not asyncio: spawning from asyncio or uvloop measured slower.
 
 The child gets its own session (and so its own process group): a timeout or cancel signals the
 whole group, and whatever is left of the group is killed once the child exits, so no descendant
@@ -23,7 +22,6 @@ import os
 import select
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -126,12 +124,9 @@ FdHandler = Callable[[int], None]
 
 class Supervisor:
     """Children started from one thread and watched together: `start` them, then call `step`
-    from the same thread until each one's `on_end` has been called. `wake()` (from any
-    thread) ends a `step` early, so new work need not wait for a timeout."""
+    from the same thread until each one's `on_end` has been called."""
 
-    def __init__(
-        self, *, poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS, wakeable: bool = False
-    ) -> None:
+    def __init__(self, *, poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS) -> None:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         self._poll_interval = poll_interval
@@ -141,13 +136,6 @@ class Supervisor:
         self._owners: dict[int, Child] = {}  # watched fd -> the child it belongs to
         self._handlers: dict[int, FdHandler] = {}  # other watched fds -> what to do
         self._children: dict[Child, EndCallback] = {}
-        self._wake_read = self._wake_write = -1
-        # A wake never writes to a closed (or reused) fd; reentrant, as a signal handler that
-        # hands jobs back may wake the supervisor while the main thread is waking it.
-        self._wake_lock = threading.RLock()
-        if wakeable:
-            self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self.watch_fd(self._wake_read, select.POLLIN, lambda _: self._drain_wakes())
 
     def __enter__(self) -> Supervisor:
         return self
@@ -234,12 +222,6 @@ class Supervisor:
             if self._guarded(child, child.advance, now):
                 self._end(child, None)
 
-    def wake(self) -> None:
-        """End the current (or next) `step` early; safe from any thread."""
-        with self._wake_lock, contextlib.suppress(BlockingIOError):  # BlockingIOError: a wake
-            if self._wake_write >= 0:  # is already pending
-                os.write(self._wake_write, b"w")
-
     def hand_over(self, child: Child, fd: int) -> None:
         self._owners[fd] = child
         self._poller.register(fd, select.POLLIN)
@@ -266,21 +248,10 @@ class Supervisor:
             child.close()
         on_end(None if error else outcome, error)
 
-    def _drain_wakes(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._wake_read, 512):
-                pass
-
     def close(self) -> None:
         """Kill and reap whatever still runs, and release the descriptors."""
         for child in list(self._children):
             self._end(child, None)
-        self.unwatch_fd(self._wake_read)
-        with self._wake_lock:
-            for fd in (self._wake_read, self._wake_write):
-                if fd >= 0:
-                    os.close(fd)
-            self._wake_read = self._wake_write = -1
 
 
 def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
