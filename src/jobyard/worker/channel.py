@@ -39,6 +39,14 @@ class Inbox:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
+    def read_from(self, fd: int) -> list[Message] | None:
+        """The whole messages a non-blocking pipe has for us now; None once it has closed."""
+        try:
+            data = os.read(fd, READ_BYTES)
+        except BlockingIOError:
+            return []
+        return self.feed(data) if data else None
+
     def feed(self, data: bytes) -> list[Message]:
         buffer = self._buffer
         buffer += data

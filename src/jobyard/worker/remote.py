@@ -2,8 +2,8 @@
 runs children there, with the interface of `supervisor.Supervisor`, so the engine thread
 only sends a command per job and reads back a few reports.
 
-If the spawner dies, every child it ran ends with an error (their process groups are
-killed, as nobody watches them any more) and the next start brings up a new spawner.
+If a spawner dies, every child it ran ends with an error (their process groups are killed,
+as nobody watches them any more) and the next start brings up a new spawner in its place.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ STREAMS = {stream.value: stream for stream in Stream}
 
 class SpawnerGone(RuntimeError):
     """The spawner process ended while it ran children."""
+
+
+class SpawnerError(RuntimeError):
+    """What failed in the spawner while it ran a child (its text comes from there)."""
 
 
 @dataclass
@@ -234,14 +238,11 @@ class RemoteSupervisor:
     # Reports ------------------------------------------------------------------------------
 
     def _receive(self, spawner: _Spawner) -> None:
-        try:
-            data = os.read(spawner.reports, channel.READ_BYTES)
-        except BlockingIOError:
-            return
-        if not data:
+        messages = spawner.inbox.read_from(spawner.reports)
+        if messages is None:
             self._lose(spawner, "ended")
             return
-        for message in spawner.inbox.feed(data):
+        for message in messages:
             self._report(message)
 
     def _report(self, message: channel.Message) -> None:
@@ -254,6 +255,7 @@ class RemoteSupervisor:
             remote.spawner.keys.discard(key)
             fields, text = message[2], message[3]
             error = remote.error or (SpawnerError(text) if text is not None else None)
+            # `spawner.outcome_fields` sends them in the order ProcessOutcome takes them.
             remote.on_end(None if error or fields is None else ProcessOutcome(*fields), error)
         elif remote.error is not None:
             return  # being killed: nothing more is passed on
@@ -296,7 +298,3 @@ class RemoteSupervisor:
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 512):
                 pass
-
-
-class SpawnerError(RuntimeError):
-    """What failed in the spawner while it ran a child (its text comes from there)."""

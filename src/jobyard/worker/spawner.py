@@ -97,14 +97,11 @@ class Spawner:
     # Commands -----------------------------------------------------------------------------
 
     def _on_commands(self, _events: int) -> None:
-        try:
-            data = os.read(self._commands, channel.READ_BYTES)
-        except BlockingIOError:
-            return
-        if not data:
+        messages = self._inbox.read_from(self._commands)
+        if messages is None:
             self._close()
-            return
-        self._queue.extend(self._inbox.feed(data))
+        else:
+            self._queue.extend(messages)
 
     def _obey(self, message: channel.Message) -> None:
         kind, key = message[0], message[1]
@@ -113,7 +110,7 @@ class Spawner:
         elif kind == "cancel":
             self._cancelled.add(key)
             if (child := self._children.get(key)) is not None:
-                self._supervisor.check_soon(child)
+                child.check_soon()
         elif kind == "kill":
             if (child := self._children.get(key)) is not None:
                 self._supervisor.abort(child, StoppedByEngine("stopped by the worker"))

@@ -179,10 +179,6 @@ class Supervisor:
             return None
         return child
 
-    def check_soon(self, child: Child) -> None:
-        """Ask the child's `should_cancel` at the next step, not at its next poll."""
-        child.check_soon()
-
     def abort(self, child: Child, error: Exception) -> None:
         """End a child now: kill its group, reap it, and give `on_end` this error."""
         if child in self._children:
@@ -435,6 +431,7 @@ class Child:
         return max(0.0, min(limits))
 
     def check_soon(self) -> None:
+        """Ask `should_cancel` at the supervisor's next step, not at the next poll."""
         self._next_cancel_check = 0.0
 
     def ready(self, fd: int) -> None:
