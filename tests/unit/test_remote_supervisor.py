@@ -11,11 +11,18 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from jobyard.worker.remote import RemoteSupervisor, SpawnerGone
-from jobyard.worker.supervisor import EXIT_NOT_FOUND, ProcessOutcome, ProcessSpec, Stream
+from jobyard.worker.supervisor import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_NOT_FOUND,
+    ProcessOutcome,
+    ProcessSpec,
+    Stream,
+)
 from tests.unit.test_supervisor import alive, py
 
 pytestmark = [
@@ -58,11 +65,13 @@ def start(
     argv: list[str],
     *,
     on_output: Callable[[Stream, bytes], None] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
     **limits: float,
 ) -> Child:
     child = Child()
     supervisor.start(
-        ProcessSpec(argv=argv, env=ENV, **limits),  # type: ignore[arg-type]
+        ProcessSpec(argv=argv, env=env or ENV, cwd=cwd, **limits),  # type: ignore[arg-type]
         on_start=child.pids.append,
         on_output=on_output or (lambda stream, data: child.output.append((stream, data))),
         should_cancel=lambda: child.cancel,
@@ -98,6 +107,65 @@ def test_a_program_that_cannot_start_ends_like_a_shell_says(remote: RemoteSuperv
     assert child.outcome.exit_code == EXIT_NOT_FOUND
     assert b"cannot execute no-such-program-jobyard" in child.text(Stream.STDERR)
     assert child.pids == []
+
+
+# What a child of a spawner starts with: its own PATH, directory, stdio, session and signals.
+
+
+def test_a_bare_program_name_is_looked_up_on_the_childs_path(
+    remote: RemoteSupervisor, tmp_path: Path
+) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "jobyard-probe").write_text("#!/bin/sh\necho found\n")
+    (folder / "jobyard-probe").chmod(0o755)
+    (folder / "jobyard-unrunnable").write_text("#!/bin/sh\necho no\n")
+    path = {"PATH": f"{folder}{os.pathsep}{ENV['PATH']}"}
+    found = start(remote, ["jobyard-probe"], env=path)
+    not_ours = start(remote, ["jobyard-probe"])  # our PATH does not have it
+    denied = start(remote, ["jobyard-unrunnable"], env=path)
+    step_until(remote, lambda: bool(found.ends and not_ours.ends and denied.ends))
+    assert (found.outcome.exit_code, found.text(Stream.STDOUT)) == (0, b"found\n")
+    assert not_ours.outcome.exit_code == EXIT_NOT_FOUND
+    assert denied.outcome.exit_code == EXIT_CANNOT_EXECUTE
+    assert b"cannot execute jobyard-unrunnable: Permission denied" in denied.text(Stream.STDERR)
+
+
+def test_children_run_in_their_directory_and_a_relative_one_is_the_workers(
+    remote: RemoteSupervisor, tmp_path: Path
+) -> None:
+    where = py("import os; print(os.getcwd())")
+    elsewhere = start(remote, where, cwd=str(tmp_path))
+    step_until(remote, lambda: bool(elsewhere.ends))
+    here = start(remote, where, cwd=".")  # after the spawner moved for the one before
+    missing = start(remote, where, cwd=str(tmp_path / "gone"))
+    step_until(remote, lambda: bool(here.ends and missing.ends))
+    assert Path(elsewhere.text(Stream.STDOUT).decode().strip()) == tmp_path.resolve()
+    assert Path(here.text(Stream.STDOUT).decode().strip()) == Path.cwd().resolve()
+    assert missing.outcome.exit_code == EXIT_NOT_FOUND
+    assert str(tmp_path / "gone").encode() in missing.text(Stream.STDERR)
+
+
+def test_a_child_gets_only_its_stdio_a_session_and_default_signals(
+    remote: RemoteSupervisor,
+) -> None:
+    probe = start(
+        remote,
+        py(
+            "import os\n"
+            "print(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))\n"
+            "print(os.readlink('/proc/self/fd/0'), os.getsid(0) == os.getpid())\n"
+        ),
+    )
+    # grep's own status shows which signals it was started with ignored.
+    ignored = start(remote, ["grep", "SigIgn", "/proc/self/status"])
+    step_until(remote, lambda: bool(probe.ends and ignored.ends))
+    fds, stdin_and_session = probe.text(Stream.STDOUT).decode().splitlines()
+    assert fds == "[0, 1, 2, 3]"  # 3: the listing's own
+    assert stdin_and_session == "/dev/null True"
+    mask = int(ignored.text(Stream.STDOUT).split()[1], 16)
+    assert mask & (1 << (signal.SIGPIPE - 1)) == 0
+    assert mask & (1 << (signal.SIGXFSZ - 1)) == 0
 
 
 def test_cancel_and_timeout_stop_the_child(remote: RemoteSupervisor) -> None:

@@ -51,11 +51,18 @@ NEVER_STARTED = RunResult(None, None, False, False, 0, False)
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
 
 
-def child_environment(work: Work, *, base_url: str) -> dict[str, str]:
-    """A small, explicit environment: never the server's own secrets, only the job's token."""
-    claim = work.claim
+def inherited_environment() -> dict[str, str]:
+    """What every child takes from the worker's own environment (read once: each look-up
+    in `os.environ` encodes its key, and this was a tenth of the engine's time per job)."""
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.setdefault("PATH", os.defpath)
+    return env
+
+
+def child_environment(work: Work, *, base_url: str, inherited: dict[str, str]) -> dict[str, str]:
+    """A small, explicit environment: never the server's own secrets, only the job's token."""
+    claim = work.claim
+    env = inherited.copy()
     env.update(claim.job.env)
     env.update(
         {
@@ -118,6 +125,7 @@ class WorkerPool:
         self.rt = rt
         self.slots = slots
         self.workdir = workdir
+        self._inherited_env = inherited_environment()
         self.identity = WorkerIdentity(id=None, name=execution.worker_name())
         self._draining = threading.Event()
         self._stopped = threading.Event()
@@ -346,7 +354,9 @@ class WorkerPool:
             return
         spec = supervisor.ProcessSpec(
             argv=claim.job.argv,
-            env=child_environment(running.work, base_url=self.rt.settings.base_url),
+            env=child_environment(
+                running.work, base_url=self.rt.settings.base_url, inherited=self._inherited_env
+            ),
             cwd=str(self.workdir),
             timeout=claim.job.timeout_seconds or None,
             output_cap=self.rt.settings.output_cap_bytes,
