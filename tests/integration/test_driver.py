@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from jobyard.services import accounts
@@ -38,6 +39,37 @@ def test_rows_beyond_one_statement_are_all_inserted_and_returned(runtime: Runtim
     with runtime.db.read() as conn:
         stored = conn.execute(sa.select(E.c.reason, E.c.at).where(E.c.job_id == job_id)).all()
     assert sorted(stored) == sorted((f"r{i}", AT + timedelta(seconds=i)) for i in range(count))
+
+
+@pytest.mark.parametrize("count", [3, driver.ARRAYS_FROM_ROWS + 5])
+def test_an_ordered_insert_gives_ascending_ids_in_the_rows_order(
+    runtime: Runtime, count: int
+) -> None:
+    job_id, _ = _job(runtime)
+    reasons = [f"r{(i * 7919) % count}" for i in range(count)]  # not in sorted order
+    rows = [(job_id, None, "pending", AT, None, reason) for reason in reasons]
+    returning = driver.RowsInsert(E, EVENTS.columns, returning=("id", "reason"))
+    with runtime.db.transaction() as conn:
+        returned = returning.execute(conn, rows, ordered=True)
+    assert [reason for _, reason in sorted(returned)] == reasons
+
+
+@pytest.mark.parametrize("count", [2, driver.ARRAYS_FROM_ROWS])
+def test_json_and_nulls_go_in_whether_few_or_many_rows(runtime: Runtime, count: int) -> None:
+    user_id = accounts.bootstrap_admin(runtime).admin_user_id
+    names = [f"t{count}-{i}" for i in range(count)]
+    scopes: list[list[str]] = [["jobs:read", "é"] if i % 2 else [] for i in range(count)]
+    tokens = driver.RowsInsert(
+        T, ("user_id", "name", "secret_hash", "scopes", "created", "expires")
+    )
+    with runtime.db.transaction() as conn:
+        rows = [(user_id, n, f"{n:x<64}", s, AT, None) for n, s in zip(names, scopes, strict=True)]
+        tokens.execute(conn, rows)
+    with runtime.db.read() as conn:
+        stored = conn.execute(
+            sa.select(T.c.name, T.c.scopes, T.c.expires).where(T.c.name.in_(names))
+        ).all()
+    assert sorted(stored) == sorted(zip(names, scopes, [None] * count, strict=True))
 
 
 def test_times_and_json_read_back_as_sqlalchemy_writes_them(runtime: Runtime) -> None:

@@ -162,17 +162,15 @@ INSERT_JOB_INTERFACES = insert(tables.job_interfaces)
 
 
 def _insert_job_rows(conn: Connection, rows: list[Mapping[str, Any]]) -> list[int]:
-    """The new ids, in the order of `rows`. On SQLite, SQLAlchemy keeps that order only by
-    inserting row by row; but under our write lock (BEGIN IMMEDIATE) SQLite gives the rows
-    of a multi-row INSERT ascending ids in VALUES order, so batches of many rows each, with
-    the returned ids sorted, give the same answer for a fraction of the statements."""
+    """The new ids, in the order of `rows` (SQLAlchemy would keep that order on SQLite only
+    by inserting row by row)."""
     if len(rows) == 1:  # the common single launch: no executemany machinery
         return [int(conn.execute(INSERT_JOB_IDS, dict(rows[0])).scalar_one())]
+    columns = tuple(rows[0])
+    if all(tuple(row) == columns for row in rows):
+        inserted = _rows_insert(columns).execute_mappings(conn, rows, ordered=True)
+        return sorted(int(job_id) for (job_id,) in inserted)
     if conn.dialect.name == "sqlite":
-        columns = tuple(rows[0])
-        if all(tuple(row) == columns for row in rows):
-            inserted = _rows_insert(columns).execute_mappings(conn, rows)
-            return sorted(int(job_id) for (job_id,) in inserted)
         return sorted(int(row.id) for row in conn.execute(INSERT_JOB_IDS, rows))
     return [int(row.id) for row in conn.execute(INSERT_JOB_IDS_IN_ORDER, rows)]
 
