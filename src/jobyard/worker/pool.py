@@ -461,8 +461,10 @@ class WorkerPool:
         lost = execution.heartbeat(
             self.rt, worker=self.identity, run_ids=list(by_run), draining=self.draining
         )
-        with self._lock:  # a run that simply finished meanwhile was not lost
-            still = {r.work.claim.run_id for r in self._running.values()}
+        # A run that simply finished meanwhile was not lost: its process has ended (the
+        # engine may have just closed it, which the renewal then no longer finds running).
+        with self._lock:
+            still = {r.work.claim.run_id for r in self._running.values() if not r.process_ended}
         lost &= still
         if lost:
             logger.warning("lost the lease of runs %s: stopping them", sorted(lost))
