@@ -13,6 +13,7 @@ from rich.console import Console
 from jobyard import __version__
 from jobyard.api.app import create_app, prepare
 from jobyard.cli import accounts as account_commands
+from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.cli.worker import run_worker
 from jobyard.errors import JobyardError
 from jobyard.services.runtime import open_runtime
@@ -77,8 +78,10 @@ def serve(
     console.print(
         f'log in with:  curl -H "Authorization: Bearer <token>" {settings.base_url}/api/v1/jobs/'
     )
+    application = create_app(settings)
+    settle_garbage_collector()
     uvicorn.run(
-        create_app(settings),
+        application,
         host=settings.host,
         port=settings.port,
         log_level=log_level.lower(),

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.errors import JobyardError
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import load_settings
@@ -61,6 +62,7 @@ def run_worker(
         raise typer.Exit(2) from None
     rt.in_process_only = False  # other processes launch work: poll (SQLite) or LISTEN (PG)
     pool = WorkerPool(rt, slots=settings.workers, workdir=settings.data_dir / "work")
+    settle_garbage_collector()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -16,6 +16,7 @@ For a few rows, a worker's turn, VALUES costs less (arrays are adapted in Python
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -69,7 +70,12 @@ class RowsInsert:
         self, conn: Connection, rows: Sequence[Mapping[str, Any]], *, ordered: bool = False
     ) -> list[Any]:
         """The same, for rows given as mappings by column name."""
-        values = [tuple(row[c] for c in self.columns) for row in rows]
+        if len(self.columns) == 1:
+            (name,) = self.columns
+            values: list[Sequence[Any]] = [(row[name],) for row in rows]
+        else:
+            pick = operator.itemgetter(*self.columns)  # a tuple per row, in C
+            values = [pick(row) for row in rows]
         return self.execute(conn, values, ordered=ordered)
 
     def execute(
