@@ -28,7 +28,7 @@ def _job(runtime: Runtime) -> tuple[int, int]:
 
 def test_rows_beyond_one_statement_are_all_inserted_and_returned(runtime: Runtime) -> None:
     job_id, _ = _job(runtime)
-    count = driver.MAX_VALUES // len(EVENTS.columns) * 2 + 7  # three statements
+    count = driver.MAX_VALUES // len(EVENTS.columns) * 2 + 7  # SQLite: three statements
     rows = [
         (job_id, None, "pending", AT + timedelta(seconds=i), None, f"r{i}") for i in range(count)
     ]
