@@ -124,9 +124,11 @@ def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
     ):
         package = dep.package(["true"])
         workloads.throughput(dep, package, 50, bulk=True)  # warm-up
+        cpu_before = workloads.cpu_by_process(dep.pid)
         bulk_rate = repeat(
             plan.runs, lambda: workloads.throughput(dep, package, plan.jobs, bulk=True)
         )
+        cpu_after = workloads.cpu_by_process(dep.pid)
         single = repeat(1, lambda: workloads.throughput(dep, package, plan.singles, bulk=False))
     with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=2) as dep:
         package = dep.package(["true"])
@@ -140,6 +142,14 @@ def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
         "jobs/s",
         "≥ 60 % of spawn limit",
         ratio(bulk_rate.median, spawn.median) + " of spawn limit",
+    )
+    jobs_run = plan.runs * plan.jobs
+    report.note(
+        f"SQLite embedded, {SLOTS} slots: CPU per job",
+        ", ".join(
+            f"{part} {(cpu_after[part] - cpu_before[part]) / jobs_run * 1000:.2f} ms"
+            for part in cpu_after
+        ),
     )
     report.add(f"SQLite embedded, {plan.singles} single launches", single, "jobs/s")
     report.add(

@@ -143,6 +143,44 @@ def requests_per_second(
     return total / (time.perf_counter() - started)
 
 
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time of a process itself, and of its children it has reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0, 0.0
+    own = int(fields[11]) + int(fields[12])
+    reaped = int(fields[13]) + int(fields[14])
+    return own / TICKS_PER_SECOND, reaped / TICKS_PER_SECOND
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_by_process(server: int) -> dict[str, float]:
+    """CPU seconds so far of a server, of its spawner processes, and of the jobs those ran
+    (a spawner reaps its jobs, so theirs is its children's time)."""
+    spawners = [_cpu_seconds(pid) for pid in _children(server)]
+    return {
+        "server": _cpu_seconds(server)[0],
+        "spawners": sum(own for own, _ in spawners),
+        "jobs": sum(reaped for _, reaped in spawners),
+    }
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
