@@ -267,20 +267,24 @@ class WorkerPool:
             return max(0.0, idle_until - time.monotonic())
         return None
 
-    def _watch_children_for(self, seconds: float) -> None:
-        """Only look after the children for a while (a step returns at their first event)."""
+    def _watch_children_for(
+        self, seconds: float, *, enough: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Only look after the children for a while, or until `enough` says so (a step
+        returns at their first event)."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0 and not self._stopped.is_set():
+            if enough():
+                return
             self._supervisor.step(left)
 
     def _gather(self, seconds: float) -> None:
         """Watch the children until a batch's worth of runs has ended, for up to `seconds`."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0 and not self._stopped.is_set():
-            with self._lock:
-                if len(self._ended) >= self._batch:
-                    return
-            self._supervisor.step(left)
+        self._watch_children_for(seconds, enough=self._batch_ended)
+
+    def _batch_ended(self) -> bool:
+        with self._lock:
+            return len(self._ended) >= self._batch
 
     def _take_ended(self) -> list[tuple[_Running, RunResult]]:
         with self._lock:
