@@ -153,6 +153,24 @@ class Job:
 
 
 @dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker knows of a job it claimed: what to run, and what its run's end is
+    decided by. Reading the whole job (seven JSON columns, six times) for every claim was
+    the largest part of a worker's turn at the database."""
+
+    id: int
+    status: JobStatus
+    package_id: int
+    user_id: int
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    timeout_seconds: float | None
+    interface_names: tuple[str, ...]
+    attempts: int
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
 class Run:
     id: int
     job_id: int

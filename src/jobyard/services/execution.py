@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from jobyard.domain.models import Job, Package, evolve
+from jobyard.domain.models import ClaimedJob, Package, evolve
 from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 from jobyard.errors import NotFound
 from jobyard.services import accounts
@@ -158,7 +158,7 @@ def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
     return works[0] if works else None
 
 
-def _token_request(job: Job) -> accounts.JobTokenRequest:
+def _token_request(job: ClaimedJob) -> accounts.JobTokenRequest:
     timeout = job.timeout_seconds
     lifetime = None if timeout is None else timedelta(seconds=timeout) + JOB_TOKEN_MARGIN
     return accounts.JobTokenRequest(job_id=job.id, user_id=job.user_id, lifetime=lifetime)
@@ -314,11 +314,11 @@ def _end_in(
     return statuses, retrying
 
 
-def _as_now(job: Job, state: job_store.JobState) -> Job:
+def _as_now(job: ClaimedJob, state: job_store.JobState) -> ClaimedJob:
     return evolve(job, status=state.status, attempts=state.attempts, outcome=state.outcome)
 
 
-def _still_ours(claim: Claim, job: Job, closed: set[int]) -> bool:
+def _still_ours(claim: Claim, job: ClaimedJob, closed: set[int]) -> bool:
     """Whether this run was open until now and is still the job's current attempt."""
     return (
         claim.run_id in closed and job.status is JobStatus.RUNNING and job.attempts == claim.attempt
@@ -339,12 +339,12 @@ def _run_end(ending: Ending) -> runs.RunEnd:
     )
 
 
-def _may_retry(ending: Ending, job: Job) -> bool:
+def _may_retry(ending: Ending, job: ClaimedJob) -> bool:
     return ending.job_status in RETRYABLE and job.outcome is None and job.package_id != 0
 
 
 def _job_change(
-    ending: Ending, job: Job, package: Package | None, now: datetime
+    ending: Ending, job: ClaimedJob, package: Package | None, now: datetime
 ) -> job_store.JobChange:
     """Where the job goes now that this run ended: its end, or back to pending (a retry, or
     a hand-back, which is not a failed attempt)."""
@@ -366,7 +366,7 @@ def _job_change(
     return job_store.JobChange(job, new, values, reason)
 
 
-def _decided(job: Job, ended: JobStatus) -> JobStatus:
+def _decided(job: ClaimedJob, ended: JobStatus) -> JobStatus:
     """An outcome the job reported while it ran decides how it ends, unless it was cancelled."""
     if job.outcome is None or ended is JobStatus.CANCELLED:
         return ended

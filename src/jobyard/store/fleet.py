@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from jobyard.domain.statuses import RunStatus
 from jobyard.store import tables
-from jobyard.store.jobs import J, get_job
+from jobyard.store.jobs import J, get_claimed_job
 from jobyard.store.runs import Claim, R
 
 W = tables.workers
@@ -107,7 +107,7 @@ def overdue_claims(conn: Connection, *, before: datetime, limit: int) -> list[Cl
 
 def _claims(conn: Connection, query: Any) -> list[Claim]:
     return [
-        Claim(job=get_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
+        Claim(job=get_claimed_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
         for row in conn.execute(query)
     ]
 

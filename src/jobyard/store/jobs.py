@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select,
 
 from jobyard.domain.filters import Combine, FieldKind, Op, typed_value
 from jobyard.domain.models import (
+    ClaimedJob,
     Interface,
     Job,
     JobEvent,
@@ -135,10 +136,57 @@ def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
         tags=tuple(row.tags),
         tenant_id=row.tenant_id,
         target_device_id=row.target_device_id,
-        outcome=None
-        if row.outcome_status is None
-        else Outcome(OutcomeStatus(row.outcome_status), row.outcome_result or ""),
+        outcome=_outcome_of(row),
     )
+
+
+def _outcome_of(row: Any) -> Outcome | None:
+    """The outcome a job reported, from a row that has its two outcome columns."""
+    if row.outcome_status is None:
+        return None
+    return Outcome(OutcomeStatus(row.outcome_status), row.outcome_result or "")
+
+
+# What a worker reads of a job it claims (`ClaimedJob`), in this order.
+CLAIMED_JOB_COLUMNS = (
+    J.c.id,
+    J.c.status,
+    J.c.package_id,
+    J.c.user_id,
+    J.c.argv,
+    J.c.env,
+    J.c.timeout_seconds,
+    J.c.interface_names,
+    J.c.attempts,
+    J.c.outcome_status,
+    J.c.outcome_result,
+)
+
+
+def claimed_job_from_row(row: Row[Any]) -> ClaimedJob:
+    return ClaimedJob(
+        id=row.id,
+        status=JobStatus(row.status),
+        package_id=row.package_id or 0,
+        user_id=row.user_id,
+        argv=tuple(row.argv),
+        env=row.env,
+        timeout_seconds=row.timeout_seconds,
+        interface_names=tuple(row.interface_names),
+        attempts=row.attempts,
+        outcome=_outcome_of(row),
+    )
+
+
+_CLAIMED_JOB_BY_ID: Any = select(*CLAIMED_JOB_COLUMNS).where(J.c.id == bindparam("job_id"))
+
+
+def get_claimed_job(conn: Connection, job_id: int) -> ClaimedJob:
+    """A job as a worker that claimed it sees it (any tenant's)."""
+    row = conn.execute(_CLAIMED_JOB_BY_ID, {"job_id": job_id}).first()
+    if row is None:
+        raise NotFound(NO_SUCH_JOB)
+    return claimed_job_from_row(row)
 
 
 def interfaces_to_json(interfaces: Sequence[Interface]) -> list[dict[str, Any]]:
@@ -347,7 +395,7 @@ def _transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
 class JobChange:
     """One job's move to a new status, with the columns that change with it."""
 
-    job: Job  # as read in this transaction
+    job: ClaimedJob  # as read in this transaction
     new: JobStatus
     values: Mapping[str, Any]
     reason: str
@@ -530,9 +578,7 @@ def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, JobState]:
         row.id: JobState(
             status=JobStatus(row.status),
             attempts=row.attempts,
-            outcome=None
-            if row.outcome_status is None
-            else Outcome(OutcomeStatus(row.outcome_status), row.outcome_result or ""),
+            outcome=_outcome_of(row),
         )
         for row in rows
     }

@@ -29,11 +29,17 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.filters import FieldKind
-from jobyard.domain.models import Job, LogChunk, PackageKind, Run, evolve
+from jobyard.domain.models import ClaimedJob, Job, LogChunk, PackageKind, Run, evolve
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import driver, listing, tables
-from jobyard.store.jobs import J, get_job, job_from_row, record_events
+from jobyard.store.jobs import (
+    CLAIMED_JOB_COLUMNS,
+    J,
+    claimed_job_from_row,
+    get_claimed_job,
+    record_events,
+)
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
 from jobyard.store.types import UTCDateTime, in_ids
 
@@ -65,7 +71,7 @@ RUN_FIELD_KINDS = {name: f.kind for name, f in RUN_FIELDS.items()}
 class Claim:
     """A job a worker has taken, and the run that records this attempt."""
 
-    job: Job
+    job: ClaimedJob
     run_id: int
     attempt: int
 
@@ -135,7 +141,7 @@ def _package_limit() -> Any:
 
 def _next_claimable(limit: int) -> Any:
     return (
-        select(J, _package_limit())
+        select(*CLAIMED_JOB_COLUMNS, _package_limit())
         .where(_claimable(bindparam("now", type_=UTCDateTime())))
         .order_by(J.c.priority.desc(), J.c.id)
         .limit(limit)
@@ -186,7 +192,7 @@ def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> 
     return rows
 
 
-def _within_package_limit(conn: Connection, job: Job) -> bool:
+def _within_package_limit(conn: Connection, job: ClaimedJob) -> bool:
     """On PostgreSQL two workers could both see room under a package's concurrency limit;
     locking the package row makes them count one after the other."""
     packages = tables.packages
@@ -202,14 +208,14 @@ def _within_package_limit(conn: Connection, job: Job) -> bool:
     return int(running) < int(limit)
 
 
-def _claimable_jobs(conn: Connection, rows: Sequence[Row[Any]], *, pg: bool) -> list[Job]:
+def _claimable_jobs(conn: Connection, rows: Sequence[Row[Any]], *, pg: bool) -> list[ClaimedJob]:
     """Of the candidates, those this batch may take: the query saw room under each package's
     concurrency limit for one more job, so a limited package gets at most one per batch; and
     a job whose interfaces another job holds (or took earlier in this batch) waits."""
-    chosen: list[Job] = []
+    chosen: list[ClaimedJob] = []
     limited: set[int] = set()
     for row in rows:
-        job = job_from_row(row)
+        job = claimed_job_from_row(row)
         if row.package_concurrency_limit is not None:
             if job.package_id in limited:
                 continue
@@ -264,16 +270,7 @@ def claim_batch(
     record_events(conn, [(job.id, job.status, JobStatus.RUNNING, reason) for job in jobs], at=now)
     return [
         Claim(
-            job=evolve(
-                job,
-                status=JobStatus.RUNNING,
-                updated=now,
-                attempts=job.attempts + 1,
-                result_id=run_ids[job.id],
-                started=job.started or now,
-                finished=None,
-                exit_code=None,
-            ),
+            job=evolve(job, status=JobStatus.RUNNING, attempts=job.attempts + 1),
             run_id=run_ids[job.id],
             attempt=job.attempts + 1,
         )
@@ -281,7 +278,7 @@ def claim_batch(
     ]
 
 
-def _deadline(job: Job, started: datetime) -> datetime | None:
+def _deadline(job: ClaimedJob, started: datetime) -> datetime | None:
     return None if job.timeout_seconds is None else started + timedelta(seconds=job.timeout_seconds)
 
 
@@ -312,7 +309,7 @@ def _mark_claimed() -> Any:
 _MARK_CLAIMED = _mark_claimed()
 
 
-def _lock_interfaces(conn: Connection, job: Job) -> bool:
+def _lock_interfaces(conn: Connection, job: ClaimedJob) -> bool:
     """Take the job's interfaces; False when another worker took one first."""
     try:
         with conn.begin_nested():
@@ -510,7 +507,7 @@ def running_claims_on_host(conn: Connection, host: str) -> list[tuple[Claim, int
     for row in conn.execute(query):
         pid_text = row.worker.rsplit(":", 1)[1]
         if pid_text.isdigit():
-            claim = Claim(job=get_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
+            claim = Claim(job=get_claimed_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
             found.append((claim, int(pid_text)))
     return found
 
