@@ -125,7 +125,9 @@ class Deployment:
         while self.count("completed") < total:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{total} jobs did not complete")
-            time.sleep(0.05)  # the end time comes from the database, not from this poll
+            # The end time comes from the database, not from this poll; a poll costs the
+            # server about 3 ms of CPU, so it is not asked more than 10 times a second.
+            time.sleep(0.1)
 
     def last_finish(self) -> datetime:
         db = sa.create_engine(self.database_url.replace("postgresql://", "postgresql+psycopg://"))
