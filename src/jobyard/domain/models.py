@@ -155,8 +155,8 @@ class Job:
 @dataclass(frozen=True)
 class ClaimedJob:
     """What a worker knows of a job it claimed: what to run, and what its run's end is
-    decided by. Reading the whole job (seven JSON columns, six times) for every claim was
-    the largest part of a worker's turn at the database."""
+    decided by. Reading the whole `Job` for every claim (seven JSON columns and six times
+    parsed) was the largest part of a worker's turn at the database."""
 
     id: int
     status: JobStatus
