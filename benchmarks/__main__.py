@@ -9,6 +9,8 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -122,12 +124,7 @@ def section(title: str, work):  # type: ignore[no-untyped-def]
 
 def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
     console.rule("throughput, embedded SQLite")
-    with (
-        deploy.database("sqlite") as url,
-        deploy.deployment(url, embedded_slots=SLOTS) as dep,
-    ):
-        package = dep.package(["true"])
-        workloads.throughput(dep, package, 50, bulk=True)  # warm-up
+    with _ready_for_throughput("sqlite", embedded_slots=SLOTS) as (dep, package):
         cpu_before = workloads.cpu_by_process(dep.pid)
         bulk_rate = repeat(
             plan.runs, lambda: workloads.throughput(dep, package, plan.jobs, bulk=True)
@@ -169,24 +166,25 @@ def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
     return bulk_rate
 
 
-def _bulk_throughput_sqlite(plan: Plan, slots: int, jobs: int) -> Figure:
-    with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=slots) as dep:
+@contextmanager
+def _ready_for_throughput(kind: str, **options: int) -> Iterator[tuple[deploy.Deployment, str]]:
+    """A fresh deployment with a `true` package, warmed up (the first claims compile)."""
+    with deploy.database(kind) as url, deploy.deployment(url, **options) as dep:
         package = dep.package(["true"])
-        workloads.throughput(dep, package, 50, bulk=True)  # warm-up
+        workloads.throughput(dep, package, 50, bulk=True)
+        yield dep, package
+
+
+def _bulk_throughput_sqlite(plan: Plan, slots: int, jobs: int) -> Figure:
+    with _ready_for_throughput("sqlite", embedded_slots=slots) as (dep, package):
         return repeat(plan.runs, lambda: workloads.throughput(dep, package, jobs, bulk=True))
 
 
 def throughput_postgres(plan: Plan, report: Report, embedded: Figure) -> None:
     for workers in (1, 4):
         console.rule(f"throughput, PostgreSQL, {workers} worker processes")
-        with (
-            deploy.database("postgres") as url,
-            deploy.deployment(
-                url, embedded_slots=0, workers=workers, slots=SLOTS // workers
-            ) as dep,
-        ):
-            package = dep.package(["true"])
-            workloads.throughput(dep, package, 50, bulk=True)
+        options = {"embedded_slots": 0, "workers": workers, "slots": SLOTS // workers}
+        with _ready_for_throughput("postgres", **options) as (dep, package):
             rate = repeat(
                 plan.runs, lambda: workloads.throughput(dep, package, plan.jobs, bulk=True)
             )
