@@ -63,3 +63,23 @@ def test_a_bulk_launch_answers_each_job_as_it_reads_back(client: TestClient) -> 
         read = client.get(f"/api/v1/jobs/{answered['id']}/").json()["data"]
         assert read == answered
         assert answered["run_at"] == "9999-01-01T00:00:00+00:00"
+
+
+def test_a_bulk_launch_of_equal_jobs_gives_each_its_own_id_and_keeps_each_context(
+    client: TestClient,
+) -> None:
+    """Runs of equal elements are planned and answered once, but each job is its own, and
+    contexts equal only in Python (1, 1.0, true) stay as given."""
+    pkg = package(client, command=["true"])
+    later = "9999-01-01T00:00:00Z"
+    same = {"package_id": pkg["id"], "run_at": later, "context": {"k": 1}}
+    contexts = [{"k": 1}, {"k": 1}, {"k": 1.0}, {"k": True}, {"k": True}, {"k": 1}]
+    jobs = [same | {"context": context} for context in contexts]
+    response = client.post("/api/v1/jobs/", params={"bulk": "launch"}, json={"jobs": jobs})
+    assert response.status_code == 200, response.text
+    launched = response.json()["data"]
+    assert len({j["id"] for j in launched}) == len(contexts)
+    for answered, context in zip(launched, contexts, strict=True):
+        read = client.get(f"/api/v1/jobs/{answered['id']}/").json()["data"]
+        assert read == answered
+        assert repr(answered["context"]["k"]) == repr(context["k"])

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     Row,
     Select,
     and_,
@@ -140,12 +141,12 @@ def _package_limit() -> Any:
     )
 
 
-def _next_claimable(limit: int) -> Any:
+def _next_claimable() -> Any:
     return (
         select(*CLAIMED_JOB_COLUMNS, _package_limit())
         .where(_claimable(bindparam("now", type_=UTCDateTime())))
         .order_by(J.c.priority.desc(), J.c.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
     )
 
 
@@ -161,34 +162,34 @@ def _sqlite_indexed(query: Select[Any]) -> Any:
     indexed = sql.replace("\nFROM jobs \n", "\nFROM jobs INDEXED BY ix_jobs_claimable \n", 1)
     if indexed == sql:
         raise RuntimeError("the claim query no longer reads FROM jobs")
-    fixed = {name: value for name, value in compiled.params.items() if name != "now"}
+    given = {"now", "limit"}
+    fixed = {name: value for name, value in compiled.params.items() if name not in given}
     result_columns = [column(c.name, c.type) for c in query.selected_columns]
     return (
         text(indexed)
-        .bindparams(bindparam("now", type_=UTCDateTime()), **fixed)
+        .bindparams(bindparam("now", type_=UTCDateTime()), bindparam("limit"), **fixed)
         .columns(*result_columns)
     )
 
 
-# Built once per batch size: constructing these statements costs more than running them.
-_CLAIMABLE: dict[tuple[int, bool], Any] = {}
+@functools.cache  # built once: constructing it costs more than running it
+def _claim_query(pg: bool) -> Any:
+    query = _next_claimable()
+    return query.with_for_update(skip_locked=True, of=J) if pg else _sqlite_indexed(query)
 
 
 def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> list[Row[Any]]:
     """The next jobs to run (with their package's concurrency limit), locked on PostgreSQL."""
-    query = _CLAIMABLE.get((limit, pg))
-    if query is None:
-        query = _next_claimable(limit)
-        query = query.with_for_update(skip_locked=True, of=J) if pg else _sqlite_indexed(query)
-        _CLAIMABLE[(limit, pg)] = query
+    query = _claim_query(pg)
+    given = {"now": now, "limit": limit}
     if not pg:
-        return list(conn.execute(query, {"now": now}))
+        return list(conn.execute(query, given))
     # A queue's statistics are stale by nature: analysed while few jobs waited, PostgreSQL
     # plans a bitmap scan and a sort of every pending job (25 ms a claim with 5,000 waiting)
     # instead of walking the pending index in claim order. So sorting is ruled out for this
     # one query, and only for it: plans cached later (a trigger's) must not inherit it.
     conn.exec_driver_sql("SET LOCAL enable_sort = off")
-    rows = list(conn.execute(query, {"now": now}))  # (if it fails, the rollback undoes the SET)
+    rows = list(conn.execute(query, given))  # (if it fails, the rollback undoes the SET)
     conn.exec_driver_sql("SET LOCAL enable_sort = on")
     return rows
 
