@@ -124,13 +124,13 @@ class WorkerPool:
     def __init__(self, rt: Runtime, *, slots: int, workdir: Path) -> None:
         self.rt = rt
         self.slots = slots
-        self.workdir = workdir
+        self.workdir = workdir.resolve()  # as the spawners, running there, see it
         self._inherited_env = inherited_environment()
         self.identity = WorkerIdentity(id=None, name=execution.worker_name())
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._supervisor = RemoteSupervisor(spawners=spawners_for(slots))
+        self._supervisor = RemoteSupervisor(spawners=spawners_for(slots), cwd=str(workdir))
         self._engine: threading.Thread | None = None
         self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
         self._lock = threading.RLock()  # a signal handler may hand jobs back

@@ -62,7 +62,7 @@ class _Remote:
 class _Spawner:
     """One spawner process and the two pipes to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, cwd: str | None) -> None:
         commands_read, commands_write = os.pipe2(os.O_CLOEXEC)
         reports_read, reports_write = os.pipe2(os.O_CLOEXEC)
         for fd in (commands_write, reports_write):
@@ -75,6 +75,7 @@ class _Spawner:
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                cwd=cwd,
                 start_new_session=True,  # a Ctrl-C at the terminal is the server's to handle
             )
         except BaseException:
@@ -115,14 +116,22 @@ class RemoteSupervisor:
 
     A spawner is held up by each spawn until the child has exec'd, the time of a short job
     itself; with `spawners` > 1 the next spawn goes to the least busy one, so spawns overlap.
+
+    The spawners run in `cwd`: children that run there too are spawned the faster way
+    (see `supervisor._spawn`), others the usual one.
     """
 
     def __init__(
-        self, *, spawners: int = 1, poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS
+        self,
+        *,
+        spawners: int = 1,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+        cwd: str | None = None,
     ) -> None:
         if spawners < 1:
             raise ValueError("at least one spawner is needed")
         self._size = spawners
+        self._cwd = cwd
         self._poll_interval = poll_interval
         self._poller = select.poll()
         self._spawners: dict[int, _Spawner] = {}  # by the fd of their reports
@@ -139,7 +148,7 @@ class RemoteSupervisor:
     def open(self) -> None:
         """Start the spawners now rather than with the first children."""
         while len(self._spawners) < self._size:
-            spawner = _Spawner()
+            spawner = _Spawner(self._cwd)
             self._spawners[spawner.reports] = spawner
             self._poller.register(spawner.reports, select.POLLIN)
 

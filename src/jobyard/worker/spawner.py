@@ -64,12 +64,15 @@ class Spawner:
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
     ) -> None:
-        os.set_blocking(commands, False)
-        os.set_blocking(reports, False)
+        for fd in (commands, reports):
+            os.set_blocking(fd, False)
+            # Passed on to this process, so inheritable: no job's process may have them.
+            os.set_inheritable(fd, False)
         self._commands = commands
         self._inbox = channel.Inbox()
         self._reports = channel.Outbox(reports)
-        self._supervisor = Supervisor(poll_interval=poll_interval)
+        # Every other descriptor of this process is Python's own, and so not inheritable.
+        self._supervisor = Supervisor(poll_interval=poll_interval, inherits_nothing=True)
         self._supervisor.watch_fd(commands, select.POLLIN, self._on_commands)
         self._queue: deque[channel.Message] = deque()  # commands not yet obeyed
         self._children: dict[int, Child] = {}  # by the engine's key

@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +126,18 @@ class Supervisor:
     """Children started from one thread and watched together: `start` them, then call `step`
     from the same thread until each one's `on_end` has been called."""
 
-    def __init__(self, *, poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+        inherits_nothing: bool = False,
+    ) -> None:
+        """`inherits_nothing`: the caller vouches that no descriptor of this process but 0-2
+        is inheritable, so children are spawned without closing any (faster; a spawner)."""
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         self._poll_interval = poll_interval
+        self._inherits_nothing = inherits_nothing
         # poll(), not epoll: registering is bookkeeping in this process, where epoll costs a
         # system call per change (and each call here is a chance to lose the GIL).
         self._poller = select.poll()
@@ -159,7 +167,7 @@ class Supervisor:
         """Spawn a child; `on_end` is called once, with its outcome or a callback's error.
         A program that cannot be started ends at once, here, and gives None: no child."""
         try:
-            proc = _spawn(spec)
+            proc = _spawn(spec, inherits_nothing=self._inherits_nothing)
         except (OSError, ValueError) as exc:  # ValueError: an argv or env Popen cannot pass on
             try:
                 outcome = _spawn_failure(spec, exc, on_output)
@@ -250,18 +258,109 @@ class Supervisor:
             self._end(child, None)
 
 
-def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        list(spec.argv),
-        bufsize=0,  # only the raw fds are read; no buffered reader needed
-        stdin=_devnull(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(spec.env),
-        cwd=spec.cwd,
-        start_new_session=True,
-        close_fds=True,
-    )
+@dataclass
+class Spawned:
+    """A started child: its pid, the read ends of its stdout and stderr pipes, and how to
+    reap it."""
+
+    pid: int
+    stdout: int
+    stderr: int
+    reap: Callable[[], int]  # waits for the exit: the exit code, or minus the signal
+    returncode: int | None = None
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = self.reap()
+        return self.returncode
+
+
+# The child's stdin, stdout and stderr. A descriptor of ours among them would be dup2'd onto
+# itself, which keeps it close-on-exec: Popen handles that case, posix_spawn does not.
+LAST_STDIO_FD = 2
+# Python ignores these; a child must not inherit that (as subprocess's restore_signals).
+RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _spawn(spec: ProcessSpec, *, inherits_nothing: bool) -> Spawned:
+    """Start the child with its output on two new pipes.
+
+    `posix_spawn` costs the spawning process a third less CPU than `subprocess.Popen`, but
+    closes no descriptor and cannot change directory. So it is used only where the caller
+    vouches that nothing it holds is inheritable (`inherits_nothing`, a spawner process),
+    and the child's directory is this process's own.
+    """
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    try:
+        stdin = _devnull()
+        ours_apart = min(stdin, out_write, err_write) > LAST_STDIO_FD
+        if inherits_nothing and ours_apart and _runs_here(spec.cwd):
+            pid = _posix_spawn(spec, (stdin, out_write, err_write))
+            reap: Callable[[], int] = functools.partial(_reap, pid)
+        else:
+            proc = subprocess.Popen(
+                list(spec.argv),
+                stdin=stdin,
+                stdout=out_write,
+                stderr=err_write,
+                env=dict(spec.env),
+                cwd=spec.cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+            pid, reap = proc.pid, proc.wait
+    except BaseException:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        os.close(out_write)
+        os.close(err_write)
+    return Spawned(pid, out_read, err_read, reap)
+
+
+def _runs_here(cwd: str | None) -> bool:
+    return cwd is None or cwd == os.getcwd()
+
+
+def _posix_spawn(spec: ProcessSpec, stdio: tuple[int, int, int]) -> int:
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
+    program = spec.argv[0]
+    try:
+        return os.posix_spawn(
+            _executable(program, spec.env),
+            list(spec.argv),
+            dict(spec.env),
+            file_actions=actions,
+            setsid=True,  # its own session, as with Popen(start_new_session=True)
+            setsigdef=RESTORED_SIGNALS,
+        )
+    except OSError as exc:  # named after the program as given, as Popen names it
+        raise OSError(exc.errno, exc.strerror, program) from None
+
+
+def _executable(program: str, env: Mapping[str, str]) -> str:
+    """The file `program` names, as exec would find it: itself if it holds a slash, else the
+    first executable of that name on the child's PATH; failing that, the first file of that
+    name (spawning it fails as exec does, permission denied)."""
+    if os.sep in program:
+        return program
+    unrunnable = None
+    for directory in os.get_exec_path(env):
+        path = os.path.join(directory, program)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+        if unrunnable is None and os.path.exists(path):
+            unrunnable = path
+    if unrunnable is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return unrunnable
+
+
+def _reap(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 @functools.cache
@@ -290,16 +389,6 @@ def _spawn_failure(
         output_bytes=0,
         truncated=False,
     )
-
-
-def _discard(proc: subprocess.Popen[bytes]) -> None:
-    """Make sure no process of the group, no zombie and no pipe outlives the call."""
-    if proc.returncode is None:  # only when leaving early through an exception
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
@@ -335,7 +424,7 @@ class Child:
     def __init__(
         self,
         spec: ProcessSpec,
-        proc: subprocess.Popen[bytes],
+        proc: Spawned,
         supervisor: Supervisor,
         on_output: OutputCallback,
         should_cancel: Callable[[], bool],
@@ -359,24 +448,18 @@ class Child:
         self._kill_at: float | None = None
         self._killed = False
         self._exited_at: float | None = None
-        self._pipes: dict[int, IO[bytes]] = {}
+        # The pipes still open (all of them, from here on: `close` closes what is left).
+        self._pipes = {proc.stdout: Stream.STDOUT, proc.stderr: Stream.STDERR}
         self._pidfd: int | None = None
         self._streams: dict[int, Stream | None] = {}  # what each watched fd is; None: the pidfd
 
     def watch(self) -> None:
-        self._watch_pipe(self._proc.stdout, Stream.STDOUT)
-        self._watch_pipe(self._proc.stderr, Stream.STDERR)
+        for fd, stream in self._pipes.items():
+            os.set_blocking(fd, False)
+            self._poll_for(fd, stream)
         self._pidfd = _open_pidfd(self._proc.pid)
         if self._pidfd is not None:
             self._poll_for(self._pidfd, None)
-
-    def _watch_pipe(self, pipe: IO[bytes] | None, stream: Stream) -> None:
-        if pipe is None:
-            return
-        fd = pipe.fileno()
-        os.set_blocking(fd, False)
-        self._pipes[fd] = pipe
-        self._poll_for(fd, stream)
 
     def _poll_for(self, fd: int, stream: Stream | None) -> None:
         self._streams[fd] = stream
@@ -468,7 +551,8 @@ class Child:
 
     def _close_pipe(self, fd: int) -> None:
         self._stop_polling(fd)
-        self._pipes.pop(fd).close()
+        del self._pipes[fd]
+        os.close(fd)
 
     def _note_exit(self, now: float) -> None:
         if not _has_exited(self._proc.pid):
@@ -527,4 +611,9 @@ class Child:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
-        _discard(self._proc)
+        for fd in self._pipes:
+            os.close(fd)
+        self._pipes.clear()
+        if self._proc.returncode is None:  # only when leaving early through an exception
+            _signal_group(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
