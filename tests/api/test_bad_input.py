@@ -539,6 +539,23 @@ def test_bulk_launch_with_one_bad_element_creates_nothing(
         assert count(client) == 1, bad
 
 
+def test_a_bulk_launch_element_is_judged_alone_even_when_it_equals_the_one_before(
+    client: TestClient, pkg: dict[str, Any]
+) -> None:
+    """Equal items in a row share their checking; Python's 1 == 1.0 == True must not let a
+    bad element pass for the good one before it."""
+    number = int(pkg["id"])
+    for bad in [float(number), True] if number == 1 else [float(number)]:
+        body = {
+            "jobs": [
+                {"package_id": number, "run_at": FUTURE},
+                {"package_id": bad, "run_at": FUTURE},
+            ]
+        }
+        problem(post_json(client, body, bulk="launch"), 400, "package_id")
+    assert count(client) == 0
+
+
 def test_bulk_launch_by_filter_with_a_bad_template_creates_nothing(client: TestClient) -> None:
     package(client, "first", command=["echo", "x"])
     package(client, "second", command=["echo", "{only_here}"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import Conflict, RuleViolation, ValidationFailed
+from jobyard.repeats import map_repeats
 from jobyard.services import audit, results
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, listing, notify, tables
@@ -178,7 +180,11 @@ def _insert_launches(
 ) -> list[Job]:
     lookups = _Lookups(conn, actor.tenant_id)
     now = utcnow()
-    rows = [_job_row(r, lookups.resolve(r), now=now, actor=actor) for r in requests]
+    rows = map_repeats(
+        lambda r: _job_row(r, lookups.resolve(r), now=now, actor=actor),
+        requests,
+        same=operator.is_,  # the API's launch requests share one request for equal items
+    )
     jobs = job_store.insert_jobs(conn, rows, reason="launched")
     _audit_many(conn, actor, "launch", [job.id for job in jobs])
     return jobs

@@ -252,12 +252,13 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
 
 
 def _new_jobs(ids: Sequence[int], rows: Sequence[Mapping[str, Any]]) -> list[Job]:
-    """The jobs just inserted. A bulk launch mostly repeats one job: a row like the one
-    before it becomes a copy of that job with its own id, for a tenth of the work."""
+    """The jobs just inserted. A bulk launch mostly repeats one job, and gives one row for
+    all of them: the row seen just before becomes a copy of that job with its own id, for a
+    tenth of the work. (The same row, not an equal one: {"k": 1.0} == {"k": 1} in Python.)"""
     jobs: list[Job] = []
     previous: tuple[Mapping[str, Any], Job] | None = None
     for job_id, row in zip(ids, rows, strict=True):
-        if previous is not None and row == previous[0]:
+        if previous is not None and row is previous[0]:
             job = evolve(previous[1], id=job_id)
         else:
             job = _new_job(job_id, row)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +12,8 @@ from jobyard.api.params import reference_id
 from jobyard.domain.filters import parse_datetime
 from jobyard.domain.models import JobOptions, Testvar
 from jobyard.errors import ValidationFailed
+from jobyard.jsontext import dumps_bytes
+from jobyard.repeats import map_repeats
 from jobyard.services.jobs import JobEdit, LaunchRequest
 
 PACKAGE_COLUMNS = {
@@ -57,6 +61,25 @@ def launch_request(body: schemas.JobLaunchIn, *, package_required: bool = True) 
         run_at=run_at(body.run_at),
         context=body.context or {},
         priority=body.priority or 0,
+    )
+
+
+def launch_requests(items: Sequence[schemas.JobLaunchIn]) -> list[LaunchRequest]:
+    """A bulk launch's requests: the same items in a row share one (they are read-only)."""
+    return map_repeats(launch_request, items, same=_same_item)
+
+
+# Fields taken as any JSON value and checked by their type: 1, 1.0 and true are equal in
+# Python but not the same reference (only the first is one).
+_UNTYPED_FIELDS = operator.attrgetter("package_id", "device_id", "config_id", "run_at")
+
+
+def _same_item(one: schemas.JobLaunchIn, other: schemas.JobLaunchIn) -> bool:
+    """Equal, and in what is kept as given (context) or checked by type, equal as JSON."""
+    return (
+        one == other
+        and list(map(type, _UNTYPED_FIELDS(one))) == list(map(type, _UNTYPED_FIELDS(other)))
+        and (one.context is None or dumps_bytes(one.context) == dumps_bytes(other.context))
     )
 
 

@@ -86,7 +86,7 @@ async def _bulk_launch(request: Request, who: Principal) -> Response:
     if body.jobs is not None:
         if selection is not None or everything:
             raise ValidationFailed("give either a jobs list or a package filter / all, not both")
-        requests = [inputs.launch_request(item) for item in body.jobs]
+        requests = inputs.launch_requests(body.jobs)
         launched = await run_in_threadpool(
             lambda: jobs.launch_jobs(rt, actor=who, requests=requests)
         )
@@ -98,7 +98,7 @@ async def _bulk_launch(request: Request, who: Principal) -> Response:
         )
     else:
         raise ValidationFailed("bulk launch needs a jobs list, a package filter or all=true")
-    return render.one([present.job(j) for j in launched])
+    return render.one(present.jobs(launched))
 
 
 async def _bulk_delete(request: Request, who: Principal) -> Response:

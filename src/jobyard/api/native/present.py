@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from typing import Any
 
 from jobyard.api.render import ident, rfc3339
@@ -16,6 +18,7 @@ from jobyard.domain.models import (
     Package,
     Run,
 )
+from jobyard.repeats import map_repeats
 from jobyard.services.runs import LogSlice
 
 
@@ -45,6 +48,24 @@ def options(o: JobOptions) -> dict[str, Any]:
         ],
         "extra_cli_args": o.extra_cli_args,
     }
+
+
+def jobs(found: Sequence[Job]) -> list[dict[str, Any]]:
+    """Many jobs; one like the job before it but for its id is that one's copy, with its id
+    (a bulk launch's jobs mostly are)."""
+    rendered = map_repeats(job, found, same=_same_but_id)
+    for index, (j, data) in enumerate(zip(found, rendered, strict=True)):
+        if data["id"] != str(j.id):
+            rendered[index] = data | {"id": str(j.id)}  # the nested values stay shared
+    return rendered
+
+
+def _same_but_id(one: Job, other: Job) -> bool:
+    """Whether `one` holds the very values of `other` but its id (a copy, as a bulk launch
+    makes; equal values would not do: {"k": 1.0} == {"k": 1} in Python)."""
+    mine = {**one.__dict__, "id": None}
+    theirs = {**other.__dict__, "id": None}
+    return list(mine) == list(theirs) and all(map(operator.is_, mine.values(), theirs.values()))
 
 
 def job(j: Job) -> dict[str, Any]:
