@@ -42,7 +42,7 @@ def test_a_run_ended_meanwhile_is_not_stopped_as_lost(runtime: Runtime, tmp_path
         runtime, claim=running.work.claim, result=EXITED, worker_id=pool.identity.id
     )
     pool._heartbeat()
-    assert not running.stop.is_set()
+    assert not running.should_stop()
 
 
 def test_a_run_taken_from_the_worker_is_stopped(runtime: Runtime, tmp_path: Path) -> None:
@@ -54,4 +54,4 @@ def test_a_run_taken_from_the_worker_is_stopped(runtime: Runtime, tmp_path: Path
             .values(status="lost")
         )
     pool._heartbeat()
-    assert running.stop.is_set()
+    assert running.should_stop()
