@@ -43,8 +43,11 @@ HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
 ERROR_BACKOFF_SECONDS = 1.0
 MAX_BATCH = 64  # jobs claimed, or ends recorded, in one transaction
 MAX_END_ATTEMPTS = 3  # turns that may fail to record a run's end before it is left to the reaper
-# Under a backlog, the next turn waits this long for more slots to come free.
-GATHER_SECONDS = 0.002
+# Under a backlog, the next turn waits this long for more slots to come free: the jobs are
+# queued anyway, and a turn's fixed cost (about 1 ms on SQLite) is shared by more of them.
+# Measured with 5,000 `true` jobs on 128 slots: 0.27 ms of server CPU per job with 2 ms,
+# 0.24 with 10, 0.23 with 20.
+GATHER_SECONDS = 0.01
 SPAWNERS_MAX = 4
 SLOTS_PER_SPAWNER = 8
 NEVER_STARTED = RunResult(None, None, False, False, 0, False)
