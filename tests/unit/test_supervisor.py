@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.worker import supervisor
 from jobyard.worker.supervisor import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
@@ -33,6 +34,18 @@ pytestmark = [
 ]
 
 BASE_ENV = {"PATH": os.environ.get("PATH", os.defpath)}
+
+
+@pytest.fixture(autouse=True, params=["popen", "posix_spawn"])
+def spawn_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test, with both ways a child is spawned: `posix_spawn` is taken where the
+    caller vouches that nothing it holds is inheritable (a spawner) and the child runs in
+    the caller's directory; `Popen` otherwise."""
+    monkeypatch.setattr(Run, "inherits_nothing", request.param == "posix_spawn")
+    way: str = request.param
+    return way
+
+
 MIB = 1024 * 1024
 TRUE = shutil.which("true") or "/bin/true"
 
@@ -66,6 +79,8 @@ class Collector:
 class Run:
     """One call of `run_process` with everything it reported."""
 
+    inherits_nothing = False
+
     def __init__(
         self,
         argv: list[str],
@@ -96,6 +111,7 @@ class Run:
             on_output=self.output,
             should_cancel=should_cancel,
             poll_interval=poll_interval,
+            inherits_nothing=self.inherits_nothing,
         )
         self.elapsed = time.monotonic() - began
 
@@ -225,6 +241,26 @@ def test_non_executable_file_is_exit_126(tmp_path: Path) -> None:
     assert run.outcome.exit_code == EXIT_CANNOT_EXECUTE == 126
     assert run.outcome.pid == 0
     assert run.stderr.startswith(f"jobyard: cannot execute {path}: ".encode())
+
+
+def test_a_program_found_on_path_is_looked_up_again_once_moved_or_shadowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a program lies is remembered for a while (a spawner's look-ups cost a system
+    call per PATH directory): a moved program is found at its new place at once, and one
+    newly earlier on PATH once that while is over."""
+    monkeypatch.setattr(supervisor, "PROGRAM_LOOKUP_SECONDS", 0.2)
+    first, second = tmp_path / "first", tmp_path / "second"
+    env = {"PATH": f"{first}{os.pathsep}{second}{os.pathsep}{BASE_ENV['PATH']}"}
+    for folder in (first, second):
+        folder.mkdir()
+    script(second, f"echo {second.name}\n", name="jobyard-where")
+    assert Run(["jobyard-where"], env=env).stdout == b"second\n"
+    script(first, f"echo {first.name}\n", name="jobyard-where")
+    time.sleep(0.3)
+    assert Run(["jobyard-where"], env=env).stdout == b"first\n"
+    (first / "jobyard-where").unlink()
+    assert Run(["jobyard-where"], env=env).stdout == b"second\n"
 
 
 def test_empty_argv_is_rejected() -> None:

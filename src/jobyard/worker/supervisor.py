@@ -94,6 +94,7 @@ def run_process(
     on_output: OutputCallback,
     should_cancel: Callable[[], bool],
     poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+    inherits_nothing: bool = False,
 ) -> ProcessOutcome:
     """Run `spec` to the end, streaming its output, and say how it ended.
 
@@ -102,7 +103,7 @@ def run_process(
     the child and then propagates.
     """
     ended: list[tuple[ProcessOutcome | None, Exception | None]] = []
-    with Supervisor(poll_interval=poll_interval) as supervisor:
+    with Supervisor(poll_interval=poll_interval, inherits_nothing=inherits_nothing) as supervisor:
         supervisor.start(
             spec,
             on_start=on_start,
@@ -327,35 +328,78 @@ def _runs_here(cwd: str | None) -> bool:
 def _posix_spawn(spec: ProcessSpec, stdio: tuple[int, int, int]) -> int:
     actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
     program = spec.argv[0]
-    try:
+
+    def spawn(executable: str) -> int:
         return os.posix_spawn(
-            _executable(program, spec.env),
+            executable,
             list(spec.argv),
             dict(spec.env),
             file_actions=actions,
             setsid=True,  # its own session, as with Popen(start_new_session=True)
             setsigdef=RESTORED_SIGNALS,
         )
+
+    try:
+        try:
+            return spawn(_PROGRAMS.find(program, spec.env))
+        except OSError:  # maybe moved since it was last looked up: look again, once
+            if not _PROGRAMS.forget(program, spec.env):
+                raise
+            return spawn(_PROGRAMS.find(program, spec.env))
     except OSError as exc:  # named after the program as given, as Popen names it
         raise OSError(exc.errno, exc.strerror, program) from None
 
 
-def _executable(program: str, env: Mapping[str, str]) -> str:
-    """The file `program` names, as exec would find it: itself if it holds a slash, else the
-    first executable of that name on the child's PATH; failing that, the first file of that
-    name (spawning it fails as exec does, permission denied)."""
-    if os.sep in program:
-        return program
+class _ProgramLookup:
+    """Where exec would find a program: itself if it holds a slash, else the first
+    executable of that name on the child's PATH; failing that, the first file of that name
+    (spawning it fails as exec does, permission denied).
+
+    A program found on a PATH is looked up again after `PROGRAM_LOOKUP_SECONDS` (or when it
+    could not be spawned): each look-up costs a failed access() and stat() per directory
+    before the right one, which was a tenth of a spawner's time with a long PATH.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str | None], tuple[str, float]] = {}
+
+    def find(self, program: str, env: Mapping[str, str]) -> str:
+        if os.sep in program:
+            return program
+        key = (program, env.get("PATH"))
+        now = time.monotonic()
+        known = self._found.get(key)
+        if known is not None and now < known[1]:
+            return known[0]
+        path, runnable = _look_up(program, env)
+        if runnable:
+            if len(self._found) >= PROGRAMS_REMEMBERED:
+                self._found.clear()
+            self._found[key] = (path, now + PROGRAM_LOOKUP_SECONDS)
+        return path
+
+    def forget(self, program: str, env: Mapping[str, str]) -> bool:
+        """Look it up afresh next time; whether it was remembered."""
+        return self._found.pop((program, env.get("PATH")), None) is not None
+
+
+def _look_up(program: str, env: Mapping[str, str]) -> tuple[str, bool]:
+    """The file, and whether it may be executed."""
     unrunnable = None
     for directory in os.get_exec_path(env):
         path = os.path.join(directory, program)
         if os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
+            return path, True
         if unrunnable is None and os.path.exists(path):
             unrunnable = path
     if unrunnable is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
-    return unrunnable
+    return unrunnable, False
+
+
+PROGRAM_LOOKUP_SECONDS = 1.0
+PROGRAMS_REMEMBERED = 1024
+_PROGRAMS = _ProgramLookup()
 
 
 def _reap(pid: int) -> int:
