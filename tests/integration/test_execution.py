@@ -18,7 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jobyard.api.app import create_app
-from jobyard.services import execution
+from jobyard.domain.permissions import JOB_TOKEN_SCOPES
+from jobyard.errors import Unauthenticated
+from jobyard.services import accounts, execution
+from jobyard.services.execution import RunResult
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
 from jobyard.store import migrate
@@ -381,3 +384,35 @@ def test_one_batch_of_ends_refuses_only_the_run_whose_lease_was_taken(settings: 
         assert _runs(client, second)[0]["process_id"] == 4242
         events = client.get(f"/api/v1/jobs/{second}/events/").json()["data"]
     assert [e["to"] for e in events] == ["pending", "running", "completed"]
+
+
+def test_a_runs_token_is_good_while_it_runs_for_its_job_alone(settings: Settings) -> None:
+    """A job token is a hash on its run: it stands for the job's user, in the job's tenant,
+    limited to that job, until the run ends (its run is then no longer found)."""
+    idle = Settings(**{**settings.__dict__, "workers": 0})
+    with TestClient(create_app(idle), headers=AUTH) as client:
+        tenant = client.post("/api/v1/tenants/", json={"name": "acme"}).json()["data"]["id"]
+        customer = AUTH | {"Customer-Id": tenant}
+        pkg = client.post(
+            "/api/v1/packages/", json={"name": "p", "command": ["true"]}, headers=customer
+        ).json()["data"]
+        client.post("/api/v1/jobs/", json={"package_id": pkg["id"]}, headers=customer)
+    rt = open_runtime(idle)
+    worker = execution.register_worker(rt, slots=2)
+    (work,) = execution.claim_jobs(rt, worker=worker, limit=2)
+
+    principal = accounts.authenticate_token(rt, work.token)
+    assert principal.job_id == work.claim.job.id
+    assert principal.tenant_id == int(tenant)
+    assert principal.scopes <= JOB_TOKEN_SCOPES
+    assert accounts.authenticate_basic(rt, "", work.token).job_id == work.claim.job.id
+    with pytest.raises(Unauthenticated):
+        accounts.authenticate_token(rt, work.token[:-1] + ("A" if work.token[-1] != "A" else "B"))
+
+    ended = RunResult(0, None, False, False, 0, False)
+    execution.finish_claim(rt, claim=work.claim, result=ended, worker_id=worker.id)
+    with pytest.raises(Unauthenticated):
+        accounts.authenticate_token(rt, work.token)
+    with pytest.raises(Unauthenticated):
+        accounts.authenticate_basic(rt, "", work.token)
+    rt.db.dispose()

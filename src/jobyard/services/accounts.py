@@ -3,13 +3,13 @@ authenticated (token, password, or a job's own token)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -82,6 +82,20 @@ def hash_token(token: str) -> str:
 
 def new_secret() -> str:
     return "jy_" + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+# A job token names what it is, so that its look-up goes to the runs.
+JOB_TOKEN_PREFIX = "jyj_"  # noqa: S105 (a prefix, not a secret)
+
+
+def new_job_tokens(count: int) -> list[str]:
+    """Secrets for `count` new runs (their hashes go on the runs): one random read for all."""
+    random = secrets.token_bytes(TOKEN_BYTES * count)
+    return [
+        JOB_TOKEN_PREFIX
+        + base64.urlsafe_b64encode(random[at : at + TOKEN_BYTES]).decode().rstrip("=")
+        for at in range(0, len(random), TOKEN_BYTES)
+    ]
 
 
 def hash_password(password: str) -> str:
@@ -206,10 +220,12 @@ class TokenCheck:
 
 
 def check_token(rt: Runtime, token: str) -> TokenCheck:
-    """Read-only half of token authentication (one indexed read, two for a job's token):
-    the principal a token stands for, or Unauthenticated (revoked and expired included)."""
+    """Read-only half of token authentication (one indexed read): the principal a token
+    stands for, or Unauthenticated (revoked and expired included)."""
     if not token or len(token) > MAX_SECRET_LENGTH:
         raise Unauthenticated()
+    if token.startswith(JOB_TOKEN_PREFIX):
+        return TokenCheck(_job_principal(rt, token), touch_due=False)
     now = utcnow()
     with rt.db.read_one() as conn:
         found = accounts.token_by_hash(conn, hash_token(token))
@@ -218,11 +234,30 @@ def check_token(rt: Runtime, token: str) -> TokenCheck:
     record, user = found
     if record.revoked is not None or (record.expires is not None and record.expires <= now):
         raise Unauthenticated()
-    if record.job_id is not None:  # a job's token acts in its job's tenant
-        with rt.db.read_one() as conn:
-            user = replace(user, tenant_id=accounts.job_tenant(conn, record.job_id))
+    if record.job_id is not None:  # job tokens live on their runs (see _job_principal)
+        raise Unauthenticated()
     due = record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION
     return TokenCheck(_principal(user, record), touch_due=due)
+
+
+def _job_principal(rt: Runtime, token: str) -> Principal:
+    """A job's token: good while its run runs, for its job alone, in its job's tenant."""
+    with rt.db.read_one() as conn:
+        found = accounts.run_token_owner(conn, hash_token(token))
+    if found is None:
+        raise Unauthenticated()
+    job_id, tenant_id, user = found
+    role = Role(user.role)
+    return Principal(
+        user_id=user.id,
+        login=user.login,
+        role=role,
+        home_tenant_id=user.tenant_id,
+        tenant_id=tenant_id,
+        scopes=effective_scopes(role, JOB_TOKEN_SCOPES),
+        token_id=None,
+        job_id=job_id,
+    )
 
 
 def touch_token(rt: Runtime, check: TokenCheck) -> None:
@@ -283,13 +318,27 @@ def _count_failure(rt: Runtime, user: UserRecord, now: datetime) -> None:
 def authenticate_basic(rt: Runtime, login: str, password: str) -> Principal:
     """HTTP Basic: a login and its password, or a token as the password (login optional)."""
     if password and len(password) <= MAX_SECRET_LENGTH:
-        with rt.db.read_one() as conn:
-            found = accounts.token_by_hash(conn, hash_token(password))
-        if found is not None and login in {"", found[1].login}:
-            return authenticate_token(rt, password)
+        as_token = _basic_token(rt, login, password)
+        if as_token is not None:
+            return as_token
     if not login:
         raise Unauthenticated("invalid username or password")
     return authenticate_password(rt, login, password)
+
+
+def _basic_token(rt: Runtime, login: str, password: str) -> Principal | None:
+    """The principal of a token given as a Basic password, if it is one (of that login)."""
+    if password.startswith(JOB_TOKEN_PREFIX):
+        try:
+            principal = _job_principal(rt, password)
+        except Unauthenticated:
+            return None  # perhaps a password that merely looks like one
+        return principal if login in {"", principal.login} else None
+    with rt.db.read_one() as conn:
+        found = accounts.token_by_hash(conn, hash_token(password))
+    if found is not None and login in {"", found[1].login}:
+        return authenticate_token(rt, password)
+    return None
 
 
 def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, IssuedToken]:
@@ -313,45 +362,6 @@ def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, IssuedTok
 
 
 # Job tokens -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobTokenRequest:
-    """A token for one run of a job, valid for `lifetime` (None: until the run ends)."""
-
-    job_id: int
-    user_id: int
-    lifetime: timedelta | None
-
-
-def issue_job_tokens(
-    conn: Connection, requests: Sequence[JobTokenRequest], *, at: datetime
-) -> list[str]:
-    """Tokens for runs of jobs, in order: each may read its job and report on it, nothing
-    else, and is revoked when the run ends (`expires` is a backstop for a lost worker)."""
-    issued = [new_secret() for _ in requests]
-    scopes = sorted(s.value for s in JOB_TOKEN_SCOPES)
-    accounts.insert_tokens(
-        conn,
-        [
-            {
-                "user_id": request.user_id,
-                "name": f"job {request.job_id}",
-                "secret_hash": hash_token(secret),
-                "scopes": scopes,
-                "job_id": request.job_id,
-                "created": at,
-                "expires": None if request.lifetime is None else at + request.lifetime,
-            }
-            for request, secret in zip(requests, issued, strict=True)
-        ],
-    )
-    return issued
-
-
-def end_job_tokens(conn: Connection, *, job_ids: Sequence[int]) -> None:
-    """The runs are over: their tokens stop working from the next request on."""
-    accounts.delete_job_tokens(conn, job_ids)
 
 
 # Users ------------------------------------------------------------------------------------

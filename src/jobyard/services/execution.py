@@ -22,8 +22,6 @@ from jobyard.store.runs import Claim
 
 logger = logging.getLogger(__name__)
 
-JOB_TOKEN_MARGIN = timedelta(minutes=5)  # a job token outlives its run's timeout by this much
-
 
 @dataclass(frozen=True)
 class RunResult:
@@ -134,18 +132,19 @@ def claim_jobs(rt: Runtime, *, worker: WorkerIdentity, limit: int) -> list[Work]
 def _claim_in(
     conn: Connection, rt: Runtime, *, worker: WorkerIdentity, limit: int, now: datetime
 ) -> list[Work]:
-    claims = runs.claim_batch(
+    jobs = runs.claimable_jobs(conn, now=now, pg=rt.pg, limit=limit)
+    if not jobs:
+        return []
+    tokens = accounts.new_job_tokens(len(jobs))
+    claims = runs.start_runs(
         conn,
+        jobs,
+        token_hashes=[accounts.hash_token(token) for token in tokens],
         now=now,
         worker=worker.name,
-        pg=rt.pg,
-        limit=limit,
         worker_id=worker.id,
         lease_until=now + timedelta(seconds=rt.settings.lease_seconds),
     )
-    if not claims:
-        return []
-    tokens = accounts.issue_job_tokens(conn, [_token_request(c.job) for c in claims], at=now)
     return [
         Work(claim=claim, token=token, worker_id=worker.id)
         for claim, token in zip(claims, tokens, strict=True)
@@ -156,12 +155,6 @@ def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
     """Take the next runnable job, if there is one."""
     works = claim_jobs(rt, worker=worker, limit=1)
     return works[0] if works else None
-
-
-def _token_request(job: ClaimedJob) -> accounts.JobTokenRequest:
-    timeout = job.timeout_seconds
-    lifetime = None if timeout is None else timedelta(seconds=timeout) + JOB_TOKEN_MARGIN
-    return accounts.JobTokenRequest(job_id=job.id, user_id=job.user_id, lifetime=lifetime)
 
 
 def record_processes(rt: Runtime, *, pids: Mapping[int, int]) -> None:
@@ -306,7 +299,6 @@ def _end_in(
             changes.append(change)
             statuses[claim.run_id] = change.new
     runs.release_interfaces(conn, [c.job.id for c in changes if c.job.interface_names])
-    accounts.end_job_tokens(conn, job_ids=[c.job.id for c in changes])
     job_store.apply_changes(conn, changes, at=now)
     retrying = any(c.new is JobStatus.PENDING for c in changes)
     if retrying:

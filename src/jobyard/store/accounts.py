@@ -13,8 +13,6 @@ from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import insert_row
-from jobyard.store.driver import RowsInsert
-from jobyard.store.types import in_ids
 
 U, T, A = tables.users, tables.tokens, tables.audit_events
 
@@ -208,16 +206,6 @@ def insert_token(conn: Connection, values: Mapping[str, Any]) -> int:
     return int(conn.execute(INSERT_TOKEN, dict(values)).scalar_one())
 
 
-def insert_tokens(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Many tokens in one statement (a batch of job tokens)."""
-    _INSERT_TOKENS.execute_mappings(conn, rows)
-
-
-_INSERT_TOKENS = RowsInsert(
-    T, ("user_id", "name", "secret_hash", "scopes", "job_id", "created", "expires")
-)
-
-
 # Every authenticated request runs this: one statement, built once.
 TOKEN_WITH_USER = (
     select(T, *(c.label(f"owner_{c.name}") for c in U.c))
@@ -231,6 +219,32 @@ def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, User
     if row is None:
         return None
     return token_from_row(row), user_from_row(row, prefix="owner_")
+
+
+# A job token's run, while it runs: the job (for its tenant) and the user it acts as. The
+# status is written into the SQL so that both databases use the index of running runs.
+_RUN_TOKEN_OWNER = (
+    select(
+        tables.jobs.c.id.label("run_job_id"),
+        tables.jobs.c.tenant_id.label("run_tenant_id"),
+        *(c.label(f"owner_{c.name}") for c in U.c),
+    )
+    .select_from(tables.runs)
+    .join(tables.jobs, tables.jobs.c.id == tables.runs.c.job_id)
+    .join(U, U.c.id == tables.jobs.c.user_id)
+    .where(
+        tables.runs.c.token_hash == bindparam("secret_hash"),
+        tables.runs.c.status == text("'running'"),
+    )
+)
+
+
+def run_token_owner(conn: Connection, secret_hash: str) -> tuple[int, int, UserRecord] | None:
+    """The job, its tenant and its user, for the hash of a running run's token."""
+    row = conn.execute(_RUN_TOKEN_OWNER, {"secret_hash": secret_hash}).first()
+    if row is None:
+        return None
+    return row.run_job_id, row.run_tenant_id, user_from_row(row, prefix="owner_")
 
 
 def token_exists(conn: Connection, secret_hash: str) -> bool:
@@ -278,15 +292,6 @@ def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
     conn.execute(TOUCH_TOKEN, {"token_id": token_id, "at": at})
 
 
-def delete_job_tokens(conn: Connection, job_ids: Sequence[int]) -> None:
-    """A job's tokens live for one run: they go when it ends (so none pile up)."""
-    if job_ids:
-        conn.execute(_DELETE_JOB_TOKENS, {"ids": list(job_ids)})
-
-
-_DELETE_JOB_TOKENS = delete(T).where(in_ids(T.c.job_id, "ids"))
-
-
 # Audit ------------------------------------------------------------------------------------
 
 
@@ -327,13 +332,3 @@ def count_failed_login(conn: Connection, user_id: int) -> int:
         .returning(U.c.failed_logins)
     )
     return int(result.scalar_one())
-
-
-JOB_TENANT = select(tables.jobs.c.tenant_id).where(tables.jobs.c.id == bindparam("job_id"))
-
-
-def job_tenant(conn: Connection, job_id: int) -> int:
-    found = conn.execute(JOB_TENANT, {"job_id": job_id}).scalar_one_or_none()
-    if found is None:
-        raise NotFound("no such Job")
-    return int(found)

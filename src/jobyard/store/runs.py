@@ -231,19 +231,24 @@ def _claimable_jobs(conn: Connection, rows: Sequence[Row[Any]], *, pg: bool) -> 
     return chosen
 
 
-def claim_batch(
+def claimable_jobs(conn: Connection, *, now: datetime, pg: bool, limit: int) -> list[ClaimedJob]:
+    """Up to `limit` jobs to run now, locked on PostgreSQL until the transaction ends."""
+    return _claimable_jobs(conn, next_claimable(conn, now, pg=pg, limit=limit), pg=pg)
+
+
+def start_runs(
     conn: Connection,
+    jobs: Sequence[ClaimedJob],
     *,
+    token_hashes: Sequence[str],
     now: datetime,
     worker: str,
-    pg: bool,
-    limit: int,
     worker_id: int | None = None,
     lease_until: datetime | None = None,
 ) -> list[Claim]:
-    """Take up to `limit` runnable jobs in this transaction: a run for each, and each job
-    moved to running. A few statements for the whole batch, whatever its size."""
-    jobs = _claimable_jobs(conn, next_claimable(conn, now, pg=pg, limit=limit), pg=pg)
+    """Claim these jobs (from `claimable_jobs`, in this transaction): a run for each, with
+    the hash of its job token, and each job moved to running. A few statements for the
+    whole batch, whatever its size."""
     if not jobs:
         return []
     run_key = int(now.timestamp())
@@ -260,8 +265,9 @@ def claim_batch(
                 lease_until,
                 _deadline(job, now),
                 now,
+                token_hash,
             )
-            for job in jobs
+            for job, token_hash in zip(jobs, token_hashes, strict=True)
         ],
     )
     run_ids = {job_id: run_id for run_id, job_id in inserted}
@@ -423,6 +429,7 @@ INSERT_RUNS = driver.RowsInsert(
         "lease_expires",
         "deadline",
         "started",
+        "token_hash",
     ),
     returning=("id", "job_id"),
 )

@@ -284,8 +284,18 @@ runs = Table(
     Column("signal", Integer, nullable=True),
     Column("output_bytes", BigInteger, nullable=False, server_default="0"),
     Column("truncated", Boolean, nullable=False, server_default=text("false")),
+    # The hash of the token the run's process reports on itself with; the index holds
+    # running runs only, so the token stops working when its run ends.
+    Column("token_hash", String(64), nullable=True),
     CheckConstraint(f"status IN ({RUN_STATUSES})", name="status"),
     Index("ix_runs_job_id_attempt", "job_id", "attempt", unique=True),
+    Index(
+        "ix_runs_token_hash",
+        "token_hash",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
     Index(
         "ix_runs_lease",
         "lease_expires",
