@@ -37,6 +37,11 @@ from jobyard.worker.supervisor import (
 
 logger = logging.getLogger("jobyard.worker.spawner")
 
+# While commands queue up, reports go out after every few spawns rather than after each:
+# a write per spawn woke the engine each time. (An end waits for at most this many spawns,
+# about a millisecond each; with nothing queued, reports go out at once.)
+SPAWNS_PER_REPORT = 4
+
 
 def outcome_fields(outcome: ProcessOutcome) -> tuple[object, ...]:
     return (
@@ -82,15 +87,18 @@ class Spawner:
 
     def run(self) -> None:
         try:
+            spawned = 0
             while self._open or len(self._supervisor) or self._queue:
                 if self._queue:
                     self._obey(self._queue.popleft())
                     # Between spawns, notice the ends: the engine records them meanwhile,
                     # instead of waiting for a whole batch to be started.
                     self._supervisor.step(0)
+                    spawned += 1
                 else:
                     self._supervisor.step(None)
-                self._flush()
+                if not self._queue or spawned % SPAWNS_PER_REPORT == 0:
+                    self._flush()
         finally:
             self._supervisor.close()
         os.set_blocking(self._reports.fd, True)  # the last reports: worth a wait
