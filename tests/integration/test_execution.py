@@ -403,7 +403,7 @@ def test_a_runs_token_is_good_while_it_runs_for_its_job_alone(settings: Settings
 
     principal = accounts.authenticate_token(rt, work.token)
     assert principal.job_id == work.claim.job.id
-    assert principal.tenant_id == int(tenant)
+    assert principal.tenant_id == principal.home_tenant_id == int(tenant)  # and only there
     assert principal.scopes <= JOB_TOKEN_SCOPES
     assert accounts.authenticate_basic(rt, "", work.token).job_id == work.claim.job.id
     with pytest.raises(Unauthenticated):

@@ -48,6 +48,8 @@ ADMIN_LOGIN = "admin"
 SYSTEM_TENANT_NAME = "system"
 TOKEN_BYTES = 32
 MAX_SECRET_LENGTH = 512
+# A job token names what it is, so that its look-up goes to the runs.
+JOB_TOKEN_PREFIX = "jyj_"  # noqa: S105 (a prefix, not a secret)
 MIN_PASSWORD_LENGTH = 8
 LOGIN_TOKEN_LIFETIME = timedelta(days=30)
 LOCK_AFTER_FAILURES = 5
@@ -82,20 +84,6 @@ def hash_token(token: str) -> str:
 
 def new_secret() -> str:
     return "jy_" + secrets.token_urlsafe(TOKEN_BYTES)
-
-
-# A job token names what it is, so that its look-up goes to the runs.
-JOB_TOKEN_PREFIX = "jyj_"  # noqa: S105 (a prefix, not a secret)
-
-
-def new_job_tokens(count: int) -> list[str]:
-    """Secrets for `count` new runs (their hashes go on the runs): one random read for all."""
-    random = secrets.token_bytes(TOKEN_BYTES * count)
-    return [
-        JOB_TOKEN_PREFIX
-        + base64.urlsafe_b64encode(random[at : at + TOKEN_BYTES]).decode().rstrip("=")
-        for at in range(0, len(random), TOKEN_BYTES)
-    ]
 
 
 def hash_password(password: str) -> str:
@@ -252,7 +240,7 @@ def _job_principal(rt: Runtime, token: str) -> Principal:
         user_id=user.id,
         login=user.login,
         role=role,
-        home_tenant_id=user.tenant_id,
+        home_tenant_id=tenant_id,  # it acts in its job's tenant, and only there
         tenant_id=tenant_id,
         scopes=effective_scopes(role, JOB_TOKEN_SCOPES),
         token_id=None,
@@ -362,6 +350,16 @@ def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, IssuedTok
 
 
 # Job tokens -------------------------------------------------------------------------------
+
+
+def new_job_tokens(count: int) -> list[str]:
+    """Secrets for `count` new runs (their hashes go on the runs): one random read for all."""
+    random = secrets.token_bytes(TOKEN_BYTES * count)
+    return [
+        JOB_TOKEN_PREFIX
+        + base64.urlsafe_b64encode(random[at : at + TOKEN_BYTES]).decode().rstrip("=")
+        for at in range(0, len(random), TOKEN_BYTES)
+    ]
 
 
 # Users ------------------------------------------------------------------------------------
