@@ -26,6 +26,7 @@ from jobyard.domain.models import (
 from jobyard.domain.outcomes import Outcome, OutcomeStatus
 from jobyard.domain.statuses import JobStatus, check_transition, sources_of
 from jobyard.errors import InvalidTransition, NotFound
+from jobyard.repeats import map_repeats
 from jobyard.store import listing, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import RowsInsert
@@ -255,16 +256,15 @@ def _new_jobs(ids: Sequence[int], rows: Sequence[Mapping[str, Any]]) -> list[Job
     """The jobs just inserted. A bulk launch mostly repeats one job, and gives one row for
     all of them: the row seen just before becomes a copy of that job with its own id, for a
     tenth of the work. (The same row, not an equal one: {"k": 1.0} == {"k": 1} in Python.)"""
-    jobs: list[Job] = []
-    previous: tuple[Mapping[str, Any], Job] | None = None
-    for job_id, row in zip(ids, rows, strict=True):
-        if previous is not None and row is previous[0]:
-            job = evolve(previous[1], id=job_id)
-        else:
-            job = _new_job(job_id, row)
-            previous = (row, job)
-        jobs.append(job)
-    return jobs
+    firsts = map_repeats(
+        lambda given: _new_job(*given),
+        zip(ids, rows, strict=True),
+        same=lambda one, other: one[1] is other[1],
+    )
+    return [
+        job if job.id == job_id else evolve(job, id=job_id)
+        for job, job_id in zip(firsts, ids, strict=True)
+    ]
 
 
 def _new_job(job_id: int, row: Mapping[str, Any]) -> Job:
