@@ -125,9 +125,11 @@ class Deployment:
         while self.count("completed") < total:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{total} jobs did not complete")
-            # The end time comes from the database, not from this poll; a poll costs the
-            # server about 3 ms of CPU, so it is not asked more than 10 times a second.
-            time.sleep(0.1)
+            # The end time comes from the database, not from this poll, so polling only
+            # has to notice the end: a poll costs the server about 3 ms of CPU (and this
+            # client 1 ms), which at 10 a second took 2 % of a 2-core machine from the
+            # run it measured.
+            time.sleep(0.5)
 
     def last_finish(self) -> datetime:
         db = sa.create_engine(self.database_url.replace("postgresql://", "postgresql+psycopg://"))

@@ -41,7 +41,7 @@ LISTEN_SECONDS = 0.25  # how long the listener blocks before checking whether to
 SQLITE_POLL_SECONDS = 0.1  # other processes on SQLite cannot wake us: poll this often
 HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
 ERROR_BACKOFF_SECONDS = 1.0
-MAX_BATCH = 64  # jobs claimed, or ends recorded, in one transaction
+MAX_BATCH = 128  # jobs claimed in one transaction
 MAX_END_ATTEMPTS = 3  # turns that may fail to record a run's end before it is left to the reaper
 # Under a backlog, the next turn waits this long for more slots to come free: the jobs are
 # queued anyway, and a turn's fixed cost (about 1 ms on SQLite) is shared by more of them.
@@ -247,9 +247,12 @@ class WorkerPool:
                 self._hand_out(works)
                 if len(works) < free:
                     idle_mark, idle_until = mark, time.monotonic() + self._idle_wait()
-                elif len(works) < self._batch and self._busy():
-                    # A backlog: let more slots come free before the next turn, or a
-                    # transaction per job would make the database the limit.
+                elif self._busy() and self._claimable_slots() < self._batch:
+                    # A backlog, and (nearly) every slot taken: let a batch's worth of runs
+                    # end before the next turn, or a transaction per job would make the
+                    # database the limit. (Going on at once after a full claim made every
+                    # other turn one of the few ends that came meanwhile: a turn's fixed
+                    # cost for a handful of jobs.)
                     self._gather(GATHER_SECONDS)
                     continue
             elif self._draining.is_set() and self._all_stored():
