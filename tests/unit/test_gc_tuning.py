@@ -1,4 +1,4 @@
-"""The server's collector settings, in a process of their own (they are process-wide)."""
+"""The server's collector and GIL settings, in a process of their own (they are process-wide)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,19 @@ def test_long_lived_objects_are_frozen_and_old_generations_collected_less_often(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split(") (")
     assert shown == ["(700, 10, 10", "700, 50, 100) True\n"]
+
+
+def test_the_server_hands_the_gil_over_every_millisecond() -> None:
+    probe = textwrap.dedent(
+        """
+        import sys
+        from jobyard.cli.gil_tuning import share_the_gil_often
+        before = sys.getswitchinterval()
+        share_the_gil_often()
+        print(before, sys.getswitchinterval())
+        """
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert shown == ["0.005", "0.001"]

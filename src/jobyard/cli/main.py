@@ -14,6 +14,7 @@ from jobyard import __version__
 from jobyard.api.app import create_app, prepare
 from jobyard.cli import accounts as account_commands
 from jobyard.cli.gc_tuning import settle_garbage_collector
+from jobyard.cli.gil_tuning import share_the_gil_often
 from jobyard.cli.worker import run_worker
 from jobyard.errors import JobyardError
 from jobyard.services.runtime import open_runtime
@@ -80,6 +81,7 @@ def serve(
     )
     application = create_app(settings)
     settle_garbage_collector()
+    share_the_gil_often()
     uvicorn.run(
         application,
         host=settings.host,

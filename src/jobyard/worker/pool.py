@@ -42,6 +42,7 @@ SQLITE_POLL_SECONDS = 0.1  # other processes on SQLite cannot wake us: poll this
 HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
 ERROR_BACKOFF_SECONDS = 1.0
 MAX_BATCH = 128  # jobs claimed in one transaction
+FIRST_CLAIM = 8  # jobs claimed by the first turn of a pool that runs nothing
 MAX_END_ATTEMPTS = 3  # turns that may fail to record a run's end before it is left to the reaper
 # Under a backlog, the next turn waits this long for more slots to come free: the jobs are
 # queued anyway, and a turn's fixed cost (about 1 ms on SQLite) is shared by more of them.
@@ -145,6 +146,7 @@ class WorkerPool:
         self._free = slots  # slots not running a process
         self._ended: list[tuple[_Running, RunResult]] = []  # processes whose end is not stored
         self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
+        self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_claimed`)
         self._listener: Listener | None = None
 
     # Life cycle -------------------------------------------------------------------------
@@ -245,9 +247,10 @@ class WorkerPool:
                     self._watch_children_for(ERROR_BACKOFF_SECONDS)
                     continue
                 self._hand_out(works)
+                self._claimed(free, len(works))
                 if len(works) < free:
                     idle_mark, idle_until = mark, time.monotonic() + self._idle_wait()
-                elif self._busy() and self._claimable_slots() < self._batch:
+                elif self._busy() and self._free_slots() < self._batch:
                     # A backlog, and (nearly) every slot taken: let a batch's worth of runs
                     # end before the next turn, or a transaction per job would make the
                     # database the limit. (Going on at once after a full claim made every
@@ -303,8 +306,23 @@ class WorkerPool:
             return ended
 
     def _claimable_slots(self) -> int:
+        """How many jobs the next turn may claim (see `_claimed`)."""
         with self._lock:
-            return 0 if self._draining.is_set() else min(self._free, MAX_BATCH)
+            return 0 if self._draining.is_set() else min(self._free, self._claim_limit)
+
+    def _claimed(self, asked: int, got: int) -> None:
+        """Claims start small after the queue was found empty, and double while they get
+        all they ask for: the first jobs of a backlog start at once, and the spawners have
+        them to run while the next turns claim more (a first turn that claimed 128 kept
+        them waiting for all of it)."""
+        if got < asked:
+            self._claim_limit = FIRST_CLAIM
+        elif got == self._claim_limit:
+            self._claim_limit = min(MAX_BATCH, 2 * got)
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            return 0 if self._draining.is_set() else self._free
 
     def _all_stored(self) -> bool:
         with self._lock:
