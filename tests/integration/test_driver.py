@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from jobyard import jsontext
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import driver, tables
@@ -70,6 +71,27 @@ def test_json_and_nulls_go_in_whether_few_or_many_rows(runtime: Runtime, count: 
             sa.select(T.c.name, T.c.scopes, T.c.expires).where(T.c.name.in_(names))
         ).all()
     assert sorted(stored) == sorted(zip(names, scopes, [None] * count, strict=True))
+
+
+@pytest.mark.parametrize("count", [4, driver.ARRAYS_FROM_ROWS + 4])
+def test_rows_sharing_a_value_and_rows_with_an_equal_one_each_keep_their_own(
+    runtime: Runtime, count: int
+) -> None:
+    """Converting a value once for the rows that share it must not give an equal value's
+    rows its text: [1], [1.0] and [True] are equal in Python, not in JSON."""
+    user_id = accounts.bootstrap_admin(runtime).admin_user_id
+    shared: list[object] = [1]
+    given = [shared, shared, [1.0], [True]] * (count // 4)
+    names = [f"s{count}-{i}" for i in range(count)]
+    tokens = driver.RowsInsert(T, ("user_id", "name", "secret_hash", "scopes", "created"))
+    with runtime.db.transaction() as conn:
+        rows = [(user_id, n, f"{n:x<64}", v, AT) for n, v in zip(names, given, strict=True)]
+        tokens.execute(conn, rows)
+    with runtime.db.read() as conn:
+        stored = dict(
+            conn.execute(sa.select(T.c.name, T.c.scopes).where(T.c.name.in_(names))).all()
+        )
+    assert [jsontext.dumps(stored[n]) for n in names] == [jsontext.dumps(v) for v in given]
 
 
 def test_times_and_json_read_back_as_sqlalchemy_writes_them(runtime: Runtime) -> None:

@@ -93,7 +93,7 @@ class RowsInsert:
             for row in chunk:
                 values.extend(row)
             for index, convert in conversions:
-                values[index::width] = map(convert, values[index::width])
+                values[index::width] = _converted(convert, values[index::width])
             result = conn.exec_driver_sql(self._sql(len(chunk), sqlite), tuple(values))
             if self.returning:
                 returned.extend(result.all())
@@ -104,7 +104,7 @@ class RowsInsert:
             return []
         arrays = [list(values) for values in zip(*rows, strict=True)]
         for index, convert in self._conversions(False):
-            arrays[index] = list(map(convert, arrays[index]))
+            arrays[index] = _converted(convert, arrays[index])
         result = conn.exec_driver_sql(self._unnest_sql(), tuple(arrays))
         return list(result.all()) if self.returning else []
 
@@ -139,6 +139,23 @@ class RowsInsert:
         if self.returning:
             sql += f" RETURNING {_quoted(self.returning)}"
         return sql
+
+
+def _converted(convert: Convert, values: Sequence[Any]) -> list[Any]:
+    """Each value converted; one that is the very object before it takes that one's
+    conversion. The rows of a bulk launch share one job's objects (7 JSON documents and 3
+    times a row: 35,000 conversions for 5,000 jobs), and a turn's rows share its time."""
+    converted: list[Any] = []
+    last: Any = _NOTHING
+    done: Any = None
+    for value in values:
+        if value is not last:
+            last, done = value, convert(value)
+        converted.append(done)
+    return converted
+
+
+_NOTHING = object()
 
 
 def _quoted(names: Sequence[str]) -> str:
