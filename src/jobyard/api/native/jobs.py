@@ -79,14 +79,13 @@ async def _bulk(request: Request, bulk: str, who: Principal) -> Response:
 
 
 async def _bulk_launch(request: Request, who: Principal) -> Response:
-    body = bodies.validate(schemas.BulkLaunchIn, await bodies.read_json(request, empty={}))
+    body, requests = inputs.bulk_launch(await bodies.read_json(request, empty={}))
     everything = params.flag(request.query_params, "all")
     selection = params.selection(request.query_params, PACKAGE_FIELD_KINDS)
     rt = _rt(request)
     if body.jobs is not None:
         if selection is not None or everything:
             raise ValidationFailed("give either a jobs list or a package filter / all, not both")
-        requests = inputs.launch_requests(body.jobs)
         launched = await run_in_threadpool(
             lambda: jobs.launch_jobs(rt, actor=who, requests=requests)
         )
