@@ -89,7 +89,7 @@ def main() -> None:
     bulk(plan, report)
     memory(plan, report)
     if args.peers:
-        peers.run(report, embedded)
+        peers.run(report, lambda: _bulk_throughput_sqlite(plan, SLOTS, plan.jobs))
     report.note("total time", f"{time.monotonic() - started:.0f} s")
     report.print()
 
