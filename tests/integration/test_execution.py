@@ -369,7 +369,11 @@ def test_one_batch_of_ends_refuses_only_the_run_whose_lease_was_taken(settings: 
     worker = execution.register_worker(rt, slots=2)
     works = execution.claim_jobs(rt, worker=worker, limit=2)
     time.sleep(0.4)
-    execution.heartbeat(rt, worker=worker, run_ids=[works[1].claim.run_id], draining=False)
+    # The renewal is for a whole minute: one of 0.2 s could lapse again before the reaper
+    # looks, on a busy machine.
+    renewing = open_runtime(Settings(**{**short.__dict__, "lease_seconds": 60.0}))
+    execution.heartbeat(renewing, worker=worker, run_ids=[works[1].claim.run_id], draining=False)
+    renewing.db.dispose()
     assert execution.reap_expired(rt) == 1  # the first run's lease lapsed: it is lost
     ok = execution.RunResult(0, None, False, False, 0, False, 4242)
     endings = [execution.ending_of(w.claim, ok, worker_id=w.worker_id) for w in works]
