@@ -184,17 +184,31 @@ def _store_token(
 
 
 def _principal(user: UserRecord, token: TokenRecord | None) -> Principal:
+    if token is None:
+        return _acting_as(user, token_scopes=None)
+    return _acting_as(user, token_scopes=parse_scopes(token.scopes), token_id=token.id)
+
+
+def _acting_as(
+    user: UserRecord,
+    *,
+    token_scopes: frozenset[Scope] | None,
+    tenant_id: int | None = None,
+    token_id: int | None = None,
+    job_id: int | None = None,
+) -> Principal:
+    """The user, in their own tenant unless `tenant_id` is given (and then only there)."""
     role = Role(user.role)
-    token_scopes = None if token is None else parse_scopes(token.scopes)
+    tenant = user.tenant_id if tenant_id is None else tenant_id
     return Principal(
         user_id=user.id,
         login=user.login,
         role=role,
-        home_tenant_id=user.tenant_id,
-        tenant_id=user.tenant_id,
+        home_tenant_id=tenant,
+        tenant_id=tenant,
         scopes=effective_scopes(role, token_scopes),
-        token_id=None if token is None else token.id,
-        job_id=None if token is None else token.job_id,
+        token_id=token_id,
+        job_id=job_id,
     )
 
 
@@ -234,17 +248,7 @@ def _job_principal(rt: Runtime, token: str) -> Principal:
     if found is None:
         raise Unauthenticated()
     job_id, tenant_id, user = found
-    role = Role(user.role)
-    return Principal(
-        user_id=user.id,
-        login=user.login,
-        role=role,
-        home_tenant_id=tenant_id,  # it acts in its job's tenant, and only there
-        tenant_id=tenant_id,
-        scopes=effective_scopes(role, JOB_TOKEN_SCOPES),
-        token_id=None,
-        job_id=job_id,
-    )
+    return _acting_as(user, token_scopes=JOB_TOKEN_SCOPES, tenant_id=tenant_id, job_id=job_id)
 
 
 def touch_token(rt: Runtime, check: TokenCheck) -> None:

@@ -146,7 +146,7 @@ class WorkerPool:
         self._free = slots  # slots not running a process
         self._ended: list[tuple[_Running, RunResult]] = []  # processes whose end is not stored
         self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
-        self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_claimed`)
+        self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_after_turn`)
         self._ended_in_last_turn = 0  # processes that ended while the last turn was taken
         self._listener: Listener | None = None
 
@@ -248,9 +248,7 @@ class WorkerPool:
                     self._watch_children_for(ERROR_BACKOFF_SECONDS)
                     continue
                 self._hand_out(works)
-                self._claimed(free, len(works))
-                with self._lock:
-                    self._ended_in_last_turn = len(self._ended)
+                self._after_turn(asked=free, got=len(works))
                 if len(works) < free:
                     idle_mark, idle_until = mark, time.monotonic() + self._idle_wait()
                 elif self._busy() and self._free_slots() < self._batch:
@@ -313,15 +311,19 @@ class WorkerPool:
             return ended
 
     def _claimable_slots(self) -> int:
-        """How many jobs the next turn may claim (see `_claimed`)."""
+        """How many jobs the next turn may claim (see `_after_turn`)."""
         with self._lock:
             return 0 if self._draining.is_set() else min(self._free, self._claim_limit)
 
-    def _claimed(self, asked: int, got: int) -> None:
-        """Claims start small after the queue was found empty, and double while they get
-        all they ask for: the first jobs of a backlog start at once, and the spawners have
-        them to run while the next turns claim more (a first turn that claimed 128 kept
-        them waiting for all of it)."""
+    def _after_turn(self, *, asked: int, got: int) -> None:
+        """Note what a turn claimed and what ended meanwhile (see `_time_for_a_turn`).
+
+        Claims start small after the queue was found empty, and double while they get all
+        they ask for: the first jobs of a backlog start at once, and the spawners have them
+        to run while the next turns claim more (a first turn that claimed 128 kept them
+        waiting for all of it)."""
+        with self._lock:
+            self._ended_in_last_turn = len(self._ended)
         if got < asked:
             self._claim_limit = FIRST_CLAIM
         elif got == self._claim_limit:
