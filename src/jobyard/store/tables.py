@@ -146,6 +146,10 @@ packages = Table(
     Column("negative_results", json_type(), nullable=True),
     Column("tags", json_type(), nullable=False),
     Column("note", Text, nullable=False, server_default=""),
+    # Arguments a launch may append (`extra_cli_args` beyond -testvar); null allows none.
+    Column("allowed_args", json_type(), nullable=True),
+    # The package's switches for the optional sandbox (network, writable paths).
+    Column("sandbox", json_type(), nullable=False, server_default="{}"),
     Column("user_id", ForeignKey("users.id"), nullable=False),
     Column("created", UTCDateTime(), nullable=False),
     Column("updated", UTCDateTime(), nullable=False),
@@ -175,6 +179,8 @@ jobs = Table(
     Column("argv", json_type(), nullable=False),
     Column("env", json_type(), nullable=False),
     Column("timeout_seconds", Float, nullable=True),
+    # The package's sandbox switches at launch, as its argv and env are.
+    Column("sandbox", json_type(), nullable=False, server_default="{}"),
     Column("interfaces", json_type(), nullable=False),
     Column("interface_names", json_type(), nullable=False),
     Column("priority", Integer, nullable=False, server_default="0"),
