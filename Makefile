@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck fuzz bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ typecheck: install
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fuzz test of make test with many more examples; what it finds goes to FUZZ_REPORT.
+FUZZ_EXAMPLES ?= 300
+FUZZ_REPORT ?= var/fuzz-findings.md
+fuzz: install
+	mkdir -p $(dir $(FUZZ_REPORT))
+	JOBYARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) JOBYARD_FUZZ_REPORT=$(FUZZ_REPORT) \
+		$(BIN)/pytest tests/fuzz -p no:cacheprovider --show-capture=no -o timeout=0 $(PYTEST_ARGS)
 
 # QUICK=1: small sizes (under two minutes); PEERS=1: also Celery, RQ, Dramatiq, Procrastinate.
 bench: install
