@@ -35,8 +35,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobyard.api.app import create_app
 from jobyard.settings import Settings
 from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.conftest import _truncate as truncate
 from tests.fuzz import spec
 
+FUZZ_MODE = "JOBYARD_FUZZ_EXAMPLES" in os.environ  # make fuzz
 EXAMPLES = int(os.environ.get("JOBYARD_FUZZ_EXAMPLES", "8"))
 REPORT = os.environ.get("JOBYARD_FUZZ_REPORT", "")
 OPERATOR_LOGIN, OPERATOR_PASSWORD = "fuzz-operator", "fuzz-operator-password"
@@ -150,6 +152,7 @@ def test_the_enriched_document_describes_every_operation() -> None:
 
 @dataclass(frozen=True)
 class Target:
+    database: str
     url: str
     tokens: dict[str, str]
     schema: Any
@@ -202,14 +205,35 @@ def seed(url: str) -> str:
         return token
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """A server on a fresh SQLite file: seeded with a worker, then fuzzed without one (the
+@pytest.fixture(
+    scope="module",
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    not FUZZ_MODE, reason="make fuzz runs this on PostgreSQL; make test on SQLite"
+                ),
+            ],
+        ),
+    ],
+)
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    """A server on a fresh database: seeded with a worker, then fuzzed without one (the
     fuzzer defines packages, and what they run is not for this machine to execute)."""
     data = tmp_path_factory.mktemp("fuzz")
+    if request.param == "sqlite":
+        url = f"sqlite:///{data / 'jobyard.db'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+        truncate(url)
     base = Settings(
         data_dir=data,
-        database_url=f"sqlite:///{data / 'jobyard.db'}",
+        database_url=url,
         workers=1,
         admin_token=ADMIN_TOKEN,
         cancel_grace_seconds=0.5,
@@ -220,6 +244,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     with LiveServer(Settings(**{**base.__dict__, "workers": 0})) as server:
         raw = spec.enrich(openapi_of(create_app(base, run_workers=False)))
         yield Target(
+            database=request.param,
             url=server.url,
             tokens={"customer-2 operator": operator_token, "system admin": ADMIN_TOKEN},
             schema=schemathesis.openapi.from_dict(raw),
@@ -325,6 +350,7 @@ def caller_call(
     target: Target, caller: str, errors: ServerErrors, findings: Findings
 ) -> Callable[[schemathesis.Case], None]:
     auth = {"Authorization": f"Bearer {target.tokens[caller]}"}
+    who = f"{caller} on {target.database}"
 
     def call(case: schemathesis.Case) -> None:
         streaming = "event-stream" in str((case.headers or {}).get("Accept", ""))
@@ -338,14 +364,14 @@ def caller_call(
         except requests.RequestException as exc:
             curl = case.as_curl_command(headers=auth, base_url=target.url)
             findings.add(
-                Finding(case.operation.label, "no answer", repr(exc)[:200], "", "", caller, curl)
+                Finding(case.operation.label, "no answer", repr(exc)[:200], "", "", who, curl)
             )
             return
         try:
             case.validate_response(response, checks=[not_a_server_error])
         except schemathesis.errors.FailureGroup:
             curl = case.as_curl_command(headers=auth, base_url=target.url)
-            findings.add(failure(case, response, errors, caller, curl))
+            findings.add(failure(case, response, errors, who, curl))
 
     return call
 
