@@ -3,11 +3,11 @@
 Schemathesis generates requests from the app's OpenAPI document, enriched with what the
 handlers read by hand (tests/fuzz/spec.py: bodies from our Pydantic models, the documented
 query parameters and headers, path ids as free strings), and sends them to a real server on
-SQLite as the system admin and as a customer-2 operator. Each operation gets
-`JOBYARD_FUZZ_EXAMPLES` examples per caller in both of schemathesis's modes (positive: what
-the schema allows; negative: what it does not), derandomized so that a run repeats itself.
-`make fuzz` runs the same with many more examples and writes what it finds to
-`JOBYARD_FUZZ_REPORT`.
+SQLite (and PostgreSQL under `make fuzz`) as the system admin and as a customer-2 operator.
+Each operation gets `JOBYARD_FUZZ_EXAMPLES` examples per caller in both of schemathesis's
+modes (positive: what the schema allows; negative: what it does not), derandomized so that a
+run repeats itself. `make fuzz` runs the same with many more examples and writes what it
+finds to `JOBYARD_FUZZ_REPORT`.
 """
 
 from __future__ import annotations
@@ -326,12 +326,20 @@ def _order(finding: Finding) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def findings() -> Iterator[Findings]:
-    found = Findings()
+def report() -> Iterator[list[Finding]]:
+    """Every test's findings, written to JOBYARD_FUZZ_REPORT at the end."""
+    found: list[Finding] = []
     yield found
     if REPORT:
-        lines = [f"- {f.describe()}" for f in sorted(found.by_key.values(), key=_order)]
+        lines = [f"- {f.describe()}" for f in sorted(found, key=_order)]
         Path(REPORT).write_text("\n".join(lines) + "\n" if lines else "no 5xx\n")
+
+
+@pytest.fixture
+def findings(report: list[Finding]) -> Iterator[Findings]:
+    found = Findings()
+    yield found
+    report.extend(found.by_key.values())
 
 
 @pytest.fixture
@@ -431,7 +439,6 @@ def test_no_operation_answers_a_server_error(
     target: Target, caller: str, server_errors: ServerErrors, findings: Findings
 ) -> None:
     call = caller_call(target, caller, server_errors, findings)
-    before = set(findings.by_key)
     for operation in operations_in_order(target):
         key = (operation.method.upper(), operation.path)
         assert key in SELF_DESTRUCTIVE or still_signed_in(target, caller), (
@@ -439,7 +446,7 @@ def test_no_operation_answers_a_server_error(
         )
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
             fuzz(operation, mode, call)
-    new = [findings.by_key[k] for k in findings.by_key.keys() - before]
-    if new:
-        listed = "\n".join(f.describe() for f in sorted(new, key=_order))
-        pytest.fail(f"{len(new)} distinct 5xx as the {caller}:\n{listed}", pytrace=False)
+    if findings.by_key:
+        listed = findings.report()
+        count = len(findings.by_key)
+        pytest.fail(f"{count} distinct 5xx as the {caller}:\n{listed}", pytrace=False)
