@@ -49,14 +49,20 @@ class Workers:
         self.tmp_path = tmp_path
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, slots: int = 2, drain: float = 1.0) -> subprocess.Popen[bytes]:
+    def start(
+        self, slots: int = 2, drain: float = 1.0, **extra_env: str
+    ) -> subprocess.Popen[bytes]:
+        """A worker; `extra_env` adds to (or replaces) its JOBYARD_* variables."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
         env |= {
             "JOBYARD_DATABASE_URL": self.settings.database_url,
             "JOBYARD_DATA_DIR": str(self.tmp_path / f"worker{len(self.procs)}"),
             "JOBYARD_LEASE_SECONDS": str(LEASE_SECONDS),
             "JOBYARD_CANCEL_GRACE_SECONDS": "1",
+            "JOBYARD_RUN_AS": self.settings.run_as,
+            "JOBYARD_RUNS_DIR": str(self.settings.effective_runs_dir),
         }
+        env |= extra_env
         log = (self.tmp_path / f"worker{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [

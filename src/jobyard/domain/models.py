@@ -168,6 +168,7 @@ class ClaimedJob:
     interface_names: tuple[str, ...]
     attempts: int
     outcome: Outcome | None = None
+    sandbox: Mapping[str, Any] = field(default_factory=dict)  # the package's, at launch
 
 
 @dataclass(frozen=True)
