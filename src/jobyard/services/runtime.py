@@ -36,9 +36,8 @@ def utcnow() -> datetime:
 
 
 def open_runtime(settings: Settings) -> Runtime:
-    """Connect to the configured database (creating the SQLite data directory if needed)."""
-    if not settings.database_url:
-        private_directory(settings.data_dir)
+    """Connect to the configured database (creating the data directory, private, first)."""
+    private_directory(settings.data_dir)
     return Runtime(settings=settings, db=Database(settings.effective_database_url))
 
 

@@ -204,7 +204,7 @@ class Spawner:
 def main(argv: list[str]) -> None:
     """`python -m jobyard.worker.spawner COMMANDS_FD REPORTS_FD LOG_LEVEL`"""
     commands, reports, level = int(argv[0]), int(argv[1]), argv[2]
-    hardening.make_non_dumpable()
+    hardening.harden_process()  # the jobs inherit its umask: what they write is theirs
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     )
