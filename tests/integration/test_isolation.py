@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -168,7 +167,8 @@ for f in jobyard.db jobyard.db-wal jobyard.db-shm; do
 done
 head -c 16 ../jobyard.db >/dev/null 2>&1 && echo "beside: read" || echo "beside: refused"
 ls .. >/dev/null 2>&1 && echo "runs: listed" || echo "runs: refused"
-echo "as admin: $(curl -s -o /dev/null -w '%{{http_code}}' -H "Authorization: Bearer $JOBYARD_ADMIN_TOKEN" "$JOBYARD_URL/api/v1/tenants/")"
+admin="Authorization: Bearer $JOBYARD_ADMIN_TOKEN"
+echo "as admin: $(curl -s -o /dev/null -w '%{{http_code}}' -H "$admin" "$JOBYARD_URL/api/v1/tenants/")"
 echo secret > left-behind; echo "left: $(pwd)/left-behind"
 """
 
@@ -210,7 +210,7 @@ def test_a_run_cannot_list_others_nor_find_what_an_ended_one_left(server: LiveSe
         first, log = _run(api, _sh("echo secret > mine; pwd"))
         assert first["status"] == "completed", log
         left = f"{log.strip()}/mine"
-        second, peek = _run(api, _sh(f"cat {left}; ls ..; echo done"))
+        _second, peek = _run(api, _sh(f"cat {left}; ls ..; echo done"))
     assert "secret" not in peek
     assert "No such file" in peek and "Permission denied" in peek, peek
 
@@ -273,14 +273,16 @@ def test_bwrap_hides_other_runs_the_data_and_tmp_and_takes_the_network_away(
         offline, log = _run(
             api, _sh(script), sandbox={"network": False, "writable_paths": [str(writable)]}
         )
-        online, online_log = _run(api, _sh(connect))
+        _online, online_log = _run(api, _sh(connect))
         api.post(f"/jobs/{sleeper['id']}/cancel/")
     assert offline["status"] == "completed", log
     lines = log.splitlines()
     assert "No such file" in lines[0], log  # the running sibling's directory is not there
     assert lines[1:4] == ["tmp=0", "data=0", "sleeping=0"], log
-    assert "wrote" in log and (writable / "x").read_text() == "hi\n"
+    assert "wrote" in log
+    assert (writable / "x").read_text() == "hi\n"
     assert "Read-only file system" in log
-    assert "no-connect" in log and "code=200" not in log
+    assert "no-connect" in log
+    assert "code=200" not in log
     assert "code=200" in online_log, online_log
     assert not os.path.exists("/tmp/mine")
