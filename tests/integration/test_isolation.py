@@ -168,7 +168,8 @@ done
 head -c 16 ../jobyard.db >/dev/null 2>&1 && echo "beside: read" || echo "beside: refused"
 ls .. >/dev/null 2>&1 && echo "runs: listed" || echo "runs: refused"
 admin="Authorization: Bearer $JOBYARD_ADMIN_TOKEN"
-echo "as admin: $(curl -s -o /dev/null -w '%{{http_code}}' -H "$admin" "$JOBYARD_URL/api/v1/tenants/")"
+url="$JOBYARD_URL/api/v1/tenants/"
+echo "as admin: $(curl -s -o /dev/null -w '%{{http_code}}' -H "$admin" "$url")"
 echo secret > left-behind; echo "left: $(pwd)/left-behind"
 """
 
@@ -212,7 +213,8 @@ def test_a_run_cannot_list_others_nor_find_what_an_ended_one_left(server: LiveSe
         left = f"{log.strip()}/mine"
         _second, peek = _run(api, _sh(f"cat {left}; ls ..; echo done"))
     assert "secret" not in peek
-    assert "No such file" in peek and "Permission denied" in peek, peek
+    assert "No such file" in peek, peek
+    assert "Permission denied" in peek, peek
 
 
 # --- bubblewrap ---------------------------------------------------------------------------
