@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,8 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_CANCEL_GRACE_SECONDS = 5.0
 DEFAULT_LEASE_SECONDS = 15.0
 DEFAULT_DRAIN_SECONDS = 30.0
+RUN_AS_SERVER = "server"  # JOBYARD_RUN_AS: jobs run as the server's own user, not isolated
+SANDBOXES = ("none", "bwrap")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class Settings:
     public_url: str = ""
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    run_as: str = ""  # a user name or uid, "server", or "" (root: the jobyard-job user)
+    runs_dir: Path | None = None  # where each run's directory is made; None: the temp dir's
+    sandbox: str = "none"  # or "bwrap"
 
     @property
     def effective_database_url(self) -> str:
@@ -45,6 +51,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'jobyard.db').resolve()}"
+
+    @property
+    def effective_runs_dir(self) -> Path:
+        """The root of the runs' own directories (one per server uid, so two installations
+        of different users never share it)."""
+        if self.runs_dir is not None:
+            return self.runs_dir
+        return Path(tempfile.gettempdir()) / f"jobyard-runs-{os.getuid()}"
 
     @property
     def base_url(self) -> str:
@@ -97,4 +111,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("JOBYARD_PUBLIC_URL", "").strip(),
         lease_seconds=_float(env, "JOBYARD_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
         drain_seconds=_float(env, "JOBYARD_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        run_as=env.get("JOBYARD_RUN_AS", "").strip(),
+        runs_dir=_path(env, "JOBYARD_RUNS_DIR"),
+        sandbox=_choice(env, "JOBYARD_SANDBOX", SANDBOXES),
     )
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ValidationFailed(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw

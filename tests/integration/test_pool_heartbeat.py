@@ -27,7 +27,7 @@ def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[WorkerPool,
                 job_row(tenant_id=1, user_id=user_id, status="pending", at=AT)
             )
         )
-    pool = WorkerPool(runtime, slots=1, workdir=tmp_path)
+    pool = WorkerPool(runtime, slots=1)
     pool.identity = execution.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=pool.identity, limit=1)
     running = _Running(work, OutputRecorder(runtime, run_id=work.claim.run_id))

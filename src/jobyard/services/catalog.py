@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from jobyard.domain import templates
+from jobyard.domain import sandbox, templates
 from jobyard.domain.models import Config, Device, Package, PackageKind
 from jobyard.domain.permissions import Principal, Scope, require
 from jobyard.errors import Conflict, ValidationFailed
@@ -35,6 +35,7 @@ def _check_package(values: Mapping[str, Any]) -> None:
     for name in values["env"]:
         if not name or "=" in name or "\x00" in name:
             raise ValidationFailed(f"invalid environment variable name {name!r}", field="env")
+    sandbox.checked_switches(values["sandbox"])
     positive, negative = values["positive_results"], values["negative_results"] or []
     if len(set(positive)) != len(positive) or len(set(negative)) != len(negative):
         raise ValidationFailed("result options must not repeat")
@@ -57,6 +58,7 @@ PACKAGE_DEFAULTS: dict[str, Any] = {
     "negative_results": None,
     "tags": [],
     "note": "",
+    "sandbox": {},
 }
 
 
@@ -79,6 +81,7 @@ def _package_row(package: Package) -> dict[str, Any]:
         else list(package.negative_results),
         "tags": list(package.tags),
         "note": package.note,
+        "sandbox": dict(package.sandbox),
     }
 
 

@@ -163,6 +163,7 @@ def _job_row(
         "context": dict(request.context),
         "argv": list(resolved.plan.argv),
         "env": dict(resolved.plan.env),
+        "sandbox": dict(resolved.package.sandbox),
         "timeout_seconds": resolved.package.timeout_seconds,
         "interfaces": job_store.interfaces_to_json(interfaces),
         "interface_names": [i.value for i in interfaces],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,28 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+SQLITE_FILE_MODE = 0o600
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file the server's alone (0600), or make the one there so: SQLite
+    gives its WAL and shared-memory files the database file's mode, whatever the umask."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SQLITE_FILE_MODE))
+        mode = stat.S_IMODE(os.stat(database).st_mode)
+    except OSError:
+        return  # SQLite reports it when it opens the file, in its own words
+    if mode & ~SQLITE_FILE_MODE:
+        os.chmod(database, SQLITE_FILE_MODE)
+        logger.warning("made %s private (its mode was %o, now 600)", database, mode)
+    for companion in (f"{database}-wal", f"{database}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(os.stat(companion).st_mode) & ~SQLITE_FILE_MODE:
+                os.chmod(companion, SQLITE_FILE_MODE)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -111,6 +135,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            _private_sqlite_file(make_url(self.url).database)
         self.engine: Engine = self._create_engine()
         self._writers = _SqliteWriterQueue(self.engine) if self.is_sqlite else None
 

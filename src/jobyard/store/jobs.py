@@ -138,6 +138,7 @@ def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
         tenant_id=row.tenant_id,
         target_device_id=row.target_device_id,
         outcome=_outcome_of(row),
+        sandbox=getattr(row, "sandbox", None) or {},
     )
 
 
@@ -161,6 +162,7 @@ CLAIMED_JOB_COLUMNS = (
     J.c.attempts,
     J.c.outcome_status,
     J.c.outcome_result,
+    J.c.sandbox,
 )
 
 
@@ -176,6 +178,7 @@ def claimed_job_from_row(row: Row[Any]) -> ClaimedJob:
         interface_names=tuple(row.interface_names),
         attempts=row.attempts,
         outcome=_outcome_of(row),
+        sandbox=row.sandbox or {},
     )
 
 

@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from jobyard.services import execution
 from jobyard.services.execution import RunResult, Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
 from jobyard.store.notify import Listener
-from jobyard.worker import supervisor
+from jobyard.worker import confinement, supervisor
+from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor
 
@@ -52,24 +53,32 @@ GATHER_SECONDS = 0.02
 SPAWNERS_MAX = 4
 SLOTS_PER_SPAWNER = 8
 NEVER_STARTED = RunResult(None, None, False, False, 0, False)
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
+RUN_DIR_NAME_BYTES = 16
 
 
-def inherited_environment() -> dict[str, str]:
+def inherited_environment(login: str) -> dict[str, str]:
     """What every child takes from the worker's own environment (read once per worker: a
-    look-up in `os.environ` encodes its key anew, and there were 18 of them per job)."""
+    look-up in `os.environ` encodes its key anew, and there were 18 of them per job), and
+    the user it runs as."""
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.setdefault("PATH", os.defpath)
+    env.update(USER=login, LOGNAME=login)
     return env
 
 
-def child_environment(work: Work, *, base_url: str, inherited: dict[str, str]) -> dict[str, str]:
-    """A small, explicit environment: never the server's own secrets, only the job's token."""
+def child_environment(
+    work: Work, *, base_url: str, inherited: dict[str, str], run_dir: str
+) -> dict[str, str]:
+    """A small, explicit environment: never the server's own secrets, only the job's token;
+    its own directory as HOME and TMPDIR."""
     claim = work.claim
     env = inherited.copy()
     env.update(claim.job.env)
     env.update(
         {
+            "HOME": run_dir,
+            "TMPDIR": run_dir,
             "JOBYARD_URL": base_url,
             "JOBYARD_JOB_ID": str(claim.job.id),
             "JOBYARD_RUN_ID": str(claim.run_id),
@@ -130,16 +139,18 @@ class Every:
 class WorkerPool:
     """Runs up to `slots` jobs from the database at once; `drain()` then `stop()` to end."""
 
-    def __init__(self, rt: Runtime, *, slots: int, workdir: Path) -> None:
+    def __init__(self, rt: Runtime, *, slots: int, confinement: Confinement | None = None) -> None:
+        """`confinement`: how jobs run (see `confinement.prepare`, which `start` calls when
+        none is given)."""
         self.rt = rt
         self.slots = slots
-        self.workdir = workdir.resolve()  # as the spawners, running there, see it
-        self._inherited_env = inherited_environment()
+        self.confinement = confinement
+        self._inherited_env: dict[str, str] = {}
         self.identity = WorkerIdentity(id=None, name=execution.worker_name())
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._supervisor = RemoteSupervisor(spawners=spawners_for(slots), cwd=str(workdir))
+        self._supervisor = RemoteSupervisor(spawners=spawners_for(slots))
         self._engine: threading.Thread | None = None
         self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
         self._lock = threading.RLock()  # a signal handler may hand jobs back
@@ -153,7 +164,10 @@ class WorkerPool:
     # Life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        """Start running jobs (`ConfinementError` when they cannot be run as configured)."""
+        if self.confinement is None:
+            self.confinement = confinement.prepare(self.rt.settings)
+        self._inherited_env = inherited_environment(self.confinement.login)
         recovered = execution.recover_orphans(self.rt)
         if recovered:
             logger.warning("ended %d runs left running by a dead jobyard process", recovered)
@@ -394,12 +408,23 @@ class WorkerPool:
         if running.handing_back:  # handed back before it started
             self._process_ended(running, NEVER_STARTED)
             return
+        confined = self.confinement
+        if confined is None:
+            raise RuntimeError("the pool runs jobs only once started")
+        run_dir = str(confined.runs_root / secrets.token_hex(RUN_DIR_NAME_BYTES))
         spec = supervisor.ProcessSpec(
-            argv=claim.job.argv,
-            env=child_environment(
-                running.work, base_url=self.rt.settings.base_url, inherited=self._inherited_env
+            argv=confinement.sandboxed_argv(
+                confined, claim.job.argv, run_dir=run_dir, switches=claim.job.sandbox
             ),
-            cwd=str(self.workdir),
+            env=child_environment(
+                running.work,
+                base_url=self.rt.settings.base_url,
+                inherited=self._inherited_env,
+                run_dir=run_dir,
+            ),
+            cwd=run_dir,
+            user=confined.user,
+            own_cwd=True,
             timeout=claim.job.timeout_seconds or None,
             output_cap=self.rt.settings.output_cap_bytes,
             grace=self.rt.settings.cancel_grace_seconds,

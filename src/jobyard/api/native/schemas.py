@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 
 def optional_name() -> Any:
@@ -95,6 +95,13 @@ class JobEditIn(Strict):
     priority: int | None = Field(default=None, ge=-1000, le=1000)
 
 
+class SandboxIn(Strict):
+    """A package's sandbox switches (see domain/sandbox.py)."""
+
+    network: StrictBool | None = None
+    writable_paths: list[StrictStr] | None = Field(default=None, max_length=64)
+
+
 class PackageIn(Strict):
     name: str | None = optional_name()
     description: str | None = None
@@ -111,6 +118,7 @@ class PackageIn(Strict):
     negative_results: list[str] | None = None
     tags: list[str] | None = None
     note: str | None = None
+    sandbox: SandboxIn | None = None
 
 
 class DeviceIn(Strict):
