@@ -38,6 +38,9 @@ class Settings:
     public_url: str = ""
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    # Whether customer admins may define what packages run (kind, command, env, allowed_args)
+    # for their customer; system admins always may.
+    customer_admins_define_commands: bool = False
 
     @property
     def effective_database_url(self) -> str:
@@ -78,6 +81,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValidationFailed(f"{name} must be a number, not {raw!r}") from None
 
 
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValidationFailed(f"{name} must be true or false (or 1/0, yes/no), not {raw!r}")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment (`os.environ` unless another mapping is given)."""
     env = os.environ if env is None else env
@@ -97,4 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("JOBYARD_PUBLIC_URL", "").strip(),
         lease_seconds=_float(env, "JOBYARD_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
         drain_seconds=_float(env, "JOBYARD_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        customer_admins_define_commands=_bool(
+            env, "JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS", default=False
+        ),
     )

@@ -107,6 +107,8 @@ class Package:
     user_id: int
     created: datetime
     updated: datetime
+    # The forms of argument a launch may append (domain/arguments.py); None allows none.
+    allowed_args: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

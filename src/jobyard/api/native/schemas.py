@@ -111,6 +111,8 @@ class PackageIn(Strict):
     negative_results: list[str] | None = None
     tags: list[str] | None = None
     note: str | None = None
+    # null (the default) lets a launch append nothing but -testvar pairs
+    allowed_args: list[str] | None = None
 
 
 class DeviceIn(Strict):
