@@ -44,6 +44,9 @@ class Settings:
     run_as: str = ""  # a user name or uid, "server", or "" (root: the jobyard-job user)
     runs_dir: Path | None = None  # where each run's directory is made; None: the temp dir's
     sandbox: str = "none"  # or "bwrap"
+    # Whether customer admins may define what packages run (kind, command, env, allowed_args)
+    # for their customer; system admins always may.
+    customer_admins_define_commands: bool = False
 
     @property
     def effective_database_url(self) -> str:
@@ -92,6 +95,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValidationFailed(f"{name} must be a number, not {raw!r}") from None
 
 
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValidationFailed(f"{name} must be true or false (or 1/0, yes/no), not {raw!r}")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment (`os.environ` unless another mapping is given)."""
     env = os.environ if env is None else env
@@ -114,6 +132,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         run_as=env.get("JOBYARD_RUN_AS", "").strip(),
         runs_dir=_path(env, "JOBYARD_RUNS_DIR"),
         sandbox=_choice(env, "JOBYARD_SANDBOX", SANDBOXES),
+        customer_admins_define_commands=_bool(
+            env, "JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS", default=False
+        ),
     )
 
 

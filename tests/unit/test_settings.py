@@ -53,3 +53,29 @@ def test_flags_win_over_the_environment_and_unset_flags_do_not() -> None:
 def test_bad_values_are_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(ValidationFailed, match=message):
         load_settings({name: value})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", False),
+        ("true", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("1", True),
+        ("false", False),
+        ("No", False),
+        ("0", False),
+    ],
+)
+def test_customer_admins_define_commands_is_a_strict_boolean(raw: str, expected: bool) -> None:
+    assert load_settings({}).customer_admins_define_commands is False
+    env = {"JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS": raw}
+    assert load_settings(env).customer_admins_define_commands is expected
+
+
+@pytest.mark.parametrize("raw", ["on", "y", "2", "truee", "false!"])
+def test_customer_admins_define_commands_refuses_anything_else(raw: str) -> None:
+    env = {"JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS": raw}
+    with pytest.raises(ValidationFailed, match="JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS must be"):
+        load_settings(env)

@@ -108,6 +108,8 @@ class Package:
     created: datetime
     updated: datetime
     sandbox: Mapping[str, Any] = field(default_factory=dict)  # see domain/sandbox.py
+    # The forms of argument a launch may append (domain/arguments.py); None allows none.
+    allowed_args: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ do not exist for it: services answer 404 for them, never 403.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from jobyard.errors import Forbidden, ValidationFailed
@@ -121,6 +121,22 @@ def _require_scope(principal: Principal, scope: Scope) -> None:
     if scope in ROLE_SCOPES[principal.role]:
         raise Forbidden(f"missing scope {scope}: this token was not given it")
     raise Forbidden(f"missing scope {scope}: the {principal.role} role does not include it")
+
+
+def require_run_definer(
+    principal: Principal, changed: Sequence[str], *, customer_admins_may: bool
+) -> None:
+    """Refuse a change to what a package runs (`changed` names the fields it sets) unless the
+    principal is a system admin, or the deployment lets every admin define commands for
+    their customer. A customer admin changes packages' other fields freely."""
+    if not changed or principal.is_system_admin or customer_admins_may:
+        return
+    fields = ", ".join(changed)
+    raise Forbidden(
+        f"missing system admin: only an admin of customer {SYSTEM_TENANT_ID} with the admin"
+        f" scope defines what a package runs (this request sets its {fields}); a deployment"
+        " started with JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS=true lets customer admins do so"
+    )
 
 
 def choose_tenant(principal: Principal, requested: int | None) -> Principal:

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from jobyard.domain import sandbox, templates
+from jobyard.domain import arguments, sandbox, templates
 from jobyard.domain.models import Config, Device, Package, PackageKind
-from jobyard.domain.permissions import Principal, Scope, require
+from jobyard.domain.permissions import Principal, Scope, require, require_run_definer
 from jobyard.errors import Conflict, ValidationFailed
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, listing, tables
@@ -32,6 +32,7 @@ def _check_package(values: Mapping[str, Any]) -> None:
         raise ValidationFailed("a command package needs a non-empty command", field="command")
     templates.template_variables(values["command"])  # syntax only: names resolve at launch
     templates.template_variables(list(values["env"].values()))
+    arguments.parse_allowed_args(values["allowed_args"])
     for name in values["env"]:
         if not name or "=" in name or "\x00" in name:
             raise ValidationFailed(f"invalid environment variable name {name!r}", field="env")
@@ -59,6 +60,18 @@ PACKAGE_DEFAULTS: dict[str, Any] = {
     "tags": [],
     "note": "",
     "sandbox": {},
+    "allowed_args": None,
+}
+
+# The fields that decide what a package runs: by default only system admins set them.
+RUN_FIELDS = ("kind", "command", "env", "allowed_args", "sandbox")
+# What a package that runs nothing holds in them: a new package starts from here.
+_RUNS_NOTHING: dict[str, Any] = {
+    "kind": PackageKind.EXTERNAL.value,
+    "command": [],
+    "env": {},
+    "allowed_args": None,
+    "sandbox": {},
 }
 
 
@@ -82,7 +95,27 @@ def _package_row(package: Package) -> dict[str, Any]:
         "tags": list(package.tags),
         "note": package.note,
         "sandbox": dict(package.sandbox),
+        "allowed_args": None if package.allowed_args is None else list(package.allowed_args),
     }
+
+
+def _comparable(name: str, value: Any) -> Any:
+    # No allowed_args and an empty list allow the same: nothing.
+    return (value or None) if name == "allowed_args" else value
+
+
+def _require_run_definer(
+    rt: Runtime, actor: Principal, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> None:
+    """Who may make a package run something, or change what it runs."""
+    changed = [
+        name
+        for name in RUN_FIELDS
+        if _comparable(name, before[name]) != _comparable(name, after[name])
+    ]
+    require_run_definer(
+        actor, changed, customer_admins_may=rt.settings.customer_admins_define_commands
+    )
 
 
 def _new_row(
@@ -93,12 +126,13 @@ def _new_row(
     return dict(defaults) | dict(values) | owner
 
 
-# Packages: only admins (packages:write) define what runs ----------------------------------
+# Packages: admins (packages:write) define them; system admins what they run -------------
 
 
 def create_package(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Package:
     require(actor, Scope.PACKAGES_WRITE)
     row = _new_row(actor, PACKAGE_DEFAULTS, values)
+    _require_run_definer(rt, actor, _RUNS_NOTHING, row)
     _check_package(row)
     with rt.db.transaction() as conn:
         _check_references(conn, row, actor.tenant_id)
@@ -111,8 +145,10 @@ def edit_package(
 ) -> Package:
     require(actor, Scope.PACKAGES_WRITE)
     with rt.db.transaction() as conn:
-        current = catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
-        _check_package(_package_row(current) | dict(values))
+        before = _package_row(catalog.get_package(conn, package_id, tenant_id=actor.tenant_id))
+        after = before | dict(values)
+        _require_run_definer(rt, actor, before, after)
+        _check_package(after)
         _check_references(conn, values, actor.tenant_id)
         catalog.update_row(
             conn,

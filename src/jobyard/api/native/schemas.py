@@ -119,6 +119,8 @@ class PackageIn(Strict):
     tags: list[str] | None = None
     note: str | None = None
     sandbox: SandboxIn | None = None
+    # null (the default) lets a launch append nothing but -testvar pairs
+    allowed_args: list[str] | None = None
 
 
 class DeviceIn(Strict):
