@@ -19,6 +19,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_CANCEL_GRACE_SECONDS = 5.0
 DEFAULT_LEASE_SECONDS = 15.0
 DEFAULT_DRAIN_SECONDS = 30.0
+DEFAULT_QUERY_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Settings:
     public_url: str = ""
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    query_timeout_seconds: float = DEFAULT_QUERY_TIMEOUT_SECONDS  # a list's query; 0: none
 
     @property
     def effective_database_url(self) -> str:
@@ -97,4 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("JOBYARD_PUBLIC_URL", "").strip(),
         lease_seconds=_float(env, "JOBYARD_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
         drain_seconds=_float(env, "JOBYARD_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        query_timeout_seconds=_float(
+            env, "JOBYARD_QUERY_TIMEOUT_SECONDS", DEFAULT_QUERY_TIMEOUT_SECONDS
+        ),
     )

@@ -32,7 +32,8 @@ def open_runtime(settings: Settings) -> Runtime:
     """Connect to the configured database (creating the SQLite data directory if needed)."""
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Runtime(settings=settings, db=Database(settings.effective_database_url))
+    db = Database(settings.effective_database_url, query_timeout=settings.query_timeout_seconds)
+    return Runtime(settings=settings, db=db)
 
 
 def check_database(rt: Runtime) -> None:

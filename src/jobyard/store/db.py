@@ -5,16 +5,20 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from jobyard import jsontext
+from jobyard.domain import regex
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # connection beyond the pool is opened (with its PRAGMAs) and closed on every use.
 SQLITE_POOL_SIZE = 24
 PG_POOL_SIZE = 10
+# A time-limited SQLite statement looks at the clock every this many virtual machine steps
+# (a fraction of a millisecond): each look takes the GIL, so not much more often.
+SQLITE_PROGRESS_STEPS = 50_000
+TIME_LIMIT_OPTION = "jobyard_time_limit"
+PG_QUERY_CANCELED = "57014"
 
 
 def normalise_url(url: str) -> str:
@@ -43,6 +52,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+    # Replaces SQLAlchemy's REGEXP, Python's `re`: it backtracks, holding the GIL meanwhile.
+    dbapi_conn.create_function("regexp", 2, regex.search, deterministic=True)
 
 
 class _SqliteWriterQueue:
@@ -106,33 +117,60 @@ class _SqliteWriterQueue:
 
 
 class Database:
-    """One engine and the transactions on it."""
+    """One engine and the transactions on it.
 
-    def __init__(self, url: str) -> None:
+    `query_timeout` (seconds, 0 for none) limits each statement of a listing (see
+    `time_limited`); nothing else is ever cut short by it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        query_timeout: float = 0.0,
+        pool_size: int | None = None,
+        writers: _SqliteWriterQueue | None = None,
+    ) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        self.engine: Engine = self._create_engine()
-        self._writers = _SqliteWriterQueue(self.engine) if self.is_sqlite else None
+        self.query_timeout = query_timeout
+        self.engine: Engine = self._create_engine(pool_size)
+        self._owns_writers = writers is None
+        if writers is None and self.is_sqlite:
+            writers = _SqliteWriterQueue(self.engine)
+        self._writers = writers
 
-    def _create_engine(self) -> Engine:
+    def _create_engine(self, pool_size: int | None) -> Engine:
+        limit = {TIME_LIMIT_OPTION: self.query_timeout} if self.query_timeout > 0 else {}
         if self.is_sqlite:
             engine = create_engine(
                 self.url,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 json_serializer=jsontext.dumps,
                 json_deserializer=jsontext.loads,
-                **_sqlite_pool_options(self.url),
+                execution_options=limit,
+                **_sqlite_pool_options(self.url, pool_size),
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
             return engine
+        size = PG_POOL_SIZE if pool_size is None else pool_size
         return create_engine(
             self.url,
-            pool_size=PG_POOL_SIZE,
-            max_overflow=PG_POOL_SIZE,
+            pool_size=size,
+            max_overflow=size,
             pool_pre_ping=True,
             json_serializer=jsontext.dumps,
             json_deserializer=jsontext.loads,
+            execution_options=limit,
+        )
+
+    def dedicated(self) -> Database:
+        """The same database through a connection of its own, for a thread that must never
+        wait for one of the shared pool (the lease heartbeat): request threads can hold them
+        all. On SQLite it still queues for the writer's turn with this process's writers."""
+        return Database(
+            self.url, query_timeout=self.query_timeout, pool_size=1, writers=self._writers
         )
 
     @property
@@ -188,14 +226,53 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._writers is not None:
+        if self._writers is not None and self._owns_writers:
             self._writers.close()
 
 
-def _sqlite_pool_options(url: str) -> dict[str, Any]:
+def _sqlite_pool_options(url: str, pool_size: int | None) -> dict[str, Any]:
     if ":memory:" in url:
         return {"poolclass": NullPool}
-    return {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
+    size = SQLITE_POOL_SIZE if pool_size is None else pool_size
+    return {"pool_size": size, "max_overflow": size}
+
+
+@contextmanager
+def time_limited(conn: Connection) -> Iterator[None]:
+    """Statements run inside are cut short after the database's `query_timeout`, which
+    `ran_out_of_time` then recognises. On PostgreSQL this sets `statement_timeout` for the
+    rest of the transaction, then restores it: enter it outside any savepoint that the
+    cancelled statement aborts."""
+    seconds = conn.get_execution_options().get(TIME_LIMIT_OPTION)
+    if not seconds:
+        yield
+        return
+    if conn.dialect.name == "sqlite":
+        with _sqlite_deadline(conn, seconds):
+            yield
+        return
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+    yield  # after an error, the transaction's end restores it
+    conn.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
+
+
+@contextmanager
+def _sqlite_deadline(conn: Connection, seconds: float) -> Iterator[None]:
+    # SQLite interrupts the statement when the handler answers True.
+    deadline = time.monotonic() + seconds
+    raw = conn.connection.driver_connection
+    raw.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_PROGRESS_STEPS)
+    try:
+        yield
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
+def ran_out_of_time(exc: DBAPIError) -> bool:
+    """Whether a statement failed because `time_limited` cut it short."""
+    if isinstance(exc.orig, sqlite3.OperationalError):
+        return str(exc.orig) == "interrupted"
+    return getattr(exc.orig, "sqlstate", None) == PG_QUERY_CANCELED
 
 
 def _sqlite_begin(conn: Connection) -> None:
