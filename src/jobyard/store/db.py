@@ -260,7 +260,7 @@ def time_limited(conn: Connection) -> Iterator[None]:
 def _sqlite_deadline(conn: Connection, seconds: float) -> Iterator[None]:
     # SQLite interrupts the statement when the handler answers True.
     deadline = time.monotonic() + seconds
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection
     raw.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_PROGRESS_STEPS)
     try:
         yield
