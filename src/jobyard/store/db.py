@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -27,9 +29,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # connection beyond the pool is opened (with its PRAGMAs) and closed on every use.
 SQLITE_POOL_SIZE = 24
 PG_POOL_SIZE = 10
-# A time-limited SQLite statement looks at the clock every this many virtual machine steps
-# (a fraction of a millisecond): each look takes the GIL, so not much more often.
-SQLITE_PROGRESS_STEPS = 50_000
 TIME_LIMIT_OPTION = "jobyard_time_limit"
 PG_QUERY_CANCELED = "57014"
 
@@ -256,16 +255,60 @@ def time_limited(conn: Connection) -> Iterator[None]:
     conn.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
 
 
+class _SqliteWatchdog:
+    """Interrupts SQLite statements that run past their deadline, from a thread of its own.
+
+    A progress handler would do it from the statement's thread, but it is Python code: it
+    takes the GIL at each look at the clock, and under load waits for it (up to the switch
+    interval, 5 ms, a look) where the statement itself runs without it. Here a statement
+    costs two turns of a lock, and the thread sleeps until the earliest deadline.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: dict[int, tuple[float, Any]] = {}  # by ticket: deadline, raw connection
+        self._tickets = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._wakes_at = math.inf  # when the thread looks next, unless notified
+
+    @contextmanager
+    def deadline(self, raw: Any, seconds: float) -> Iterator[None]:
+        ticket = next(self._tickets)
+        due = time.monotonic() + seconds
+        with self._changed:
+            self._due[ticket] = (due, raw)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="jobyard-sqlite-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif due < self._wakes_at:  # rarely: one time limit makes deadlines grow
+                self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:  # once gone from `_due`, the connection is never interrupted
+                self._due.pop(ticket, None)
+
+    def _watch(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                for ticket, (due, raw) in list(self._due.items()):
+                    if due <= now:
+                        del self._due[ticket]
+                        raw.interrupt()  # a no-op if its statement has just ended
+                self._wakes_at = min((due for due, _raw in self._due.values()), default=math.inf)
+                self._changed.wait(None if self._wakes_at == math.inf else self._wakes_at - now)
+
+
+_WATCHDOG = _SqliteWatchdog()
+
+
 @contextmanager
 def _sqlite_deadline(conn: Connection, seconds: float) -> Iterator[None]:
-    # SQLite interrupts the statement when the handler answers True.
-    deadline = time.monotonic() + seconds
-    raw: Any = conn.connection.driver_connection
-    raw.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_PROGRESS_STEPS)
-    try:
+    with _WATCHDOG.deadline(conn.connection.driver_connection, seconds):
         yield
-    finally:
-        raw.set_progress_handler(None, 0)
 
 
 def ran_out_of_time(exc: DBAPIError) -> bool:
