@@ -53,3 +53,11 @@ def test_flags_win_over_the_environment_and_unset_flags_do_not() -> None:
 def test_bad_values_are_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(ValidationFailed, match=message):
         load_settings({name: value})
+
+
+def test_the_query_time_limit() -> None:
+    assert load_settings({}).query_timeout_seconds == 2.0
+    chosen = load_settings({"JOBYARD_QUERY_TIMEOUT_SECONDS": "0.5"})
+    assert chosen.query_timeout_seconds == 0.5
+    with pytest.raises(ValidationFailed, match="JOBYARD_QUERY_TIMEOUT_SECONDS must be a number"):
+        load_settings({"JOBYARD_QUERY_TIMEOUT_SECONDS": "long"})
