@@ -22,6 +22,7 @@ DEFAULT_LEASE_SECONDS = 15.0
 DEFAULT_DRAIN_SECONDS = 30.0
 RUN_AS_SERVER = "server"  # JOBYARD_RUN_AS: jobs run as the server's own user, not isolated
 SANDBOXES = ("none", "bwrap")
+DEFAULT_QUERY_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Settings:
     # Whether customer admins may define what packages run (kind, command, env, allowed_args)
     # for their customer; system admins always may.
     customer_admins_define_commands: bool = False
+    query_timeout_seconds: float = DEFAULT_QUERY_TIMEOUT_SECONDS  # a list's query; 0: none
 
     @property
     def effective_database_url(self) -> str:
@@ -134,6 +136,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sandbox=_choice(env, "JOBYARD_SANDBOX", SANDBOXES),
         customer_admins_define_commands=_bool(
             env, "JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS", default=False
+        ),
+        query_timeout_seconds=_float(
+            env, "JOBYARD_QUERY_TIMEOUT_SECONDS", DEFAULT_QUERY_TIMEOUT_SECONDS
         ),
     )
 

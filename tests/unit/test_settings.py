@@ -79,3 +79,11 @@ def test_customer_admins_define_commands_refuses_anything_else(raw: str) -> None
     env = {"JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS": raw}
     with pytest.raises(ValidationFailed, match="JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS must be"):
         load_settings(env)
+
+
+def test_the_query_time_limit() -> None:
+    assert load_settings({}).query_timeout_seconds == 2.0
+    chosen = load_settings({"JOBYARD_QUERY_TIMEOUT_SECONDS": "0.5"})
+    assert chosen.query_timeout_seconds == 0.5
+    with pytest.raises(ValidationFailed, match="JOBYARD_QUERY_TIMEOUT_SECONDS must be a number"):
+        load_settings({"JOBYARD_QUERY_TIMEOUT_SECONDS": "long"})

@@ -25,6 +25,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.JobyardError], int]] = [
     (errors.PayloadTooLarge, 413),
     (errors.TooManyAttempts, 429),
     (errors.RuleViolation, 422),
+    (errors.QueryTooSlow, 503),
 ]
 
 
@@ -78,7 +79,7 @@ def native_error(
 ) -> Response:
     extra = error_details(exc) if exc is not None else {}
     response = problem(status, message, instance=request.url.path, extra=extra)
-    if isinstance(exc, errors.TooManyAttempts):
+    if isinstance(exc, errors.TryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -38,7 +38,8 @@ def utcnow() -> datetime:
 def open_runtime(settings: Settings) -> Runtime:
     """Connect to the configured database (creating the data directory, private, first)."""
     private_directory(settings.data_dir)
-    return Runtime(settings=settings, db=Database(settings.effective_database_url))
+    db = Database(settings.effective_database_url, query_timeout=settings.query_timeout_seconds)
+    return Runtime(settings=settings, db=db)
 
 
 def private_directory(path: Path) -> None:

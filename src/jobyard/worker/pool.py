@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jobyard.services import execution
 from jobyard.services.execution import RunResult, Work, WorkerIdentity
@@ -176,6 +176,7 @@ class WorkerPool:
         self.rt.wakeup.subscribe(self._supervisor.wake)
         self._engine = self._spawn(self._engine_loop, "jobyard-engine")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
+        self._spawn(self._heartbeat_loop, "jobyard-heartbeat")
         if self.rt.pg:
             listener = self._listener = Listener(self.rt.db.url)
             self._spawn(lambda: self._listen_loop(listener), "jobyard-listener")
@@ -478,7 +479,6 @@ class WorkerPool:
             Every(HOUSEKEEPING_SECONDS, self._record_pids),
             Every(HOUSEKEEPING_SECONDS, self._deliver_cancels),
             Every(HOUSEKEEPING_SECONDS, self._flush_quiet_output),
-            Every(lease / 3, self._heartbeat),
             Every(lease / 2, self._reap),
         ]
         while not self._stopped.wait(HOUSEKEEPING_SECONDS):
@@ -521,12 +521,26 @@ class WorkerPool:
         for recorder in recorders:
             recorder.flush_if_stale()
 
-    def _heartbeat(self) -> None:
-        """Renew leases independently of the jobs' own work; stop runs we no longer hold."""
+    def _heartbeat_loop(self) -> None:
+        """Renew the leases from a thread and a database connection of their own: neither
+        housekeeping's other tasks nor request threads (which may hold every connection of
+        the shared pool) can hold a renewal up until the lease lapses."""
+        own = replace(self.rt, db=self.rt.db.dedicated())
+        beat = Every(self.rt.settings.lease_seconds / 3, lambda: self._heartbeat(own))
+        try:
+            while not self._stopped.is_set():
+                beat.tick(time.monotonic())
+                self._stopped.wait(beat.seconds)
+        finally:
+            own.db.dispose()
+
+    def _heartbeat(self, rt: Runtime | None = None) -> None:
+        """Renew leases independently of the jobs' own work; stop runs we no longer hold.
+        `rt` is the heartbeat's own connection to the database (the shared pool's if None)."""
         with self._lock:
             by_run = {r.work.claim.run_id: job_id for job_id, r in self._running.items()}
         lost = execution.heartbeat(
-            self.rt, worker=self.identity, run_ids=list(by_run), draining=self.draining
+            rt or self.rt, worker=self.identity, run_ids=list(by_run), draining=self.draining
         )
         # A run that simply finished meanwhile was not lost: its process has ended (the
         # engine may have just closed it, which the renewal then no longer finds running).

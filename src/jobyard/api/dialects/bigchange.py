@@ -249,7 +249,7 @@ def render_error(
     response = render.json_response(body, status, media_type=render.PROBLEM_TYPE)
     if status == HTTPStatus.UNAUTHORIZED:
         response.headers["WWW-Authenticate"] = 'Bearer realm="jobyard"'
-    if isinstance(exc, errors.TooManyAttempts):
+    if isinstance(exc, errors.TryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -244,7 +244,7 @@ def render_error(
     media_type = XML_TYPE if fmt is Format.XML else JSON_TYPE
     response = Response(body, status_code=status, media_type=media_type)
     response.headers["Cache-Control"] = "no-cache"
-    if isinstance(exc, errors.TooManyAttempts):
+    if isinstance(exc, errors.TryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return _stamp(request, response)
 
