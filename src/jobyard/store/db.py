@@ -121,6 +121,7 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 json_serializer=jsontext.dumps,
                 json_deserializer=jsontext.loads,
+                hide_parameters=True,  # no error text carries a password hash or a token
                 **_sqlite_pool_options(self.url),
             )
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -133,6 +134,7 @@ class Database:
             pool_pre_ping=True,
             json_serializer=jsontext.dumps,
             json_deserializer=jsontext.loads,
+            hide_parameters=True,  # no error text carries a password hash or a token
         )
 
     @property
