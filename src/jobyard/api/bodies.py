@@ -11,6 +11,7 @@ from jobyard import jsontext
 from jobyard.errors import PayloadTooLarge, ValidationFailed
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+MAX_JSON_DEPTH = 64  # levels of arrays and objects in a request body
 
 
 async def read_bytes(request: Request) -> bytes:
@@ -35,6 +36,10 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
         data = jsontext.loads(body)
     except (ValueError, RecursionError) as exc:  # also too deep, or too many digits
         raise ValidationFailed(f"malformed JSON body: {str(exc)[:200]}") from None
+    # Every stored JSON value (results, context, attributes, testvars, ...) comes this way:
+    # a bound on its depth keeps each later read, render and comparison of it cheap.
+    if jsontext.nested_deeper_than(body, MAX_JSON_DEPTH):
+        raise ValidationFailed(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
     # JSON holds a NUL only escaped (both parsers refuse raw control characters in strings),
     # so a body without the escape needs no walk through all it holds.
     if b"\\u0000" in body:
