@@ -31,7 +31,14 @@ FUTURE = "9999-01-01T00:00:00Z"
 JSON = {"Content-Type": "application/json"}
 TOO_BIG = "9" * 30  # past 64 bits
 SUPERSCRIPT_TWO = "%C2%B2"  # "²": str.isdigit() says yes, int() says no
-FULLWIDTH_ONE = "%EF%BC%91"  # "１": int() reads it as 1
+FULLWIDTH_ONE = "%EF%BC%91"  # "\uff11": int() reads it as 1
+
+
+def fill(template: str, *values: str) -> str:
+    """`template` with each `@` replaced by the next value (JSON text is full of braces)."""
+    for value in values:
+        template = template.replace("@", value, 1)
+    return template
 
 
 def nested(depth: int, leaf: str = "1") -> str:
@@ -63,9 +70,9 @@ def test_a_login_taken_twice_is_409_and_no_hash_reaches_the_log(
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert "argon2" not in logged
     assert "a-long-password" not in logged
-    assert client.get(f"{API}/users/", params={"filter": "login=twice"}).json()["links"][
-        "total"
-    ] == 1
+    assert (
+        client.get(f"{API}/users/", params={"filter": "login=twice"}).json()["links"]["total"] == 1
+    )
 
 
 # Explicit nulls ---------------------------------------------------------------------------
@@ -133,10 +140,18 @@ def test_nulls_in_job_user_and_token_bodies(client: TestClient, pkg: dict[str, A
     token = create(
         client,
         "tokens",
-        {"name": "t", "scopes": ["jobs:read"], "expires": None, "expires_in": None, "user_id": None},
+        {
+            "name": "t",
+            "scopes": ["jobs:read"],
+            "expires": None,
+            "expires_in": None,
+            "user_id": None,
+        },
     )
     assert token["user_id"] == "1"
-    problem(client.post(f"{API}/tokens/", json={"name": None, "scopes": ["jobs:read"]}), 400, "name")
+    problem(
+        client.post(f"{API}/tokens/", json={"name": None, "scopes": ["jobs:read"]}), 400, "name"
+    )
     problem(client.post(f"{API}/users/", json={"login": None}), 400, "login")
 
 
@@ -180,8 +195,8 @@ def test_non_ascii_digits_and_huge_integers_are_4xx(
         problem(calm.request(method, path, headers=headers), status, word)
 
     each(_native_numbers(job["id"]), check)
-    # Headers as bytes: "²" and "１" in Latin-1 and UTF-8, as a raw client sends them.
-    for raw in ("²".encode("latin-1"), "²".encode(), "１".encode()):
+    # Headers as bytes: superscript two and fullwidth one, as a raw client sends them.
+    for raw in ("²".encode("latin-1"), "²".encode(), "\uff11".encode()):
         problem(calm.get(JOBS, headers={"Customer-Id": raw}), 400, "Customer-Id")  # type: ignore[dict-item]
         stream = {"Accept": "text/event-stream", "Last-Event-ID": raw}
         problem(calm.get(f"{JOBS}{job['id']}/log/", headers=stream), 400, "Last-Event-ID")  # type: ignore[arg-type]
@@ -189,11 +204,13 @@ def test_non_ascii_digits_and_huge_integers_are_4xx(
     def reference(value: Any) -> None:
         problem(calm.post(JOBS, json={"package_id": value}), 400, "package_id")
 
-    each(["²", "１", TOO_BIG, int(TOO_BIG), 2**63], reference)
+    each(["²", "\uff11", TOO_BIG, int(TOO_BIG), 2**63], reference)
     assert count(client) == 1
 
 
-def test_dialects_read_ids_and_numbers_the_same_way(client: TestClient, pkg: dict[str, Any]) -> None:
+def test_dialects_read_ids_and_numbers_the_same_way(
+    client: TestClient, pkg: dict[str, Any]
+) -> None:
     calm = answering(client)
     for path in (f"/node/api/jobs/{SUPERSCRIPT_TWO}", f"/node/api/jobs/{FULLWIDTH_ONE}"):
         answer = calm.get(path)
@@ -208,7 +225,7 @@ def test_dialects_read_ids_and_numbers_the_same_way(client: TestClient, pkg: dic
         answer = calm.get(path, headers=customer)
         assert answer.status_code == 404, answer.text
         assert answer.json()["status"] == 404
-    for query in ({"pageNumber": "²"}, {"pageSize": TOO_BIG}, {"typeId": "１"}):
+    for query in ({"pageNumber": "²"}, {"pageSize": TOO_BIG}, {"typeId": "\uff11"}):
         answer = calm.get("/v1/jobs", params=query, headers=customer)
         assert answer.status_code == 400, (query, answer.text)
     answer = calm.get("/v1/jobs", headers={"Customer-Id": "²".encode("latin-1")})  # type: ignore[dict-item]
@@ -225,14 +242,17 @@ def test_json_nested_deeper_than_the_limit_is_400_on_every_route_that_stores_it(
     calm = answering(client)
     deep = nested(1000)
     bodies = [
-        (JOBS, '{"package_id": "%s", "context": %s}' % (pkg["id"], deep)),
-        (JOBS, '{"package_id": "%s", "context": {"step": %s}}' % (pkg["id"], nested(500))),
-        (f"{JOBS}?bulk=launch", '{"jobs": [{"package_id": "%s", "context": %s}]}' % (pkg["id"], deep)),
+        (JOBS, fill('{"package_id": "@", "context": @}', pkg["id"], deep)),
+        (JOBS, fill('{"package_id": "@", "context": {"step": @}}', pkg["id"], nested(500))),
+        (
+            f"{JOBS}?bulk=launch",
+            fill('{"jobs": [{"package_id": "@", "context": @}]}', pkg["id"], deep),
+        ),
         (f"{JOBS}{job['id']}/results/", deep),
-        (f"{API}/devices/", '{"name": "d", "attributes": %s}' % deep),
-        (f"{API}/configs/", '{"name": "c", "testvars": %s}' % deep),
-        (f"{API}/packages/", '{"name": "p", "command": ["true"], "env": %s}' % deep),
-        (f"{API}/packages/", '{"name": "p", "command": ["true"], "tags": [%s]}' % deep),
+        (f"{API}/devices/", fill('{"name": "d", "attributes": @}', deep)),
+        (f"{API}/configs/", fill('{"name": "c", "testvars": @}', deep)),
+        (f"{API}/packages/", fill('{"name": "p", "command": ["true"], "env": @}', deep)),
+        (f"{API}/packages/", fill('{"name": "p", "command": ["true"], "tags": [@]}', deep)),
     ]
 
     def check(path: str, body: str) -> None:
@@ -244,7 +264,7 @@ def test_json_nested_deeper_than_the_limit_is_400_on_every_route_that_stores_it(
     assert saymon.json()["code"] == "InvalidContent"
     bigchange = calm.post(
         "/v1/jobs",
-        content='{"typeId": %s, "description": %s}' % (pkg["id"], deep),
+        content=fill('{"typeId": @, "description": @}', pkg["id"], deep),
         headers=JSON | {"Customer-Id": "1"},
     )
     assert bigchange.status_code == 400, bigchange.text
@@ -274,7 +294,7 @@ def _store_context(settings: Settings, job_id: str, context_text: str) -> None:
         with engine.begin() as conn:
             value = "CAST(:c AS JSONB)" if engine.dialect.name == "postgresql" else ":c"
             conn.execute(
-                sa.text(f"UPDATE jobs SET context = {value} WHERE id = :id"),  # noqa: S608
+                sa.text(f"UPDATE jobs SET context = {value} WHERE id = :id"),
                 {"c": context_text, "id": int(job_id)},
             )
     finally:
@@ -293,16 +313,25 @@ READS = [
 @pytest.mark.parametrize(
     "context",
     [
-        '{"step": %s}' % nested(500),
-        '{"step": %s, "other": %s}' % (nested(900), nested(900)),
+        fill('{"step": @}', nested(500)),
+        fill('{"step": @, "other": @}', nested(900), nested(900)),
         '{"step": "a plain string"}',
         '{"step": [1, {"id": 2}]}',
         '{"step": 12}',
         '{"step": {"id": "abc", "request": "not an object", "name": {"x": [1, 2]}}}',
         '{"step": {"id": 1.5}}',
-        '{"step": {"id": %s}}' % TOO_BIG,
+        fill('{"step": {"id": @}}', TOO_BIG),
     ],
-    ids=["step-500-deep", "900-deep", "string", "list", "number", "odd-members", "float-id", "huge-id"],
+    ids=[
+        "step-500-deep",
+        "900-deep",
+        "string",
+        "list",
+        "number",
+        "odd-members",
+        "float-id",
+        "huge-id",
+    ],
 )
 def test_a_stored_value_never_breaks_a_later_read(
     client: TestClient, settings: Settings, pkg: dict[str, Any], context: str
@@ -339,7 +368,7 @@ def test_the_step_of_a_job_run_shows_only_an_object(
         ),
     ]
     for step, shown in cases:
-        _store_context(settings, job["id"], '{"step": %s}' % step)
+        _store_context(settings, job["id"], fill('{"step": @}', step))
         runs = client.get("/v1/job_runs.json").json()
         assert runs[0]["step"] == shown, step
 
@@ -359,7 +388,9 @@ while not flag.exists() and time.time() < deadline:
 @pytest.fixture
 def job_token(client: TestClient, tmp_path: Path) -> Iterator[tuple[str, dict[str, Any], str]]:
     """(the token of a running job, that job, another job's id)."""
-    other = launch(client, package_id=package(client, "other", command=["true"])["id"], run_at=FUTURE)
+    other = launch(
+        client, package_id=package(client, "other", command=["true"])["id"], run_at=FUTURE
+    )
     seen, flag = tmp_path / "token", tmp_path / "done"
     command = [sys.executable, "-c", WAIT_FOR_FLAG, str(seen), str(flag)]
     job = launch(client, package_id=package(client, "self", command=command)["id"])
@@ -374,6 +405,16 @@ def job_token(client: TestClient, tmp_path: Path) -> Iterator[tuple[str, dict[st
         wait_for(client, job["id"], TERMINAL)
 
 
+PATH_PARAMETERS = (
+    "job_id",
+    "object_id",
+    "user_id",
+    "token_id",
+    "run_id",
+    "ident",
+    "obj_id",
+    "op_id",
+)
 OPEN_ROUTES = {"/authenticate", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
 
 
@@ -413,7 +454,16 @@ def test_a_job_token_is_refused_everywhere_but_its_own_job(
     problems = []
     for method, path in named + swept:
         filled = path
-        for name in ("job_id", "object_id", "user_id", "token_id", "run_id", "ident", "obj_id", "op_id"):
+        for name in (
+            "job_id",
+            "object_id",
+            "user_id",
+            "token_id",
+            "run_id",
+            "ident",
+            "obj_id",
+            "op_id",
+        ):
             filled = filled.replace("{" + name + "}", other)
         answer = as_job.request(method, filled, headers=headers)
         if answer.status_code not in {403, 404, 405}:
@@ -461,7 +511,9 @@ def test_a_bulk_delete_names_the_ids_it_did_not_find_and_deletes_nothing(
     mine = [launch(client, package_id=pkg["id"], run_at=FUTURE)["id"] for _ in range(2)]
 
     for wanted in ([mine[0], "999999"], [foreign], [mine[1], foreign, "0"]):
-        answer = client.post(JOBS, params={"bulk": "delete"}, json={"jobs": [{"id": i} for i in wanted]})
+        answer = client.post(
+            JOBS, params={"bulk": "delete"}, json={"jobs": [{"id": i} for i in wanted]}
+        )
         problem(answer, 404, "no such Job", "nothing was deleted")
         missing = [i for i in wanted if i not in mine]
         assert answer.json()["not_found"] == missing
@@ -493,7 +545,7 @@ def test_each_refused_input_keeps_the_connection_open(live_server: Any) -> None:
 
     try:
         assert send("POST", f"{API}/packages/", '{"name": "p", "command": ["true"]}') == 200
-        assert send("POST", JOBS, '{"package_id": "1", "run_at": "%s"}' % FUTURE) == 200
+        assert send("POST", JOBS, fill('{"package_id": "1", "run_at": "@"}', FUTURE)) == 200
         body = '{"login": "twice", "password": "a-long-password"}'
         assert send("POST", f"{API}/users/", body) == 200
         refused = [
@@ -504,7 +556,7 @@ def test_each_refused_input_keeps_the_connection_open(live_server: Any) -> None:
             ("GET", f"{JOBS}1/log/?attempt=%C2%B2", None),
             ("POST", JOBS, '{"package_id": "\\u00b2"}'),
             ("POST", f"{JOBS}1/results/", nested(1000)),
-            ("POST", JOBS, '{"package_id": "1", "context": %s}' % nested(1000)),
+            ("POST", JOBS, fill('{"package_id": "1", "context": @}', nested(1000))),
         ]
         statuses = [send(method, path, content) for method, path, content in refused]
         statuses.append(send("GET", JOBS, None, **{"Customer-Id": TOO_BIG}))
