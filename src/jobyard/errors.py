@@ -20,6 +20,10 @@ class JobyardError(Exception):
 class NotFound(JobyardError):
     """No such object."""
 
+    def __init__(self, message: str | None = None, *, ids: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.ids = ids  # when a request named several objects: the ones that do not exist
+
 
 class ValidationFailed(JobyardError):
     """The request is not valid."""

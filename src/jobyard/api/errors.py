@@ -103,9 +103,12 @@ async def _jobyard_error(request: Request, exc: Exception) -> Response:
 
 def error_details(exc: errors.JobyardError) -> dict[str, object]:
     """Validation problems name their field: `errors` maps it to its messages (RFC 7807
-    extension, as ASP.NET and BigChange send it)."""
+    extension, as ASP.NET and BigChange send it); a request naming objects that do not
+    exist lists their ids in `not_found`."""
     if isinstance(exc, errors.RuleViolation) and exc.field:
         return {"errors": {exc.field: [exc.message]}}
+    if isinstance(exc, errors.NotFound) and exc.ids:
+        return {"not_found": [str(i) for i in exc.ids]}
     return {}
 
 

@@ -91,11 +91,17 @@ def effective_scopes(role: Role, token_scopes: frozenset[Scope] | None) -> froze
     return allowed if token_scopes is None else allowed & token_scopes
 
 
+def require_person(principal: Principal) -> None:
+    """Refuse a job's own token: beyond its job (`require_on_job`) it may do nothing, not
+    even read who launched it or what the server is."""
+    if principal.job_id is not None:
+        raise Forbidden(f"this is the token of job {principal.job_id}: it may act on that job only")
+
+
 def require(principal: Principal, scope: Scope) -> None:
     """Refuse unless the principal holds `scope`, naming what is missing; job tokens are
     refused here: they act only through `require_on_job`."""
-    if principal.job_id is not None:
-        raise Forbidden(f"this is the token of job {principal.job_id}: it may act on that job only")
+    require_person(principal)
     _require_scope(principal, scope)
 
 

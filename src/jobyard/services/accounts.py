@@ -27,6 +27,7 @@ from jobyard.domain.permissions import (
     parse_role,
     parse_scopes,
     require,
+    require_person,
 )
 from jobyard.errors import (
     Conflict,
@@ -364,7 +365,10 @@ def new_job_tokens(count: int) -> list[str]:
 
 
 def _target_user(conn: Connection, actor: Principal, user_id: int) -> UserRecord:
-    return accounts.get_user(conn, user_id, tenant_id=actor.tenant_id)
+    """A user of the tenant acted in, or the actor themself: a system admin acting for a
+    customer (`Customer-Id`) is still their own user, with their own tokens."""
+    own = user_id == actor.user_id and actor.job_id is None
+    return accounts.get_user(conn, user_id, tenant_id=None if own else actor.tenant_id)
 
 
 def create_user(
@@ -400,7 +404,9 @@ def list_users(
 
 
 def get_user(rt: Runtime, *, actor: Principal, user_id: int) -> UserRecord:
-    """Anyone may read their own user; admins any of their tenant's."""
+    """Anyone may read their own user (a job's token is no one); admins any of their
+    tenant's."""
+    require_person(actor)
     if user_id != actor.user_id:
         require(actor, Scope.ADMIN)
     with rt.db.read() as conn:

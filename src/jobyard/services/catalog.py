@@ -75,6 +75,23 @@ _RUNS_NOTHING: dict[str, Any] = {
 }
 
 
+DEVICE_DEFAULTS: dict[str, Any] = {"description": "", "attributes": {}}
+CONFIG_DEFAULTS: dict[str, Any] = {"description": "", "testvars": {}, "interfaces": []}
+
+
+def _given(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a create or an edit, where an explicit null stands for the field's
+    default (what leaving it out of a create gives); a field without one (the name) may not
+    be null."""
+    given = dict(values)
+    for key, value in values.items():
+        if value is None:
+            if key not in defaults:
+                raise ValidationFailed(f"{key} may not be null", field=key)
+            given[key] = defaults[key]
+    return given
+
+
 def _package_row(package: Package) -> dict[str, Any]:
     return {
         "name": package.name,
@@ -131,7 +148,7 @@ def _new_row(
 
 def create_package(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Package:
     require(actor, Scope.PACKAGES_WRITE)
-    row = _new_row(actor, PACKAGE_DEFAULTS, values)
+    row = _new_row(actor, PACKAGE_DEFAULTS, _given(values, PACKAGE_DEFAULTS))
     _require_run_definer(rt, actor, _RUNS_NOTHING, row)
     _check_package(row)
     with rt.db.transaction() as conn:
@@ -144,6 +161,7 @@ def edit_package(
     rt: Runtime, *, actor: Principal, package_id: int, values: Mapping[str, Any]
 ) -> Package:
     require(actor, Scope.PACKAGES_WRITE)
+    values = _given(values, PACKAGE_DEFAULTS)
     with rt.db.transaction() as conn:
         before = _package_row(catalog.get_package(conn, package_id, tenant_id=actor.tenant_id))
         after = before | dict(values)
@@ -193,7 +211,7 @@ def list_packages(
 
 def create_device(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Device:
     require(actor, Scope.PACKAGES_WRITE)
-    row = _new_row(actor, {"description": "", "attributes": {}}, values)
+    row = _new_row(actor, DEVICE_DEFAULTS, _given(values, DEVICE_DEFAULTS))
     with rt.db.transaction() as conn:
         device_id = catalog.insert_row(conn, tables.devices, row)
         return catalog.get_device(conn, device_id, tenant_id=actor.tenant_id)
@@ -203,6 +221,7 @@ def edit_device(
     rt: Runtime, *, actor: Principal, device_id: int, values: Mapping[str, Any]
 ) -> Device:
     require(actor, Scope.PACKAGES_WRITE)
+    values = _given(values, DEVICE_DEFAULTS)
     with rt.db.transaction() as conn:
         catalog.update_row(
             conn,
@@ -251,7 +270,7 @@ def _check_config(values: Mapping[str, Any]) -> None:
 
 def create_config(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Config:
     require(actor, Scope.PACKAGES_WRITE)
-    row = _new_row(actor, {"description": "", "testvars": {}, "interfaces": []}, values)
+    row = _new_row(actor, CONFIG_DEFAULTS, _given(values, CONFIG_DEFAULTS))
     _check_config(row)
     with rt.db.transaction() as conn:
         config_id = catalog.insert_row(conn, tables.configs, row)
@@ -262,6 +281,7 @@ def edit_config(
     rt: Runtime, *, actor: Principal, config_id: int, values: Mapping[str, Any]
 ) -> Config:
     require(actor, Scope.PACKAGES_WRITE)
+    values = _given(values, CONFIG_DEFAULTS)
     _check_config(values)
     with rt.db.transaction() as conn:
         catalog.update_row(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
@@ -172,9 +173,12 @@ def get_user(conn: Connection, user_id: int, *, tenant_id: int | None) -> UserRe
 
 
 def insert_user(conn: Connection, values: Mapping[str, Any]) -> int:
+    """Insert a user; a taken login is a Conflict (logins are unique across customers)."""
     try:
         return insert_row(conn, U, values)
-    except Conflict:
+    except (Conflict, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError) and "unique" not in str(exc.orig).lower():
+            raise
         raise Conflict(f"a user with login {values['login']!r} already exists") from None
 
 

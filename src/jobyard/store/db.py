@@ -174,6 +174,7 @@ class Database:
                 json_serializer=jsontext.dumps,
                 json_deserializer=jsontext.loads,
                 execution_options=limit,
+                hide_parameters=True,  # no error text carries a password hash or a token
                 **_sqlite_pool_options(self.url, pool_size),
             )
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -188,6 +189,7 @@ class Database:
             json_serializer=jsontext.dumps,
             json_deserializer=jsontext.loads,
             execution_options=limit,
+            hide_parameters=True,  # no error text carries a password hash or a token
         )
 
     def dedicated(self) -> Database:

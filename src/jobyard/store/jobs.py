@@ -535,6 +535,16 @@ def deletable_job_ids(conn: Connection, job_ids: Sequence[int], *, tenant_id: in
     return found
 
 
+def existing_job_ids(conn: Connection, job_ids: Sequence[int], *, tenant_id: int) -> set[int]:
+    """Of these jobs, the ones the tenant has."""
+    found: set[int] = set()
+    for start in range(0, len(job_ids), 500):
+        batch = job_ids[start : start + 500]
+        query = select(J.c.id).where(J.c.id.in_(batch), J.c.tenant_id == tenant_id)
+        found.update(row.id for row in conn.execute(query))
+    return found
+
+
 def delete_jobs(conn: Connection, job_ids: Sequence[int]) -> int:
     """Delete jobs that are not running; return how many went."""
     deleted = 0

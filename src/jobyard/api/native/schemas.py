@@ -146,7 +146,7 @@ class ConfigIn(Strict):
 class UserIn(Strict):
     login: str = Field(min_length=1, max_length=200, pattern=r"^[^\s:]+$")
     password: str | None = Field(default=None, max_length=512)
-    role: str = "viewer"
+    role: str | None = None  # null or left out: viewer
 
 
 class UserEditIn(Strict):
