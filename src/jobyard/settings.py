@@ -19,6 +19,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_CANCEL_GRACE_SECONDS = 5.0
 DEFAULT_LEASE_SECONDS = 15.0
 DEFAULT_DRAIN_SECONDS = 30.0
+DEFAULT_MAX_CONCURRENT_HASHES = 2
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Settings:
     public_url: str = ""
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    secret_key: str | None = field(default=None, repr=False)
+    max_concurrent_hashes: int = DEFAULT_MAX_CONCURRENT_HASHES
 
     @property
     def effective_database_url(self) -> str:
@@ -97,4 +100,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("JOBYARD_PUBLIC_URL", "").strip(),
         lease_seconds=_float(env, "JOBYARD_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
         drain_seconds=_float(env, "JOBYARD_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        secret_key=env.get("JOBYARD_SECRET_KEY", "").strip() or None,
+        max_concurrent_hashes=_int(
+            env, "JOBYARD_MAX_CONCURRENT_HASHES", DEFAULT_MAX_CONCURRENT_HASHES, minimum=1
+        ),
     )

@@ -32,7 +32,7 @@ def test_the_configured_token_works_and_is_stored_hashed(runtime: Runtime) -> No
     with runtime.db.read() as conn:
         stored = conn.execute(sa.select(tables.tokens.c.secret_hash)).scalars().all()
     assert "test-admin-token" not in stored
-    assert accounts.hash_token("test-admin-token") in stored
+    assert accounts.hash_token(runtime, "test-admin-token") in stored
 
 
 @pytest.mark.parametrize("token", ["", "wrong", "x" * 10_000])
