@@ -4,6 +4,7 @@ authenticated (token, password, or a job's own token)."""
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -284,7 +285,7 @@ def _locked_for(user: UserRecord, now: datetime) -> float:
 
 
 def _too_many(login: str, wait: float) -> TooManyAttempts:
-    seconds = int(wait) + 1
+    seconds = min(LOCK_SECONDS, max(1, math.ceil(wait)))
     return TooManyAttempts(
         f"too many failed logins for {login!r}; try again in {seconds} s", retry_after=seconds
     )
@@ -330,7 +331,7 @@ def _reserve_try(rt: Runtime, login: str, *, exists: bool, now: datetime) -> Use
                 )
             return tried
         if current is not None:
-            raise _too_many(login, _locked_for(current, now))
+            raise _too_many(login, _locked_for(current, utcnow()))
     wait = rt.credentials.unknown_logins.reserve(login)
     if wait:
         raise _too_many(login, wait)
