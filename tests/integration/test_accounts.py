@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
+from jobyard.api.app import create_app
 from jobyard.errors import TooManyAttempts, Unauthenticated, ValidationFailed
-from jobyard.services import accounts, credentials
+from jobyard.services import accounts, credentials, execution
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings, load_settings
 from jobyard.store import tables
+from tests.api.helpers import launch, package
+from tests.conftest import AUTH
 
 
 def test_first_start_generates_a_token_once(runtime: Runtime) -> None:
@@ -248,3 +252,30 @@ def test_a_password_checks_against_a_dummy_when_there_is_no_hash() -> None:
     assert not passwords.verify(stored, "not-the-password")
     assert not passwords.verify(None, "the-password")
     assert not passwords.remembers(None, "the-password")
+
+
+def test_a_job_token_is_keyed_and_a_run_from_an_earlier_release_still_works(
+    settings: Settings,
+) -> None:
+    """A run's token hash is keyed like any token; a run started by an earlier release (plain
+    SHA-256) keeps working until it ends."""
+    idle = Settings(**{**settings.__dict__, "workers": 0})
+    with TestClient(create_app(idle), headers=AUTH) as client:
+        job = launch(client, package_id=package(client, command=["true"])["id"])
+    rt = open_runtime(idle)
+    try:
+        work = execution.claim_job(rt, worker=execution.register_worker(rt, slots=1))
+        assert work is not None
+        runs = tables.runs
+        with rt.db.read() as conn:
+            stored = conn.execute(sa.select(runs.c.token_hash)).scalar_one()
+        assert stored == accounts.hash_token(rt, work.token)
+        assert stored != hashlib.sha256(work.token.encode()).hexdigest()
+        assert accounts.authenticate_token(rt, work.token).job_id == int(job["id"])
+
+        legacy = hashlib.sha256(work.token.encode()).hexdigest()
+        with rt.db.transaction() as conn:
+            conn.execute(sa.update(runs).values(token_hash=legacy))
+        assert accounts.authenticate_token(rt, work.token).job_id == int(job["id"])
+    finally:
+        rt.db.dispose()
