@@ -23,6 +23,7 @@ DEFAULT_DRAIN_SECONDS = 30.0
 RUN_AS_SERVER = "server"  # JOBYARD_RUN_AS: jobs run as the server's own user, not isolated
 SANDBOXES = ("none", "bwrap")
 DEFAULT_QUERY_TIMEOUT_SECONDS = 2.0
+DEFAULT_MAX_CONCURRENT_HASHES = 2
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Settings:
     # for their customer; system admins always may.
     customer_admins_define_commands: bool = False
     query_timeout_seconds: float = DEFAULT_QUERY_TIMEOUT_SECONDS  # a list's query; 0: none
+    secret_key: str | None = field(default=None, repr=False)
+    max_concurrent_hashes: int = DEFAULT_MAX_CONCURRENT_HASHES
 
     @property
     def effective_database_url(self) -> str:
@@ -139,6 +142,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         query_timeout_seconds=_float(
             env, "JOBYARD_QUERY_TIMEOUT_SECONDS", DEFAULT_QUERY_TIMEOUT_SECONDS
+        ),
+        secret_key=env.get("JOBYARD_SECRET_KEY", "").strip() or None,
+        max_concurrent_hashes=_int(
+            env, "JOBYARD_MAX_CONCURRENT_HASHES", DEFAULT_MAX_CONCURRENT_HASHES, minimum=1
         ),
     )
 

@@ -27,13 +27,21 @@ from jobyard.store.db import Database
 from tests.conftest import AUTH
 
 LEASE_SECONDS = 2.0
+# Every server and worker of a fleet hashes tokens with the same key.
+FLEET_KEY = "the-fleet-s-shared-token-key"
 TERMINAL = {"completed", "completed_with_issues", "failed", "timed_out", "cancelled", "lost"}
 
 
 @pytest.fixture
 def fleet_settings(settings: Settings) -> Settings:
     return Settings(
-        **{**settings.__dict__, "workers": 0, "lease_seconds": LEASE_SECONDS, "drain_seconds": 1.0}
+        **{
+            **settings.__dict__,
+            "workers": 0,
+            "lease_seconds": LEASE_SECONDS,
+            "drain_seconds": 1.0,
+            "secret_key": FLEET_KEY,
+        }
     )
 
 
@@ -64,6 +72,7 @@ class Workers:
             "JOBYARD_CANCEL_GRACE_SECONDS": "1",
             "JOBYARD_RUN_AS": self.settings.run_as,
             "JOBYARD_RUNS_DIR": str(self.settings.effective_runs_dir),
+            "JOBYARD_SECRET_KEY": FLEET_KEY,
         }
         env |= extra_env
         log = (self.tmp_path / f"worker{len(self.procs)}.log").open("wb")
@@ -312,3 +321,27 @@ def test_a_standalone_workers_jobs_run_as_their_user_and_see_none_of_its_secrets
     assert f"uid: {pwd.getpwnam(job_user).pw_uid}" in log
     for line in ("db-url-in-parent: 0", "db-url-anywhere: 0", "data-dir: refused", "runs: refused"):
         assert line in log, log
+
+
+def test_a_job_run_by_another_process_uses_its_token_at_the_api(
+    api: TestClient, workers: Workers, tmp_path: Path
+) -> None:
+    """The worker hashes the job's token, the API checks it: with the fleet's shared key
+    (JOBYARD_SECRET_KEY) the token works."""
+    seen, flag = tmp_path / "token", tmp_path / "flag"
+    code = (
+        "import os, pathlib, sys, time\n"
+        "pathlib.Path(sys.argv[1]).write_text(os.environ['JOBYARD_TOKEN'])\n"
+        "deadline = time.time() + 30\n"
+        "while not pathlib.Path(sys.argv[2]).exists() and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
+    package_id = _package(api, [sys.executable, "-c", code, str(seen), str(flag)])
+    [job_id] = _launch(api, package_id, 1)
+    workers.start(slots=1)
+    _wait(lambda: seen.exists() and bool(seen.read_text()), 30, "the job's token")
+    as_job = {"Authorization": f"Bearer {seen.read_text()}"}
+    response = api.get(f"/api/v1/jobs/{job_id}/", headers=as_job)
+    assert response.status_code == 200, response.text
+    flag.touch()
+    _wait(lambda: _statuses(api)[job_id] == "completed", 30, "the job to end")

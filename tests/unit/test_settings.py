@@ -15,6 +15,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8080, 2)
     assert settings.data_dir == Path("./var")
     assert settings.admin_token is None
+    assert (settings.secret_key, settings.max_concurrent_hashes) == (None, 2)
     assert settings.effective_database_url == f"sqlite:///{Path('./var/jobyard.db').resolve()}"
 
 
@@ -27,8 +28,11 @@ def test_environment_names() -> None:
             "JOBYARD_DATABASE_URL": "postgresql://u@db/jobs",
             "JOBYARD_WORKERS": "8",
             "JOBYARD_ADMIN_TOKEN": "secret",
+            "JOBYARD_SECRET_KEY": " a-key-of-enough-length ",
+            "JOBYARD_MAX_CONCURRENT_HASHES": "4",
         }
     )
+    assert (settings.secret_key, settings.max_concurrent_hashes) == ("a-key-of-enough-length", 4)
     assert (settings.host, settings.port, settings.workers) == ("192.0.2.10", 9000, 8)
     assert settings.data_dir == Path("/srv/jobyard")
     assert settings.effective_database_url == "postgresql://u@db/jobs"
@@ -48,6 +52,7 @@ def test_flags_win_over_the_environment_and_unset_flags_do_not() -> None:
         ("JOBYARD_PORT", "http", "JOBYARD_PORT must be an integer"),
         ("JOBYARD_WORKERS", "-1", "JOBYARD_WORKERS must be at least 0"),
         ("JOBYARD_CANCEL_GRACE_SECONDS", "soon", "must be a number"),
+        ("JOBYARD_MAX_CONCURRENT_HASHES", "0", "JOBYARD_MAX_CONCURRENT_HASHES must be at least 1"),
     ],
 )
 def test_bad_values_are_refused(name: str, value: str, message: str) -> None:

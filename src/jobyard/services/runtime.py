@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobyard.services.credentials import Credentials
 from jobyard.settings import Settings
 from jobyard.store.db import Database
 from jobyard.store.wakeup import Wakeup
@@ -25,6 +26,11 @@ class Runtime:
     # True when every process using an SQLite database is this one (jobyard serve with its
     # embedded workers): in-memory wake-ups then reach every worker, so none need to poll.
     in_process_only: bool = True
+    # Password hashing and the token key are the process's: one set per runtime.
+    credentials: Credentials = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.credentials = Credentials(self.settings)
 
     @property
     def pg(self) -> bool:

@@ -183,6 +183,7 @@ async def edit_user(
             role=body.role,
             password=body.password,
             current_password=body.current_password,
+            keep_tokens=body.keep_tokens,
         )
     )
     return render.one(present_user(edited))

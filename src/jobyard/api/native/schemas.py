@@ -153,6 +153,7 @@ class UserEditIn(Strict):
     role: str | None = None
     password: str | None = Field(default=None, max_length=512)
     current_password: str | None = Field(default=None, max_length=512)
+    keep_tokens: bool = False  # a new password revokes the user's tokens unless this is true
 
 
 class TokenIn(Strict):
