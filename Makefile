@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Not root and no JOBYARD_RUN_AS: jobs run as you, without isolation (a laptop's quick start;
+# jobyard says so loudly). As root, jobs run as the system user jobyard-job.
+RUN_AS := $(if $(JOBYARD_RUN_AS),,$(if $(filter 0,$(shell id -u)),,JOBYARD_RUN_AS=server))
+
 run: install
 	$(BIN)/jobyard db upgrade
-	$(BIN)/jobyard serve
+	$(RUN_AS) $(BIN)/jobyard serve
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

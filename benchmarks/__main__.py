@@ -6,12 +6,15 @@ Every speed goal is a ratio against a baseline measured in the same run on the s
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 
@@ -79,6 +82,7 @@ def main() -> None:
     started = time.monotonic()
     spawn = section("spawn limit", lambda: spawn_limit(plan, report))
     embedded = throughput_sqlite(plan, report, spawn)
+    isolation(plan, report)
     if deploy.postgres_available():
         throughput_postgres(plan, report, embedded)
     else:
@@ -166,8 +170,48 @@ def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
     return bulk_rate
 
 
+def isolation(plan: Plan, report: Report) -> None:
+    """What confining jobs costs per job (issue 16): the same bulk run of `true` jobs with
+    jobs as the server's own user, as a user of their own, and that inside bubblewrap;
+    the three take turns, `plan.runs` times, so that the machine's drift falls on each."""
+    if os.geteuid() != 0:
+        report.note("isolation's cost", "needs root (jobs as a user of their own): skipped")
+        return
+    ways = {"run as the server": {"JOBYARD_RUN_AS": "server"}, "run as jobyard-job": {}}
+    if shutil.which("bwrap"):
+        ways["jobyard-job in bwrap"] = {"JOBYARD_SANDBOX": "bwrap"}
+    rates: dict[str, list[float]] = {way: [] for way in ways}
+    cpu: dict[str, dict[str, float]] = {way: {} for way in ways}
+    for turn in range(plan.runs):
+        for way, settings in ways.items():
+            console.rule(f"isolation: {way}, turn {turn + 1}")
+            options: dict[str, Any] = {"embedded_slots": SLOTS, **settings}
+            with _ready_for_throughput("sqlite", **options) as (dep, package):
+                before = workloads.cpu_by_process(dep.pid)
+                rates[way].append(workloads.throughput(dep, package, plan.jobs, bulk=True))
+                after = workloads.cpu_by_process(dep.pid)
+            for part in after:
+                cpu[way][part] = cpu[way].get(part, 0.0) + after[part] - before[part]
+    baseline = Figure(tuple(rates["run as the server"]))
+    jobs_run = plan.runs * plan.jobs
+    for way in ways:
+        figure = Figure(tuple(rates[way]))
+        is_base = way == "run as the server"
+        report.add(
+            f"isolation: {plan.jobs} `true` jobs, 128 slots, {way}",
+            figure,
+            "jobs/s",
+            "≥ 90 % of the server's user" if way == "run as jobyard-job" else "",
+            "baseline" if is_base else ratio(figure.median, baseline.median),
+        )
+        report.note(
+            f"isolation, {way}: CPU per job",
+            ", ".join(f"{p} {s / jobs_run * 1000:.3f} ms" for p, s in cpu[way].items()),
+        )
+
+
 @contextmanager
-def _ready_for_throughput(kind: str, **options: int) -> Iterator[tuple[deploy.Deployment, str]]:
+def _ready_for_throughput(kind: str, **options: Any) -> Iterator[tuple[deploy.Deployment, str]]:
     """A fresh deployment with a `true` package, warmed up (the first claims compile)."""
     with deploy.database(kind) as url, deploy.deployment(url, **options) as dep:
         package = dep.package(["true"])

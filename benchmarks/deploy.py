@@ -78,8 +78,15 @@ def _env(url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         "JOBYARD_DATA_DIR": str(data_dir),
         "JOBYARD_ADMIN_TOKEN": TOKEN,
         "JOBYARD_DRAIN_SECONDS": "2",
+        "JOBYARD_RUN_AS": default_run_as(),
     }
     return env | extra
+
+
+def default_run_as() -> str:
+    """As jobyard itself has it: as root, jobs run as the system user jobyard-job (made at
+    the first start); anyone else runs them as themselves, as `make run` does."""
+    return "" if os.geteuid() == 0 else "server"
 
 
 @dataclass
@@ -158,12 +165,24 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def deployment(
-    database_url: str, *, embedded_slots: int, workers: int = 0, slots: int = 2
+    database_url: str,
+    *,
+    embedded_slots: int,
+    workers: int = 0,
+    slots: int = 2,
+    **settings: str,
 ) -> Iterator[Deployment]:
-    """`jobyard serve` with `embedded_slots` (0 = API only) and `workers` worker processes."""
+    """`jobyard serve` with `embedded_slots` (0 = API only) and `workers` worker processes;
+    `settings`: more JOBYARD_* variables for all of them (e.g. JOBYARD_RUN_AS)."""
     data_dir = Path(tempfile.mkdtemp(prefix="jobyard-bench-data-"))
     port = free_port()
-    env = _env(database_url, data_dir, JOBYARD_PORT=str(port), JOBYARD_WORKERS=str(embedded_slots))
+    env = _env(
+        database_url,
+        data_dir,
+        JOBYARD_PORT=str(port),
+        JOBYARD_WORKERS=str(embedded_slots),
+        **settings,
+    )
     log = (data_dir / "serve.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "jobyard", "serve", "--log-level", "warning"],
@@ -187,7 +206,7 @@ def deployment(
                         "--log-level",
                         "warning",
                     ],
-                    env=_env(database_url, data_dir),
+                    env=_env(database_url, data_dir, **settings),
                     stdout=log,
                     stderr=log,
                 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -21,6 +23,7 @@ from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings
 from jobyard.store import migrate
 from jobyard.store.db import Database, normalise_url
+from jobyard.worker.confinement import create_job_user
 
 ADMIN_TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -94,6 +97,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def jobs_run_as() -> Iterator[str]:
+    """JOBYARD_RUN_AS for tests of a real start: as root, a Unix user of this test
+    session's own (made with useradd, removed with userdel at the end; not jobyard-job,
+    which would stay behind); otherwise `server`, as a newcomer's `make run` has it."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        yield "server"
+        return
+    name = f"jobyard-t-{secrets.token_hex(4)}"
+    create_job_user(name)
+    yield name
+    subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def job_user(jobs_run_as: str) -> str:
+    """The test session's own Unix user for jobs; skips where it cannot be made."""
+    if jobs_run_as == "server":
+        pytest.skip("running jobs as a user of their own needs root (and useradd)")
+    return jobs_run_as
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
@@ -103,6 +128,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         admin_token=ADMIN_TOKEN,
         cancel_grace_seconds=1.0,
         drain_seconds=1.0,
+        # The jobs of most tests run this venv's Python, which may sit in a home only its
+        # owner may enter; the tests of isolation itself (test_isolation.py) choose a user.
+        run_as="server",
+        runs_dir=tmp_path / "runs",
     )
 
 

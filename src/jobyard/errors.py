@@ -20,6 +20,10 @@ class JobyardError(Exception):
 class NotFound(JobyardError):
     """No such object."""
 
+    def __init__(self, message: str | None = None, *, ids: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.ids = ids  # when a request named several objects: the ones that do not exist
+
 
 class ValidationFailed(JobyardError):
     """The request is not valid."""
@@ -49,12 +53,24 @@ class PayloadTooLarge(JobyardError):
     """The request body is too large."""
 
 
-class TooManyAttempts(JobyardError):
+class TryLater(JobyardError):
+    """Not now; the same request may succeed after `retry_after` seconds."""
+
+    default_retry_after = 60
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = self.default_retry_after if retry_after is None else retry_after
+
+
+class TooManyAttempts(TryLater):
     """Too many failed attempts; try again later."""
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+
+class QueryTooSlow(TryLater):
+    """The query ran past its time limit; narrow the filters or try again later."""
+
+    default_retry_after = 5
 
 
 class RuleViolation(JobyardError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,10 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_CANCEL_GRACE_SECONDS = 5.0
 DEFAULT_LEASE_SECONDS = 15.0
 DEFAULT_DRAIN_SECONDS = 30.0
+RUN_AS_SERVER = "server"  # JOBYARD_RUN_AS: jobs run as the server's own user, not isolated
+SANDBOXES = ("none", "bwrap")
+DEFAULT_QUERY_TIMEOUT_SECONDS = 2.0
+DEFAULT_MAX_CONCURRENT_HASHES = 2
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,15 @@ class Settings:
     public_url: str = ""
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    run_as: str = ""  # a user name or uid, "server", or "" (root: the jobyard-job user)
+    runs_dir: Path | None = None  # where each run's directory is made; None: the temp dir's
+    sandbox: str = "none"  # or "bwrap"
+    # Whether customer admins may define what packages run (kind, command, env, allowed_args)
+    # for their customer; system admins always may.
+    customer_admins_define_commands: bool = False
+    query_timeout_seconds: float = DEFAULT_QUERY_TIMEOUT_SECONDS  # a list's query; 0: none
+    secret_key: str | None = field(default=None, repr=False)
+    max_concurrent_hashes: int = DEFAULT_MAX_CONCURRENT_HASHES
 
     @property
     def effective_database_url(self) -> str:
@@ -45,6 +59,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'jobyard.db').resolve()}"
+
+    @property
+    def effective_runs_dir(self) -> Path:
+        """The root of the runs' own directories (one per server uid, so two installations
+        of different users never share it)."""
+        if self.runs_dir is not None:
+            return self.runs_dir
+        return Path(tempfile.gettempdir()) / f"jobyard-runs-{os.getuid()}"
 
     @property
     def base_url(self) -> str:
@@ -78,6 +100,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValidationFailed(f"{name} must be a number, not {raw!r}") from None
 
 
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValidationFailed(f"{name} must be true or false (or 1/0, yes/no), not {raw!r}")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment (`os.environ` unless another mapping is given)."""
     env = os.environ if env is None else env
@@ -97,4 +134,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("JOBYARD_PUBLIC_URL", "").strip(),
         lease_seconds=_float(env, "JOBYARD_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
         drain_seconds=_float(env, "JOBYARD_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        run_as=env.get("JOBYARD_RUN_AS", "").strip(),
+        runs_dir=_path(env, "JOBYARD_RUNS_DIR"),
+        sandbox=_choice(env, "JOBYARD_SANDBOX", SANDBOXES),
+        customer_admins_define_commands=_bool(
+            env, "JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS", default=False
+        ),
+        query_timeout_seconds=_float(
+            env, "JOBYARD_QUERY_TIMEOUT_SECONDS", DEFAULT_QUERY_TIMEOUT_SECONDS
+        ),
+        secret_key=env.get("JOBYARD_SECRET_KEY", "").strip() or None,
+        max_concurrent_hashes=_int(
+            env, "JOBYARD_MAX_CONCURRENT_HASHES", DEFAULT_MAX_CONCURRENT_HASHES, minimum=1
+        ),
     )
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ValidationFailed(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw

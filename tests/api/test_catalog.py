@@ -356,8 +356,8 @@ def test_variable_precedence(client: TestClient) -> None:
 def test_extra_cli_args_are_split_like_a_shell_into_separate_arguments(
     client: TestClient,
 ) -> None:
-    echo = package(client, "echo", command=["echo"])
-    each = package(client, "each", command=PRINT_EACH)
+    echo = package(client, "echo", command=["echo"], allowed_args=["*"])
+    each = package(client, "each", command=PRINT_EACH, allowed_args=["*"])
 
     assert output(client, package_id=echo["id"], options={"extra_cli_args": "'a b' c"}) == "a b c\n"
     assert output(client, package_id=each["id"], options={"extra_cli_args": "'a b' c"}) == (

@@ -79,3 +79,23 @@ def test_an_unknown_user_is_a_clear_error(run: Run) -> None:
     result = CliRunner().invoke(app, ["users", "passwd", "nobody", "--password", "whatever-pw"])
     assert result.exit_code == 1
     assert "no such user 'nobody'" in result.output
+
+
+def test_a_new_password_from_the_command_line_revokes_tokens_unless_kept(
+    run: Run, tmp_path: Path
+) -> None:
+    run("users", "create", "ops", "--password", "first-password")
+    secret = run("tokens", "create", "ops", "--name", "ci", "--scope", "jobs:read").stdout.strip()
+    rt = open_runtime(_settings(tmp_path))
+    try:
+        kept = run("users", "passwd", "ops", "--password", "second-password", "--keep-tokens")
+        assert "its API tokens kept" in kept.stdout
+        assert accounts.authenticate_token(rt, secret).login == "ops"
+
+        revoked = run("users", "passwd", "ops", "--password", "third-password")
+        assert "its API tokens revoked" in revoked.stdout
+        with pytest.raises(Unauthenticated):
+            accounts.authenticate_token(rt, secret)
+        assert accounts.authenticate_password(rt, "ops", "third-password").login == "ops"
+    finally:
+        rt.db.dispose()

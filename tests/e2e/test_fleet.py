@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,13 +27,21 @@ from jobyard.store.db import Database
 from tests.conftest import AUTH
 
 LEASE_SECONDS = 2.0
+# Every server and worker of a fleet hashes tokens with the same key.
+FLEET_KEY = "the-fleet-s-shared-token-key"
 TERMINAL = {"completed", "completed_with_issues", "failed", "timed_out", "cancelled", "lost"}
 
 
 @pytest.fixture
 def fleet_settings(settings: Settings) -> Settings:
     return Settings(
-        **{**settings.__dict__, "workers": 0, "lease_seconds": LEASE_SECONDS, "drain_seconds": 1.0}
+        **{
+            **settings.__dict__,
+            "workers": 0,
+            "lease_seconds": LEASE_SECONDS,
+            "drain_seconds": 1.0,
+            "secret_key": FLEET_KEY,
+        }
     )
 
 
@@ -49,14 +60,21 @@ class Workers:
         self.tmp_path = tmp_path
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, slots: int = 2, drain: float = 1.0) -> subprocess.Popen[bytes]:
+    def start(
+        self, slots: int = 2, drain: float = 1.0, **extra_env: str
+    ) -> subprocess.Popen[bytes]:
+        """A worker; `extra_env` adds to (or replaces) its JOBYARD_* variables."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
         env |= {
             "JOBYARD_DATABASE_URL": self.settings.database_url,
             "JOBYARD_DATA_DIR": str(self.tmp_path / f"worker{len(self.procs)}"),
             "JOBYARD_LEASE_SECONDS": str(LEASE_SECONDS),
             "JOBYARD_CANCEL_GRACE_SECONDS": "1",
+            "JOBYARD_RUN_AS": self.settings.run_as,
+            "JOBYARD_RUNS_DIR": str(self.settings.effective_runs_dir),
+            "JOBYARD_SECRET_KEY": FLEET_KEY,
         }
+        env |= extra_env
         log = (self.tmp_path / f"worker{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [
@@ -263,3 +281,67 @@ def test_an_api_restart_loses_no_accepted_launch(
     workers.start(slots=2)
     with TestClient(create_app(fleet_settings), headers=AUTH) as second:
         _wait(lambda: all(_statuses(second)[i] == "completed" for i in ids), 30, "the jobs to run")
+
+
+FLEET_PROBE = r"""
+echo "uid: $(id -u)"
+echo "db-url-in-parent: $(tr '\0' '\n' < /proc/$PPID/environ 2>/dev/null | grep -c DATABASE_URL)"
+found=0
+for f in /proc/[0-9]*/environ; do
+  if tr '\0' '\n' < "$f" 2>/dev/null | grep -q '^JOBYARD_DATABASE_URL='; then found=$((found+1)); fi
+done
+echo "db-url-anywhere: $found"
+ls "$1" >/dev/null 2>&1 && echo "data-dir: listed" || echo "data-dir: refused"
+ls .. >/dev/null 2>&1 && echo "runs: listed" || echo "runs: refused"
+"""
+
+
+@pytest.mark.postgres
+def test_a_standalone_workers_jobs_run_as_their_user_and_see_none_of_its_secrets(
+    api: TestClient, workers: Workers, fleet_settings: Settings, job_user: str, tmp_path: Path
+) -> None:
+    """Issue 16, D1 through `jobyard worker`: the worker's environment holds the database
+    URL; its jobs, as their own user, find it nowhere, nor its data directory."""
+    if not fleet_settings.database_url.startswith("postgresql"):
+        pytest.skip("the fleet's own database here is PostgreSQL (SQLite: test_isolation.py)")
+    base = Path(tempfile.mkdtemp(prefix="jobyard-t-fleet-"))
+    base.chmod(0o755)  # so that only jobyard's own modes keep a job out
+    try:
+        data = base / "data"
+        package = _package(api, ["sh", "-c", FLEET_PROBE, "probe", str(data)])
+        (job_id,) = _launch(api, package, 1)
+        workers.start(
+            JOBYARD_RUN_AS=job_user, JOBYARD_DATA_DIR=str(data), JOBYARD_RUNS_DIR=str(base / "runs")
+        )
+        _wait(lambda: _statuses(api)[job_id] in TERMINAL, 30, "the probe to end")
+        log = api.get(f"/api/v1/jobs/{job_id}/log/", headers={"Accept": "text/plain"}).text
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert _statuses(api)[job_id] == "completed", log
+    assert f"uid: {pwd.getpwnam(job_user).pw_uid}" in log
+    for line in ("db-url-in-parent: 0", "db-url-anywhere: 0", "data-dir: refused", "runs: refused"):
+        assert line in log, log
+
+
+def test_a_job_run_by_another_process_uses_its_token_at_the_api(
+    api: TestClient, workers: Workers, tmp_path: Path
+) -> None:
+    """The worker hashes the job's token, the API checks it: with the fleet's shared key
+    (JOBYARD_SECRET_KEY) the token works."""
+    seen, flag = tmp_path / "token", tmp_path / "flag"
+    code = (
+        "import os, pathlib, sys, time\n"
+        "pathlib.Path(sys.argv[1]).write_text(os.environ['JOBYARD_TOKEN'])\n"
+        "deadline = time.time() + 30\n"
+        "while not pathlib.Path(sys.argv[2]).exists() and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
+    package_id = _package(api, [sys.executable, "-c", code, str(seen), str(flag)])
+    [job_id] = _launch(api, package_id, 1)
+    workers.start(slots=1)
+    _wait(lambda: seen.exists() and bool(seen.read_text()), 30, "the job's token")
+    as_job = {"Authorization": f"Bearer {seen.read_text()}"}
+    response = api.get(f"/api/v1/jobs/{job_id}/", headers=as_job)
+    assert response.status_code == 200, response.text
+    flag.touch()
+    _wait(lambda: _statuses(api)[job_id] == "completed", 30, "the job to end")

@@ -54,8 +54,12 @@ def serving(env: dict[str, str], log: Path) -> Iterator[str]:
         assert "Application shutdown complete" in log.read_text()
 
 
-def test_serve_runs_a_job_with_the_configured_admin_token(tmp_path: Path) -> None:
-    env = {"JOBYARD_DATA_DIR": str(tmp_path / "data"), "JOBYARD_ADMIN_TOKEN": "s3cret"}
+def test_serve_runs_a_job_with_the_configured_admin_token(tmp_path: Path, jobs_run_as: str) -> None:
+    env = {
+        "JOBYARD_DATA_DIR": str(tmp_path / "data"),
+        "JOBYARD_ADMIN_TOKEN": "s3cret",
+        "JOBYARD_RUN_AS": jobs_run_as,
+    }
     with serving(env, tmp_path / "serve.log") as url:
         api = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": "Bearer s3cret"})
         config = api.post("/configs/", json={"name": "default", "testvars": {"who": "world"}})
@@ -81,8 +85,8 @@ def test_serve_runs_a_job_with_the_configured_admin_token(tmp_path: Path) -> Non
     assert "listening on http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
 
 
-def test_first_start_prints_a_generated_token_once(tmp_path: Path) -> None:
-    env = {"JOBYARD_DATA_DIR": str(tmp_path / "data")}
+def test_first_start_prints_a_generated_token_once(tmp_path: Path, jobs_run_as: str) -> None:
+    env = {"JOBYARD_DATA_DIR": str(tmp_path / "data"), "JOBYARD_RUN_AS": jobs_run_as}
     with serving(env, tmp_path / "first.log") as url:
         printed = re.findall(r"jy_[A-Za-z0-9_-]+", (tmp_path / "first.log").read_text())
         assert len(printed) == 1

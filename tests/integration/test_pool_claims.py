@@ -37,7 +37,7 @@ def test_an_idle_pool_claims_a_few_first_then_twice_as_many(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     _pending_sleepers(runtime, SLOTS + 8)
-    pool = WorkerPool(runtime, slots=SLOTS, workdir=tmp_path)
+    pool = WorkerPool(runtime, slots=SLOTS)
     pool.start()
     try:
         deadline = time.monotonic() + 20

@@ -3,6 +3,8 @@ run whose process ended and whose end the engine has just stored is not "lost"."
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
+from jobyard.store.db import PG_POOL_SIZE, SQLITE_POOL_SIZE, Database
 from jobyard.worker.output import OutputRecorder
 from jobyard.worker.pool import WorkerPool, _Running
 from tests.integration.job_rows import job_row
@@ -27,7 +30,7 @@ def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[WorkerPool,
                 job_row(tenant_id=1, user_id=user_id, status="pending", at=AT)
             )
         )
-    pool = WorkerPool(runtime, slots=1, workdir=tmp_path)
+    pool = WorkerPool(runtime, slots=1)
     pool.identity = execution.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=pool.identity, limit=1)
     running = _Running(work, OutputRecorder(runtime, run_id=work.claim.run_id))
@@ -55,3 +58,41 @@ def test_a_run_taken_from_the_worker_is_stopped(runtime: Runtime, tmp_path: Path
         )
     pool._heartbeat()
     assert running.should_stop()
+
+
+def _lease_expires(url: str, run_id: int) -> datetime:
+    """Read through a database handle of its own: the runtime's pool is held by the test."""
+    reader = Database(url)
+    try:
+        with reader.read() as conn:
+            query = sa.select(tables.runs.c.lease_expires).where(tables.runs.c.id == run_id)
+            value: datetime = conn.execute(query).scalar_one()
+            return value
+    finally:
+        reader.dispose()
+
+
+def test_the_heartbeat_renews_while_request_threads_hold_every_pooled_connection(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Requests may hold every connection of the shared pool (a burst of slow lists); the
+    heartbeat has its own, so the lease is renewed meanwhile."""
+    pool, running = _pool_running_one_job(runtime, tmp_path)
+    run_id = running.work.claim.run_id
+    before = _lease_expires(runtime.db.url, run_id)
+    shared = PG_POOL_SIZE if runtime.pg else SQLITE_POOL_SIZE
+    held = [runtime.db.engine.connect() for _ in range(2 * shared)]  # size and overflow
+    beating = threading.Thread(target=pool._heartbeat_loop, daemon=True)
+    try:
+        beating.start()
+        deadline = time.monotonic() + 10
+        while _lease_expires(runtime.db.url, run_id) <= before:
+            assert time.monotonic() < deadline, "the lease was not renewed"
+            time.sleep(0.05)
+    finally:
+        pool._stopped.set()
+        beating.join(5)
+        for conn in held:
+            conn.close()
+    assert not beating.is_alive()
+    assert not running.should_stop()

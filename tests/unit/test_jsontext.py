@@ -55,3 +55,45 @@ def test_dumps_round_trips(value: object) -> None:
 def test_dumps_writes_compact_utf8_and_null_for_nan() -> None:
     assert jsontext.dumps_bytes({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
     assert jsontext.dumps(float("nan")) == "null"
+
+
+def _deep_list(depth: int) -> list[object]:
+    top: list[object] = []
+    inner = top
+    for _ in range(depth - 1):
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    return top
+
+
+def test_dumps_writes_any_depth() -> None:
+    """orjson stops at 255 levels and the standard library near 1,000: a stored value deeper
+    than either must still render."""
+    for depth in (300, 5_000):
+        assert jsontext.dumps(_deep_list(depth)) == "[" * depth + "]" * depth
+
+
+def test_the_fallback_writes_what_the_standard_library_would() -> None:
+    value = {"n": 2**70, "f": [1.5, float("nan"), float("inf")], "s": 'q"\\\n\u00e9', 3: None}
+    assert jsontext.dumps(value) == '{"n":1180591620717411303424,"f":[1.5,null,null],' + (
+        '"s":"q\\"\\\\\\n\u00e9","3":null}'
+    )
+    assert jsontext.dumps(["\ud800", 2**70]) == '["\\ud800",1180591620717411303424]'
+
+
+@pytest.mark.parametrize(
+    ("text", "deeper_than_3"),
+    [
+        ("[[[1]]]", False),
+        ("[[[[1]]]]", True),
+        ('{"a": {"b": {"c": {}}}}', True),
+        ('{"a": {"b": {"c": 1}}}', False),
+        ('["[[[[", "]]]]", {"k": "{{{{"}]', False),
+        ('["\\\\", "\\"[[[[", [["\\\\\\"]]"]]]', False),
+        ("[1, [2, [3, [4]]], 5]", True),
+        ("[[],[],[[]],[]]", False),
+    ],
+)
+def test_nesting_depth_is_read_from_the_text(text: str, deeper_than_3: bool) -> None:
+    json.loads(text)  # valid JSON, as the check requires
+    assert jsontext.nested_deeper_than(text.encode(), 3) is deeper_than_3

@@ -24,7 +24,11 @@ def _config(name: str, testvars: dict[str, str], interfaces: tuple[Interface, ..
     return Config(1, name, "", testvars, interfaces, 1, NOW, NOW)
 
 
-def _package(command: tuple[str, ...], kind: PackageKind = PackageKind.COMMAND) -> Package:
+def _package(
+    command: tuple[str, ...],
+    kind: PackageKind = PackageKind.COMMAND,
+    allowed_args: tuple[str, ...] | None = None,
+) -> Package:
     return Package(
         id=1,
         name="p",
@@ -45,6 +49,7 @@ def _package(command: tuple[str, ...], kind: PackageKind = PackageKind.COMMAND) 
         user_id=1,
         created=NOW,
         updated=NOW,
+        allowed_args=allowed_args,
     )
 
 
@@ -87,7 +92,7 @@ def test_a_delete_testvar_action_removes_the_variable() -> None:
 
 def test_the_plan_keeps_each_value_in_one_argv_element() -> None:
     plan = launching.plan_launch(
-        package=_package(("echo", "{who}")),
+        package=_package(("echo", "{who}"), allowed_args=("*",)),
         variables={"who": "; rm -rf / $(id)"},
         extra_args=["a b", "c"],
         interface_config=None,
@@ -128,3 +133,99 @@ def test_an_unknown_variable_is_refused_at_launch() -> None:
             extra_args=[],
             interface_config=None,
         )
+
+
+def _plan(package: Package, options: JobOptions, config: Config | None = None) -> tuple[str, ...]:
+    """The argv a launch with these options gets, through the same steps as a real launch."""
+    variables, extra = launching.resolve_variables(
+        builtins={}, device=None, package_config=config, job_config=None, options=options
+    )
+    return launching.plan_launch(
+        package=package, variables=variables, extra_args=extra, interface_config=None
+    ).argv
+
+
+FIND = ("find", "/srv/data", "-name", "{pattern}")
+PATTERN = _config("c", {"pattern": "*.txt", "who": "w"})  # the package env uses {who}
+
+
+def test_the_probe_launch_is_refused_and_names_the_argument() -> None:
+    probe = JobOptions(extra_cli_args="-exec sh -c 'id > /tmp/x' ;")
+    with pytest.raises(ValidationFailed, match='"-exec" is not allowed') as refused:
+        _plan(_package(FIND), probe, PATTERN)
+    assert refused.value.field == "extra_cli_args"
+    assert "allows no appended arguments" in refused.value.message
+
+
+@pytest.mark.parametrize("kind", list(PackageKind))
+def test_appended_arguments_are_refused_for_every_kind_unless_allowed(kind: PackageKind) -> None:
+    options = JobOptions(extra_cli_args="--verbose")
+    with pytest.raises(ValidationFailed, match='"--verbose" is not allowed'):
+        _plan(_package(("true",), kind), options, PATTERN)
+    allowed = _package(("true",), kind, allowed_args=("--verbose",))
+    assert _plan(allowed, options, PATTERN) == (
+        ("true", "--verbose") if kind.value == "command" else ()
+    )
+
+
+def test_allowed_forms_are_appended_as_given() -> None:
+    package = _package(FIND, allowed_args=("-print", "-maxdepth {1,2}", "--level=*"))
+    options = JobOptions(extra_cli_args="-maxdepth 2 -print '--level=a b' -testvar pattern=x")
+    assert _plan(package, options, PATTERN) == (
+        "find",
+        "/srv/data",
+        "-name",
+        "x",
+        "-maxdepth",
+        "2",
+        "-print",
+        "--level=a b",
+    )
+
+
+# Testvars only ever fill placeholders: whatever their names and values, they never add,
+# remove or split an argv element.
+
+
+@pytest.mark.parametrize(
+    "extra_cli_args",
+    [
+        "-testvar '-exec=sh -c id ;'",  # a testvar named like a flag
+        "-testvar=--delete=1",
+        "-testvar 'pattern=*.txt -exec sh -c id ;'",  # spaces and a flag in the value
+        """-testvar "pattern=a' -o -exec \\"sh\\" ;" """,  # quotes in the value
+        "--testvar pattern=-delete",
+    ],
+)
+def test_a_cli_testvar_never_becomes_an_argument(extra_cli_args: str) -> None:
+    options = JobOptions(extra_cli_args=extra_cli_args)
+    argv = _plan(_package(FIND), options, PATTERN)
+    assert len(argv) == len(FIND)
+    assert argv[:3] == FIND[:3]
+    variables, extra = launching.resolve_variables(
+        builtins={}, device=None, package_config=PATTERN, job_config=None, options=options
+    )
+    assert extra == []
+    assert argv[3] == variables["pattern"]
+
+
+def test_a_job_testvar_never_becomes_an_argument() -> None:
+    testvars = (
+        models.Testvar("-exec", "sh -c id ;"),
+        models.Testvar("--", "-delete"),
+        models.Testvar("pattern", "a b -exec 'c' \"d\" ;"),
+    )
+    argv = _plan(_package(FIND), JobOptions(testvars=testvars), PATTERN)
+    assert argv == (*FIND[:3], "a b -exec 'c' \"d\" ;")
+
+
+def test_a_testvar_cannot_smuggle_arguments_past_the_check() -> None:
+    # Unquoted, the rest of the text is appended arguments, and those are checked.
+    options = JobOptions(extra_cli_args="-testvar pattern=x -exec sh -c id ;")
+    with pytest.raises(ValidationFailed, match='"-exec" is not allowed'):
+        _plan(_package(FIND), options, PATTERN)
+    # A flag's separate value cannot be a -testvar: it is taken as a variable first.
+    package = _package(FIND, allowed_args=("-maxdepth *",))
+    options = JobOptions(extra_cli_args="-maxdepth -testvar pattern=x")
+    with pytest.raises(ValidationFailed, match='"-maxdepth" needs a value after it'):
+        _plan(package, options, PATTERN)

@@ -15,6 +15,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8080, 2)
     assert settings.data_dir == Path("./var")
     assert settings.admin_token is None
+    assert (settings.secret_key, settings.max_concurrent_hashes) == (None, 2)
     assert settings.effective_database_url == f"sqlite:///{Path('./var/jobyard.db').resolve()}"
 
 
@@ -27,8 +28,11 @@ def test_environment_names() -> None:
             "JOBYARD_DATABASE_URL": "postgresql://u@db/jobs",
             "JOBYARD_WORKERS": "8",
             "JOBYARD_ADMIN_TOKEN": "secret",
+            "JOBYARD_SECRET_KEY": " a-key-of-enough-length ",
+            "JOBYARD_MAX_CONCURRENT_HASHES": "4",
         }
     )
+    assert (settings.secret_key, settings.max_concurrent_hashes) == ("a-key-of-enough-length", 4)
     assert (settings.host, settings.port, settings.workers) == ("192.0.2.10", 9000, 8)
     assert settings.data_dir == Path("/srv/jobyard")
     assert settings.effective_database_url == "postgresql://u@db/jobs"
@@ -48,8 +52,43 @@ def test_flags_win_over_the_environment_and_unset_flags_do_not() -> None:
         ("JOBYARD_PORT", "http", "JOBYARD_PORT must be an integer"),
         ("JOBYARD_WORKERS", "-1", "JOBYARD_WORKERS must be at least 0"),
         ("JOBYARD_CANCEL_GRACE_SECONDS", "soon", "must be a number"),
+        ("JOBYARD_MAX_CONCURRENT_HASHES", "0", "JOBYARD_MAX_CONCURRENT_HASHES must be at least 1"),
     ],
 )
 def test_bad_values_are_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(ValidationFailed, match=message):
         load_settings({name: value})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", False),
+        ("true", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("1", True),
+        ("false", False),
+        ("No", False),
+        ("0", False),
+    ],
+)
+def test_customer_admins_define_commands_is_a_strict_boolean(raw: str, expected: bool) -> None:
+    assert load_settings({}).customer_admins_define_commands is False
+    env = {"JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS": raw}
+    assert load_settings(env).customer_admins_define_commands is expected
+
+
+@pytest.mark.parametrize("raw", ["on", "y", "2", "truee", "false!"])
+def test_customer_admins_define_commands_refuses_anything_else(raw: str) -> None:
+    env = {"JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS": raw}
+    with pytest.raises(ValidationFailed, match="JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS must be"):
+        load_settings(env)
+
+
+def test_the_query_time_limit() -> None:
+    assert load_settings({}).query_timeout_seconds == 2.0
+    chosen = load_settings({"JOBYARD_QUERY_TIMEOUT_SECONDS": "0.5"})
+    assert chosen.query_timeout_seconds == 0.5
+    with pytest.raises(ValidationFailed, match="JOBYARD_QUERY_TIMEOUT_SECONDS must be a number"):
+        load_settings({"JOBYARD_QUERY_TIMEOUT_SECONDS": "long"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -231,3 +232,27 @@ def test_bad_or_dangerous_xml_is_refused(body: bytes, complaint: str) -> None:
 def test_the_size_cap_can_be_set() -> None:
     with pytest.raises(XmlError, match="larger than 10 bytes"):
         from_xml(b"<filters></filters>", max_bytes=10)
+
+
+def _chain(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = {"step": value}
+    return value
+
+
+def test_output_size_is_linear_in_nesting_depth() -> None:
+    """Indentation stops growing at MAX_INDENT_DEPTH: twice the depth, twice the size (a
+    6 KB JSON value made 2.9 MB of XML when every level was indented)."""
+    sizes = {depth: len(to_xml(_chain(depth), "job-run")) for depth in (200, 400, 800)}
+    assert sizes[800] / sizes[400] < 2.05
+    assert sizes[400] / sizes[200] < 2.1
+    text = json.dumps(_chain(600))
+    assert len(to_xml(_chain(600), "job-run")) < 10 * len(text)
+
+
+def test_any_depth_renders_without_recursion() -> None:
+    document = to_xml(_chain(20_000), "job-run")
+    assert document.count("<step>") == 20_000
+    assert "<step>leaf</step>" in document
+    assert document.endswith("</job-run>\n")

@@ -22,6 +22,7 @@ from jobyard.services import accounts
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings
 from jobyard.store import migrate
+from jobyard.worker.confinement import Confinement
 from jobyard.worker.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,11 @@ def prepare(settings: Settings) -> tuple[Runtime, accounts.Bootstrap]:
     return rt, accounts.bootstrap_admin(rt)
 
 
-def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
-    """The jobyard server; with `run_workers` its embedded pool runs jobs too."""
+def create_app(
+    settings: Settings, *, run_workers: bool = True, confinement: Confinement | None = None
+) -> FastAPI:
+    """The jobyard server; with `run_workers` its embedded pool runs jobs too (confined as
+    `confinement` says, or as the pool decides from the settings)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +74,7 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
             logger.warning("admin API token (shown once): %s", bootstrap.new_token)
         app.state.rt = rt
         app.state.bootstrap = bootstrap
-        pool = WorkerPool(rt, slots=settings.workers, workdir=settings.data_dir / "work")
+        pool = WorkerPool(rt, slots=settings.workers, confinement=confinement)
         if run_workers and settings.workers:
             pool.start()
         app.state.pool = pool

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from jobyard.api.calls import quick_read
+from jobyard.domain.numbers import ascii_int
 from jobyard.domain.permissions import Principal, choose_tenant
 from jobyard.errors import Unauthenticated, ValidationFailed
 from jobyard.services import accounts
@@ -44,9 +45,12 @@ def customer_id(request: Request) -> int | None:
     raw = request.headers.get(CUSTOMER_HEADER)
     if raw is None or raw.strip() == "":
         return None
-    if not raw.strip().isdigit():
-        raise ValidationFailed(f"invalid Customer-Id {raw!r}: expected a customer number")
-    return int(raw.strip())
+    found = ascii_int(raw.strip(), low=1)
+    if found is None:
+        raise ValidationFailed(
+            f"invalid Customer-Id {raw[:40]!r}: expected a customer number", field="Customer-Id"
+        )
+    return found
 
 
 def _token(request: Request, header: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -11,6 +12,7 @@ from jobyard import jsontext
 from jobyard.errors import PayloadTooLarge, ValidationFailed
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+MAX_JSON_DEPTH = 64  # levels of arrays and objects in a request body
 
 
 async def read_bytes(request: Request) -> bytes:
@@ -35,25 +37,37 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
         data = jsontext.loads(body)
     except (ValueError, RecursionError) as exc:  # also too deep, or too many digits
         raise ValidationFailed(f"malformed JSON body: {str(exc)[:200]}") from None
-    # JSON holds a NUL only escaped (both parsers refuse raw control characters in strings),
-    # so a body without the escape needs no walk through all it holds.
-    if b"\\u0000" in body:
-        _refuse_nul(data, "body")
+    # Every stored JSON value (results, context, attributes, testvars, ...) comes this way:
+    # a bound on its depth keeps each later read, render and comparison of it cheap.
+    if jsontext.nested_deeper_than(body, MAX_JSON_DEPTH):
+        raise ValidationFailed(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+    # JSON holds a NUL or a lone surrogate only escaped (both parsers refuse raw control
+    # characters in strings, and a raw surrogate is not UTF-8), so a body without such an
+    # escape needs no walk through all it holds.
+    if b"\\u0000" in body or _SURROGATE_ESCAPE.search(body):
+        _refuse_unstorable(data, "body")
     return data
 
 
-def _refuse_nul(value: Any, where: str) -> None:
-    """No stored text may hold U+0000: PostgreSQL cannot keep it and no argv can carry it."""
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_unstorable(value: Any, where: str) -> None:
+    """No stored text may hold U+0000 (PostgreSQL cannot keep it and no argv can carry it)
+    or half a surrogate pair (PostgreSQL refuses it, and it is no character)."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValidationFailed(f"{where}: NUL characters are not allowed")
+        if _UNSTORABLE.search(value):
+            raise ValidationFailed(
+                f"{where}: NUL characters and unpaired surrogates are not allowed"
+            )
     elif isinstance(value, dict):
         for key, item in value.items():
-            _refuse_nul(key, where)
-            _refuse_nul(item, f"{where}.{key}")
+            _refuse_unstorable(key, where)
+            _refuse_unstorable(item, f"{where}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _refuse_nul(item, f"{where}[{index}]")
+            _refuse_unstorable(item, f"{where}[{index}]")
 
 
 def describe(exc: ValidationError) -> str:

@@ -25,6 +25,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.JobyardError], int]] = [
     (errors.PayloadTooLarge, 413),
     (errors.TooManyAttempts, 429),
     (errors.RuleViolation, 422),
+    (errors.QueryTooSlow, 503),
 ]
 
 
@@ -78,7 +79,7 @@ def native_error(
 ) -> Response:
     extra = error_details(exc) if exc is not None else {}
     response = problem(status, message, instance=request.url.path, extra=extra)
-    if isinstance(exc, errors.TooManyAttempts):
+    if isinstance(exc, errors.TryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -102,9 +103,12 @@ async def _jobyard_error(request: Request, exc: Exception) -> Response:
 
 def error_details(exc: errors.JobyardError) -> dict[str, object]:
     """Validation problems name their field: `errors` maps it to its messages (RFC 7807
-    extension, as ASP.NET and BigChange send it)."""
+    extension, as ASP.NET and BigChange send it); a request naming objects that do not
+    exist lists their ids in `not_found`."""
     if isinstance(exc, errors.RuleViolation) and exc.field:
         return {"errors": {exc.field: [exc.message]}}
+    if isinstance(exc, errors.NotFound) and exc.ids:
+        return {"not_found": [str(i) for i in exc.ids]}
     return {}
 
 

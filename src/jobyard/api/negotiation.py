@@ -3,11 +3,10 @@ answer, errors included, through the one Rails-style renderer the BMC dialect us
 
 from __future__ import annotations
 
-import json
-
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobyard import jsontext
 from jobyard.api.xml import to_xml
 
 XML_TYPES = ("application/xml", "text/xml")
@@ -62,7 +61,7 @@ class XmlNegotiation:
         headers = MutableHeaders(raw=list(start["headers"]))
         media = headers.get("content-type", "").split(";")[0].strip()
         if media in JSON_TYPES and body:
-            body = to_xml(json.loads(body), "response").encode()
+            body = to_xml(jsontext.loads(body), "response").encode()
             headers["content-type"] = "application/xml; charset=utf-8"
             headers["content-length"] = str(len(body))
         await send({**start, "headers": headers.raw})

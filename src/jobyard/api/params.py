@@ -8,27 +8,43 @@ from starlette.datastructures import QueryParams
 
 from jobyard.domain import filters, paging
 from jobyard.domain.filters import FieldKind
+from jobyard.domain.numbers import MAX_INT64, ascii_int
 from jobyard.errors import NotFound, ValidationFailed
 from jobyard.store.listing import Listing
 
-MAX_ID = 2**63 - 1
-
 
 def object_id(text: str, not_found: str) -> int:
-    """A path id: digits only; anything else names no object (404, like an unknown id)."""
-    if not text.isdigit() or int(text) > MAX_ID or int(text) == 0:
+    """A path id: ASCII digits from 1 to 2**63-1; anything else names no object (404, like
+    an unknown id)."""
+    found = ascii_int(text, low=1)
+    if found is None:
         raise NotFound(not_found)
-    return int(text)
+    return found
 
 
 def reference_id(value: object, name: str) -> int | None:
     """A body reference (`"12"` or 12); `"0"`, 0, "" and null mean none."""
     if value is None or value == "":
         return None
-    text = str(value)
-    if isinstance(value, bool) or not text.isdigit() or int(text) > MAX_ID:
+    found = None if isinstance(value, bool) else ascii_int(str(value))
+    if found is None:
         raise ValidationFailed(f"invalid {name} {value!r}: expected a digit string", field=name)
-    return int(text) or None
+    return found or None
+
+
+def integer(
+    text: str | None, name: str, *, default: int | None, high: int = MAX_INT64
+) -> int | None:
+    """A non-negative integer parameter (query string or header); absent or empty gives
+    `default`, anything but ASCII digits up to `high` is a 400 naming it."""
+    if text is None or text == "":
+        return default
+    found = ascii_int(text, high=high)
+    if found is None:
+        raise ValidationFailed(
+            f"invalid {name} {text[:40]!r}: expected an integer from 0 to {high}", field=name
+        )
+    return found
 
 
 def flag(query: QueryParams, name: str, default: bool = False) -> bool:

@@ -11,6 +11,7 @@ Rendering (`to_xml`), for any resource:
 - a mapping is nested elements in its own key order;
 - a list is `type="array"` around children named by singularising (a trailing "s" dropped), and
   a top-level list of `root` records is `<roots type="array">` with `<root>` children;
+- children are indented two spaces a level, up to 16 levels (deeper ones stay at that);
 - text is escaped; characters XML 1.0 cannot carry at all (most C0 controls, lone surrogates,
   U+FFFE/U+FFFF) become U+FFFD, since no escape can represent them.
 
@@ -36,6 +37,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 INDENT = "  "
+MAX_INDENT_DEPTH = 16  # deeper elements are indented as much as this level's
 MAX_PARSE_BYTES = 64 * 1024
 MAX_PARSE_DEPTH = 32
 
@@ -103,6 +105,12 @@ def _scalar(value: Any, format_datetime: DatetimeFormatter) -> tuple[str | None,
     raise TypeError(f"cannot render {type(value).__name__} as XML")
 
 
+def _pad(depth: int) -> str:
+    """Indentation grows with depth up to a cap, so that a document's size stays linear in
+    its data's (indenting every level would write depth² spaces for a deep value)."""
+    return INDENT * min(depth, MAX_INDENT_DEPTH)
+
+
 def _element(
     name: str,
     value: Any,
@@ -111,24 +119,32 @@ def _element(
     format_datetime: DatetimeFormatter,
     attrs: str = "",
 ) -> None:
-    pad = INDENT * depth
-    if value is None:
-        out.append(f'{pad}<{name}{attrs} nil="true"></{name}>')
-    elif isinstance(value, Mapping):
-        out.append(f"{pad}<{name}{attrs}>")
-        for key, item in value.items():
-            _element(dasherize(str(key)), item, depth + 1, out, format_datetime)
-        out.append(f"{pad}</{name}>")
-    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        child = singularize(name)
-        out.append(f'{pad}<{name}{attrs} type="array">')
-        for item in value:
-            _element(child, item, depth + 1, out, format_datetime)
-        out.append(f"{pad}</{name}>")
-    else:
-        kind, text = _scalar(value, format_datetime)
-        typed = f" type={quoteattr(kind)}" if kind else ""
-        out.append(f"{pad}<{name}{attrs}{typed}>{clean_text(text)}</{name}>")
+    """Write `value` as element `name`, children and all; with a list of work, not
+    recursion, so that a value of any depth renders."""
+    todo: list[tuple[str, Any, int, str] | str] = [(name, value, depth, attrs)]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):  # a closing tag
+            out.append(item)
+            continue
+        name, value, depth, attrs = item
+        pad = _pad(depth)
+        if value is None:
+            out.append(f'{pad}<{name}{attrs} nil="true"></{name}>')
+        elif isinstance(value, Mapping):
+            out.append(f"{pad}<{name}{attrs}>")
+            todo.append(f"{pad}</{name}>")
+            children = [(dasherize(str(k)), v, depth + 1, "") for k, v in value.items()]
+            todo.extend(reversed(children))
+        elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            child = singularize(name)
+            out.append(f'{pad}<{name}{attrs} type="array">')
+            todo.append(f"{pad}</{name}>")
+            todo.extend(reversed([(child, v, depth + 1, "") for v in value]))
+        else:
+            kind, text = _scalar(value, format_datetime)
+            typed = f" type={quoteattr(kind)}" if kind else ""
+            out.append(f"{pad}<{name}{attrs}{typed}>{clean_text(text)}</{name}>")
 
 
 def to_xml(data: Any, root: str, *, format_datetime: DatetimeFormatter = iso_datetime) -> str:

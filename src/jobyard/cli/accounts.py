@@ -116,19 +116,25 @@ def set_password(
     password: Annotated[
         str | None, typer.Option(help="The new password (asked for when left out)")
     ] = None,
+    keep_tokens: Annotated[
+        bool, typer.Option("--keep-tokens", help="Keep the user's API tokens (revoked otherwise)")
+    ] = False,
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Set a user's password (and lift a lockout)."""
+    """Set a user's password (and lift a lockout); the user's API tokens are revoked."""
     secret = _password(password)
     with _runtime(data_dir, database_url) as rt:
         user = accounts.find_user(rt, login=login)
         _as_admin(
             rt,
             user.tenant_id,
-            lambda who: accounts.edit_user(rt, actor=who, user_id=user.id, password=secret),
+            lambda who: accounts.edit_user(
+                rt, actor=who, user_id=user.id, password=secret, keep_tokens=keep_tokens
+            ),
         )
-        out.print(f"password of {login} changed")
+        tokens = "kept" if keep_tokens else "revoked"
+        out.print(f"password of {login} changed; its API tokens {tokens}")
 
 
 @tokens_app.command("create")

@@ -20,6 +20,7 @@ from jobyard.errors import JobyardError
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings, load_settings
 from jobyard.store import migrate
+from jobyard.worker import confinement, hardening
 
 app = typer.Typer(help="jobyard: a self-hosted job server.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
@@ -27,6 +28,13 @@ app.add_typer(db_app, name="db")
 account_commands.register(app)
 app.command("worker")(run_worker)
 console = Console(stderr=True, soft_wrap=True)  # never split a token across lines
+
+
+@app.callback()
+def _every_command() -> None:
+    """Before any command: nothing of this process is a job's to read (see `hardening`)."""
+    hardening.harden_process()
+
 
 HostOpt = Annotated[str | None, typer.Option(help="Listen address (env JOBYARD_HOST, 127.0.0.1)")]
 PortOpt = Annotated[int | None, typer.Option(help="Listen port (env JOBYARD_PORT, 8080)")]
@@ -68,6 +76,13 @@ def serve(
     )
     rt, bootstrap = prepare(settings)
     rt.db.dispose()
+    confined = None
+    if settings.workers:
+        try:
+            confined = confinement.prepare(settings)
+        except JobyardError as exc:
+            console.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(2) from None
     console.print(f"jobyard {__version__} listening on [bold]{settings.base_url}[/bold]")
     console.print(
         f"database: {_redact(settings.effective_database_url)}; worker slots: {settings.workers}"
@@ -79,7 +94,7 @@ def serve(
     console.print(
         f'log in with:  curl -H "Authorization: Bearer <token>" {settings.base_url}/api/v1/jobs/'
     )
-    application = create_app(settings)
+    application = create_app(settings, confinement=confined)
     settle_garbage_collector()
     share_the_gil_often()
     uvicorn.run(

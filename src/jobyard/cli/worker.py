@@ -22,6 +22,7 @@ from jobyard.errors import JobyardError
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import load_settings
 from jobyard.store import migrate
+from jobyard.worker import confinement
 from jobyard.worker.pool import WorkerPool
 
 console = Console(stderr=True, soft_wrap=True)
@@ -36,7 +37,7 @@ def run_worker(
         str | None, typer.Option(help="Database URL (env JOBYARD_DATABASE_URL)")
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Working directory root (env JOBYARD_DATA_DIR)")
+        Path | None, typer.Option(help="Data directory (env JOBYARD_DATA_DIR)")
     ] = None,
     drain_seconds: Annotated[
         float | None,
@@ -57,11 +58,12 @@ def run_worker(
         )
         rt = open_runtime(settings)
         migrate.upgrade(rt.db)
+        confined = confinement.prepare(settings)
     except JobyardError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
     rt.in_process_only = False  # other processes launch work: poll (SQLite) or LISTEN (PG)
-    pool = WorkerPool(rt, slots=settings.workers, workdir=settings.data_dir / "work")
+    pool = WorkerPool(rt, slots=settings.workers, confinement=confined)
     settle_garbage_collector()
     stop = threading.Event()
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+from jobyard.domain import regex
 from jobyard.errors import ValidationFailed
 
 
@@ -298,11 +299,17 @@ def _normalised(value: str | int | bool | datetime | tuple[str, ...]) -> str | t
 
 def _check_regex(f: Filter, pattern: str) -> None:
     try:
-        re.compile(pattern)
-    except re.error as error:
+        regex.check(pattern)
+    except regex.PatternRefused as refused:
         raise ValidationFailed(
-            f'invalid regular expression "{pattern}" in filter "{f}": {error}', field="filter"
+            f'invalid regular expression "{_shortened(pattern)}" in filter'
+            f' "{_shortened(str(f))}": {refused}',
+            field="filter",
         ) from None
+
+
+def _shortened(text: str, keep: int = 80) -> str:
+    return text if len(text) <= keep else text[:keep] + "…"
 
 
 def check_filter(f: Filter, fields: Mapping[str, FieldKind]) -> Filter:

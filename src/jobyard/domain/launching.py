@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from jobyard.domain import templates
+from jobyard.domain import arguments, templates
 from jobyard.domain.models import Config, Device, Interface, JobOptions, Package, PackageKind
 from jobyard.errors import ValidationFailed
 
@@ -72,7 +72,9 @@ def plan_launch(
     extra_args: Sequence[str],
     interface_config: Config | None,
 ) -> LaunchPlan:
-    """Render the package's argv and env with the job's variables."""
+    """Render the package's argv and env with the job's variables, and append the extra
+    arguments the package allows (refused whole when one is not allowed)."""
+    arguments.check_appended_args(extra_args, package.allowed_args, package=package.name)
     interfaces = render_interfaces(interface_config, variables)
     if package.kind is PackageKind.EXTERNAL:
         return LaunchPlan(argv=(), env={}, interfaces=interfaces)

@@ -107,6 +107,9 @@ class Package:
     user_id: int
     created: datetime
     updated: datetime
+    sandbox: Mapping[str, Any] = field(default_factory=dict)  # see domain/sandbox.py
+    # The forms of argument a launch may append (domain/arguments.py); None allows none.
+    allowed_args: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class Job:
     tenant_id: int = 1
     outcome: Outcome | None = None
     target_device_id: int | None = None  # the device it runs against, whichever gave it
+    sandbox: Mapping[str, Any] = field(default_factory=dict)  # the package's, at launch
 
     @property
     def active(self) -> bool:
@@ -168,6 +172,7 @@ class ClaimedJob:
     interface_names: tuple[str, ...]
     attempts: int
     outcome: Outcome | None = None
+    sandbox: Mapping[str, Any] = field(default_factory=dict)  # the package's, at launch
 
 
 @dataclass(frozen=True)

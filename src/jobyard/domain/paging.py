@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from jobyard.domain.numbers import ascii_int
 from jobyard.errors import ValidationFailed
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000  # the documented largest page; `limit=none` asks for everything at once
 MAX_PAGE = 2**31 - 1  # keeps the offset far inside a 64-bit integer
-
-_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
 @dataclass(frozen=True)
@@ -28,10 +26,7 @@ class PageRequest:
 
 
 def _bounded_int(text: str, low: int, high: int) -> int | None:
-    text = text.strip()
-    if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
-        return None
-    return int(text)
+    return ascii_int(text.strip(), low=low, high=high)
 
 
 def parse_page_request(page: str | None, limit: str | None) -> PageRequest:

@@ -8,7 +8,7 @@ do not exist for it: services answer 404 for them, never 403.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from jobyard.errors import Forbidden, ValidationFailed
@@ -91,11 +91,17 @@ def effective_scopes(role: Role, token_scopes: frozenset[Scope] | None) -> froze
     return allowed if token_scopes is None else allowed & token_scopes
 
 
+def require_person(principal: Principal) -> None:
+    """Refuse a job's own token: beyond its job (`require_on_job`) it may do nothing, not
+    even read who launched it or what the server is."""
+    if principal.job_id is not None:
+        raise Forbidden(f"this is the token of job {principal.job_id}: it may act on that job only")
+
+
 def require(principal: Principal, scope: Scope) -> None:
     """Refuse unless the principal holds `scope`, naming what is missing; job tokens are
     refused here: they act only through `require_on_job`."""
-    if principal.job_id is not None:
-        raise Forbidden(f"this is the token of job {principal.job_id}: it may act on that job only")
+    require_person(principal)
     _require_scope(principal, scope)
 
 
@@ -121,6 +127,22 @@ def _require_scope(principal: Principal, scope: Scope) -> None:
     if scope in ROLE_SCOPES[principal.role]:
         raise Forbidden(f"missing scope {scope}: this token was not given it")
     raise Forbidden(f"missing scope {scope}: the {principal.role} role does not include it")
+
+
+def require_run_definer(
+    principal: Principal, changed: Sequence[str], *, customer_admins_may: bool
+) -> None:
+    """Refuse a change to what a package runs (`changed` names the fields it sets) unless the
+    principal is a system admin, or the deployment lets every admin define commands for
+    their customer. A customer admin changes packages' other fields freely."""
+    if not changed or principal.is_system_admin or customer_admins_may:
+        return
+    fields = ", ".join(changed)
+    raise Forbidden(
+        f"missing system admin: only an admin of customer {SYSTEM_TENANT_ID} with the admin"
+        f" scope defines what a package runs (this request sets its {fields}); a deployment"
+        " started with JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS=true lets customer admins do so"
+    )
 
 
 def choose_tenant(principal: Principal, requested: int | None) -> Principal:

@@ -94,10 +94,20 @@ def template_variables(template: Sequence[str]) -> set[str]:
     }
 
 
+# shlex builds each word a character at a time, in time quadratic in the word's length (a
+# single 1 MB word takes seconds of CPU); real command lines are far shorter than this.
+MAX_CLI_ARGS_LENGTH = 32 * 1024
+
+
 def split_cli_args(text: str) -> list[str]:
     """Split `extra_cli_args` as a POSIX shell would, without comments or expansion."""
     if not text.strip():
         return []  # the usual case, and shlex costs microseconds even for nothing
+    if len(text) > MAX_CLI_ARGS_LENGTH:
+        raise ValidationFailed(
+            f"invalid extra_cli_args: at most {MAX_CLI_ARGS_LENGTH} characters",
+            field="extra_cli_args",
+        )
     try:
         args = shlex.split(text, comments=False, posix=True)
     except ValueError as error:
@@ -105,7 +115,9 @@ def split_cli_args(text: str) -> list[str]:
             f"invalid extra_cli_args: {str(error).lower()}", field="extra_cli_args"
         ) from None
     if any("\0" in arg for arg in args):
-        raise ValidationFailed("invalid extra_cli_args: NUL characters are not allowed")
+        raise ValidationFailed(
+            "invalid extra_cli_args: NUL characters are not allowed", field="extra_cli_args"
+        )
     return args
 
 

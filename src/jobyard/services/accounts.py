@@ -3,16 +3,12 @@ authenticated (token, password, or a job's own token)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import math
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection
 
 from jobyard.domain.permissions import (
@@ -27,6 +23,7 @@ from jobyard.domain.permissions import (
     parse_role,
     parse_scopes,
     require,
+    require_person,
 )
 from jobyard.errors import (
     Conflict,
@@ -37,6 +34,7 @@ from jobyard.errors import (
     ValidationFailed,
 )
 from jobyard.services import audit
+from jobyard.services.credentials import LOCK_AFTER_FAILURES, LOCK_SECONDS
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import accounts, listing
 from jobyard.store.accounts import TokenRecord, UserRecord
@@ -51,13 +49,8 @@ MAX_SECRET_LENGTH = 512
 JOB_TOKEN_PREFIX = "jyj_"  # noqa: S105 (a prefix, not a secret)
 MIN_PASSWORD_LENGTH = 8
 LOGIN_TOKEN_LIFETIME = timedelta(days=30)
-LOCK_AFTER_FAILURES = 5
-LOCK_SECONDS = 60
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used at most this often per token
-VERIFIED_CACHE_SECONDS = 60.0
-VERIFIED_CACHE_SIZE = 10_000
-
-_hasher = PasswordHasher()
+BAD_LOGIN = "invalid username or password"
 
 
 @dataclass(frozen=True)
@@ -76,46 +69,24 @@ class IssuedToken:
     secret: str
 
 
-def hash_token(token: str) -> str:
-    """Tokens are long random secrets, so a fast hash is enough (and lookups stay indexed)."""
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_token(rt: Runtime, token: str) -> str:
+    """Tokens are long random secrets (or an admin's chosen one), so a keyed fast hash is
+    enough: lookups stay indexed, and without the key the database tests no guesses."""
+    return rt.credentials.tokens.digest(token)
 
 
 def new_secret() -> str:
     return "jy_" + secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def hash_password(password: str) -> str:
+def hash_password(rt: Runtime, password: str) -> str:
+    check_password_length(password)
+    return rt.credentials.passwords.hash(password)
+
+
+def check_password_length(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-    return _hasher.hash(password)
-
-
-class _VerifiedPasswords:
-    """Argon2 is slow on purpose; remember recent successes so that HTTP Basic clients do
-    not pay it on every request. Keyed by the stored hash, so a password change forgets."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def check(self, password_hash: str, password: str) -> bool:
-        key = (password_hash, hashlib.sha256(password.encode()).hexdigest())
-        with self._lock:
-            if self._seen.get(key, 0.0) > time.monotonic():
-                return True
-        try:
-            _hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-        with self._lock:
-            if len(self._seen) > VERIFIED_CACHE_SIZE:
-                self._seen.clear()
-            self._seen[key] = time.monotonic() + VERIFIED_CACHE_SECONDS
-        return True
-
-
-_verified = _VerifiedPasswords()
 
 
 # Start-up ---------------------------------------------------------------------------------
@@ -141,21 +112,41 @@ def bootstrap_admin(rt: Runtime) -> Bootstrap:
         else:
             user_id = admin.id
         password = settings.admin_password
+        passwords = rt.credentials.passwords
         if password and not (
-            admin and admin.password_hash and _verified.check(admin.password_hash, password)
+            admin and admin.password_hash and passwords.verify(admin.password_hash, password)
         ):
             accounts.update_user(
-                conn, user_id, {"password_hash": hash_password(password), "updated": now}
+                conn, user_id, {"password_hash": hash_password(rt, password), "updated": now}
             )
-        secret = settings.admin_token or (new_secret() if first_start else None)
-        if secret is not None and not accounts.token_exists(conn, hash_token(secret)):
-            name = "JOBYARD_ADMIN_TOKEN" if settings.admin_token else "generated at first start"
-            _store_token(conn, user_id=user_id, name=name, secret=secret, scopes=ALL_SCOPES, at=now)
-    generated = secret if first_start and not settings.admin_token else None
+        if settings.admin_token:
+            _register_admin_token(rt, conn, user_id, settings.admin_token, now)
+        generated = new_secret() if first_start and not settings.admin_token else None
+        if generated is not None:
+            name = "generated at first start"
+            _store_token(
+                rt, conn, user_id=user_id, name=name, secret=generated, scopes=ALL_SCOPES, at=now
+            )
     return Bootstrap(admin_user_id=user_id, new_token=generated)
 
 
+def _register_admin_token(
+    rt: Runtime, conn: Connection, user_id: int, secret: str, now: datetime
+) -> None:
+    """JOBYARD_ADMIN_TOKEN works after every start: stored under the current key, live even
+    if a password change (or anyone) revoked it; the variable is the way to change it."""
+    digest = hash_token(rt, secret)
+    for stored in (digest, rt.credentials.tokens.legacy_digest(secret)):
+        token_id = accounts.token_id_by_hash(conn, stored)
+        if token_id is not None:
+            accounts.reinstate_token(conn, token_id, digest)
+            return
+    name = "JOBYARD_ADMIN_TOKEN"
+    _store_token(rt, conn, user_id=user_id, name=name, secret=secret, scopes=ALL_SCOPES, at=now)
+
+
 def _store_token(
+    rt: Runtime,
     conn: Connection,
     *,
     user_id: int,
@@ -171,7 +162,7 @@ def _store_token(
         {
             "user_id": user_id,
             "name": name,
-            "secret_hash": hash_token(secret),
+            "secret_hash": hash_token(rt, secret),
             "scopes": sorted(s.value for s in scopes),
             "job_id": job_id,
             "created": at,
@@ -214,10 +205,22 @@ def _acting_as(
 
 @dataclass(frozen=True)
 class TokenCheck:
-    """A valid token's principal, and whether its `last_used` is due to be written."""
+    """A valid token's principal, and whether its row is due a write: `last_used`, or its
+    hash from an earlier release (plain SHA-256) replaced by the keyed one."""
 
     principal: Principal
     touch_due: bool
+    rehash: tuple[str, str] | None = None  # (the stored hash, its replacement)
+
+
+def _find_token(rt: Runtime, token: str) -> tuple[tuple[TokenRecord, UserRecord] | None, bool]:
+    """The token's row and user, and whether its stored hash is the legacy one."""
+    with rt.db.read_one() as conn:
+        found = accounts.token_by_hash(conn, hash_token(rt, token))
+        if found is not None:
+            return found, False
+        legacy = accounts.token_by_hash(conn, rt.credentials.tokens.legacy_digest(token))
+    return legacy, legacy is not None
 
 
 def check_token(rt: Runtime, token: str) -> TokenCheck:
@@ -228,8 +231,7 @@ def check_token(rt: Runtime, token: str) -> TokenCheck:
     if token.startswith(JOB_TOKEN_PREFIX):
         return TokenCheck(_job_principal(rt, token), touch_due=False)
     now = utcnow()
-    with rt.db.read_one() as conn:
-        found = accounts.token_by_hash(conn, hash_token(token))
+    found, legacy = _find_token(rt, token)
     if found is None:
         raise Unauthenticated()
     record, user = found
@@ -238,13 +240,19 @@ def check_token(rt: Runtime, token: str) -> TokenCheck:
     if record.job_id is not None:  # job tokens live on their runs (see _job_principal)
         raise Unauthenticated()
     due = record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION
-    return TokenCheck(_principal(user, record), touch_due=due)
+    rehash = None
+    if legacy:
+        rehash = (rt.credentials.tokens.legacy_digest(token), hash_token(rt, token))
+    return TokenCheck(_principal(user, record), touch_due=due or legacy, rehash=rehash)
 
 
 def _job_principal(rt: Runtime, token: str) -> Principal:
-    """A job's token: good while its run runs, for its job alone, in its job's tenant."""
+    """A job's token: good while its run runs, for its job alone, in its job's tenant. A
+    run started by an earlier release keeps its plain SHA-256 (it dies with the run)."""
     with rt.db.read_one() as conn:
-        found = accounts.run_token_owner(conn, hash_token(token))
+        found = accounts.run_token_owner(conn, hash_token(rt, token))
+        if found is None:
+            found = accounts.run_token_owner(conn, rt.credentials.tokens.legacy_digest(token))
     if found is None:
         raise Unauthenticated()
     job_id, tenant_id, user = found
@@ -252,10 +260,15 @@ def _job_principal(rt: Runtime, token: str) -> Principal:
 
 
 def touch_token(rt: Runtime, check: TokenCheck) -> None:
-    """Record that a token was used (a write: callers do it only when `touch_due`)."""
-    if check.principal.token_id is not None:
+    """Record that a token was used, and store a legacy hash keyed (a write: callers do it
+    only when `touch_due`)."""
+    token_id = check.principal.token_id
+    if token_id is not None:
         with rt.db.transaction() as conn:
-            accounts.touch_token(conn, check.principal.token_id, utcnow())
+            accounts.touch_token(conn, token_id, utcnow())
+            if check.rehash is not None:
+                old, new = check.rehash
+                accounts.rehash_token(conn, token_id, old=old, new=new)
 
 
 def authenticate_token(rt: Runtime, token: str) -> Principal:
@@ -272,38 +285,66 @@ def _locked_for(user: UserRecord, now: datetime) -> float:
     return (user.locked_until - now).total_seconds()
 
 
+def _too_many(login: str, wait: float) -> TooManyAttempts:
+    seconds = min(LOCK_SECONDS, max(1, math.ceil(wait)))
+    return TooManyAttempts(
+        f"too many failed logins for {login!r}; try again in {seconds} s", retry_after=seconds
+    )
+
+
 def authenticate_password(rt: Runtime, login: str, password: str) -> Principal:
-    """Check a login and password; repeated failures lock the login for a while."""
+    """Check a login and password. Each try is counted before the (slow) hash is checked, so
+    tries sent at once count too, and a locked login is refused without hashing. A login
+    that does not exist costs the same hash and is counted the same way (in memory)."""
+    if len(password) > MAX_SECRET_LENGTH:
+        raise Unauthenticated(BAD_LOGIN)
     now = utcnow()
     with rt.db.read() as conn:
         user = accounts.find_user_by_login(conn, login)
-    if user is None or not user.password_hash or len(password) > MAX_SECRET_LENGTH:
-        raise Unauthenticated("invalid username or password")
-    wait = _locked_for(user, now)
-    if wait:
-        raise TooManyAttempts(
-            f"too many failed logins for {login!r}; try again in {int(wait) + 1} s",
-            retry_after=int(wait) + 1,
-        )
-    if not _verified.check(user.password_hash, password):
-        _count_failure(rt, user, now)
-        raise Unauthenticated("invalid username or password")
-    if user.failed_logins:
+    passwords = rt.credentials.passwords
+    if user is not None:
+        wait = _locked_for(user, now)
+        if wait:
+            raise _too_many(login, wait)
+        if passwords.remembers(user.password_hash, password):
+            return _logged_in(rt, user)
+    tried = _reserve_try(rt, login, exists=user is not None, now=now)
+    stored = tried.password_hash if tried is not None else None
+    if not passwords.verify(stored, password) or tried is None:
+        raise Unauthenticated(BAD_LOGIN)
+    return _logged_in(rt, tried)
+
+
+def _reserve_try(rt: Runtime, login: str, *, exists: bool, now: datetime) -> UserRecord | None:
+    """Count a try against the login (TooManyAttempts if it is locked): its user after the
+    count, or None for a login that does not exist."""
+    if exists:
+        until = now + timedelta(seconds=LOCK_SECONDS)
         with rt.db.transaction() as conn:
-            accounts.update_user(conn, user.id, {"failed_logins": 0, "locked_until": None})
-    return _principal(user, None)
-
-
-def _count_failure(rt: Runtime, user: UserRecord, now: datetime) -> None:
-    """Count in the database (attempts arrive at once), and lock at the threshold."""
-    with rt.db.transaction() as conn:
-        failures = accounts.count_failed_login(conn, user.id)
-        if failures >= LOCK_AFTER_FAILURES:
-            until = now + timedelta(seconds=LOCK_SECONDS)
-            accounts.update_user(conn, user.id, {"failed_logins": 0, "locked_until": until})
-            logger.warning(
-                "login %r locked for %d s after repeated failures", user.login, LOCK_SECONDS
+            tried = accounts.reserve_login_attempt(
+                conn, login, now=now, limit=LOCK_AFTER_FAILURES, lock_until=until
             )
+            current = accounts.find_user_by_login(conn, login) if tried is None else tried
+        if tried is not None:
+            if tried.locked_until is not None:
+                logger.warning(
+                    "login %r locked for %d s after repeated failures", login, LOCK_SECONDS
+                )
+            return tried
+        if current is not None:
+            raise _too_many(login, _locked_for(current, utcnow()))
+    wait = rt.credentials.unknown_logins.reserve(login)
+    if wait:
+        raise _too_many(login, wait)
+    return None
+
+
+def _logged_in(rt: Runtime, user: UserRecord) -> Principal:
+    """A correct password: the count of failed tries starts again."""
+    if user.failed_logins or user.locked_until is not None:
+        with rt.db.transaction() as conn:
+            accounts.clear_failed_logins(conn, user.id)
+    return _principal(user, None)
 
 
 def authenticate_basic(rt: Runtime, login: str, password: str) -> Principal:
@@ -313,7 +354,7 @@ def authenticate_basic(rt: Runtime, login: str, password: str) -> Principal:
         if as_token is not None:
             return as_token
     if not login:
-        raise Unauthenticated("invalid username or password")
+        raise Unauthenticated(BAD_LOGIN)
     return authenticate_password(rt, login, password)
 
 
@@ -325,8 +366,7 @@ def _basic_token(rt: Runtime, login: str, password: str) -> Principal | None:
         except Unauthenticated:
             return None  # perhaps a password that merely looks like one
         return principal if login in {"", principal.login} else None
-    with rt.db.read_one() as conn:
-        found = accounts.token_by_hash(conn, hash_token(password))
+    found, _ = _find_token(rt, password)
     if found is not None and login in {"", found[1].login}:
         return authenticate_token(rt, password)
     return None
@@ -339,6 +379,7 @@ def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, IssuedTok
     secret = new_secret()
     with rt.db.transaction() as conn:
         token_id = _store_token(
+            rt,
             conn,
             user_id=principal.user_id,
             name=f"login {now:%Y-%m-%d %H:%M}",
@@ -364,7 +405,10 @@ def new_job_tokens(count: int) -> list[str]:
 
 
 def _target_user(conn: Connection, actor: Principal, user_id: int) -> UserRecord:
-    return accounts.get_user(conn, user_id, tenant_id=actor.tenant_id)
+    """A user of the tenant acted in, or the actor themself: a system admin acting for a
+    customer (`Customer-Id`) is still their own user, with their own tokens."""
+    own = user_id == actor.user_id and actor.job_id is None
+    return accounts.get_user(conn, user_id, tenant_id=None if own else actor.tenant_id)
 
 
 def create_user(
@@ -377,7 +421,7 @@ def create_user(
         "tenant_id": actor.tenant_id,
         "login": login,
         "role": role,
-        "password_hash": hash_password(password) if password else None,
+        "password_hash": hash_password(rt, password) if password else None,
         "created": now,
         "updated": now,
     }
@@ -400,7 +444,9 @@ def list_users(
 
 
 def get_user(rt: Runtime, *, actor: Principal, user_id: int) -> UserRecord:
-    """Anyone may read their own user; admins any of their tenant's."""
+    """Anyone may read their own user (a job's token is no one); admins any of their
+    tenant's."""
+    require_person(actor)
     if user_id != actor.user_id:
         require(actor, Scope.ADMIN)
     with rt.db.read() as conn:
@@ -415,12 +461,20 @@ def edit_user(
     role: str | None = None,
     password: str | None = None,
     current_password: str | None = None,
+    keep_tokens: bool = False,
 ) -> UserRecord:
     """Admins change roles and passwords; a user may change their own password by giving the
-    current one."""
+    current one. A new password revokes the user's API tokens (login sessions included) unless
+    `keep_tokens`; the token the user changes their own password with stays."""
     own = user_id == actor.user_id and actor.job_id is None
     if not own or role is not None:
         require(actor, Scope.ADMIN)
+    new_hash = None
+    if password is not None:
+        check_password_length(password)
+        if own and Scope.ADMIN not in actor.scopes:
+            _check_current(rt, actor, current_password)
+        new_hash = hash_password(rt, password)
     now = utcnow()
     with rt.db.transaction() as conn:
         user = _target_user(conn, actor, user_id)
@@ -430,25 +484,32 @@ def edit_user(
             if user.login == ADMIN_LOGIN and user.tenant_id == SYSTEM_TENANT_ID and role != "admin":
                 raise Conflict("the system admin keeps the admin role")
             values["role"] = role
-        if password is not None:
-            if own and Scope.ADMIN not in actor.scopes:
-                _check_current(user, current_password)
-            values |= {
-                "password_hash": hash_password(password),
-                "failed_logins": 0,
-                "locked_until": None,
-            }
+        if new_hash is not None:
+            values |= {"password_hash": new_hash, "failed_logins": 0, "locked_until": None}
         accounts.update_user(conn, user_id, values)
         changed = sorted(k for k in values if k != "updated")
         audit.record(conn, actor, "user.edit", "user", [user_id], detail={"changed": changed})
+        if new_hash is not None and not keep_tokens:
+            _revoke_for_new_password(conn, actor, user_id, keep=actor.token_id if own else None)
         return accounts.get_user(conn, user_id, tenant_id=None)
 
 
-def _check_current(user: UserRecord, current_password: str | None) -> None:
-    if not current_password or not user.password_hash:
+def _revoke_for_new_password(
+    conn: Connection, actor: Principal, user_id: int, *, keep: int | None
+) -> None:
+    revoked = accounts.revoke_user_tokens(conn, user_id, at=utcnow(), keep=keep)
+    detail = {"reason": "password changed", "user_id": user_id}
+    audit.record(conn, actor, "token.revoke", "token", revoked, detail=detail)
+
+
+def _check_current(rt: Runtime, actor: Principal, current_password: str | None) -> None:
+    """The caller's own current password, counted against the login like any other try."""
+    if not current_password:
         raise ValidationFailed("current_password is required to change your own password")
-    if not _verified.check(user.password_hash, current_password):
-        raise Forbidden("the current password is wrong")
+    try:
+        authenticate_password(rt, actor.login, current_password)
+    except Unauthenticated:
+        raise Forbidden("the current password is wrong") from None
 
 
 def delete_user(rt: Runtime, *, actor: Principal, user_id: int) -> None:
@@ -496,7 +557,14 @@ def create_token(
             names = ", ".join(sorted(s.value for s in beyond))
             raise Forbidden(f"a token of {owner.login!r} cannot have scope {names}")
         token_id = _store_token(
-            conn, user_id=owner.id, name=name, secret=secret, scopes=wanted, at=now, expires=expires
+            rt,
+            conn,
+            user_id=owner.id,
+            name=name,
+            secret=secret,
+            scopes=wanted,
+            at=now,
+            expires=expires,
         )
         audit.record(conn, actor, "token.create", "token", [token_id], detail={"name": name})
         return IssuedToken(accounts.get_token(conn, token_id, tenant_id=None), secret)

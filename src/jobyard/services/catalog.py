@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from jobyard.domain import templates
+from jobyard.domain import arguments, sandbox, templates
 from jobyard.domain.models import Config, Device, Package, PackageKind
-from jobyard.domain.permissions import Principal, Scope, require
+from jobyard.domain.permissions import Principal, Scope, require, require_run_definer
 from jobyard.errors import Conflict, ValidationFailed
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, listing, tables
@@ -32,9 +32,11 @@ def _check_package(values: Mapping[str, Any]) -> None:
         raise ValidationFailed("a command package needs a non-empty command", field="command")
     templates.template_variables(values["command"])  # syntax only: names resolve at launch
     templates.template_variables(list(values["env"].values()))
+    arguments.parse_allowed_args(values["allowed_args"])
     for name in values["env"]:
         if not name or "=" in name or "\x00" in name:
             raise ValidationFailed(f"invalid environment variable name {name!r}", field="env")
+    sandbox.checked_switches(values["sandbox"])
     positive, negative = values["positive_results"], values["negative_results"] or []
     if len(set(positive)) != len(positive) or len(set(negative)) != len(negative):
         raise ValidationFailed("result options must not repeat")
@@ -57,7 +59,37 @@ PACKAGE_DEFAULTS: dict[str, Any] = {
     "negative_results": None,
     "tags": [],
     "note": "",
+    "sandbox": {},
+    "allowed_args": None,
 }
+
+# The fields that decide what a package runs: by default only system admins set them.
+RUN_FIELDS = ("kind", "command", "env", "allowed_args", "sandbox")
+# What a package that runs nothing holds in them: a new package starts from here.
+_RUNS_NOTHING: dict[str, Any] = {
+    "kind": PackageKind.EXTERNAL.value,
+    "command": [],
+    "env": {},
+    "allowed_args": None,
+    "sandbox": {},
+}
+
+
+DEVICE_DEFAULTS: dict[str, Any] = {"description": "", "attributes": {}}
+CONFIG_DEFAULTS: dict[str, Any] = {"description": "", "testvars": {}, "interfaces": []}
+
+
+def _given(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a create or an edit, where an explicit null stands for the field's
+    default (what leaving it out of a create gives); a field without one (the name) may not
+    be null."""
+    given = dict(values)
+    for key, value in values.items():
+        if value is None:
+            if key not in defaults:
+                raise ValidationFailed(f"{key} may not be null", field=key)
+            given[key] = defaults[key]
+    return given
 
 
 def _package_row(package: Package) -> dict[str, Any]:
@@ -79,7 +111,28 @@ def _package_row(package: Package) -> dict[str, Any]:
         else list(package.negative_results),
         "tags": list(package.tags),
         "note": package.note,
+        "sandbox": dict(package.sandbox),
+        "allowed_args": None if package.allowed_args is None else list(package.allowed_args),
     }
+
+
+def _comparable(name: str, value: Any) -> Any:
+    # No allowed_args and an empty list allow the same: nothing.
+    return (value or None) if name == "allowed_args" else value
+
+
+def _require_run_definer(
+    rt: Runtime, actor: Principal, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> None:
+    """Who may make a package run something, or change what it runs."""
+    changed = [
+        name
+        for name in RUN_FIELDS
+        if _comparable(name, before[name]) != _comparable(name, after[name])
+    ]
+    require_run_definer(
+        actor, changed, customer_admins_may=rt.settings.customer_admins_define_commands
+    )
 
 
 def _new_row(
@@ -90,12 +143,13 @@ def _new_row(
     return dict(defaults) | dict(values) | owner
 
 
-# Packages: only admins (packages:write) define what runs ----------------------------------
+# Packages: admins (packages:write) define them; system admins what they run -------------
 
 
 def create_package(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Package:
     require(actor, Scope.PACKAGES_WRITE)
-    row = _new_row(actor, PACKAGE_DEFAULTS, values)
+    row = _new_row(actor, PACKAGE_DEFAULTS, _given(values, PACKAGE_DEFAULTS))
+    _require_run_definer(rt, actor, _RUNS_NOTHING, row)
     _check_package(row)
     with rt.db.transaction() as conn:
         _check_references(conn, row, actor.tenant_id)
@@ -107,9 +161,12 @@ def edit_package(
     rt: Runtime, *, actor: Principal, package_id: int, values: Mapping[str, Any]
 ) -> Package:
     require(actor, Scope.PACKAGES_WRITE)
+    values = _given(values, PACKAGE_DEFAULTS)
     with rt.db.transaction() as conn:
-        current = catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
-        _check_package(_package_row(current) | dict(values))
+        before = _package_row(catalog.get_package(conn, package_id, tenant_id=actor.tenant_id))
+        after = before | dict(values)
+        _require_run_definer(rt, actor, before, after)
+        _check_package(after)
         _check_references(conn, values, actor.tenant_id)
         catalog.update_row(
             conn,
@@ -154,7 +211,7 @@ def list_packages(
 
 def create_device(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Device:
     require(actor, Scope.PACKAGES_WRITE)
-    row = _new_row(actor, {"description": "", "attributes": {}}, values)
+    row = _new_row(actor, DEVICE_DEFAULTS, _given(values, DEVICE_DEFAULTS))
     with rt.db.transaction() as conn:
         device_id = catalog.insert_row(conn, tables.devices, row)
         return catalog.get_device(conn, device_id, tenant_id=actor.tenant_id)
@@ -164,6 +221,7 @@ def edit_device(
     rt: Runtime, *, actor: Principal, device_id: int, values: Mapping[str, Any]
 ) -> Device:
     require(actor, Scope.PACKAGES_WRITE)
+    values = _given(values, DEVICE_DEFAULTS)
     with rt.db.transaction() as conn:
         catalog.update_row(
             conn,
@@ -212,7 +270,7 @@ def _check_config(values: Mapping[str, Any]) -> None:
 
 def create_config(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) -> Config:
     require(actor, Scope.PACKAGES_WRITE)
-    row = _new_row(actor, {"description": "", "testvars": {}, "interfaces": []}, values)
+    row = _new_row(actor, CONFIG_DEFAULTS, _given(values, CONFIG_DEFAULTS))
     _check_config(row)
     with rt.db.transaction() as conn:
         config_id = catalog.insert_row(conn, tables.configs, row)
@@ -223,6 +281,7 @@ def edit_config(
     rt: Runtime, *, actor: Principal, config_id: int, values: Mapping[str, Any]
 ) -> Config:
     require(actor, Scope.PACKAGES_WRITE)
+    values = _given(values, CONFIG_DEFAULTS)
     _check_config(values)
     with rt.db.transaction() as conn:
         catalog.update_row(

@@ -139,7 +139,7 @@ def _claim_in(
     claims = runs.start_runs(
         conn,
         jobs,
-        token_hashes=[accounts.hash_token(token) for token in tokens],
+        token_hashes=[accounts.hash_token(rt, token) for token in tokens],
         now=now,
         worker=worker.name,
         worker_id=worker.id,

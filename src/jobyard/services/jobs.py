@@ -25,7 +25,7 @@ from jobyard.domain.models import (
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
-from jobyard.errors import Conflict, RuleViolation, ValidationFailed
+from jobyard.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from jobyard.repeats import map_repeats
 from jobyard.services import audit, results
 from jobyard.services.runtime import Runtime, utcnow
@@ -163,6 +163,7 @@ def _job_row(
         "context": dict(request.context),
         "argv": list(resolved.plan.argv),
         "env": dict(resolved.plan.env),
+        "sandbox": dict(resolved.package.sandbox),
         "timeout_seconds": resolved.package.timeout_seconds,
         "interfaces": job_store.interfaces_to_json(interfaces),
         "interface_names": [i.value for i in interfaces],
@@ -349,17 +350,34 @@ def delete_jobs(
     job_ids: Sequence[int] | None = None,
     selection: listing.Listing | None = None,
 ) -> int:
-    """Delete the given or selected jobs of the tenant, except running ones; return how many."""
+    """Delete the given or selected jobs of the tenant, except running ones; return how many.
+
+    Given ids the tenant has no job of are a 404 that lists them, and nothing is deleted, as
+    a single delete of such an id is a 404."""
     require(actor, Scope.JOBS_WRITE)
     with rt.db.transaction() as conn:
         if job_ids is None:
             if selection is None:
                 raise ValidationFailed("say which jobs to delete")
             job_ids = job_store.select_job_ids(conn, selection, tenant_id=actor.tenant_id, pg=rt.pg)
+        else:
+            _refuse_missing(conn, job_ids, tenant_id=actor.tenant_id)
         chosen = job_store.deletable_job_ids(conn, job_ids, tenant_id=actor.tenant_id)
         deleted = job_store.delete_jobs(conn, chosen)
         _audit_many(conn, actor, "delete", chosen)
         return deleted
+
+
+MAX_IDS_NAMED = 20  # in the message; `not_found` lists every one
+
+
+def _refuse_missing(conn: Connection, job_ids: Sequence[int], *, tenant_id: int) -> None:
+    found = job_store.existing_job_ids(conn, job_ids, tenant_id=tenant_id)
+    missing = tuple(dict.fromkeys(i for i in job_ids if i not in found))
+    if missing:
+        named = ", ".join(str(i) for i in missing[:MAX_IDS_NAMED])
+        more = f" and {len(missing) - MAX_IDS_NAMED} more" if len(missing) > MAX_IDS_NAMED else ""
+        raise NotFound(f"{job_store.NO_SUCH_JOB}: {named}{more}; nothing was deleted", ids=missing)
 
 
 def list_job_events(rt: Runtime, *, actor: Principal, job_id: int) -> list[JobEvent]:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+from jobyard.services.credentials import Credentials
 from jobyard.settings import Settings
 from jobyard.store.db import Database
 from jobyard.store.wakeup import Wakeup
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_DIR_MODE = 0o700  # the data directory: nothing in it is a job's (or anyone's) to read
 
 
 @dataclass
@@ -18,6 +26,11 @@ class Runtime:
     # True when every process using an SQLite database is this one (jobyard serve with its
     # embedded workers): in-memory wake-ups then reach every worker, so none need to poll.
     in_process_only: bool = True
+    # Password hashing and the token key are the process's: one set per runtime.
+    credentials: Credentials = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.credentials = Credentials(self.settings)
 
     @property
     def pg(self) -> bool:
@@ -29,10 +42,19 @@ def utcnow() -> datetime:
 
 
 def open_runtime(settings: Settings) -> Runtime:
-    """Connect to the configured database (creating the SQLite data directory if needed)."""
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Runtime(settings=settings, db=Database(settings.effective_database_url))
+    """Connect to the configured database (creating the data directory, private, first)."""
+    private_directory(settings.data_dir)
+    db = Database(settings.effective_database_url, query_timeout=settings.query_timeout_seconds)
+    return Runtime(settings=settings, db=db)
+
+
+def private_directory(path: Path) -> None:
+    """Make the directory, the server's alone (0700), or make the one there so."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & ~PRIVATE_DIR_MODE:
+        path.chmod(PRIVATE_DIR_MODE)
+        logger.warning("made %s private (its mode was %o, now %o)", path, mode, PRIVATE_DIR_MODE)
 
 
 def check_database(rt: Runtime) -> None:

@@ -7,12 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.filters import FieldKind
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import insert_row
+from jobyard.store.types import UTCDateTime
 
 U, T, A = tables.users, tables.tokens, tables.audit_events
 
@@ -172,9 +186,12 @@ def get_user(conn: Connection, user_id: int, *, tenant_id: int | None) -> UserRe
 
 
 def insert_user(conn: Connection, values: Mapping[str, Any]) -> int:
+    """Insert a user; a taken login is a Conflict (logins are unique across customers)."""
     try:
         return insert_row(conn, U, values)
-    except Conflict:
+    except (Conflict, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError) and "unique" not in str(exc.orig).lower():
+            raise
         raise Conflict(f"a user with login {values['login']!r} already exists") from None
 
 
@@ -247,8 +264,46 @@ def run_token_owner(conn: Connection, secret_hash: str) -> tuple[int, int, UserR
     return row.run_job_id, row.run_tenant_id, user_from_row(row, prefix="owner_")
 
 
-def token_exists(conn: Connection, secret_hash: str) -> bool:
-    return conn.execute(select(T.c.id).where(T.c.secret_hash == secret_hash)).first() is not None
+def token_id_by_hash(conn: Connection, secret_hash: str) -> int | None:
+    """The token with this hash, revoked or not."""
+    row = conn.execute(select(T.c.id).where(T.c.secret_hash == secret_hash)).first()
+    return None if row is None else int(row.id)
+
+
+def rehash_token(conn: Connection, token_id: int, *, old: str, new: str) -> None:
+    """Replace a token's hash (once: a concurrent rehash of the same row changes nothing)."""
+    conn.execute(
+        update(T).where(T.c.id == token_id, T.c.secret_hash == old).values(secret_hash=new)
+    )
+
+
+def reinstate_token(conn: Connection, token_id: int, secret_hash: str) -> None:
+    """Make a token live again under this hash: no revocation, no expiry."""
+    conn.execute(
+        update(T)
+        .where(T.c.id == token_id)
+        .values(secret_hash=secret_hash, revoked=None, expires=None)
+    )
+
+
+def revoke_user_tokens(
+    conn: Connection, user_id: int, *, at: datetime, keep: int | None
+) -> list[int]:
+    """Revoke a user's live API tokens (all but `keep`); the ids revoked."""
+    query = (
+        update(T)
+        .where(
+            T.c.user_id == user_id,
+            T.c.job_id.is_(None),
+            T.c.revoked.is_(None),
+            or_(T.c.expires.is_(None), T.c.expires > at),
+        )
+        .values(revoked=at)
+        .returning(T.c.id)
+    )
+    if keep is not None:
+        query = query.where(T.c.id != keep)
+    return sorted(int(i) for i in conn.execute(query).scalars())
 
 
 def get_token(conn: Connection, token_id: int, *, tenant_id: int | None) -> TokenRecord:
@@ -323,12 +378,25 @@ def user_has_objects(conn: Connection, user_id: int) -> bool:
     return False
 
 
-def count_failed_login(conn: Connection, user_id: int) -> int:
-    """Add one failed login and return the count, atomically."""
+def reserve_login_attempt(
+    conn: Connection, login: str, *, now: datetime, limit: int, lock_until: datetime
+) -> UserRecord | None:
+    """Count a try against a login that is not locked, in one statement (so tries sent at
+    once all count), locking it on the `limit`-th; the user after the count, or None if the
+    login does not exist or is locked."""
+    reaching = U.c.failed_logins + 1 >= limit
     result = conn.execute(
         update(U)
-        .where(U.c.id == user_id)
-        .values(failed_logins=U.c.failed_logins + 1)
-        .returning(U.c.failed_logins)
+        .where(U.c.login == login, or_(U.c.locked_until.is_(None), U.c.locked_until <= now))
+        .values(
+            failed_logins=case((reaching, 0), else_=U.c.failed_logins + 1),
+            locked_until=case((reaching, literal(lock_until, UTCDateTime())), else_=None),
+        )
+        .returning(*U.c)
     )
-    return int(result.scalar_one())
+    row = result.first()
+    return None if row is None else user_from_row(row)
+
+
+def clear_failed_logins(conn: Connection, user_id: int) -> None:
+    conn.execute(update(U).where(U.c.id == user_id).values(failed_logins=0, locked_until=None))

@@ -99,6 +99,8 @@ def package_from_row(row: Row[Any]) -> Package:
         user_id=row.user_id,
         created=row.created,
         updated=row.updated,
+        sandbox=dict(row.sandbox or {}),
+        allowed_args=None if row.allowed_args is None else tuple(row.allowed_args),
     )
 
 

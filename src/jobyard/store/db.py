@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
 import logging
+import math
 import os
+import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from jobyard import jsontext
+from jobyard.domain import regex
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +31,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # connection beyond the pool is opened (with its PRAGMAs) and closed on every use.
 SQLITE_POOL_SIZE = 24
 PG_POOL_SIZE = 10
+TIME_LIMIT_OPTION = "jobyard_time_limit"
+PG_QUERY_CANCELED = "57014"
 
 
 def normalise_url(url: str) -> str:
@@ -31,6 +41,28 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+SQLITE_FILE_MODE = 0o600
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file the server's alone (0600), or make the one there so: SQLite
+    gives its WAL and shared-memory files the database file's mode, whatever the umask."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SQLITE_FILE_MODE))
+        mode = stat.S_IMODE(os.stat(database).st_mode)
+    except OSError:
+        return  # SQLite reports it when it opens the file, in its own words
+    if mode & ~SQLITE_FILE_MODE:
+        os.chmod(database, SQLITE_FILE_MODE)
+        logger.warning("made %s private (its mode was %o, now 600)", database, mode)
+    for companion in (f"{database}-wal", f"{database}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(os.stat(companion).st_mode) & ~SQLITE_FILE_MODE:
+                os.chmod(companion, SQLITE_FILE_MODE)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -43,6 +75,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+    # Replaces SQLAlchemy's REGEXP, Python's `re`: it backtracks, holding the GIL meanwhile.
+    dbapi_conn.create_function("regexp", 2, regex.search, deterministic=True)
 
 
 class _SqliteWriterQueue:
@@ -106,33 +140,64 @@ class _SqliteWriterQueue:
 
 
 class Database:
-    """One engine and the transactions on it."""
+    """One engine and the transactions on it.
 
-    def __init__(self, url: str) -> None:
+    `query_timeout` (seconds, 0 for none) limits each statement of a listing (see
+    `time_limited`); nothing else is ever cut short by it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        query_timeout: float = 0.0,
+        pool_size: int | None = None,
+        writers: _SqliteWriterQueue | None = None,
+    ) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        self.engine: Engine = self._create_engine()
-        self._writers = _SqliteWriterQueue(self.engine) if self.is_sqlite else None
+        self.query_timeout = query_timeout
+        if self.is_sqlite:
+            _private_sqlite_file(make_url(self.url).database)
+        self.engine: Engine = self._create_engine(pool_size)
+        self._owns_writers = writers is None
+        if writers is None and self.is_sqlite:
+            writers = _SqliteWriterQueue(self.engine)
+        self._writers = writers
 
-    def _create_engine(self) -> Engine:
+    def _create_engine(self, pool_size: int | None) -> Engine:
+        limit = {TIME_LIMIT_OPTION: self.query_timeout} if self.query_timeout > 0 else {}
         if self.is_sqlite:
             engine = create_engine(
                 self.url,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 json_serializer=jsontext.dumps,
                 json_deserializer=jsontext.loads,
-                **_sqlite_pool_options(self.url),
+                execution_options=limit,
+                hide_parameters=True,  # no error text carries a password hash or a token
+                **_sqlite_pool_options(self.url, pool_size),
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
             return engine
+        size = PG_POOL_SIZE if pool_size is None else pool_size
         return create_engine(
             self.url,
-            pool_size=PG_POOL_SIZE,
-            max_overflow=PG_POOL_SIZE,
+            pool_size=size,
+            max_overflow=size,
             pool_pre_ping=True,
             json_serializer=jsontext.dumps,
             json_deserializer=jsontext.loads,
+            execution_options=limit,
+            hide_parameters=True,  # no error text carries a password hash or a token
+        )
+
+    def dedicated(self) -> Database:
+        """The same database through a connection of its own, for a thread that must never
+        wait for one of the shared pool (the lease heartbeat): request threads can hold them
+        all. On SQLite it still queues for the writer's turn with this process's writers."""
+        return Database(
+            self.url, query_timeout=self.query_timeout, pool_size=1, writers=self._writers
         )
 
     @property
@@ -188,14 +253,97 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._writers is not None:
+        if self._writers is not None and self._owns_writers:
             self._writers.close()
 
 
-def _sqlite_pool_options(url: str) -> dict[str, Any]:
+def _sqlite_pool_options(url: str, pool_size: int | None) -> dict[str, Any]:
     if ":memory:" in url:
         return {"poolclass": NullPool}
-    return {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
+    size = SQLITE_POOL_SIZE if pool_size is None else pool_size
+    return {"pool_size": size, "max_overflow": size}
+
+
+@contextmanager
+def time_limited(conn: Connection) -> Iterator[None]:
+    """Statements run inside are cut short after the database's `query_timeout`, which
+    `ran_out_of_time` then recognises. On PostgreSQL this sets `statement_timeout` for the
+    rest of the transaction, then restores it: enter it outside any savepoint that the
+    cancelled statement aborts."""
+    seconds = conn.get_execution_options().get(TIME_LIMIT_OPTION)
+    if not seconds:
+        yield
+        return
+    if conn.dialect.name == "sqlite":
+        with _sqlite_deadline(conn, seconds):
+            yield
+        return
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+    yield  # after an error, the transaction's end restores it
+    conn.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
+
+
+class _SqliteWatchdog:
+    """Interrupts SQLite statements that run past their deadline, from a thread of its own.
+
+    A progress handler would do it from the statement's thread, but it is Python code: it
+    takes the GIL at each look at the clock, and under load waits for it (up to the switch
+    interval, 5 ms, a look) where the statement itself runs without it. Here a statement
+    costs two turns of a lock, and the thread sleeps until the earliest deadline.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: dict[int, tuple[float, Any]] = {}  # by ticket: deadline, raw connection
+        self._tickets = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._wakes_at = math.inf  # when the thread looks next, unless notified
+
+    @contextmanager
+    def deadline(self, raw: Any, seconds: float) -> Iterator[None]:
+        ticket = next(self._tickets)
+        due = time.monotonic() + seconds
+        with self._changed:
+            self._due[ticket] = (due, raw)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="jobyard-sqlite-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif due < self._wakes_at:  # rarely: one time limit makes deadlines grow
+                self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:  # once gone from `_due`, the connection is never interrupted
+                self._due.pop(ticket, None)
+
+    def _watch(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                for ticket, (due, raw) in list(self._due.items()):
+                    if due <= now:
+                        del self._due[ticket]
+                        raw.interrupt()  # a no-op if its statement has just ended
+                self._wakes_at = min((due for due, _raw in self._due.values()), default=math.inf)
+                self._changed.wait(None if self._wakes_at == math.inf else self._wakes_at - now)
+
+
+_WATCHDOG = _SqliteWatchdog()
+
+
+@contextmanager
+def _sqlite_deadline(conn: Connection, seconds: float) -> Iterator[None]:
+    with _WATCHDOG.deadline(conn.connection.driver_connection, seconds):
+        yield
+
+
+def ran_out_of_time(exc: DBAPIError) -> bool:
+    """Whether a statement failed because `time_limited` cut it short."""
+    if isinstance(exc.orig, sqlite3.OperationalError):
+        return str(exc.orig) == "interrupted"
+    return getattr(exc.orig, "sqlstate", None) == PG_QUERY_CANCELED
 
 
 def _sqlite_begin(conn: Connection) -> None:

@@ -138,6 +138,7 @@ def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
         tenant_id=row.tenant_id,
         target_device_id=row.target_device_id,
         outcome=_outcome_of(row),
+        sandbox=getattr(row, "sandbox", None) or {},
     )
 
 
@@ -161,6 +162,7 @@ CLAIMED_JOB_COLUMNS = (
     J.c.attempts,
     J.c.outcome_status,
     J.c.outcome_result,
+    J.c.sandbox,
 )
 
 
@@ -176,6 +178,7 @@ def claimed_job_from_row(row: Row[Any]) -> ClaimedJob:
         interface_names=tuple(row.interface_names),
         attempts=row.attempts,
         outcome=_outcome_of(row),
+        sandbox=row.sandbox or {},
     )
 
 
@@ -529,6 +532,16 @@ def deletable_job_ids(conn: Connection, job_ids: Sequence[int], *, tenant_id: in
             J.c.id.in_(batch), J.c.tenant_id == tenant_id, J.c.status != JobStatus.RUNNING.value
         )
         found.extend(row.id for row in conn.execute(query))
+    return found
+
+
+def existing_job_ids(conn: Connection, job_ids: Sequence[int], *, tenant_id: int) -> set[int]:
+    """Of these jobs, the ones the tenant has."""
+    found: set[int] = set()
+    for start in range(0, len(job_ids), 500):
+        batch = job_ids[start : start + 500]
+        query = select(J.c.id).where(J.c.id.in_(batch), J.c.tenant_id == tenant_id)
+        found.update(row.id for row in conn.execute(query))
     return found
 
 

@@ -21,12 +21,14 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB, array
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.sql import expression
 
+from jobyard.domain import regex
 from jobyard.domain.filters import Combine, FieldKind, Filter, Op, SortKey, typed_value
 from jobyard.domain.paging import DEFAULT_LIMIT, PageRequest
-from jobyard.errors import ValidationFailed
+from jobyard.errors import QueryTooSlow, ValidationFailed
+from jobyard.store.db import ran_out_of_time, time_limited
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,10 @@ def _array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...]
 
 
 def _regex(column: ColumnElement[Any], op: Op, pattern: str) -> Any:
-    # An inline flag works in both Python's re (SQLite) and PostgreSQL; SQLAlchemy's `flags`
-    # argument is silently dropped on SQLite.
+    # An inline flag works in both RE2 (SQLite's REGEXP, see store/db.py) and PostgreSQL;
+    # SQLAlchemy's `flags` argument is silently dropped on SQLite.
     if op in {Op.IMATCH, Op.NOT_IMATCH}:
-        pattern = "(?i)" + pattern
+        pattern = regex.IGNORE_CASE + pattern
     matched = column.regexp_match(pattern)
     return not_(matched) if op in {Op.NOT_MATCH, Op.NOT_IMATCH} else matched
 
@@ -139,17 +141,25 @@ def ordering(
 
 
 def run(conn: Connection, query: Select[Any]) -> list[Any]:
-    """Execute a filtered query; a filter the database itself refuses is the client's error.
+    """Execute a filtered query within the database's time limit (QueryTooSlow past it); a
+    filter the database itself refuses is the client's error.
 
-    Python's `re` checks regular expressions first, but PostgreSQL's dialect is not the same
-    (named groups, for one), so the database can still refuse a pattern.
+    RE2 checks regular expressions first, but PostgreSQL's dialect is not the same (named
+    groups, for one), so the database can still refuse a pattern.
     """
     try:
-        with conn.begin_nested():
+        with time_limited(conn), conn.begin_nested():
             return list(conn.execute(query))
     except DataError as exc:
         reason = str(exc.orig).splitlines()[0] if exc.orig else "refused"
         raise ValidationFailed(f"invalid filter: {reason}") from None
+    except OperationalError as exc:
+        if ran_out_of_time(exc):
+            raise QueryTooSlow(TOO_SLOW) from None
+        raise
+
+
+TOO_SLOW = "the list took longer than the server allows: narrow the filters or try again later"
 
 
 @dataclass(frozen=True)

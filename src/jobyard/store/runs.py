@@ -43,7 +43,7 @@ from jobyard.store.jobs import (
     record_events,
 )
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
-from jobyard.store.types import UTCDateTime, in_ids
+from jobyard.store.types import UTCDateTime, in_ids, json_integer
 
 R = tables.runs
 NO_SUCH_RUN = "no such run"
@@ -64,7 +64,9 @@ RUN_FIELDS: dict[str, listing.Field] = {
     "kind": listing.Field(FieldKind.STRING, J.c.kind),
     "package_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.package_id, 0)),
     "user_id": listing.Field(FieldKind.INTEGER, J.c.user_id),
-    "step_id": listing.Field(FieldKind.INTEGER, J.c.context[("step", "id")].as_integer()),
+    "step_id": listing.Field(
+        FieldKind.INTEGER, json_integer(J.c.context[("step", "id")].as_string())
+    ),
 }
 RUN_FIELD_KINDS = {name: f.kind for name, f in RUN_FIELDS.items()}
 

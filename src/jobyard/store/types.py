@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -130,3 +131,27 @@ def in_ids(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     whatever the list's length: built and prepared once, where an expanding IN list is
     rendered anew for every execution (and prepared anew by SQLite for every length)."""
     return _InIds(column, bindparam(name, type_=IdList()))
+
+
+class json_integer(FunctionElement[int]):  # noqa: N801 (an SQL function, named like one)
+    """An integer read from the text at a JSON path, NULL where that text is not one.
+
+    A stored value is free-form: PostgreSQL's cast of `"abc"` or `1.5` to an integer fails
+    the whole query, so that one job's context would break every filter on the field."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "json_integer"
+
+
+@compiles(json_integer)
+def _json_integer(element: json_integer, compiler: SQLCompiler, **kw: Any) -> str:
+    (text,) = element.clauses
+    return f"CAST({compiler.process(text, **kw)} AS INTEGER)"  # SQLite's cast never fails
+
+
+@compiles(json_integer, "postgresql")
+def _json_integer_pg(element: json_integer, compiler: SQLCompiler, **kw: Any) -> str:
+    (text,) = element.clauses
+    value = compiler.process(text, **kw)
+    return f"CASE WHEN {value} ~ '^-?[0-9]{{1,18}}$' THEN CAST({value} AS BIGINT) END"

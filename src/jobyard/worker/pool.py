@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 from jobyard.services import execution
 from jobyard.services.execution import RunResult, Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
 from jobyard.store.notify import Listener
-from jobyard.worker import supervisor
+from jobyard.worker import confinement, supervisor
+from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor
 
@@ -52,24 +53,32 @@ GATHER_SECONDS = 0.02
 SPAWNERS_MAX = 4
 SLOTS_PER_SPAWNER = 8
 NEVER_STARTED = RunResult(None, None, False, False, 0, False)
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
+RUN_DIR_NAME_BYTES = 16
 
 
-def inherited_environment() -> dict[str, str]:
+def inherited_environment(login: str) -> dict[str, str]:
     """What every child takes from the worker's own environment (read once per worker: a
-    look-up in `os.environ` encodes its key anew, and there were 18 of them per job)."""
+    look-up in `os.environ` encodes its key anew, and there were 18 of them per job), and
+    the user it runs as."""
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.setdefault("PATH", os.defpath)
+    env.update(USER=login, LOGNAME=login)
     return env
 
 
-def child_environment(work: Work, *, base_url: str, inherited: dict[str, str]) -> dict[str, str]:
-    """A small, explicit environment: never the server's own secrets, only the job's token."""
+def child_environment(
+    work: Work, *, base_url: str, inherited: dict[str, str], run_dir: str
+) -> dict[str, str]:
+    """A small, explicit environment: never the server's own secrets, only the job's token;
+    its own directory as HOME and TMPDIR."""
     claim = work.claim
     env = inherited.copy()
     env.update(claim.job.env)
     env.update(
         {
+            "HOME": run_dir,
+            "TMPDIR": run_dir,
             "JOBYARD_URL": base_url,
             "JOBYARD_JOB_ID": str(claim.job.id),
             "JOBYARD_RUN_ID": str(claim.run_id),
@@ -130,16 +139,18 @@ class Every:
 class WorkerPool:
     """Runs up to `slots` jobs from the database at once; `drain()` then `stop()` to end."""
 
-    def __init__(self, rt: Runtime, *, slots: int, workdir: Path) -> None:
+    def __init__(self, rt: Runtime, *, slots: int, confinement: Confinement | None = None) -> None:
+        """`confinement`: how jobs run (see `confinement.prepare`, which `start` calls when
+        none is given)."""
         self.rt = rt
         self.slots = slots
-        self.workdir = workdir.resolve()  # as the spawners, running there, see it
-        self._inherited_env = inherited_environment()
+        self.confinement = confinement
+        self._inherited_env: dict[str, str] = {}
         self.identity = WorkerIdentity(id=None, name=execution.worker_name())
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._supervisor = RemoteSupervisor(spawners=spawners_for(slots), cwd=str(workdir))
+        self._supervisor = RemoteSupervisor(spawners=spawners_for(slots))
         self._engine: threading.Thread | None = None
         self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
         self._lock = threading.RLock()  # a signal handler may hand jobs back
@@ -153,7 +164,10 @@ class WorkerPool:
     # Life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        """Start running jobs (`ConfinementError` when they cannot be run as configured)."""
+        if self.confinement is None:
+            self.confinement = confinement.prepare(self.rt.settings)
+        self._inherited_env = inherited_environment(self.confinement.login)
         recovered = execution.recover_orphans(self.rt)
         if recovered:
             logger.warning("ended %d runs left running by a dead jobyard process", recovered)
@@ -162,6 +176,7 @@ class WorkerPool:
         self.rt.wakeup.subscribe(self._supervisor.wake)
         self._engine = self._spawn(self._engine_loop, "jobyard-engine")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
+        self._spawn(self._heartbeat_loop, "jobyard-heartbeat")
         if self.rt.pg:
             listener = self._listener = Listener(self.rt.db.url)
             self._spawn(lambda: self._listen_loop(listener), "jobyard-listener")
@@ -394,12 +409,23 @@ class WorkerPool:
         if running.handing_back:  # handed back before it started
             self._process_ended(running, NEVER_STARTED)
             return
+        confined = self.confinement
+        if confined is None:
+            raise RuntimeError("the pool runs jobs only once started")
+        run_dir = str(confined.runs_root / secrets.token_hex(RUN_DIR_NAME_BYTES))
         spec = supervisor.ProcessSpec(
-            argv=claim.job.argv,
-            env=child_environment(
-                running.work, base_url=self.rt.settings.base_url, inherited=self._inherited_env
+            argv=confinement.sandboxed_argv(
+                confined, claim.job.argv, run_dir=run_dir, switches=claim.job.sandbox
             ),
-            cwd=str(self.workdir),
+            env=child_environment(
+                running.work,
+                base_url=self.rt.settings.base_url,
+                inherited=self._inherited_env,
+                run_dir=run_dir,
+            ),
+            cwd=run_dir,
+            user=confined.user,
+            own_cwd=True,
             timeout=claim.job.timeout_seconds or None,
             output_cap=self.rt.settings.output_cap_bytes,
             grace=self.rt.settings.cancel_grace_seconds,
@@ -453,7 +479,6 @@ class WorkerPool:
             Every(HOUSEKEEPING_SECONDS, self._record_pids),
             Every(HOUSEKEEPING_SECONDS, self._deliver_cancels),
             Every(HOUSEKEEPING_SECONDS, self._flush_quiet_output),
-            Every(lease / 3, self._heartbeat),
             Every(lease / 2, self._reap),
         ]
         while not self._stopped.wait(HOUSEKEEPING_SECONDS):
@@ -496,12 +521,26 @@ class WorkerPool:
         for recorder in recorders:
             recorder.flush_if_stale()
 
-    def _heartbeat(self) -> None:
-        """Renew leases independently of the jobs' own work; stop runs we no longer hold."""
+    def _heartbeat_loop(self) -> None:
+        """Renew the leases from a thread and a database connection of their own: neither
+        housekeeping's other tasks nor request threads (which may hold every connection of
+        the shared pool) can hold a renewal up until the lease lapses."""
+        own = replace(self.rt, db=self.rt.db.dedicated())
+        beat = Every(self.rt.settings.lease_seconds / 3, lambda: self._heartbeat(own))
+        try:
+            while not self._stopped.is_set():
+                beat.tick(time.monotonic())
+                self._stopped.wait(beat.seconds)
+        finally:
+            own.db.dispose()
+
+    def _heartbeat(self, rt: Runtime | None = None) -> None:
+        """Renew leases independently of the jobs' own work; stop runs we no longer hold.
+        `rt` is the heartbeat's own connection to the database (the shared pool's if None)."""
         with self._lock:
             by_run = {r.work.claim.run_id: job_id for job_id, r in self._running.items()}
         lost = execution.heartbeat(
-            self.rt, worker=self.identity, run_ids=list(by_run), draining=self.draining
+            rt or self.rt, worker=self.identity, run_ids=list(by_run), draining=self.draining
         )
         # A run that simply finished meanwhile was not lost: its process has ended (the
         # engine may have just closed it, which the renewal then no longer finds running).

@@ -9,6 +9,7 @@ as nobody watches them any more) and the next start brings up a new spawner in i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -37,6 +38,16 @@ CLOSE_SECONDS = 30.0  # for the spawner to kill and report what still runs, then
 STREAMS = {stream.value: stream for stream in Stream}
 
 
+# What a spawner takes from the worker's environment: what Python needs to start, never the
+# server's settings or secrets (a job of the same user could otherwise read them in
+# /proc/<spawner>/environ, were the spawner not also non-dumpable).
+SPAWNER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHOME")
+
+
+def spawner_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in SPAWNER_ENV if name in os.environ}
+
+
 class SpawnerGone(RuntimeError):
     """The spawner process ended while it ran children."""
 
@@ -62,7 +73,7 @@ class _Remote:
 class _Spawner:
     """One spawner process and the two pipes to it."""
 
-    def __init__(self, cwd: str | None) -> None:
+    def __init__(self) -> None:
         commands_read, commands_write = os.pipe2(os.O_CLOEXEC)
         reports_read, reports_write = os.pipe2(os.O_CLOEXEC)
         for fd in (commands_write, reports_write):
@@ -75,7 +86,8 @@ class _Spawner:
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                cwd=cwd,
+                env=spawner_environment(),
+                cwd="/",  # it moves into each child's directory for its spawn
                 start_new_session=True,  # a Ctrl-C at the terminal is the server's to handle
             )
         except BaseException:
@@ -117,8 +129,7 @@ class RemoteSupervisor:
     A spawner is held up by each spawn until the child has exec'd, the time of a short job
     itself; with `spawners` > 1 the next spawn goes to the least busy one, so spawns overlap.
 
-    The spawners run in `cwd`: children that run there too are spawned the faster way
-    (see `supervisor._spawn`), others the usual one.
+    A relative `cwd` of a child is taken from this process's directory.
     """
 
     def __init__(
@@ -126,12 +137,10 @@ class RemoteSupervisor:
         *,
         spawners: int = 1,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
-        cwd: str | None = None,
     ) -> None:
         if spawners < 1:
             raise ValueError("at least one spawner is needed")
         self._size = spawners
-        self._cwd = cwd
         self._poll_interval = poll_interval
         self._poller = select.poll()
         self._spawners: dict[int, _Spawner] = {}  # by the fd of their reports
@@ -148,7 +157,7 @@ class RemoteSupervisor:
     def open(self) -> None:
         """Start the spawners now rather than with the first children."""
         while len(self._spawners) < self._size:
-            spawner = _Spawner(self._cwd)
+            spawner = _Spawner()
             self._spawners[spawner.reports] = spawner
             self._poller.register(spawner.reports, select.POLLIN)
 
@@ -173,8 +182,21 @@ class RemoteSupervisor:
         self._remotes[key] = _Remote(spawner, on_start, on_output, should_cancel, on_end)
         spawner.keys.add(key)
         argv, env = list(spec.argv), dict(spec.env)
+        cwd = None if spec.cwd is None else os.path.abspath(spec.cwd)
+        user = None if spec.user is None else dataclasses.astuple(spec.user)
         spawner.commands.put(
-            ("start", key, argv, env, spec.cwd, spec.timeout, spec.output_cap, spec.grace)
+            (
+                "start",
+                key,
+                argv,
+                env,
+                cwd,
+                spec.timeout,
+                spec.output_cap,
+                spec.grace,
+                user,
+                spec.own_cwd,
+            )
         )
 
     def step(self, timeout: float | None) -> None:

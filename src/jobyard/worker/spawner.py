@@ -8,7 +8,8 @@ watching the children competed for the GIL with the database turns. Here both ru
 the engine, on the other core. It imports only the standard library and `supervisor`, so it
 starts fast and stays small. `jobyard.worker.remote` is the engine's side.
 
-Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace), ("cancel", key),
+Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace, user, own_cwd) (user:
+the fields of a `JobUser`, or None), ("cancel", key),
 ("kill", key). Reports: ("started", key, pid), ("output", key, stream, data),
 ("ended", key, outcome fields or None, error text or None). When the commands pipe closes,
 the engine is gone or done: whatever still runs is killed and reported, then the spawner
@@ -25,10 +26,11 @@ import select
 import sys
 from collections import deque
 
-from jobyard.worker import channel
+from jobyard.worker import channel, hardening
 from jobyard.worker.supervisor import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     Child,
+    JobUser,
     ProcessOutcome,
     ProcessSpec,
     Stream,
@@ -137,9 +139,12 @@ class Spawner:
         timeout: float | None,
         output_cap: int,
         grace: float,
+        user: tuple[str, int, int, list[int]] | None,
+        own_cwd: bool,
     ) -> None:
         try:
-            spec = ProcessSpec(argv, env, cwd, timeout, output_cap, grace)
+            job_user = None if user is None else JobUser(user[0], user[1], user[2], tuple(user[3]))
+            spec = ProcessSpec(argv, env, cwd, timeout, output_cap, grace, job_user, own_cwd)
         except ValueError as error:
             self._ended(key, None, error)
             return
@@ -199,6 +204,7 @@ class Spawner:
 def main(argv: list[str]) -> None:
     """`python -m jobyard.worker.spawner COMMANDS_FD REPORTS_FD LOG_LEVEL`"""
     commands, reports, level = int(argv[0]), int(argv[1]), argv[2]
+    hardening.harden_process()  # the jobs inherit its umask: what they write is theirs
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     )

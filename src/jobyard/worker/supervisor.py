@@ -23,9 +23,11 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from jobyard.worker import rundir
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,16 @@ class Stream(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class JobUser:
+    """The Unix user a child runs as (switching to it needs root): its ids and groups."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]  # the supplementary groups, the user's own (never the spawner's)
+
+
+@dataclass(frozen=True)
 class ProcessSpec:
     """What to run and within which limits."""
 
@@ -59,6 +71,10 @@ class ProcessSpec:
     timeout: float | None = None  # seconds from spawn; None means no limit
     output_cap: int = DEFAULT_OUTPUT_CAP_BYTES  # bytes passed on, stdout and stderr together
     grace: float = DEFAULT_GRACE_SECONDS  # seconds between SIGTERM and SIGKILL
+    user: JobUser | None = None  # None: the spawning process's own user
+    # `cwd` is the child's own directory: made (0700, the child's user's) before the spawn,
+    # removed with everything in it once the child has ended.
+    own_cwd: bool = False
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -69,6 +85,8 @@ class ProcessSpec:
             raise ValueError("output_cap must not be negative")
         if self.grace < 0:
             raise ValueError("grace must not be negative")
+        if self.own_cwd and not (self.cwd and os.path.isabs(self.cwd)):
+            raise ValueError("a child's own directory must be an absolute path")
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,7 @@ class Supervisor:
         try:
             proc = _spawn(spec, inherits_nothing=self._inherits_nothing)
         except (OSError, ValueError) as exc:  # ValueError: an argv or env Popen cannot pass on
+            rundir.remove(spec)
             try:
                 outcome = _spawn_failure(spec, exc, on_output)
             except Exception as error:
@@ -251,6 +270,7 @@ class Supervisor:
             outcome = child.finish()
         finally:
             child.close()
+            rundir.remove(child.spec)
         on_end(None if error else outcome, error)
 
     def close(self) -> None:
@@ -287,19 +307,26 @@ def _spawn(spec: ProcessSpec, *, inherits_nothing: bool) -> Spawned:
     """Start the child with its output on two new pipes.
 
     `posix_spawn` costs the spawning process a third less CPU than `subprocess.Popen`, but
-    closes no descriptor and cannot change directory. So it is used only where the caller
-    vouches that nothing it holds is inheritable (`inherits_nothing`, a spawner process),
-    and the child's directory is this process's own.
+    closes no descriptor and cannot change directory or user. So it is used only where the
+    caller vouches that nothing it holds is inheritable (`inherits_nothing`, a spawner
+    process, which is single-threaded): it moves into the child's directory itself, and
+    switches its own real ids to the child's user around the spawn (see `_as_user`).
     """
+    if spec.own_cwd:
+        rundir.make(spec)
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
         stdin = _devnull()
         ours_apart = min(stdin, out_write, err_write) > LAST_STDIO_FD
-        if inherits_nothing and ours_apart and _runs_here(spec.cwd):
-            pid = _posix_spawn(spec, (stdin, out_write, err_write))
+        if inherits_nothing and ours_apart:
+            if spec.cwd is not None:
+                os.chdir(spec.cwd)
+            with _as_user(spec.user):
+                pid = _posix_spawn(spec, (stdin, out_write, err_write))
             reap: Callable[[], int] = functools.partial(_reap, pid)
         else:
+            user = spec.user
             proc = subprocess.Popen(
                 list(spec.argv),
                 stdin=stdin,
@@ -309,6 +336,9 @@ def _spawn(spec: ProcessSpec, *, inherits_nothing: bool) -> Spawned:
                 cwd=spec.cwd,
                 start_new_session=True,
                 close_fds=True,
+                user=None if user is None else user.uid,
+                group=None if user is None else user.gid,
+                extra_groups=None if user is None else list(user.groups),
             )
             pid, reap = proc.pid, proc.wait
     except BaseException:
@@ -321,8 +351,27 @@ def _spawn(spec: ProcessSpec, *, inherits_nothing: bool) -> Spawned:
     return Spawned(pid, out_read, err_read, reap)
 
 
-def _runs_here(cwd: str | None) -> bool:
-    return cwd is None or cwd == os.getcwd()
+@contextlib.contextmanager
+def _as_user(user: JobUser | None) -> Iterator[None]:
+    """Real ids (and groups) of `user`, effective ids still root's, for one `posix_spawn`
+    with `resetids`: the child takes the real ids as its effective ones, and its exec makes
+    the saved ones the same, so it holds no trace of root. Restored at once after.
+
+    While switched, `user` could signal this process (its real uid is theirs): the window
+    is one spawn long, and the spawner's real uid is root's the rest of the time."""
+    if user is None:
+        yield
+        return
+    groups = os.getgroups()
+    os.setgroups(user.groups or [user.gid])
+    os.setresgid(user.gid, 0, 0)
+    os.setresuid(user.uid, 0, 0)
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+        os.setgroups(groups)
 
 
 def _posix_spawn(spec: ProcessSpec, stdio: tuple[int, int, int]) -> int:
@@ -337,6 +386,7 @@ def _posix_spawn(spec: ProcessSpec, stdio: tuple[int, int, int]) -> int:
             file_actions=actions,
             setsid=True,  # its own session, as with Popen(start_new_session=True)
             setsigdef=RESTORED_SIGNALS,
+            resetids=spec.user is not None,
         )
 
     try:
@@ -475,7 +525,7 @@ class Child:
         poll_interval: float,
     ) -> None:
         started = time.monotonic()
-        self._spec = spec
+        self.spec = self._spec = spec
         self._proc = proc
         self._supervisor = supervisor
         self._on_output = on_output

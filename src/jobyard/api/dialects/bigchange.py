@@ -55,7 +55,6 @@ Decisions where BigChange is silent or cannot be followed exactly
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -70,6 +69,7 @@ from jobyard.api import bodies, render
 from jobyard.api.auth import authenticate
 from jobyard.domain.filters import Combine, Filter, Op, SortKey, check_filter, parse_datetime
 from jobyard.domain.models import Job, JobEvent
+from jobyard.domain.numbers import MAX_INT64, ascii_int
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal
@@ -84,12 +84,11 @@ router = APIRouter(prefix=PREFIX)
 
 T = TypeVar("T")
 
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_INT64
 MAX_PAGE_NUMBER = 2_147_483  # BigChange's stated bound on every list
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_FILTER_VALUES = 50
-_DIGITS = re.compile(r"[0-9]{1,19}")
 
 # BigChange's JobStatus enum (REST v1; the alert-only lateStart/lateFinish/rescheduled are not
 # shown through the API) and the native statuses each one stands for.
@@ -249,7 +248,7 @@ def render_error(
     response = render.json_response(body, status, media_type=render.PROBLEM_TYPE)
     if status == HTTPStatus.UNAUTHORIZED:
         response.headers["WWW-Authenticate"] = 'Bearer realm="jobyard"'
-    if isinstance(exc, errors.TooManyAttempts):
+    if isinstance(exc, errors.TryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -269,7 +268,7 @@ async def caller(request: Request) -> Principal:
     raw = request.headers.get("customer-id")
     if raw is None or not raw.strip():
         raise errors.ValidationFailed("the Customer-Id header is required", field="Customer-Id")
-    if not _DIGITS.fullmatch(raw.strip()) or int(raw.strip()) > MAX_ID:
+    if ascii_int(raw.strip()) is None:
         raise errors.ValidationFailed(
             f"invalid Customer-Id {raw!r}: expected a customer number", field="Customer-Id"
         )
@@ -280,9 +279,10 @@ async def caller(request: Request) -> Principal:
 
 
 def _job_id(text: str) -> int:
-    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_ID:
+    found = ascii_int(text, low=1)
+    if found is None:
         raise errors.NotFound(NO_SUCH_JOB)
-    return int(text)
+    return found
 
 
 def _rt(request: Request) -> Runtime:
@@ -330,9 +330,10 @@ def _time_member(body: Mapping[str, Any], name: str) -> datetime | None:
 def _bounded(text: str | None, name: str, low: int, high: int, default: int) -> int:
     if text is None or text == "":
         return default
-    if not _DIGITS.fullmatch(text.strip()) or not low <= int(text) <= high:
+    found = ascii_int(text.strip(), low=low, high=high)
+    if found is None:
         raise _bad(name, f"an integer from {low} to {high}", text)
-    return int(text)
+    return found
 
 
 def _page_request(request: Request) -> PageRequest:
@@ -395,7 +396,7 @@ def _type_filters(values: Sequence[str]) -> list[Filter]:
         return []
     if len(values) > 1:
         raise errors.ValidationFailed("only one typeId may be given here", field="typeId")
-    if not _DIGITS.fullmatch(values[0]) or not 1 <= int(values[0]) <= MAX_ID:
+    if ascii_int(values[0], low=1) is None:
         raise _bad("typeId", "an integer id from 1", values[0])
     return [Filter("package_id", Op.EQ, values[0])]
 

@@ -67,7 +67,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from jobyard import errors
+from jobyard import errors, jsontext
 from jobyard.api import bodies, params, xml
 from jobyard.api.auth import authenticate
 from jobyard.domain.filters import Filter, Op, SortKey, check_filter
@@ -186,21 +186,17 @@ def bmc_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
-def _jsonable(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return bmc_time(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")
 
 
 def _encode(data: Any, fmt: Format, root: str) -> bytes:
+    """The answer's body; a stored value of any depth or shape renders (no recursion)."""
     if fmt is Format.XML:
         return xml.to_xml(data, root, format_datetime=bmc_time).encode("utf-8")
-    text = json.dumps(_jsonable(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8", "replace")
+    return jsontext.dumps_bytes(data, default=_json_default)
 
 
 def _stamp(request: Request, response: Response) -> Response:
@@ -244,7 +240,7 @@ def render_error(
     media_type = XML_TYPE if fmt is Format.XML else JSON_TYPE
     response = Response(body, status_code=status, media_type=media_type)
     response.headers["Cache-Control"] = "no-cache"
-    if isinstance(exc, errors.TooManyAttempts):
+    if isinstance(exc, errors.TryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return _stamp(request, response)
 

@@ -139,7 +139,7 @@ def render_error(
     response = render.json_response({"code": code, "message": message}, status)
     if status == HTTPStatus.UNAUTHORIZED:
         response.headers["WWW-Authenticate"] = 'Basic realm="jobyard"'
-    if isinstance(exc, errors.TooManyAttempts):
+    if isinstance(exc, errors.TryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -140,7 +140,11 @@ async def create_user(request: Request, who: Principal = Depends(authenticate)) 
     body = await bodies.parse(request, schemas.UserIn)
     created = await run_in_threadpool(
         lambda: accounts.create_user(
-            _rt(request), actor=who, login=body.login, role=body.role, password=body.password
+            _rt(request),
+            actor=who,
+            login=body.login,
+            role="viewer" if body.role is None else body.role,
+            password=body.password,
         )
     )
     return render.one(present_user(created))
@@ -179,6 +183,7 @@ async def edit_user(
             role=body.role,
             password=body.password,
             current_password=body.current_password,
+            keep_tokens=body.keep_tokens,
         )
     )
     return render.one(present_user(edited))

@@ -139,6 +139,8 @@ def package_values(body: schemas.PackageIn) -> dict[str, Any]:
         values["timeout"] = None
     if values.get("concurrency") == 0:
         values["concurrency"] = None
+    if "sandbox" in values and values["sandbox"] is None:
+        values["sandbox"] = {}  # null: no switches
     return {PACKAGE_COLUMNS.get(k, k): v for k, v in values.items()}
 
 

@@ -186,8 +186,8 @@ async def job_log(
     """Output from `offset` (bytes); `Accept: text/plain` gives the raw bytes."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     query = request.query_params
-    offset = _int_param(query.get("offset"), "offset", default=0) or 0
-    attempt = _int_param(query.get("attempt"), "attempt", default=None)
+    offset = params.integer(query.get("offset"), "offset", default=0) or 0
+    attempt = params.integer(query.get("attempt"), "attempt", default=None)
     piece = await run_in_threadpool(
         lambda: runs.read_log(
             _rt(request),
@@ -199,8 +199,9 @@ async def job_log(
         )
     )
     if "text/event-stream" in request.headers.get("accept", ""):
-        start = request.headers.get("last-event-id", "")
-        begin = int(start) if start.isdigit() else offset
+        last_event = request.headers.get("last-event-id")
+        resumed = params.integer(last_event, "Last-Event-ID", default=None)
+        begin = offset if resumed is None else resumed
         return StreamingResponse(
             _follow(request, who, target, begin, attempt, query.get("stream") or None),
             media_type="text/event-stream",
@@ -210,14 +211,6 @@ async def job_log(
         headers = {"X-Next-Offset": str(piece.next_offset), "X-Complete": str(piece.complete)}
         return Response(piece.content, media_type="text/plain", headers=headers)
     return render.one(present.log(piece))
-
-
-def _int_param(text: str | None, name: str, *, default: int | None) -> int | None:
-    if text is None or text == "":
-        return default
-    if not text.isdigit():
-        raise ValidationFailed(f"invalid {name} {text!r}: expected a non-negative integer")
-    return int(text)
 
 
 @router.get("/{job_id}/results/")

@@ -138,6 +138,8 @@ def package(p: Package) -> dict[str, Any]:
         "negative_results": None if p.negative_results is None else list(p.negative_results),
         "tags": list(p.tags),
         "note": p.note,
+        "sandbox": dict(p.sandbox),
+        "allowed_args": None if p.allowed_args is None else list(p.allowed_args),
         "user_id": ident(p.user_id),
         "created": rfc3339(p.created),
         "updated": rfc3339(p.updated),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 
 def optional_name() -> Any:
@@ -95,6 +95,13 @@ class JobEditIn(Strict):
     priority: int | None = Field(default=None, ge=-1000, le=1000)
 
 
+class SandboxIn(Strict):
+    """A package's sandbox switches (see domain/sandbox.py)."""
+
+    network: StrictBool | None = None
+    writable_paths: list[StrictStr] | None = Field(default=None, max_length=64)
+
+
 class PackageIn(Strict):
     name: str | None = optional_name()
     description: str | None = None
@@ -111,6 +118,9 @@ class PackageIn(Strict):
     negative_results: list[str] | None = None
     tags: list[str] | None = None
     note: str | None = None
+    sandbox: SandboxIn | None = None
+    # null (the default) lets a launch append nothing but -testvar pairs
+    allowed_args: list[str] | None = None
 
 
 class DeviceIn(Strict):
@@ -136,13 +146,14 @@ class ConfigIn(Strict):
 class UserIn(Strict):
     login: str = Field(min_length=1, max_length=200, pattern=r"^[^\s:]+$")
     password: str | None = Field(default=None, max_length=512)
-    role: str = "viewer"
+    role: str | None = None  # null or left out: viewer
 
 
 class UserEditIn(Strict):
     role: str | None = None
     password: str | None = Field(default=None, max_length=512)
     current_password: str | None = Field(default=None, max_length=512)
+    keep_tokens: bool = False  # a new password revokes the user's tokens unless this is true
 
 
 class TokenIn(Strict):

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from jobyard import __version__
 from jobyard.api import render
 from jobyard.api.auth import authenticate
-from jobyard.domain.permissions import Principal
+from jobyard.domain.permissions import Principal, require_person
 from jobyard.services.runtime import check_database
 
 router = APIRouter()
@@ -19,11 +19,13 @@ router = APIRouter()
 
 @router.get("/api/v1/system/hostname/")
 async def hostname(who: Principal = Depends(authenticate)) -> Response:
+    require_person(who)
     return render.one({"hostname": socket.gethostname()})
 
 
 @router.get("/api/v1/system/version/")
 async def version(who: Principal = Depends(authenticate)) -> Response:
+    require_person(who)
     return render.one({"version": __version__})
 
 

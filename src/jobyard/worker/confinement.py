@@ -1,0 +1,230 @@
+"""Who a worker's jobs run as, where, and in which sandbox: decided once, at the worker's
+start, from `JOBYARD_RUN_AS`, `JOBYARD_RUNS_DIR` and `JOBYARD_SANDBOX`.
+
+Jobs never run as the server's user unless told to (`JOBYARD_RUN_AS=server`, logged loudly
+at every start): started as root, jobyard runs them as the system user `jobyard-job`
+(created when missing); started as anyone else, it refuses to run jobs until told which.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobyard.errors import JobyardError
+from jobyard.settings import RUN_AS_SERVER, Settings
+from jobyard.worker import rundir
+from jobyard.worker.supervisor import JobUser
+
+logger = logging.getLogger(__name__)
+
+JOB_USER = "jobyard-job"
+USERADD = (
+    "useradd",
+    "--system",
+    "--user-group",
+    "--no-create-home",
+    "--home-dir",
+    "/nonexistent",
+    "--shell",
+    "/usr/sbin/nologin",
+)
+BWRAP = "bwrap"
+CHECK_SECONDS = 30
+
+
+class ConfinementError(JobyardError):
+    """Jobs cannot be run as configured."""
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """How every job of a worker is confined."""
+
+    user: JobUser | None  # None: the server's own user (JOBYARD_RUN_AS=server)
+    login: str  # the name jobs run as, for USER and LOGNAME
+    runs_root: Path
+    sandbox: str  # "none" or "bwrap"
+    bwrap: str = ""
+    hidden: tuple[str, ...] = ()  # what bwrap covers with an empty tmpfs: the data directory
+
+
+def server_login(uid: int | None = None) -> str:
+    uid = os.getuid() if uid is None else uid
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def job_user(entry: pwd.struct_passwd) -> JobUser:
+    """A user's ids and its own groups (those of /etc/group; never the server's)."""
+    groups = tuple(sorted(set(os.getgrouplist(entry.pw_name, entry.pw_gid))))
+    return JobUser(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
+
+
+def find_user(name_or_uid: str) -> pwd.struct_passwd | None:
+    try:
+        if name_or_uid.isdigit():
+            return pwd.getpwuid(int(name_or_uid))
+        return pwd.getpwnam(name_or_uid)
+    except KeyError:
+        return None
+
+
+def create_job_user(name: str = JOB_USER) -> None:
+    command = [*USERADD, name]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=CHECK_SECONDS)
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = getattr(error, "stderr", b"") or b""
+        raise ConfinementError(
+            f"cannot create the user {name} that jobs run as ({' '.join(command)}: "
+            f"{detail.decode(errors='replace').strip() or error}); create it yourself, or "
+            "set JOBYARD_RUN_AS to an unprivileged user"
+        ) from None
+    logger.warning("created the system user %s that jobs run as", name)
+
+
+def resolve_job_user(
+    run_as: str,
+    *,
+    server_uid: int,
+    create: Callable[[str], None] = create_job_user,
+) -> JobUser | None:
+    """The user jobs run as; None for `server` (the server's own user, not isolated)."""
+    if run_as == RUN_AS_SERVER:
+        return None
+    login = server_login(server_uid)
+    if not run_as:
+        if server_uid != 0:
+            raise ConfinementError(
+                "jobs need a user of their own: start jobyard as root (it then runs them as "
+                f"the system user {JOB_USER}), set JOBYARD_RUN_AS to an unprivileged user "
+                f"(as root), or set JOBYARD_RUN_AS=server to run them as {login} without "
+                "isolation"
+            )
+        entry = find_user(JOB_USER)
+        if entry is None:
+            create(JOB_USER)
+            entry = find_user(JOB_USER)
+        if entry is None:
+            raise ConfinementError(f"the user {JOB_USER} is still missing after useradd")
+    else:
+        entry = find_user(run_as)
+        if entry is None:
+            raise ConfinementError(f"JOBYARD_RUN_AS names no user on this host: {run_as!r}")
+    if entry.pw_uid in (0, server_uid) or entry.pw_gid == 0:
+        raise ConfinementError(
+            f"JOBYARD_RUN_AS={run_as or JOB_USER} is root or the server's own user; set "
+            "JOBYARD_RUN_AS=server to run jobs as the server's user, without isolation"
+        )
+    if server_uid != 0:
+        raise ConfinementError(
+            f"running jobs as {entry.pw_name} needs root: start jobyard as root, or set "
+            f"JOBYARD_RUN_AS=server to run them as {login} without isolation"
+        )
+    return job_user(entry)
+
+
+def hidden_paths(settings: Settings) -> tuple[str, ...]:
+    """The data directory, and the SQLite file's directory wherever it is."""
+    found = [settings.data_dir.resolve()]
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        found.append(Path(url.removeprefix("sqlite:///")).resolve().parent)
+    return tuple(dict.fromkeys(str(p) for p in found if p != Path("/")))
+
+
+def check_bwrap(user: JobUser | None) -> str:
+    """The bubblewrap binary, once it has run a command as the jobs' user."""
+    found = shutil.which(BWRAP)
+    if found is None:
+        raise ConfinementError(
+            "JOBYARD_SANDBOX=bwrap, but bwrap is not installed (Debian: apt install bubblewrap)"
+        )
+    command = [found, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "true"]
+    try:
+        subprocess.run(
+            command,
+            check=True,
+            capture_output=True,
+            timeout=CHECK_SECONDS,
+            cwd="/",
+            env={"PATH": os.defpath},
+            user=None if user is None else user.uid,
+            group=None if user is None else user.gid,
+            extra_groups=None if user is None else list(user.groups),
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = getattr(error, "stderr", b"") or b""
+        raise ConfinementError(
+            f"JOBYARD_SANDBOX=bwrap, but bwrap cannot run as the jobs' user ({' '.join(command)}"
+            f": {detail.decode(errors='replace').strip() or error}); are user namespaces "
+            "allowed (sysctl kernel.unprivileged_userns_clone)?"
+        ) from None
+    return found
+
+
+def prepare(settings: Settings) -> Confinement:
+    """Decide how jobs run, and make ready for it (the user, the runs' root), or raise
+    `ConfinementError` with what to do."""
+    uid = os.geteuid()
+    user = resolve_job_user(settings.run_as, server_uid=uid)
+    if user is None:
+        logger.warning(
+            "JOBYARD_RUN_AS=server: jobs run as %s, the server's own user, and are NOT "
+            "isolated from the server, its data or each other%s",
+            server_login(uid),
+            " (that is root)" if uid == 0 else "",
+        )
+    runs_root = settings.effective_runs_dir.resolve()
+    try:
+        rundir.prepare_root(str(runs_root))
+    except OSError as error:
+        raise ConfinementError(f"cannot prepare the runs' directory {runs_root}: {error}") from None
+    bwrap = check_bwrap(user) if settings.sandbox == "bwrap" else ""
+    return Confinement(
+        user=user,
+        login=server_login(uid) if user is None else user.name,
+        runs_root=runs_root,
+        sandbox=settings.sandbox,
+        bwrap=bwrap,
+        hidden=hidden_paths(settings),
+    )
+
+
+def sandboxed_argv(
+    confinement: Confinement,
+    argv: Sequence[str],
+    *,
+    run_dir: str,
+    switches: Mapping[str, object],
+) -> list[str]:
+    """The argv that runs `argv` in the configured sandbox (itself without one).
+
+    bubblewrap: the system read-only, a private /tmp, /dev and /proc (and PID, IPC and UTS
+    namespaces), the data directory and the other runs hidden, the run's own directory
+    writable; the package's `sandbox` switches add `network: false` (no network) and
+    `writable_paths` (bound read-write)."""
+    if confinement.sandbox != "bwrap":
+        return list(argv)
+    command = [confinement.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    command += ["--tmpfs", "/tmp"]  # noqa: S108 (a private, empty /tmp, not a use of it)
+    for path in (*confinement.hidden, str(confinement.runs_root)):
+        command += ["--tmpfs", path]
+    command += ["--bind", run_dir, run_dir]
+    writable = switches.get("writable_paths")
+    for path in writable if isinstance(writable, list) else ():
+        command += ["--bind", str(path), str(path)]
+    command += ["--chdir", run_dir, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    command += ["--unshare-cgroup-try", "--die-with-parent"]
+    if switches.get("network") is False:
+        command.append("--unshare-net")
+    return [*command, "--", *argv]
