@@ -236,6 +236,8 @@ def target(
         database_url=url,
         workers=1,
         admin_token=ADMIN_TOKEN,
+        run_as="server",  # the seed's jobs are echo: this test is about the API, not isolation
+        runs_dir=data / "runs",
         cancel_grace_seconds=0.5,
         drain_seconds=0.5,
     )
