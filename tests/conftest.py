@@ -202,13 +202,15 @@ TEST_JOB_UIDS = (0x7A5E_0000, 0x7A5E_003F)
 
 
 def _running_uids() -> set[int]:
+    """The uids of every live process (not zombies: those are dead, waiting to be reaped)."""
     found = set()
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            text = status.read_text()
-        except OSError:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
             continue
-        found.update(int(uid) for uid in text.split("\nUid:")[1].split("\n")[0].split())
+        if not fields["State"].strip().startswith("Z"):
+            found.update(int(uid) for uid in fields["Uid"].split())
     return found
 
 
