@@ -308,3 +308,17 @@ def test_prepare_leases_two_uids_per_slot_with_the_users_name_and_group(
         assert confined.login == job_user
     finally:
         confined.release()
+
+
+def test_a_configured_range_that_cannot_be_leased_refuses_the_default_one_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, last = confinement.DEFAULT_JOB_UIDS
+    many = 40_000  # slots: more than the 64 Ki uids hold, two per slot
+    explicit = Settings(job_uids=f"{first}-{last}")
+    with pytest.raises(ConfinementError, match="but a worker of 40000 slots needs 80000"):
+        confinement.lease_job_uids(explicit, BASE, server_uid=ROOT, slots=many)
+    with caplog.at_level("WARNING", logger="jobyard.worker.confinement"):
+        assert confinement.lease_job_uids(Settings(), BASE, server_uid=ROOT, slots=many) is None
+    assert "NOT separated from each other" in caplog.text
+    assert "the default holds 65536 uids" in caplog.text

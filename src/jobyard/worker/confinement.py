@@ -218,13 +218,26 @@ def job_uid_range(settings: Settings, *, server_uid: int) -> tuple[int, int] | N
 def lease_job_uids(
     settings: Settings, user: JobUser | None, *, server_uid: int, slots: int
 ) -> JobUids | None:
+    """The job uids for `slots` running jobs; None: they all run as `user`. A configured
+    range that cannot be leased is an error; the default range, a warning (its jobs then
+    share the one user, as they would without it)."""
     found = job_uid_range(settings, server_uid=server_uid)
     if found is None or user is None:
         return None
     try:
         return uids.lease(user, *found, slots=slots)
     except uids.UidsUnavailable as error:
-        raise ConfinementError(error.message) from None
+        if settings.job_uids:
+            raise ConfinementError(error.message) from None
+        logger.warning(
+            "jobs run as %s, all with the one uid, so NOT separated from each other: the "
+            "default job uids cannot be used (%s); set JOBYARD_JOB_UIDS to a free range, or "
+            "to %s",
+            user.name,
+            error.message.replace(f"JOBYARD_JOB_UIDS={found[0]}-{found[1]}", "the default"),
+            JOB_UIDS_NONE,
+        )
+        return None
 
 
 def prepare(settings: Settings, *, slots: int | None = None) -> Confinement:

@@ -7,7 +7,9 @@ Plain threads and poll(), not asyncio: spawning from asyncio or uvloop measured 
 
 The child gets its own session (and so its own process group): a timeout or cancel signals the
 whole group, and whatever is left of the group is killed once the child exits, so no descendant
-outlives its job unless it deliberately moved to another session.
+outlives its job unless it deliberately moved to another session. A child with a uid of its
+own (a `JobUser` with a sweeper) leaves nothing at all: every process of that uid is killed
+once it has ended (`sweep`).
 """
 
 from __future__ import annotations
