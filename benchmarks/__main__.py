@@ -76,10 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes (under two minutes)")
     parser.add_argument("--peers", action="store_true", help="also run the peers harness")
+    parser.add_argument(
+        "--only", choices=["isolation"], help="run this section alone (its rows, in turns)"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     report = Report()
     started = time.monotonic()
+    if args.only == "isolation":
+        isolation(plan, report)
+        report.print()
+        return
     spawn = section("spawn limit", lambda: spawn_limit(plan, report))
     embedded = throughput_sqlite(plan, report, spawn)
     isolation(plan, report)
@@ -172,14 +179,20 @@ def throughput_sqlite(plan: Plan, report: Report, spawn: Figure) -> Figure:
 
 def isolation(plan: Plan, report: Report) -> None:
     """What confining jobs costs per job (issue 16): the same bulk run of `true` jobs with
-    jobs as the server's own user, as a user of their own, and that inside bubblewrap;
-    the three take turns, `plan.runs` times, so that the machine's drift falls on each."""
+    jobs as the server's own user, as jobyard-job with one uid for all, as jobyard-job with
+    a uid of its own each (the default as root: JOBYARD_JOB_UIDS, and the sweep of that uid
+    after each job), and that inside bubblewrap; they take turns, `plan.runs` times, so that
+    the machine's drift falls on each."""
     if os.geteuid() != 0:
         report.note("isolation's cost", "needs root (jobs as a user of their own): skipped")
         return
-    ways = {"run as the server": {"JOBYARD_RUN_AS": "server"}, "run as jobyard-job": {}}
+    ways = {
+        "run as the server": {"JOBYARD_RUN_AS": "server"},
+        "jobyard-job, one uid for all": {"JOBYARD_JOB_UIDS": "none"},
+        "jobyard-job, a uid each": {},
+    }
     if shutil.which("bwrap"):
-        ways["jobyard-job in bwrap"] = {"JOBYARD_SANDBOX": "bwrap"}
+        ways["jobyard-job, a uid each, in bwrap"] = {"JOBYARD_SANDBOX": "bwrap"}
     rates: dict[str, list[float]] = {way: [] for way in ways}
     cpu: dict[str, dict[str, float]] = {way: {} for way in ways}
     for turn in range(plan.runs):
@@ -201,7 +214,7 @@ def isolation(plan: Plan, report: Report) -> None:
             f"isolation: {plan.jobs} `true` jobs, 128 slots, {way}",
             figure,
             "jobs/s",
-            "≥ 90 % of the server's user" if way == "run as jobyard-job" else "",
+            "≥ 90 % of the server's user" if way == "jobyard-job, a uid each" else "",
             "baseline" if is_base else ratio(figure.median, baseline.median),
         )
         report.note(

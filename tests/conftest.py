@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -193,3 +194,34 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     """A real jobyard server on a free loopback port, with embedded workers."""
     with LiveServer(settings) as server:
         yield server
+
+
+# Uids for the tests of JOBYARD_JOB_UIDS: in a stretch nothing assigns (see
+# worker/confinement.DEFAULT_JOB_UIDS), apart from jobyard's own default.
+TEST_JOB_UIDS = (0x7A5E_0000, 0x7A5E_003F)
+
+
+def _running_uids() -> set[int]:
+    """The uids of every live process (not zombies: those are dead, waiting to be reaped)."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if not fields["State"].strip().startswith("Z"):
+            found.update(int(uid) for uid in fields["Uid"].split())
+    return found
+
+
+@pytest.fixture(scope="session")
+def job_uid_range() -> tuple[int, int]:
+    """A range of uids that no user has and nothing runs as, for JOBYARD_JOB_UIDS; skips
+    where there is none (or where the tests do not run as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("giving each job a uid of its own (JOBYARD_JOB_UIDS) needs root")
+    first, last = TEST_JOB_UIDS
+    taken = {entry.pw_uid for entry in pwd.getpwall()} | _running_uids()
+    if any(first <= uid <= last for uid in taken):
+        pytest.skip(f"the test uids {first}-{last} are in use on this host")
+    return first, last

@@ -24,6 +24,10 @@ RUN_AS_SERVER = "server"  # JOBYARD_RUN_AS: jobs run as the server's own user, n
 SANDBOXES = ("none", "bwrap")
 DEFAULT_QUERY_TIMEOUT_SECONDS = 2.0
 DEFAULT_MAX_CONCURRENT_HASHES = 2
+JOB_UIDS_NONE = "none"  # JOBYARD_JOB_UIDS: every job of a worker runs as the one job user
+# uid_t is 32 bits; (uid_t)-1 means "unchanged" to setresuid, and uids from 2^31 on trouble
+# some programs and kernel file systems (devpts): a range stays below.
+MAX_JOB_UID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Settings:
     query_timeout_seconds: float = DEFAULT_QUERY_TIMEOUT_SECONDS  # a list's query; 0: none
     secret_key: str | None = field(default=None, repr=False)
     max_concurrent_hashes: int = DEFAULT_MAX_CONCURRENT_HASHES
+    job_uids: str = ""  # "START-END", "none", or "" (see `worker.confinement`)
 
     @property
     def effective_database_url(self) -> str:
@@ -147,7 +152,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_concurrent_hashes=_int(
             env, "JOBYARD_MAX_CONCURRENT_HASHES", DEFAULT_MAX_CONCURRENT_HASHES, minimum=1
         ),
+        job_uids=_job_uids(env),
     )
+
+
+def parse_job_uids(raw: str) -> tuple[int, int] | None:
+    """`JOBYARD_JOB_UIDS`'s range, first and last uid; None for "" or "none"."""
+    raw = raw.strip().lower()
+    if raw in ("", JOB_UIDS_NONE):
+        return None
+    first, dash, last = raw.partition("-")
+    if not (dash and first.isascii() and first.isdigit() and last.isascii() and last.isdigit()):
+        raise ValidationFailed(
+            f"JOBYARD_JOB_UIDS must be START-END (e.g. 200000-265535) or none, not {raw!r}"
+        )
+    start, end = int(first), int(last)
+    if not 0 < start <= end <= MAX_JOB_UID:
+        raise ValidationFailed(
+            f"JOBYARD_JOB_UIDS={raw}: uids from 1 to {MAX_JOB_UID}, the first not above the last"
+        )
+    return start, end
+
+
+def _job_uids(env: Mapping[str, str]) -> str:
+    raw = env.get("JOBYARD_JOB_UIDS", "").strip().lower()
+    parse_job_uids(raw)
+    return raw
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -1,9 +1,11 @@
 """Who a worker's jobs run as, where, and in which sandbox: decided once, at the worker's
-start, from `JOBYARD_RUN_AS`, `JOBYARD_RUNS_DIR` and `JOBYARD_SANDBOX`.
+start, from `JOBYARD_RUN_AS`, `JOBYARD_JOB_UIDS`, `JOBYARD_RUNS_DIR` and `JOBYARD_SANDBOX`.
 
 Jobs never run as the server's user unless told to (`JOBYARD_RUN_AS=server`, logged loudly
 at every start): started as root, jobyard runs them as the system user `jobyard-job`
 (created when missing); started as anyone else, it refuses to run jobs until told which.
+As `jobyard-job` (or with `JOBYARD_JOB_UIDS`), each running job also gets a uid of its own,
+with that user's name and group (see `uids`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobyard.errors import JobyardError
-from jobyard.settings import RUN_AS_SERVER, Settings
-from jobyard.worker import rundir
+from jobyard.settings import JOB_UIDS_NONE, RUN_AS_SERVER, Settings, parse_job_uids
+from jobyard.worker import rundir, uids
 from jobyard.worker.supervisor import JobUser
+from jobyard.worker.uids import JobUids
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,9 @@ USERADD = (
     "/usr/sbin/nologin",
 )
 BWRAP = "bwrap"
+# The job uids as `jobyard-job`: 64 Ki uids in a range nothing assigns (systemd's UIDS-GIDS
+# summary: above its containers' ranges, below its foreign range and 2^31), 0x7777xxxx.
+DEFAULT_JOB_UIDS = (0x7777_0000, 0x7777_FFFF)
 CHECK_SECONDS = 30
 
 
@@ -53,6 +59,23 @@ class Confinement:
     sandbox: str  # "none" or "bwrap"
     bwrap: str = ""
     hidden: tuple[str, ...] = ()  # what bwrap covers with an empty tmpfs: the data directory
+    uids: JobUids | None = None  # a uid for each running job; None: each runs as `user`
+
+    def take_user(self) -> tuple[JobUser | None, bool]:
+        """Who the next job runs as, and whether to sweep that uid before (see `uids`)."""
+        if self.uids is None:
+            return self.user, False
+        return self.uids.take()
+
+    def give_back(self, user: JobUser | None, *, swept: bool) -> None:
+        """A job has ended: its uid may run the next (`swept`: as the spawner reported)."""
+        if self.uids is not None and user is not None:
+            self.uids.give_back(user, swept=swept)
+
+    def release(self) -> None:
+        """Every job has ended: let go of the job uids."""
+        if self.uids is not None:
+            self.uids.release()
 
 
 def server_login(uid: int | None = None) -> str:
@@ -172,10 +195,57 @@ def check_bwrap(user: JobUser | None) -> str:
     return found
 
 
-def prepare(settings: Settings) -> Confinement:
-    """Decide how jobs run, and make ready for it (the user, the runs' root), or raise
+def job_uid_range(settings: Settings, *, server_uid: int) -> tuple[int, int] | None:
+    """The range of `JOBYARD_JOB_UIDS`; unset, `DEFAULT_JOB_UIDS` where jobs run as
+    `jobyard-job` (a named user's jobs keep its uid, which may own files they need)."""
+    explicit = parse_job_uids(settings.job_uids)
+    if explicit is None:
+        default = not settings.job_uids and not settings.run_as and server_uid == 0
+        return DEFAULT_JOB_UIDS if default else None
+    if server_uid != 0:
+        raise ConfinementError(
+            f"JOBYARD_JOB_UIDS={settings.job_uids} needs root (the spawners switch to each "
+            f"job's uid): start jobyard as root, or unset it"
+        )
+    if settings.run_as == RUN_AS_SERVER:
+        raise ConfinementError(
+            "JOBYARD_JOB_UIDS gives each job a uid of its own, but JOBYARD_RUN_AS=server runs "
+            f"them as the server's: unset one of them (or set JOBYARD_JOB_UIDS={JOB_UIDS_NONE})"
+        )
+    return explicit
+
+
+def lease_job_uids(
+    settings: Settings, user: JobUser | None, *, server_uid: int, slots: int
+) -> JobUids | None:
+    """The job uids for `slots` running jobs; None: they all run as `user`. A configured
+    range that cannot be leased is an error; the default range, a warning (its jobs then
+    share the one user, as they would without it)."""
+    found = job_uid_range(settings, server_uid=server_uid)
+    if found is None or user is None:
+        return None
+    try:
+        return uids.lease(user, *found, slots=slots)
+    except uids.UidsUnavailable as error:
+        if settings.job_uids:
+            raise ConfinementError(error.message) from None
+        logger.warning(
+            "jobs run as %s, all with the one uid, so NOT separated from each other: the "
+            "default job uids cannot be used (%s); set JOBYARD_JOB_UIDS to a free range, or "
+            "to %s",
+            user.name,
+            error.message.replace(f"JOBYARD_JOB_UIDS={found[0]}-{found[1]}", "the default"),
+            JOB_UIDS_NONE,
+        )
+        return None
+
+
+def prepare(settings: Settings, *, slots: int | None = None) -> Confinement:
+    """Decide how jobs run, and make ready for it (the user, the job uids for `slots`
+    running jobs, by default `settings.workers`, the runs' root), or raise
     `ConfinementError` with what to do."""
     uid = os.geteuid()
+    job_uid_range(settings, server_uid=uid)  # its refusals first: they name the setting
     user = resolve_job_user(settings.run_as, server_uid=uid)
     if user is None:
         logger.warning(
@@ -189,7 +259,24 @@ def prepare(settings: Settings) -> Confinement:
         rundir.prepare_root(str(runs_root))
     except OSError as error:
         raise ConfinementError(f"cannot prepare the runs' directory {runs_root}: {error}") from None
-    bwrap = check_bwrap(user) if settings.sandbox == "bwrap" else ""
+    slots = settings.workers if slots is None else slots
+    leased = lease_job_uids(settings, user, server_uid=uid, slots=slots)
+    try:
+        bwrap = ""
+        if settings.sandbox == "bwrap":
+            bwrap = check_bwrap(user if leased is None else leased.first_user)
+    except BaseException:
+        if leased is not None:
+            leased.release()
+        raise
+    if leased is not None:
+        logger.info(
+            "jobs run as %s, each with a uid of its own: %d leased, %d to %d",
+            user.name if user else "",
+            2 * len(leased.pairs),
+            min(min(pair) for pair in leased.pairs),
+            max(max(pair) for pair in leased.pairs),
+        )
     return Confinement(
         user=user,
         login=server_login(uid) if user is None else user.name,
@@ -197,6 +284,7 @@ def prepare(settings: Settings) -> Confinement:
         sandbox=settings.sandbox,
         bwrap=bwrap,
         hidden=hidden_paths(settings),
+        uids=leased,
     )
 
 

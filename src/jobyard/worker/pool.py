@@ -166,7 +166,7 @@ class WorkerPool:
     def start(self) -> None:
         """Start running jobs (`ConfinementError` when they cannot be run as configured)."""
         if self.confinement is None:
-            self.confinement = confinement.prepare(self.rt.settings)
+            self.confinement = confinement.prepare(self.rt.settings, slots=self.slots)
         self._inherited_env = inherited_environment(self.confinement.login)
         recovered = execution.recover_orphans(self.rt)
         if recovered:
@@ -225,6 +225,8 @@ class WorkerPool:
         self.rt.wakeup.unsubscribe(self._supervisor.wake)
         if not (self._engine and self._engine.is_alive()):
             self._supervisor.close()  # its thread has ended, and with it every job
+            if self.confinement is not None:
+                self.confinement.release()
         execution.stop_worker(self.rt, worker=self.identity)
 
     def _join_engine(self, timeout: float) -> None:
@@ -413,6 +415,7 @@ class WorkerPool:
         if confined is None:
             raise RuntimeError("the pool runs jobs only once started")
         run_dir = str(confined.runs_root / secrets.token_hex(RUN_DIR_NAME_BYTES))
+        user, sweep_first = confined.take_user()
         spec = supervisor.ProcessSpec(
             argv=confinement.sandboxed_argv(
                 confined, claim.job.argv, run_dir=run_dir, switches=claim.job.sandbox
@@ -424,14 +427,16 @@ class WorkerPool:
                 run_dir=run_dir,
             ),
             cwd=run_dir,
-            user=confined.user,
+            user=user,
             own_cwd=True,
+            sweep_first=sweep_first,
             timeout=claim.job.timeout_seconds or None,
             output_cap=self.rt.settings.output_cap_bytes,
             grace=self.rt.settings.cancel_grace_seconds,
         )
 
         def ended(outcome: supervisor.ProcessOutcome | None, error: Exception | None) -> None:
+            confined.give_back(user, swept=outcome is not None)  # its spawner swept it
             self._process_ended(running, self._result(running, outcome, error))
 
         self._supervisor.start(

@@ -196,6 +196,7 @@ class RemoteSupervisor:
                 spec.grace,
                 user,
                 spec.own_cwd,
+                spec.sweep_first,
             )
         )
 

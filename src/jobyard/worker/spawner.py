@@ -8,8 +8,8 @@ watching the children competed for the GIL with the database turns. Here both ru
 the engine, on the other core. It imports only the standard library and `supervisor`, so it
 starts fast and stays small. `jobyard.worker.remote` is the engine's side.
 
-Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace, user, own_cwd) (user:
-the fields of a `JobUser`, or None), ("cancel", key),
+Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace, user, own_cwd,
+sweep_first) (user: the fields of a `JobUser`, or None), ("cancel", key),
 ("kill", key). Reports: ("started", key, pid), ("output", key, stream, data),
 ("ended", key, outcome fields or None, error text or None). When the commands pipe closes,
 the engine is gone or done: whatever still runs is killed and reported, then the spawner
@@ -139,12 +139,15 @@ class Spawner:
         timeout: float | None,
         output_cap: int,
         grace: float,
-        user: tuple[str, int, int, list[int]] | None,
+        user: tuple[str, int, int, list[int], int | None] | None,
         own_cwd: bool,
+        sweep_first: bool,
     ) -> None:
         try:
-            job_user = None if user is None else JobUser(user[0], user[1], user[2], tuple(user[3]))
-            spec = ProcessSpec(argv, env, cwd, timeout, output_cap, grace, job_user, own_cwd)
+            job_user = None if user is None else JobUser(*user[:3], tuple(user[3]), user[4])
+            spec = ProcessSpec(
+                argv, env, cwd, timeout, output_cap, grace, job_user, own_cwd, sweep_first
+            )
         except ValueError as error:
             self._ended(key, None, error)
             return

@@ -7,7 +7,9 @@ Plain threads and poll(), not asyncio: spawning from asyncio or uvloop measured 
 
 The child gets its own session (and so its own process group): a timeout or cancel signals the
 whole group, and whatever is left of the group is killed once the child exits, so no descendant
-outlives its job unless it deliberately moved to another session.
+outlives its job unless it deliberately moved to another session. A child with a uid of its
+own (a `JobUser` with a sweeper) leaves nothing at all: every process of that uid is killed
+once it has ended (`sweep`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class JobUser:
     uid: int
     gid: int
     groups: tuple[int, ...]  # the supplementary groups, the user's own (never the spawner's)
+    # A uid nothing runs as, paired with `uid` alone: once a child of this user has ended,
+    # every process still running as `uid` is killed (see `sweep`). None: `uid` is shared
+    # by other children, so only the child's process group is killed.
+    sweeper: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class ProcessSpec:
     # `cwd` is the child's own directory: made (0700, the child's user's) before the spawn,
     # removed with everything in it once the child has ended.
     own_cwd: bool = False
+    # Kill whatever runs as `user` before the spawn too (see `sweep`): what an earlier child
+    # of that uid left may not have been swept (its spawner died, or another process ran it).
+    sweep_first: bool = False
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -185,6 +194,15 @@ class Supervisor:
     ) -> Child | None:
         """Spawn a child; `on_end` is called once, with its outcome or a callback's error.
         A program that cannot be started ends at once, here, and gives None: no child."""
+        swept = spec.user is not None and spec.user.sweeper is not None
+        if swept and not self._inherits_nothing:
+            raise ValueError("sweeping a user's processes switches this process's ids: a spawner's")
+        if swept and spec.sweep_first:
+            try:
+                sweep(spec.user)
+            except OSError as error:
+                on_end(None, error)
+                return None
         try:
             proc = _spawn(spec, inherits_nothing=self._inherits_nothing)
         except (OSError, ValueError) as exc:  # ValueError: an argv or env Popen cannot pass on
@@ -270,7 +288,13 @@ class Supervisor:
             outcome = child.finish()
         finally:
             child.close()
-            rundir.remove(child.spec)
+            try:
+                sweep(child.spec.user)
+            except OSError as failed:  # its uid may still run something: not an outcome
+                logger.error("could not sweep uid %s: %s", child.spec.user, failed)
+                error = error or failed
+            finally:
+                rundir.remove(child.spec)
         on_end(None if error else outcome, error)
 
     def close(self) -> None:
@@ -372,6 +396,31 @@ def _as_user(user: JobUser | None) -> Iterator[None]:
         os.setresuid(0, 0, 0)
         os.setresgid(0, 0, 0)
         os.setgroups(groups)
+
+
+def sweep(user: JobUser | None) -> None:
+    """Kill every process running as `user.uid` (a user with a sweeper uid of its own):
+    what its child left behind, such as a daemon that moved to a session of its own or a
+    setuid program it started.
+
+    kill(-1) signals every process the caller may signal, but itself. For that while, this
+    process's effective uid is the user's, so it may signal those processes (those whose
+    real or saved uid is theirs); its real uid is the sweeper uid, which nothing runs as (a
+    real uid of root's would let it signal root's processes too), and its saved uid stays
+    root's, to switch back (leaving root's effective uid drops every capability meanwhile).
+    None of the user's processes may signal this process in that while: that needs their
+    uid to be its real or saved one. The kernel signals them under a lock that holds their
+    forks back, so none escapes by forking. A few microseconds of CPU; it changes the ids of
+    the whole process, so only a spawner, single-threaded, does it."""
+    if user is None or user.sweeper is None:
+        return
+    os.setresuid(user.sweeper, user.uid, 0)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:  # no other process at all
+        pass
+    finally:
+        os.setresuid(0, 0, 0)
 
 
 def _posix_spawn(spec: ProcessSpec, stdio: tuple[int, int, int]) -> int:
