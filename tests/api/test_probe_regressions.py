@@ -454,16 +454,7 @@ def test_a_job_token_is_refused_everywhere_but_its_own_job(
     problems = []
     for method, path in named + swept:
         filled = path
-        for name in (
-            "job_id",
-            "object_id",
-            "user_id",
-            "token_id",
-            "run_id",
-            "ident",
-            "obj_id",
-            "op_id",
-        ):
+        for name in PATH_PARAMETERS:
             filled = filled.replace("{" + name + "}", other)
         answer = as_job.request(method, filled, headers=headers)
         if answer.status_code not in {403, 404, 405}:

@@ -65,6 +65,8 @@ def isolated(
             "database_url": url,
             "run_as": job_user,
             "runs_dir": base / "runs",
+            # The probe's attacker: a customer's admin allowed to define what runs.
+            "customer_admins_define_commands": True,
         }
     )
 
@@ -140,16 +142,14 @@ def test_a_job_runs_as_its_user_with_its_own_groups_in_a_private_directory(
     assert stat.S_IMODE(os.stat(runs_root).st_mode) == 0o711
 
 
-def _customer_two(api: httpx.Client, package: dict[str, Any]) -> tuple[str, str, str]:
-    """Customer 2 with an admin and an operator; the package defined there by the system
-    admin. The tenant, the package, and the operator's login."""
+def _customer_two(api: httpx.Client) -> str:
+    """Customer 2 with an admin and an operator: the tenant's id."""
     tenant = _data(api.post("/tenants/", json={"name": "acme"}))["id"]
     there = {"Customer-Id": tenant}
     for role in ("admin", "operator"):
         body = {"login": f"acme-{role}", "password": PASSWORD, "role": role}
         _data(api.post("/users/", json=body, headers=there))
-    package_id = _data(api.post("/packages/", json=package, headers=there))["id"]
-    return tenant, package_id, "acme-operator"
+    return tenant
 
 
 # Braces are doubled: a package's command fills {placeholders}.
@@ -166,6 +166,7 @@ for f in jobyard.db jobyard.db-wal jobyard.db-shm; do
   head -c 16 "$data/$f" >/dev/null 2>&1 && echo "$f: read" || echo "$f: refused"
 done
 head -c 16 ../jobyard.db >/dev/null 2>&1 && echo "beside: read" || echo "beside: refused"
+true >> "$data/jobyard.db" 2>/dev/null && echo "db-write: opened" || echo "db-write: refused"
 ls .. >/dev/null 2>&1 && echo "runs: listed" || echo "runs: refused"
 admin="Authorization: Bearer $JOBYARD_ADMIN_TOKEN"
 url="$JOBYARD_URL/api/v1/tenants/"
@@ -180,16 +181,20 @@ def test_a_customer_two_job_cannot_reach_the_servers_secrets_database_or_data(
     data = str(server.settings.data_dir)
     package = {"name": "probe", "command": ["sh", "-c", PROBE, "probe", data]}
     with _api(server) as api:
-        tenant, package_id, operator = _customer_two(api, package)
-        with _api(server, (operator, PASSWORD)) as as_operator:
-            job = _data(as_operator.post("/jobs/", json={"package_id": package_id}))
-            job, log = _wait(as_operator, job["id"])
+        tenant = _customer_two(api)
+        # As the probe did it: customer 2's admin (allowed to define commands) defines the
+        # package and launches it.
+        with _api(server, ("acme-admin", PASSWORD)) as as_admin:
+            package_id = _data(as_admin.post("/packages/", json=package))["id"]
+            job = _data(as_admin.post("/jobs/", json={"package_id": package_id}))
+            job, log = _wait(as_admin, job["id"])
         assert job["status"] == "completed", log
         assert "token-in-parent: 0" in log
         assert "token-anywhere: 0" in log
         for refused in ("data-dir", "jobyard.db", "jobyard.db-wal", "jobyard.db-shm", "runs"):
             assert f"{refused}: refused" in log, log
         assert "beside: refused" in log
+        assert "db-write: refused" in log
         assert "as admin: 401" in log
         left = log.split("left: ")[1].split()[0]
         assert not os.path.exists(left), "a run's file outlived the run"
@@ -197,7 +202,10 @@ def test_a_customer_two_job_cannot_reach_the_servers_secrets_database_or_data(
         # The server is intact: the admin token works, and nobody else became admin.
         assert api.get("/tenants/").status_code == 200
         users = _data(api.get("/users/?limit=none", headers={"Customer-Id": tenant}))
-        assert {u["login"]: u["role"] for u in users}["acme-operator"] == "operator"
+        roles = {u["login"]: u["role"] for u in users}
+        assert roles == {"acme-admin": "admin", "acme-operator": "operator"}
+        system = _data(api.get("/users/?limit=none"))
+        assert not {u["login"] for u in system} & {"acme-admin", "acme-operator"}
     modes = {
         path.name: stat.S_IMODE(path.stat().st_mode)
         for path in [server.settings.data_dir, *server.settings.data_dir.glob("jobyard.db*")]

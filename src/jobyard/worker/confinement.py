@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jobyard.errors import JobyardError
 from jobyard.settings import JOB_UIDS_NONE, RUN_AS_SERVER, Settings, parse_job_uids
@@ -101,17 +102,23 @@ def find_user(name_or_uid: str) -> pwd.struct_passwd | None:
         return None
 
 
-def create_job_user(name: str = JOB_USER) -> None:
-    command = [*USERADD, name]
+def _run_or_explain(command: list[str], *, failed: str, hint: str, **options: Any) -> None:
+    """Run a set-up command; if it fails, a `ConfinementError` that quotes it, says what it
+    answered, and what to do."""
     try:
-        subprocess.run(command, check=True, capture_output=True, timeout=CHECK_SECONDS)
+        subprocess.run(command, check=True, capture_output=True, timeout=CHECK_SECONDS, **options)
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", b"") or b""
-        raise ConfinementError(
-            f"cannot create the user {name} that jobs run as ({' '.join(command)}: "
-            f"{detail.decode(errors='replace').strip() or error}); create it yourself, or "
-            "set JOBYARD_RUN_AS to an unprivileged user"
-        ) from None
+        answer = detail.decode(errors="replace").strip() or str(error)
+        raise ConfinementError(f"{failed} ({' '.join(command)}: {answer}); {hint}") from None
+
+
+def create_job_user(name: str = JOB_USER) -> None:
+    _run_or_explain(
+        [*USERADD, name],
+        failed=f"cannot create the user {name} that jobs run as",
+        hint="create it yourself, or set JOBYARD_RUN_AS to an unprivileged user",
+    )
     logger.warning("created the system user %s that jobs run as", name)
 
 
@@ -172,26 +179,16 @@ def check_bwrap(user: JobUser | None) -> str:
         raise ConfinementError(
             "JOBYARD_SANDBOX=bwrap, but bwrap is not installed (Debian: apt install bubblewrap)"
         )
-    command = [found, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "true"]
-    try:
-        subprocess.run(
-            command,
-            check=True,
-            capture_output=True,
-            timeout=CHECK_SECONDS,
-            cwd="/",
-            env={"PATH": os.defpath},
-            user=None if user is None else user.uid,
-            group=None if user is None else user.gid,
-            extra_groups=None if user is None else list(user.groups),
-        )
-    except (OSError, subprocess.SubprocessError) as error:
-        detail = getattr(error, "stderr", b"") or b""
-        raise ConfinementError(
-            f"JOBYARD_SANDBOX=bwrap, but bwrap cannot run as the jobs' user ({' '.join(command)}"
-            f": {detail.decode(errors='replace').strip() or error}); are user namespaces "
-            "allowed (sysctl kernel.unprivileged_userns_clone)?"
-        ) from None
+    _run_or_explain(
+        [found, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "true"],
+        failed="JOBYARD_SANDBOX=bwrap, but bwrap cannot run as the jobs' user",
+        hint="are user namespaces allowed (sysctl kernel.unprivileged_userns_clone)?",
+        cwd="/",
+        env={"PATH": os.defpath},
+        user=None if user is None else user.uid,
+        group=None if user is None else user.gid,
+        extra_groups=None if user is None else list(user.groups),
+    )
     return found
 
 
