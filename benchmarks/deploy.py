@@ -121,6 +121,8 @@ class Deployment:
         if self._poller is None:
             self._poller = self.client()
         page = self._poller.get("/jobs/", params={"filter": f"status={status}", "limit": 1})
+        if page.status_code != 200:
+            raise RuntimeError(f"counting {status} jobs: {page.status_code} {page.text[:300]}")
         return int(page.json()["links"]["total"])
 
     def close(self) -> None:
@@ -224,4 +226,14 @@ def deployment(
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        log.close()
+        _keep_errors(data_dir / "serve.log")
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _keep_errors(log: Path) -> None:
+    """Echo what the deployment logged at ERROR or worse: a bench that measured a server
+    that failed must say so."""
+    text = log.read_text(errors="replace")
+    if "ERROR" in text or "Traceback" in text:
+        print(f"--- the deployment logged errors ({log.name}) ---\n{text[-20000:]}")

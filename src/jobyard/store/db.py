@@ -51,11 +51,21 @@ def _private_sqlite_file(database: str | None) -> None:
     gives its WAL and shared-memory files the database file's mode, whatever the umask."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
+    # An existing file is never opened here: closing a descriptor of a file drops every
+    # POSIX lock this process holds on it, SQLite's included, and without its shared lock
+    # another process's last connection would checkpoint and remove the WAL under ours.
     try:
-        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SQLITE_FILE_MODE))
-        mode = stat.S_IMODE(os.stat(database).st_mode)
+        os.close(
+            os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SQLITE_FILE_MODE)
+        )
+    except FileExistsError:
+        pass
     except OSError:
         return  # SQLite reports it when it opens the file, in its own words
+    try:
+        mode = stat.S_IMODE(os.stat(database).st_mode)
+    except OSError:
+        return
     if mode & ~SQLITE_FILE_MODE:
         os.chmod(database, SQLITE_FILE_MODE)
         logger.warning("made %s private (its mode was %o, now 600)", database, mode)
