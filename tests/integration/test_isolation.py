@@ -138,8 +138,27 @@ def test_a_job_runs_as_its_user_with_its_own_groups_in_a_private_directory(
         "LOGNAME", "PWD", "SHLVL", "_", "JOBYARD_URL", "JOBYARD_JOB_ID", "JOBYARD_RUN_ID",
         "JOBYARD_ATTEMPT", "JOBYARD_TOKEN",
     }  # fmt: skip
-    assert not os.path.exists(run_dir), "the run's directory outlived it"
+    assert not os.path.exists(run_dir) or not os.listdir(run_dir), "a run's files outlived it"
     assert stat.S_IMODE(os.stat(runs_root).st_mode) == 0o711
+
+
+def test_a_later_run_gets_its_directory_empty_and_private_again(server: LiveServer) -> None:
+    """Run directories are emptied and handed to later runs of the same uid (a mkdir and
+    rmdir per job cost a quarter of the throughput on ext4): what a run left or loosened
+    never reaches the next."""
+    loosen = "chmod 777 .; echo secret > left; mkdir -p sub/deeper; chmod 000 sub; pwd"
+    look = "pwd; stat -c 'mode=%a' .; echo entries=$(ls -A | wc -l)"
+    with _api(server) as api:
+        first, log = _run(api, _sh(loosen))
+        assert first["status"] == "completed", log
+        places = set()
+        for _ in range(3):
+            job, seen = _run(api, _sh(look))
+            assert job["status"] == "completed", seen
+            assert "mode=700" in seen, seen
+            assert "entries=0" in seen, seen
+            places.add(seen.split()[0])
+    assert log.split()[-1] in places, "no later run was given the first one's directory"
 
 
 def _customer_two(api: httpx.Client) -> str:

@@ -30,7 +30,7 @@ from jobyard.services import execution
 from jobyard.services.execution import RunResult, Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
 from jobyard.store.notify import Listener
-from jobyard.worker import confinement, supervisor
+from jobyard.worker import confinement, rundir, supervisor
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor
@@ -113,6 +113,10 @@ class _Running:
         return self.stop_requested
 
 
+def _uid(user: supervisor.JobUser | None) -> int | None:
+    return None if user is None else user.uid
+
+
 def spawners_for(slots: int) -> int:
     """Spawner processes for a pool: a spawn holds its spawner until the child has exec'd,
     so a busy pool spreads spawns over more than one (a few at most: each is a process)."""
@@ -159,6 +163,9 @@ class WorkerPool:
         self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
         self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_after_turn`)
         self._ended_in_last_turn = 0  # processes that ended while the last turn was taken
+        # Emptied run directories by the uid they belong to (None: the server's own), for the
+        # next runs (see `rundir`); engine thread only.
+        self._spare_dirs: dict[int | None, list[str]] = {}
         self._listener: Listener | None = None
 
     # Life cycle -------------------------------------------------------------------------
@@ -225,6 +232,10 @@ class WorkerPool:
         self.rt.wakeup.unsubscribe(self._supervisor.wake)
         if not (self._engine and self._engine.is_alive()):
             self._supervisor.close()  # its thread has ended, and with it every job
+            for spare in self._spare_dirs.values():
+                for path in spare:
+                    rundir.remove_tree(path)
+            self._spare_dirs.clear()
             if self.confinement is not None:
                 self.confinement.release()
         execution.stop_worker(self.rt, worker=self.identity)
@@ -414,8 +425,8 @@ class WorkerPool:
         confined = self.confinement
         if confined is None:
             raise RuntimeError("the pool runs jobs only once started")
-        run_dir = str(confined.runs_root / secrets.token_hex(RUN_DIR_NAME_BYTES))
         user, sweep_first = confined.take_user()
+        run_dir = self._run_dir(confined, user)
         spec = supervisor.ProcessSpec(
             argv=confinement.sandboxed_argv(
                 confined, claim.job.argv, run_dir=run_dir, switches=claim.job.sandbox
@@ -437,6 +448,8 @@ class WorkerPool:
 
         def ended(outcome: supervisor.ProcessOutcome | None, error: Exception | None) -> None:
             confined.give_back(user, swept=outcome is not None)  # its spawner swept it
+            if outcome is not None:  # its spawner emptied the directory
+                self._spare_dirs.setdefault(_uid(user), []).append(run_dir)
             self._process_ended(running, self._result(running, outcome, error))
 
         self._supervisor.start(
@@ -446,6 +459,13 @@ class WorkerPool:
             should_cancel=running.should_stop,
             on_end=ended,
         )
+
+    def _run_dir(self, confined: Confinement, user: supervisor.JobUser | None) -> str:
+        """An emptied directory of an earlier run as the same uid, or a new name."""
+        spare = self._spare_dirs.get(_uid(user))
+        if spare:
+            return spare.pop()
+        return str(confined.runs_root / secrets.token_hex(RUN_DIR_NAME_BYTES))
 
     def _result(
         self,

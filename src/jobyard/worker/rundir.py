@@ -1,8 +1,15 @@
-"""Each run's own directory: made for its child just before the spawn, removed after its end.
+"""Each run's own directory: ready and empty for its child before the spawn, emptied after
+its end.
 
-The spawner that makes and removes them runs as root when jobs run as a user of their own,
+A worker hands an emptied directory to its next run of the same uid rather than making a
+new one: on ext4 a mkdir and rmdir per job cost the spawner about 70 µs of journal work,
+a quarter of a `true` job's throughput. Before each use the directory is checked and
+reset (a directory, not a link; its owner; mode 0700; no ACL a job may have set to let
+another uid in), so a run never sees what an earlier one left or allowed.
+
+The spawner that makes and empties them runs as root when jobs run as a user of their own,
 so a job's chmod cannot keep its leftovers from being removed; as the job's own user, the
-removal makes each directory it cannot enter its own again (`_unlock`) and tries once more.
+removal makes each directory it cannot enter its own again (`unlock`) and tries once more.
 Standard library only: the spawner process imports it.
 """
 
@@ -22,12 +29,19 @@ logger = logging.getLogger(__name__)
 
 RUN_DIR_MODE = 0o700  # the job's alone: its siblings cannot look in
 RUNS_ROOT_MODE = 0o711  # a job reaches its own directory, but cannot list the others
+ACL_ATTRIBUTES = ("system.posix_acl_access", "system.posix_acl_default")
 
 
 def make(spec: ProcessSpec) -> None:
-    """Make the child's own directory (it must not exist: the name is new each time)."""
+    """Make the child's own directory, or make ready the emptied one of an earlier run."""
     path = spec.cwd or ""
-    os.mkdir(path, RUN_DIR_MODE)
+    try:
+        os.mkdir(path, RUN_DIR_MODE)
+    except FileExistsError:
+        if _reset(spec, path):
+            return
+        remove_tree(path)
+        os.mkdir(path, RUN_DIR_MODE)
     try:
         os.chmod(path, RUN_DIR_MODE)  # whatever the umask
         if spec.user is not None:
@@ -37,10 +51,47 @@ def make(spec: ProcessSpec) -> None:
         raise
 
 
+def _reset(spec: ProcessSpec, path: str) -> bool:
+    """Whether `path` is a directory the child may have as its own, once its mode is 0700
+    again and any ACL is gone; False when it must be made anew."""
+    found = os.lstat(path)
+    owner = os.geteuid() if spec.user is None else spec.user.uid
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != owner:
+        return False
+    if stat.S_IMODE(found.st_mode) != RUN_DIR_MODE:
+        os.chmod(path, RUN_DIR_MODE)
+    for acl in ACL_ATTRIBUTES:
+        with contextlib.suppress(OSError):  # none set (ENODATA), or no ACLs on this mount
+            os.removexattr(path, acl, follow_symlinks=False)
+    return True
+
+
 def remove(spec: ProcessSpec) -> None:
-    """Remove the child's own directory and everything in it (it may never have been made)."""
+    """Empty the child's own directory for a later run (it may never have been made); what
+    cannot be emptied is removed whole."""
     if spec.own_cwd and spec.cwd is not None:
-        remove_tree(spec.cwd)
+        empty(spec.cwd)
+
+
+def empty(path: str) -> None:
+    try:
+        with os.scandir(path) as entries:  # most runs leave nothing: no walk, no journal
+            names = [entry.name for entry in entries]
+    except FileNotFoundError:
+        return
+    except OSError:
+        remove_tree(path)
+        return
+    for name in names:
+        inside = os.path.join(path, name)
+        try:
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.rmtree(inside)
+            else:
+                os.unlink(inside)
+        except OSError:
+            remove_tree(path)  # a job locked something away: the next run gets a new one
+            return
 
 
 def remove_tree(path: str) -> None:
