@@ -14,7 +14,6 @@ from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
 from jobyard.store.db import PG_POOL_SIZE, SQLITE_POOL_SIZE, Database
-from jobyard.worker.output import OutputRecorder
 from jobyard.worker.pool import WorkerPool, _Running
 from tests.integration.job_rows import job_row
 
@@ -33,8 +32,8 @@ def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[WorkerPool,
     pool = WorkerPool(runtime, slots=1)
     pool.identity = execution.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=pool.identity, limit=1)
-    running = _Running(work, OutputRecorder(runtime, run_id=work.claim.run_id))
-    pool._running[work.claim.job.id] = running
+    running = _Running(work, pool._recorder(work.claim.run_id))
+    pool._running[work.claim.run_id] = running
     return pool, running
 
 

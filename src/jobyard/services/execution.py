@@ -16,7 +16,7 @@ from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 from jobyard.errors import NotFound
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, fleet, notify, runs
+from jobyard.store import catalog, db, fleet, notify, runs
 from jobyard.store import jobs as job_store
 from jobyard.store.runs import Claim
 
@@ -239,12 +239,24 @@ def end_runs(rt: Runtime, endings: Sequence[Ending]) -> dict[int, JobStatus]:
     return end_and_claim(rt, endings, worker=None, limit=0)[0]
 
 
+def worth_retrying(error: BaseException) -> bool:
+    """Whether a write failed because the database could not be reached or could not serve
+    it just then (an outage, a broken connection, a lock timeout): the same write later may
+    succeed. Otherwise the write itself was refused."""
+    return db.transient(error)
+
+
 def end_and_claim(
     rt: Runtime, endings: Sequence[Ending], *, worker: WorkerIdentity | None, limit: int
 ) -> tuple[dict[int, JobStatus], list[Work]]:
     """End runs, then claim up to `limit` jobs for `worker`, in one transaction: a busy
     worker's whole turn at the database. The ends come first, so that the interfaces and
-    package room they free are already there for the claim."""
+    package room they free are already there for the claim.
+
+    A run missing from the answer was not written: the caller keeps its end and tries again.
+    Trying again is safe whatever happened: a run that is already closed (by an earlier try
+    whose commit was not acknowledged, or by the reaper) is not closed twice, and its output
+    is not stored twice. When the database cannot be reached, the error propagates."""
     try:
         with rt.db.transaction() as conn:
             now = utcnow()
@@ -252,8 +264,8 @@ def end_and_claim(
             works = []
             if worker is not None and limit:
                 works = _claim_in(conn, rt, worker=worker, limit=limit, now=now)
-    except Exception:
-        if len(endings) <= 1:
+    except Exception as error:
+        if len(endings) <= 1 or worth_retrying(error):
             raise
         logger.exception("ending %d runs together failed; ending them one by one", len(endings))
         return _end_one_by_one(rt, endings), []
@@ -263,11 +275,15 @@ def end_and_claim(
 
 
 def _end_one_by_one(rt: Runtime, endings: Sequence[Ending]) -> dict[int, JobStatus]:
+    """Each run's end in a transaction of its own: the ones the database refuses are left
+    out of the answer (and logged); an outage propagates, the rest untried."""
     statuses: dict[int, JobStatus] = {}
     for ending in endings:
         try:
-            statuses |= end_runs(rt, [ending])
-        except Exception:
+            statuses |= end_and_claim(rt, [ending], worker=None, limit=0)[0]
+        except Exception as error:
+            if worth_retrying(error):
+                raise
             logger.exception("job %s: its end could not be recorded", ending.claim.job.id)
     return statuses
 
@@ -279,9 +295,10 @@ def _end_in(
     statuses: dict[int, JobStatus] = {}
     if not endings:
         return statuses, False
-    for ending in endings:
-        runs.append_output(conn, ending.claim.run_id, ending.output)
     closed = runs.close_runs(conn, [_run_end(e) for e in endings], at=now)
+    for ending in endings:  # a run closed before keeps the output stored with its end
+        if ending.claim.run_id in closed:
+            runs.append_output(conn, ending.claim.run_id, ending.output)
     states = job_store.job_states(conn, [e.claim.job.id for e in endings])
     changes: list[job_store.JobChange] = []
     for ending in endings:

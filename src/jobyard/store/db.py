@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 
 from jobyard import jsontext
@@ -33,6 +34,15 @@ SQLITE_POOL_SIZE = 24
 PG_POOL_SIZE = 10
 TIME_LIMIT_OPTION = "jobyard_time_limit"
 PG_QUERY_CANCELED = "57014"
+
+
+def transient(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached, or could not serve the
+    statement just now (a broken connection, a lock or statement timeout, a busy SQLite file,
+    no pooled connection free), rather than refused the statement: worth trying again."""
+    if isinstance(error, PoolTimeout | OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def normalise_url(url: str) -> str:

@@ -484,18 +484,26 @@ def list_runs_with_jobs(
 def read_output(
     conn: Connection, run_id: int, *, offset: int, limit_bytes: int, stream: str | None
 ) -> list[LogChunk]:
-    """Chunks that hold bytes at or after `offset`, in order, up to about `limit_bytes`."""
+    """Chunks that hold bytes at or after `offset`, in order, up to about `limit_bytes`.
+
+    A chunk stored twice (a worker wrote it again after its commit went unacknowledged) is
+    read once: chunks never overlap otherwise, so one that starts before the end of the
+    chunk before it is a repeat."""
     out = tables.run_output
     query = (
         select(out.c.offset, out.c.stream, out.c.data)
         .where(out.c.run_id == run_id, out.c.offset + func.length(out.c.data) > offset)
-        .order_by(out.c.offset)
+        .order_by(out.c.offset, out.c.id)
     )
     if stream is not None:
         query = query.where(out.c.stream == stream)
     chunks: list[LogChunk] = []
     size = 0
+    covered = -1  # where the last chunk read ends
     for row in conn.execute(query):
+        if row.offset < covered:
+            continue
+        covered = row.offset + len(row.data)
         chunks.append(LogChunk(offset=row.offset, stream=row.stream, data=bytes(row.data)))
         size += len(row.data)
         if size >= limit_bytes:

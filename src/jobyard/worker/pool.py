@@ -19,6 +19,7 @@ every system call spend their time waiting for each other. The same engine runs 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import threading
@@ -32,7 +33,7 @@ from jobyard.services.runtime import Runtime
 from jobyard.store.notify import Listener
 from jobyard.worker import confinement, rundir, supervisor
 from jobyard.worker.confinement import Confinement
-from jobyard.worker.output import OutputRecorder
+from jobyard.worker.output import Backoff, OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,12 @@ IDLE_WAIT_SECONDS = 1.0  # with wake-ups (in process, or NOTIFY) an idle pool re
 LISTEN_SECONDS = 0.25  # how long the listener blocks before checking whether to stop
 SQLITE_POLL_SECONDS = 0.1  # other processes on SQLite cannot wake us: poll this often
 HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
-ERROR_BACKOFF_SECONDS = 1.0
+ERROR_BACKOFF_SECONDS = 1.0  # the listener's, after its connection broke
 MAX_BATCH = 128  # jobs claimed in one transaction
 FIRST_CLAIM = 8  # jobs claimed by the first turn of a pool that runs nothing
-MAX_END_ATTEMPTS = 3  # turns that may fail to record a run's end before it is left to the reaper
+# Turns the database may refuse (not merely fail to reach) a run's end before it is left to
+# the reaper; an end the database cannot be reached for is kept and retried without limit.
+MAX_END_ATTEMPTS = 3
 # Under a backlog, the next turn waits this long for more slots to come free: the jobs are
 # queued anyway, and a turn's fixed cost (about 1 ms on SQLite) is shared by more of them.
 # Measured with 5,000 `true` jobs on 128 slots: 0.27 ms of server CPU per job with 2 ms,
@@ -55,6 +58,7 @@ SLOTS_PER_SPAWNER = 8
 NEVER_STARTED = RunResult(None, None, False, False, 0, False)
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
 RUN_DIR_NAME_BYTES = 16
+OUT_OF_TOUCH_RETRY_SECONDS = 0.5  # how often housekeeping and the heartbeat try in an outage
 
 
 def inherited_environment(login: str) -> dict[str, str]:
@@ -100,7 +104,7 @@ class _Running:
     stop_requested: bool = False
     handing_back: bool = False
     process_ended: bool = False  # its end waits for the next turn: nothing left to stop
-    end_attempts: int = 0
+    end_attempts: int = 0  # turns that refused its end
     pid: int = 0
     started_at: float = 0.0  # monotonic, when its process started
     pid_recorded: bool = False
@@ -111,6 +115,14 @@ class _Running:
 
     def should_stop(self) -> bool:
         return self.stop_requested
+
+    @property
+    def run_id(self) -> int:
+        return self.work.claim.run_id
+
+    @property
+    def job_id(self) -> int:
+        return self.work.claim.job.id
 
 
 def _uid(user: supervisor.JobUser | None) -> int | None:
@@ -130,14 +142,27 @@ class Every:
         self.seconds = seconds
         self.task = task
         self._next = 0.0
+        self._failing = False
 
     def tick(self, now: float) -> None:
         if now >= self._next:
             self._next = now + self.seconds
             try:
                 self.task()
-            except Exception:
-                logger.exception("worker housekeeping failed: %s", self.task)
+            except Exception as error:
+                self._failed(now, error)
+            else:
+                self._failing = False
+
+    def _failed(self, now: float, error: Exception) -> None:
+        """Log a failure; while the database is out of reach, once, and try less often."""
+        if not execution.worth_retrying(error):
+            logger.exception("worker housekeeping failed: %s", self.task)
+            return
+        self._next = now + max(self.seconds, OUT_OF_TOUCH_RETRY_SECONDS)
+        if not self._failing:
+            logger.warning("worker housekeeping: the database is out of reach (%s)", error)
+        self._failing = True
 
 
 class WorkerPool:
@@ -156,7 +181,9 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._supervisor = RemoteSupervisor(spawners=spawners_for(slots))
         self._engine: threading.Thread | None = None
-        self._running: dict[int, _Running] = {}  # by job id, from claim until its end is stored
+        # By run id, from claim until its end is stored: a worker that was frozen past its
+        # lease may hold an old run of a job beside the job's new one, and each ends alone.
+        self._running: dict[int, _Running] = {}
         self._lock = threading.RLock()  # a signal handler may hand jobs back
         self._free = slots  # slots not running a process
         self._ended: list[tuple[_Running, RunResult]] = []  # processes whose end is not stored
@@ -167,6 +194,11 @@ class WorkerPool:
         # next runs (see `rundir`); engine thread only.
         self._spare_dirs: dict[int | None, list[str]] = {}
         self._listener: Listener | None = None
+        self._backoff = Backoff()  # writes after the database failed one (engine, recorders)
+        self._spool_dir = rt.settings.data_dir / "spool"
+        # When this worker last found the database out of reach (monotonic): its reaper
+        # then waits a lease, so the others have had as long to renew theirs.
+        self._out_of_touch_at = -math.inf
 
     # Life cycle -------------------------------------------------------------------------
 
@@ -247,7 +279,7 @@ class WorkerPool:
     @property
     def running_job_ids(self) -> list[int]:
         with self._lock:
-            return list(self._running)
+            return sorted({r.job_id for r in self._running.values()})
 
     @property
     def draining(self) -> bool:
@@ -273,8 +305,9 @@ class WorkerPool:
             if ended or free:
                 works = self._turn_or_none(ended, free)
                 if works is None:
-                    self._watch_children_for(ERROR_BACKOFF_SECONDS)
+                    self._watch_children_for(self._backoff.failed())
                     continue
+                self._backoff.succeeded()
                 self._hand_out(works)
                 self._after_turn(asked=free, got=len(works))
                 if len(works) < free:
@@ -296,8 +329,11 @@ class WorkerPool:
     ) -> list[Work] | None:
         try:
             return self._turn(ended, free)
-        except Exception:
-            logger.exception("a turn at the database failed; retrying")
+        except Exception as error:
+            if execution.worth_retrying(error):
+                logger.warning("the database is out of reach (%s); ends are kept", error)
+            else:
+                logger.exception("a turn at the database failed; retrying")
             return None
 
     def _wait_before_next_turn(self, idle_until: float) -> float | None:
@@ -371,43 +407,51 @@ class WorkerPool:
             return self.slots - self._free > 1
 
     def _turn(self, ended: list[tuple[_Running, RunResult]], free: int) -> list[Work]:
+        """Store the ends (each with the last of its output) and claim up to `free` jobs."""
         endings = []
         for running, result in ended:
-            work, output = running.work, running.recorder.take()
+            work, output = running.work, running.recorder.pending()
             end = execution.hand_back_ending if running.handing_back else execution.ending_of
             endings.append(end(work.claim, result, worker_id=work.worker_id, output=output))
         try:
-            _, works = execution.end_and_claim(self.rt, endings, worker=self.identity, limit=free)
-        except Exception:
-            self._retry_later(ended)
+            statuses, works = execution.end_and_claim(
+                self.rt, endings, worker=self.identity, limit=free
+            )
+        except Exception as error:
+            self._retry_later(ended, refused=not execution.worth_retrying(error))
             raise
+        self._retry_later([(r, result) for r, result in ended if r.run_id not in statuses])
         with self._lock:
             for running, _ in ended:
-                self._running.pop(running.work.claim.job.id, None)
+                if running.run_id in statuses:
+                    running.recorder.stored()
+                    self._running.pop(running.run_id, None)
         return works
 
-    def _retry_later(self, ended: list[tuple[_Running, RunResult]]) -> None:
-        """Keep ends the database refused for the next turn; give up on one after a few tries
-        (its lease then lapses, and the reaper ends the run) so it cannot stall the pool."""
+    def _retry_later(
+        self, ended: list[tuple[_Running, RunResult]], *, refused: bool = True
+    ) -> None:
+        """Keep ends that were not stored, with their output, for the next turn. One the
+        database could not be reached for is kept for as long as it takes: the heartbeat
+        keeps renewing its run's lease meanwhile. One the database refused a few times is
+        given up (its lease then lapses, and the reaper ends the run) so it cannot stall
+        the pool."""
         with self._lock:
             for running, result in ended:
-                running.end_attempts += 1
+                running.end_attempts += refused
                 if running.end_attempts < MAX_END_ATTEMPTS:
                     self._ended.append((running, result))
                 else:
-                    logger.error(
-                        "job %s: giving up on recording its end", running.work.claim.job.id
-                    )
-                    self._running.pop(running.work.claim.job.id, None)
+                    logger.error("job %s: giving up on recording its end", running.job_id)
+                    running.recorder.stored()
+                    self._running.pop(running.run_id, None)
 
     def _hand_out(self, works: list[Work]) -> None:
-        claimed = [
-            _Running(work, OutputRecorder(self.rt, run_id=work.claim.run_id)) for work in works
-        ]
+        claimed = [_Running(work, self._recorder(work.claim.run_id)) for work in works]
         starting = []
         with self._lock:
             for running in claimed:
-                self._running[running.work.claim.job.id] = running
+                self._running[running.run_id] = running
                 if self._draining.is_set():  # claimed as the drain began: give it back
                     running.handing_back = running.process_ended = True
                     self._ended.append((running, NEVER_STARTED))
@@ -416,6 +460,11 @@ class WorkerPool:
                     starting.append(running)
         for running in starting:
             self._start(running)
+
+    def _recorder(self, run_id: int) -> OutputRecorder:
+        return OutputRecorder(
+            self.rt, run_id=run_id, backoff=self._backoff, spool_dir=self._spool_dir
+        )
 
     def _start(self, running: _Running) -> None:
         claim = running.work.claim
@@ -491,6 +540,7 @@ class WorkerPool:
         )
 
     def _process_ended(self, running: _Running, result: RunResult) -> None:
+        running.recorder.close()
         with self._lock:
             running.process_ended = True
             self._free += 1
@@ -525,7 +575,7 @@ class WorkerPool:
                 and r.started_at <= started_before
             ]
         if fresh:
-            execution.record_processes(self.rt, pids={r.work.claim.run_id: r.pid for r in fresh})
+            execution.record_processes(self.rt, pids={r.run_id: r.pid for r in fresh})
             for running in fresh:
                 running.pid_recorded = True
 
@@ -535,10 +585,11 @@ class WorkerPool:
             self._stop_jobs(execution.cancels_requested(self.rt, job_ids=running))
 
     def _stop_jobs(self, job_ids: list[int]) -> None:
+        wanted = set(job_ids)
         with self._lock:
-            for job_id in job_ids:
-                if job_id in self._running:
-                    self._running[job_id].stop_requested = True
+            for running in self._running.values():
+                if running.job_id in wanted:
+                    running.stop_requested = True
 
     def _flush_quiet_output(self) -> None:
         with self._lock:
@@ -549,35 +600,63 @@ class WorkerPool:
     def _heartbeat_loop(self) -> None:
         """Renew the leases from a thread and a database connection of their own: neither
         housekeeping's other tasks nor request threads (which may hold every connection of
-        the shared pool) can hold a renewal up until the lease lapses."""
+        the shared pool) can hold a renewal up until the lease lapses. While the database
+        is out of reach it tries again often: the leases are renewed as soon as it is back."""
         own = replace(self.rt, db=self.rt.db.dedicated())
-        beat = Every(self.rt.settings.lease_seconds / 3, lambda: self._heartbeat(own))
+        period = self.rt.settings.lease_seconds / 3
+        failing = False
         try:
             while not self._stopped.is_set():
-                beat.tick(time.monotonic())
-                self._stopped.wait(beat.seconds)
+                wait = period
+                try:
+                    self._heartbeat(own)
+                except Exception as error:
+                    self._note_out_of_touch(error, first=not failing)
+                    failing, wait = True, min(period, OUT_OF_TOUCH_RETRY_SECONDS)
+                else:
+                    if failing:
+                        logger.warning("heartbeat: the database is back; leases renewed")
+                    failing = False
+                self._stopped.wait(wait)
         finally:
             own.db.dispose()
+
+    def _note_out_of_touch(self, error: Exception, *, first: bool) -> None:
+        if execution.worth_retrying(error):
+            self._out_of_touch_at = time.monotonic()
+            if first:
+                logger.warning("heartbeat: the database is out of reach (%s)", error)
+        else:
+            logger.exception("heartbeat failed")
 
     def _heartbeat(self, rt: Runtime | None = None) -> None:
         """Renew leases independently of the jobs' own work; stop runs we no longer hold.
         `rt` is the heartbeat's own connection to the database (the shared pool's if None)."""
         with self._lock:
-            by_run = {r.work.claim.run_id: job_id for job_id, r in self._running.items()}
+            held = dict(self._running)
         lost = execution.heartbeat(
-            rt or self.rt, worker=self.identity, run_ids=list(by_run), draining=self.draining
+            rt or self.rt, worker=self.identity, run_ids=list(held), draining=self.draining
         )
         # A run that simply finished meanwhile was not lost: its process has ended (the
         # engine may have just closed it, which the renewal then no longer finds running).
-        with self._lock:
-            still = {r.work.claim.run_id for r in self._running.values() if not r.process_ended}
-        lost &= still
+        lost = {run_id for run_id in lost if not held[run_id].process_ended}
         if lost:
             logger.warning("lost the lease of runs %s: stopping them", sorted(lost))
-            self._stop_jobs([by_run[run_id] for run_id in lost])
+            for run_id in lost:
+                held[run_id].stop_requested = True
 
     def _reap(self) -> None:
-        ended = execution.reap_expired(self.rt)
+        """End runs whose lease lapsed, unless this worker was itself out of touch with the
+        database within a lease: the other workers may have been too (an outage), and get
+        as long as a lease to renew theirs before anything of theirs is taken for dead."""
+        if time.monotonic() - self._out_of_touch_at < self.rt.settings.lease_seconds:
+            return
+        try:
+            ended = execution.reap_expired(self.rt)
+        except Exception as error:
+            if execution.worth_retrying(error):
+                self._out_of_touch_at = time.monotonic()
+            raise
         if ended:
             logger.warning("ended %d runs whose worker stopped renewing its lease", ended)
 
