@@ -11,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from jobyard.domain.filters import Combine, Filter, Op, SortKey
+from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import jobs as job_store
-from jobyard.store import listing, tables
+from jobyard.store import tables
 from tests.integration.job_rows import job_row
 
 J = tables.jobs
@@ -112,8 +113,8 @@ def test_a_refused_transition_changes_no_count(
     _assert_exact(runtime)
 
 
-def _listing(*filters: Filter, combine: Combine = Combine.INTER) -> listing.Listing:
-    return listing.Listing(filters=filters, combine=combine, page=PageRequest(page=1, limit=2))
+def _listing(*filters: Filter, combine: Combine = Combine.INTER) -> Listing:
+    return Listing(filters=filters, combine=combine, page=PageRequest(page=1, limit=2))
 
 
 STATUS_LISTINGS = {
@@ -147,7 +148,7 @@ def test_list_totals_are_exact(runtime: Runtime, tenants: tuple[int, int, int], 
     _set_status(runtime, ids[:6], "running")
     _set_status(runtime, ids[:2], "completed")
     request = STATUS_LISTINGS[name]
-    everything = listing.Listing(
+    everything = Listing(
         filters=request.filters, combine=request.combine, page=PageRequest(page=1, limit=None)
     )
     with runtime.db.read() as conn:
@@ -175,9 +176,7 @@ def test_deep_pages_are_slices_of_the_whole_list(
     with runtime.db.read() as conn:
 
         def ids(page: PageRequest) -> list[int]:
-            request = listing.Listing(
-                filters=(Filter("status", Op.EQ, "pending"),), sort=sort, page=page
-            )
+            request = Listing(filters=(Filter("status", Op.EQ, "pending"),), sort=sort, page=page)
             found, _ = job_store.list_jobs(conn, request, tenant_id=mine, pg=runtime.pg)
             return [j.id for j in found]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from jobyard.store.wakeup import Wakeup
+from jobyard.services.wakeup import Wakeup
 
 
 def test_a_notify_after_the_mark_is_seen() -> None:

@@ -18,10 +18,9 @@ from jobyard.api import errors, logs
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system, workers
 from jobyard.api.negotiation import XmlNegotiation
-from jobyard.services import accounts
+from jobyard.services import accounts, schema
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings
-from jobyard.store import migrate
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.pool import WorkerPool
 
@@ -57,7 +56,7 @@ def dialects() -> list[ModuleType]:
 def prepare(settings: Settings) -> tuple[Runtime, accounts.Bootstrap]:
     """Connect, migrate and make sure the admin exists: what every start-up does first."""
     rt = open_runtime(settings)
-    migrate.upgrade(rt.db)
+    schema.upgrade(rt)
     return rt, accounts.bootstrap_admin(rt)
 
 

@@ -8,9 +8,9 @@ from starlette.datastructures import QueryParams
 
 from jobyard.domain import filters, paging
 from jobyard.domain.filters import FieldKind
+from jobyard.domain.listing import Listing
 from jobyard.domain.numbers import MAX_INT64, ascii_int
 from jobyard.errors import NotFound, ValidationFailed
-from jobyard.store.listing import Listing
 
 
 def object_id(text: str, not_found: str) -> int:

@@ -13,14 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import SYSTEM_TENANT_ID, Principal
 from jobyard.errors import JobyardError
-from jobyard.services import accounts
+from jobyard.services import accounts, schema
 from jobyard.services.runtime import Runtime, open_runtime, utcnow
 from jobyard.settings import load_settings
-from jobyard.store import migrate
-from jobyard.store.listing import Listing
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -47,7 +46,7 @@ def _runtime(data_dir: Path | None, database_url: str | None) -> Iterator[Runtim
     try:
         settings = load_settings().with_overrides(data_dir=data_dir, database_url=database_url)
         rt = open_runtime(settings)
-        migrate.upgrade(rt.db)
+        schema.upgrade(rt)
         started = accounts.bootstrap_admin(rt)
         if started.new_token:
             console.print(f"admin API token (shown once, keep it): {started.new_token}")

@@ -17,9 +17,9 @@ from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.cli.gil_tuning import share_the_gil_often
 from jobyard.cli.worker import run_worker
 from jobyard.errors import JobyardError
+from jobyard.services import schema
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings, load_settings
-from jobyard.store import migrate
 from jobyard.worker import confinement, hardening
 
 app = typer.Typer(help="jobyard: a self-hosted job server.", no_args_is_help=True)
@@ -122,8 +122,8 @@ def db_upgrade(
 ) -> None:
     """Apply migrations up to REVISION (the newest by default)."""
     rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
-    migrate.upgrade(rt.db, revision)
-    console.print(f"database at revision {migrate.current_revision(rt.db)}")
+    schema.upgrade(rt, revision)
+    console.print(f"database at revision {schema.current_revision(rt)}")
 
 
 @db_app.command("downgrade")
@@ -134,15 +134,15 @@ def db_downgrade(
 ) -> None:
     """Undo migrations down to REVISION."""
     rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
-    migrate.downgrade(rt.db, revision)
-    console.print(f"database at revision {migrate.current_revision(rt.db)}")
+    schema.downgrade(rt, revision)
+    console.print(f"database at revision {schema.current_revision(rt)}")
 
 
 @db_app.command("current")
 def db_current(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
     """Show the database's revision and the newest one."""
     rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
-    console.print(f"current: {migrate.current_revision(rt.db)}; head: {migrate.head_revision()}")
+    console.print(f"current: {schema.current_revision(rt)}; head: {schema.head_revision()}")
 
 
 @app.command()

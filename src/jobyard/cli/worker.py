@@ -19,9 +19,9 @@ from rich.console import Console
 
 from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.errors import JobyardError
+from jobyard.services import schema
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import load_settings
-from jobyard.store import migrate
 from jobyard.worker import confinement
 from jobyard.worker.pool import WorkerPool
 
@@ -57,7 +57,7 @@ def run_worker(
             drain_seconds=drain_seconds,
         )
         rt = open_runtime(settings)
-        migrate.upgrade(rt.db)
+        schema.upgrade(rt)
         confined = confinement.prepare(settings)
     except JobyardError as exc:
         console.print(f"[red]error:[/red] {exc.message}")

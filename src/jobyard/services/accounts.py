@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from jobyard.domain.accounts import TokenRecord, UserRecord
+from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import (
     ALL_SCOPES,
     JOB_TOKEN_SCOPES,
@@ -36,8 +38,7 @@ from jobyard.errors import (
 from jobyard.services import audit
 from jobyard.services.credentials import LOCK_AFTER_FAILURES, LOCK_SECONDS
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import accounts, listing
-from jobyard.store.accounts import TokenRecord, UserRecord
+from jobyard.store import accounts
 
 logger = logging.getLogger(__name__)
 
@@ -435,9 +436,7 @@ def create_user(
         return accounts.get_user(conn, user_id, tenant_id=None)
 
 
-def list_users(
-    rt: Runtime, *, actor: Principal, request: listing.Listing
-) -> tuple[list[UserRecord], int]:
+def list_users(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[UserRecord], int]:
     require(actor, Scope.ADMIN)
     with rt.db.read() as conn:
         return accounts.list_users(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
@@ -571,7 +570,7 @@ def create_token(
 
 
 def list_tokens(
-    rt: Runtime, *, actor: Principal, request: listing.Listing
+    rt: Runtime, *, actor: Principal, request: Listing
 ) -> tuple[list[TokenRecord], int]:
     """Admins see the tenant's tokens; everyone else their own."""
     require(actor, Scope.JOBS_READ)

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from jobyard.domain.accounts import AuditRecord
+from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import Principal, Scope, require
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import accounts, listing
-from jobyard.store.accounts import AuditRecord
+from jobyard.store import accounts
 
 
 def record(
@@ -45,7 +46,7 @@ def record(
 
 
 def list_events(
-    rt: Runtime, *, actor: Principal, request: listing.Listing
+    rt: Runtime, *, actor: Principal, request: Listing
 ) -> tuple[list[AuditRecord], int]:
     require(actor, Scope.ADMIN)
     with rt.db.read() as conn:

@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from jobyard.domain import arguments, sandbox, templates
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import Config, Device, Package, PackageKind
 from jobyard.domain.permissions import Principal, Scope, require, require_run_definer
 from jobyard.errors import Conflict, ValidationFailed
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, listing, tables
+from jobyard.store import catalog, tables
 from jobyard.store import jobs as job_store
 
 DEVICE_IN_USE = "the device is used by a package; change the package first"
@@ -195,9 +196,7 @@ def get_package(rt: Runtime, *, actor: Principal, package_id: int) -> Package:
         return catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
 
 
-def list_packages(
-    rt: Runtime, *, actor: Principal, request: listing.Listing
-) -> tuple[list[Package], int]:
+def list_packages(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[Package], int]:
     require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
         rows, total = catalog.list_rows(
@@ -247,9 +246,7 @@ def get_device(rt: Runtime, *, actor: Principal, device_id: int) -> Device:
         return catalog.get_device(conn, device_id, tenant_id=actor.tenant_id)
 
 
-def list_devices(
-    rt: Runtime, *, actor: Principal, request: listing.Listing
-) -> tuple[list[Device], int]:
+def list_devices(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[Device], int]:
     require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
         rows, total = catalog.list_rows(
@@ -308,9 +305,7 @@ def get_config(rt: Runtime, *, actor: Principal, config_id: int) -> Config:
         return catalog.get_config(conn, config_id, tenant_id=actor.tenant_id)
 
 
-def list_configs(
-    rt: Runtime, *, actor: Principal, request: listing.Listing
-) -> tuple[list[Config], int]:
+def list_configs(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[Config], int]:
     require(actor, Scope.PACKAGES_READ)
     with rt.db.read() as conn:
         rows, total = catalog.list_rows(

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from jobyard.domain import launching
+from jobyard.domain import launching, vocabulary
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import (
     Config,
     Device,
@@ -29,7 +30,7 @@ from jobyard.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from jobyard.repeats import map_repeats
 from jobyard.services import audit, results
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, listing, notify, tables
+from jobyard.store import catalog, notify, tables
 from jobyard.store import jobs as job_store
 
 logger = logging.getLogger(__name__)
@@ -219,13 +220,13 @@ def launch_for_packages(
     rt: Runtime,
     *,
     actor: Principal,
-    selection: listing.Listing | None,
+    selection: Listing | None,
     template: LaunchRequest,
 ) -> list[Job]:
     """One job per package the selection matches (None = every package), from a template."""
     require(actor, Scope.JOBS_WRITE)
     with rt.db.read() as conn:
-        request = selection or listing.Listing(page=PageRequest(page=1, limit=None))
+        request = selection or Listing(page=PageRequest(page=1, limit=None))
         package_ids = catalog.select_ids(
             conn, tables.packages, request, tenant_id=actor.tenant_id, pg=rt.pg
         )
@@ -248,7 +249,7 @@ def get_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
         return job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
 
 
-def list_jobs(rt: Runtime, *, actor: Principal, request: listing.Listing) -> tuple[list[Job], int]:
+def list_jobs(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[Job], int]:
     require(actor, Scope.JOBS_READ)
     with rt.db.read() as conn:
         return job_store.list_jobs(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
@@ -348,7 +349,7 @@ def delete_jobs(
     *,
     actor: Principal,
     job_ids: Sequence[int] | None = None,
-    selection: listing.Listing | None = None,
+    selection: Listing | None = None,
 ) -> int:
     """Delete the given or selected jobs of the tenant, except running ones; return how many.
 
@@ -377,7 +378,7 @@ def _refuse_missing(conn: Connection, job_ids: Sequence[int], *, tenant_id: int)
     if missing:
         named = ", ".join(str(i) for i in missing[:MAX_IDS_NAMED])
         more = f" and {len(missing) - MAX_IDS_NAMED} more" if len(missing) > MAX_IDS_NAMED else ""
-        raise NotFound(f"{job_store.NO_SUCH_JOB}: {named}{more}; nothing was deleted", ids=missing)
+        raise NotFound(f"{vocabulary.NO_SUCH_JOB}: {named}{more}; nothing was deleted", ids=missing)
 
 
 def list_job_events(rt: Runtime, *, actor: Principal, job_id: int) -> list[JobEvent]:

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import Job, Run
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.errors import NotFound, ValidationFailed
 from jobyard.services.runtime import Runtime
 from jobyard.store import jobs as job_store
-from jobyard.store import listing, runs
+from jobyard.store import runs
 
 LOG_PAGE_BYTES = 1024 * 1024
 STREAMS = ("stdout", "stderr")
@@ -29,14 +30,14 @@ class LogSlice:
     complete: bool
 
 
-def list_runs(rt: Runtime, *, actor: Principal, request: listing.Listing) -> tuple[list[Run], int]:
+def list_runs(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[Run], int]:
     require(actor, Scope.JOBS_READ)
     with rt.db.read() as conn:
         return runs.list_runs(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
 
 
 def list_runs_with_jobs(
-    rt: Runtime, *, actor: Principal, request: listing.Listing
+    rt: Runtime, *, actor: Principal, request: Listing
 ) -> tuple[list[tuple[Run, Job]], int]:
     """Runs with their jobs (for views such as BMC's job runs)."""
     require(actor, Scope.JOBS_READ)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jobyard.services.credentials import Credentials
+from jobyard.services.wakeup import Wakeup
 from jobyard.settings import Settings
 from jobyard.store.db import Database
-from jobyard.store.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
 

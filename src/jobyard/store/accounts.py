@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from jobyard.domain.filters import FieldKind
+from jobyard.domain import vocabulary
+from jobyard.domain.accounts import AuditRecord, TokenRecord, UserRecord
+from jobyard.domain.listing import Listing
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import insert_row
@@ -31,67 +32,32 @@ from jobyard.store.types import UTCDateTime
 U, T, A = tables.users, tables.tokens, tables.audit_events
 
 
-@dataclass(frozen=True)
-class UserRecord:
-    id: int
-    tenant_id: int
-    login: str
-    role: str
-    password_hash: str | None
-    failed_logins: int
-    locked_until: datetime | None
-    created: datetime
-    updated: datetime
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    id: int
-    user_id: int
-    name: str
-    scopes: tuple[str, ...]
-    job_id: int | None
-    created: datetime
-    expires: datetime | None
-    last_used: datetime | None
-    revoked: datetime | None
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    id: int
-    tenant_id: int
-    at: datetime
-    user_id: int | None
-    token_id: int | None
-    action: str
-    object_type: str
-    object_id: int | None
-    detail: Mapping[str, Any]
-
-
-USER_FIELDS = {
-    "id": listing.Field(FieldKind.INTEGER, U.c.id),
-    "login": listing.Field(FieldKind.STRING, U.c.login),
-    "role": listing.Field(FieldKind.STRING, U.c.role),
-    "created": listing.Field(FieldKind.DATETIME, U.c.created),
-}
-TOKEN_FIELDS = {
-    "id": listing.Field(FieldKind.INTEGER, T.c.id),
-    "user_id": listing.Field(FieldKind.INTEGER, T.c.user_id),
-    "name": listing.Field(FieldKind.STRING, T.c.name),
-    "created": listing.Field(FieldKind.DATETIME, T.c.created),
-    "expires": listing.Field(FieldKind.DATETIME, T.c.expires),
-    "last_used": listing.Field(FieldKind.DATETIME, T.c.last_used),
-}
-AUDIT_FIELDS = {
-    "id": listing.Field(FieldKind.INTEGER, A.c.id),
-    "at": listing.Field(FieldKind.DATETIME, A.c.at),
-    "user_id": listing.Field(FieldKind.INTEGER, A.c.user_id),
-    "action": listing.Field(FieldKind.STRING, A.c.action),
-    "object_type": listing.Field(FieldKind.STRING, A.c.object_type),
-    "object_id": listing.Field(FieldKind.INTEGER, A.c.object_id),
-}
+USER_FIELDS = listing.fields(
+    vocabulary.USER_FIELDS,
+    {"id": U.c.id, "login": U.c.login, "role": U.c.role, "created": U.c.created},
+)
+TOKEN_FIELDS = listing.fields(
+    vocabulary.TOKEN_FIELDS,
+    {
+        "id": T.c.id,
+        "user_id": T.c.user_id,
+        "name": T.c.name,
+        "created": T.c.created,
+        "expires": T.c.expires,
+        "last_used": T.c.last_used,
+    },
+)
+AUDIT_FIELDS = listing.fields(
+    vocabulary.AUDIT_FIELDS,
+    {
+        "id": A.c.id,
+        "at": A.c.at,
+        "user_id": A.c.user_id,
+        "action": A.c.action,
+        "object_type": A.c.object_type,
+        "object_id": A.c.object_id,
+    },
+)
 
 
 def user_from_row(row: Row[Any], prefix: str = "") -> UserRecord:
@@ -204,7 +170,7 @@ def delete_user(conn: Connection, user_id: int) -> None:
 
 
 def list_users(
-    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+    conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[UserRecord], int]:
     query = listing.apply(
         select(U).where(U.c.tenant_id == tenant_id), request, USER_FIELDS, pg=pg, tiebreak=U.c.id
@@ -318,7 +284,7 @@ def get_token(conn: Connection, token_id: int, *, tenant_id: int | None) -> Toke
 
 def list_tokens(
     conn: Connection,
-    request: listing.Listing,
+    request: Listing,
     *,
     tenant_id: int,
     user_id: int | None,
@@ -361,7 +327,7 @@ def record(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
 
 
 def list_audit(
-    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+    conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[AuditRecord], int]:
     query = listing.apply(
         select(A).where(A.c.tenant_id == tenant_id), request, AUDIT_FIELDS, pg=pg, tiebreak=A.c.id

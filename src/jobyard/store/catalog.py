@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Row,
     Select,
@@ -20,18 +21,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from jobyard.domain.filters import FieldKind
+from jobyard.domain import vocabulary
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import Config, Device, Interface, Package, PackageKind
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
-
-NOT_FOUND_MESSAGES = {
-    "tenants": "no such customer",
-    "users": "no such user",
-    "devices": "no such device",
-    "configs": "no such config",
-    "packages": "no such package",
-}
 
 
 def device_from_row(row: Row[Any]) -> Device:
@@ -123,7 +117,7 @@ def _get_row(conn: Connection, table: Table, object_id: int, tenant_id: int | No
     query = _by_id(table, of_tenant=tenant_id is not None)
     row = conn.execute(query, {"object_id": object_id, "tenant_id": tenant_id}).first()
     if row is None:
-        raise NotFound(NOT_FOUND_MESSAGES[table.name])
+        raise NotFound(vocabulary.NOT_FOUND_MESSAGES[table.name])
     return row
 
 
@@ -188,41 +182,35 @@ def _is_unique_name_violation(exc: IntegrityError) -> bool:
     return "unique" in text and "name" in text
 
 
-def _fields(table: Table, extra: Mapping[str, listing.Field]) -> dict[str, listing.Field]:
-    base = {
-        "id": listing.Field(FieldKind.INTEGER, table.c.id),
-        "name": listing.Field(FieldKind.STRING, table.c.name),
-        "description": listing.Field(FieldKind.STRING, table.c.description),
-        "user_id": listing.Field(FieldKind.INTEGER, table.c.user_id),
-        "created": listing.Field(FieldKind.DATETIME, table.c.created),
-        "updated": listing.Field(FieldKind.DATETIME, table.c.updated),
-    }
-    return base | dict(extra)
+def _catalog_columns(table: Table) -> dict[str, ColumnElement[Any]]:
+    names = ("id", "name", "description", "user_id", "created", "updated")
+    return {name: table.c[name] for name in names}
 
 
 P = tables.packages
-PACKAGE_FIELDS = _fields(
-    P,
-    {
-        "kind": listing.Field(FieldKind.STRING, P.c.kind),
-        "tags": listing.Field(FieldKind.ARRAY, P.c.tags),
-        "config_id": listing.Field(FieldKind.INTEGER, func.coalesce(P.c.config_id, 0)),
-        "device_id": listing.Field(FieldKind.INTEGER, func.coalesce(P.c.device_id, 0)),
-        "timeout": listing.Field(FieldKind.INTEGER, func.coalesce(P.c.timeout_seconds, 0)),
-        "max_attempts": listing.Field(FieldKind.INTEGER, P.c.max_attempts),
-        "note": listing.Field(FieldKind.STRING, P.c.note),
+PACKAGE_FIELDS = listing.fields(
+    vocabulary.PACKAGE_FIELDS,
+    _catalog_columns(P)
+    | {
+        "kind": P.c.kind,
+        "tags": P.c.tags,
+        "config_id": func.coalesce(P.c.config_id, 0),
+        "device_id": func.coalesce(P.c.device_id, 0),
+        "timeout": func.coalesce(P.c.timeout_seconds, 0),
+        "max_attempts": P.c.max_attempts,
+        "note": P.c.note,
         # CDRouter's package test list: jobyard packages have none, so it is always empty.
-        "testlist": listing.Field(FieldKind.ARRAY, literal("[]")),
-        "use_as_testlist": listing.Field(FieldKind.BOOLEAN, literal(False)),
+        "testlist": literal("[]"),
+        "use_as_testlist": literal(False),
     },
 )
-DEVICE_FIELDS = _fields(tables.devices, {})
-CONFIG_FIELDS = _fields(tables.configs, {})
+DEVICE_FIELDS = listing.fields(vocabulary.DEVICE_FIELDS, _catalog_columns(tables.devices))
+CONFIG_FIELDS = listing.fields(vocabulary.CONFIG_FIELDS, _catalog_columns(tables.configs))
 FIELDS_BY_TABLE = {"packages": PACKAGE_FIELDS, "devices": DEVICE_FIELDS, "configs": CONFIG_FIELDS}
 
 
 def list_rows(
-    conn: Connection, table: Table, request: listing.Listing, *, tenant_id: int, pg: bool
+    conn: Connection, table: Table, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Row[Any]], int]:
     fields = FIELDS_BY_TABLE[table.name]
     query = select(table).where(table.c.tenant_id == tenant_id)
@@ -231,7 +219,7 @@ def list_rows(
 
 
 def select_ids(
-    conn: Connection, table: Table, request: listing.Listing, *, tenant_id: int, pg: bool
+    conn: Connection, table: Table, request: Listing, *, tenant_id: int, pg: bool
 ) -> list[int]:
     fields = FIELDS_BY_TABLE[table.name]
     query = select(table.c.id).where(table.c.tenant_id == tenant_id)

@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
+from jobyard.domain import vocabulary
 from jobyard.domain.filters import Combine, FieldKind, Op, typed_value
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import (
     ClaimedJob,
     Interface,
@@ -32,44 +34,41 @@ from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import RowsInsert
 from jobyard.store.types import in_ids
 
-NO_SUCH_JOB = "no such Job"
 J = tables.jobs
-
-JOB_FIELDS: dict[str, listing.Field] = {
-    "id": listing.Field(FieldKind.INTEGER, J.c.id),
-    "status": listing.Field(FieldKind.STRING, J.c.status),
-    "active": listing.Field(FieldKind.BOOLEAN, J.c.status == JobStatus.RUNNING.value),
-    "package_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.package_id, 0)),
-    "package_name": listing.Field(FieldKind.STRING, J.c.package_name),
-    "device_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.device_id, 0)),
-    "device_name": listing.Field(FieldKind.STRING, J.c.device_name),
-    "target_device_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.target_device_id, 0)),
-    "config_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.config_id, 0)),
-    "config_name": listing.Field(FieldKind.STRING, J.c.config_name),
-    "result_id": listing.Field(FieldKind.INTEGER, J.c.result_id),
-    "user_id": listing.Field(FieldKind.INTEGER, J.c.user_id),
-    "created": listing.Field(FieldKind.DATETIME, J.c.created),
-    "updated": listing.Field(FieldKind.DATETIME, J.c.updated),
-    "run_at": listing.Field(FieldKind.DATETIME, J.c.run_at),
-    "started": listing.Field(FieldKind.DATETIME, J.c.started),
-    "finished": listing.Field(FieldKind.DATETIME, J.c.finished),
-    "automatic": listing.Field(FieldKind.BOOLEAN, J.c.automatic),
-    "priority": listing.Field(FieldKind.INTEGER, J.c.priority),
-    "exit_code": listing.Field(FieldKind.INTEGER, J.c.exit_code),
-    "kind": listing.Field(FieldKind.STRING, J.c.kind),
-    "tags": listing.Field(FieldKind.ARRAY, J.c.tags),
-    "options.tags": listing.Field(FieldKind.ARRAY, J.c.tags),
-    "interface_names": listing.Field(FieldKind.ARRAY, J.c.interface_names),
-    "options.begin_at": listing.Field(FieldKind.STRING, J.c.options["begin_at"].as_string()),
-    "options.end_at": listing.Field(FieldKind.STRING, J.c.options["end_at"].as_string()),
-    "options.extra_cli_args": listing.Field(
-        FieldKind.STRING, J.c.options["extra_cli_args"].as_string()
-    ),
+_OPTIONS = {
+    name: J.c.options[name].as_string() for name in ("begin_at", "end_at", "extra_cli_args")
 }
-JOB_FIELD_KINDS = {name: f.kind for name, f in JOB_FIELDS.items()}
-for _member in ("begin_at", "end_at", "extra_cli_args"):  # options' members at top level too
-    JOB_FIELDS[_member] = JOB_FIELDS[f"options.{_member}"]
-    JOB_FIELD_KINDS[_member] = FieldKind.STRING
+JOB_FIELDS = listing.fields(
+    vocabulary.JOB_FIELDS,
+    {
+        "id": J.c.id,
+        "status": J.c.status,
+        "active": J.c.status == JobStatus.RUNNING.value,
+        "package_id": func.coalesce(J.c.package_id, 0),
+        "package_name": J.c.package_name,
+        "device_id": func.coalesce(J.c.device_id, 0),
+        "device_name": J.c.device_name,
+        "target_device_id": func.coalesce(J.c.target_device_id, 0),
+        "config_id": func.coalesce(J.c.config_id, 0),
+        "config_name": J.c.config_name,
+        "result_id": J.c.result_id,
+        "user_id": J.c.user_id,
+        "created": J.c.created,
+        "updated": J.c.updated,
+        "run_at": J.c.run_at,
+        "started": J.c.started,
+        "finished": J.c.finished,
+        "automatic": J.c.automatic,
+        "priority": J.c.priority,
+        "exit_code": J.c.exit_code,
+        "kind": J.c.kind,
+        "tags": J.c.tags,
+        "options.tags": J.c.tags,
+        "interface_names": J.c.interface_names,
+        **{f"options.{name}": column for name, column in _OPTIONS.items()},
+        **_OPTIONS,
+    },
+)
 
 
 def options_to_json(options: JobOptions) -> dict[str, Any]:
@@ -189,7 +188,7 @@ def get_claimed_job(conn: Connection, job_id: int) -> ClaimedJob:
     """A job as a worker that claimed it sees it (any tenant's)."""
     row = conn.execute(_CLAIMED_JOB_BY_ID, {"job_id": job_id}).first()
     if row is None:
-        raise NotFound(NO_SUCH_JOB)
+        raise NotFound(vocabulary.NO_SUCH_JOB)
     return claimed_job_from_row(row)
 
 
@@ -295,12 +294,12 @@ def get_job(conn: Connection, job_id: int, *, tenant_id: int | None = None) -> J
     else:
         row = conn.execute(TENANT_JOB_BY_ID, {"job_id": job_id, "tenant_id": tenant_id}).first()
     if row is None:
-        raise NotFound(NO_SUCH_JOB)
+        raise NotFound(vocabulary.NO_SUCH_JOB)
     return job_from_row(row)
 
 
 def list_jobs(
-    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+    conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Job], int]:
     tiebreak = J.c.id.asc()
     query = select(J).where(J.c.tenant_id == tenant_id)
@@ -311,7 +310,7 @@ def list_jobs(
     return [job_from_row(r) for r in rows], total
 
 
-def _statuses_filtered(request: listing.Listing) -> set[str] | None:
+def _statuses_filtered(request: Listing) -> set[str] | None:
     """The statuses a listing keeps when it filters on nothing but `status=` (an empty set:
     no filter at all); None when other filters make the counted total necessary."""
     if any(f.field != "status" or f.op is not Op.EQ for f in request.filters):
@@ -322,7 +321,7 @@ def _statuses_filtered(request: listing.Listing) -> set[str] | None:
     return values
 
 
-def _counted_total(conn: Connection, request: listing.Listing, tenant_id: int) -> int | None:
+def _counted_total(conn: Connection, request: Listing, tenant_id: int) -> int | None:
     """The total from `job_counts` (exact, kept by triggers) when the filters allow it: a
     COUNT over a large tenant's jobs costs far more than the page itself."""
     statuses = _statuses_filtered(request)
@@ -335,9 +334,7 @@ def _counted_total(conn: Connection, request: listing.Listing, tenant_id: int) -
     return int(conn.execute(query).scalar_one())
 
 
-def select_job_ids(
-    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
-) -> list[int]:
+def select_job_ids(conn: Connection, request: Listing, *, tenant_id: int, pg: bool) -> list[int]:
     query = select(J.c.id).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
     return [row.id for row in listing.run(conn, query)]
@@ -366,7 +363,7 @@ def transition(
     if row is None:
         current = conn.execute(select(J.c.status).where(J.c.id == job.id)).scalar_one_or_none()
         if current is None:
-            raise NotFound(NO_SUCH_JOB)
+            raise NotFound(vocabulary.NO_SUCH_JOB)
         raise InvalidTransition(f"job {job.id} is {current} and cannot become {new}")
     record_event(conn, job.id, job.status, new, at=at, user_id=user_id, reason=reason)
     return job_from_row(row)

@@ -25,8 +25,9 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.sql import expression
 
 from jobyard.domain import regex
-from jobyard.domain.filters import Combine, FieldKind, Filter, Op, SortKey, typed_value
-from jobyard.domain.paging import DEFAULT_LIMIT, PageRequest
+from jobyard.domain.filters import Combine, FieldKind, Filter, Op, typed_value
+from jobyard.domain.listing import Listing
+from jobyard.domain.paging import PageRequest
 from jobyard.errors import QueryTooSlow, ValidationFailed
 from jobyard.store.db import ran_out_of_time, time_limited
 
@@ -39,17 +40,17 @@ class Field:
     column: ColumnElement[Any]
 
 
-DEFAULT_PAGE = PageRequest(page=1, limit=DEFAULT_LIMIT)
-
-
-@dataclass(frozen=True)
-class Listing:
-    """What the caller asked for: filters, how they combine, the order and the page."""
-
-    filters: Sequence[Filter] = ()
-    combine: Combine = Combine.INTER
-    sort: Sequence[SortKey] = ()
-    page: PageRequest = DEFAULT_PAGE
+def fields(
+    kinds: Mapping[str, FieldKind], columns: Mapping[str, ColumnElement[Any]]
+) -> dict[str, Field]:
+    """A listed resource's fields: the domain's names and kinds, each with its column. The
+    store maps every name the domain lists, and no other."""
+    if set(kinds) != set(columns):
+        unmapped, unknown = sorted(set(kinds) - set(columns)), sorted(set(columns) - set(kinds))
+        raise LookupError(
+            f"fields without a column: {unmapped}; columns without a field: {unknown}"
+        )
+    return {name: Field(kinds[name], columns[name]) for name in kinds}
 
 
 def _pg_array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...]) -> Any:

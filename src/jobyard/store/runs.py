@@ -30,7 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from jobyard.domain.filters import FieldKind
+from jobyard.domain import vocabulary
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import ClaimedJob, Job, LogChunk, PackageKind, Run, evolve
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
@@ -46,29 +47,26 @@ from jobyard.store.jobs import get_jobs as get_jobs_by_id
 from jobyard.store.types import UTCDateTime, in_ids, json_integer
 
 R = tables.runs
-NO_SUCH_RUN = "no such run"
-
-RUN_FIELDS: dict[str, listing.Field] = {
-    "id": listing.Field(FieldKind.INTEGER, R.c.id),
-    "job_id": listing.Field(FieldKind.INTEGER, R.c.job_id),
-    "attempt": listing.Field(FieldKind.INTEGER, R.c.attempt),
-    "run_key": listing.Field(FieldKind.INTEGER, R.c.run_key),
-    "status": listing.Field(FieldKind.STRING, R.c.status),
-    "worker": listing.Field(FieldKind.STRING, R.c.worker),
-    "process_id": listing.Field(FieldKind.INTEGER, R.c.process_id),
-    "started": listing.Field(FieldKind.DATETIME, R.c.started),
-    "finished": listing.Field(FieldKind.DATETIME, R.c.finished),
-    "exit_code": listing.Field(FieldKind.INTEGER, R.c.exit_code),
-    # Of the run's job (runs are always listed joined to their job):
-    "running": listing.Field(FieldKind.BOOLEAN, R.c.status == RunStatus.RUNNING.value),
-    "kind": listing.Field(FieldKind.STRING, J.c.kind),
-    "package_id": listing.Field(FieldKind.INTEGER, func.coalesce(J.c.package_id, 0)),
-    "user_id": listing.Field(FieldKind.INTEGER, J.c.user_id),
-    "step_id": listing.Field(
-        FieldKind.INTEGER, json_integer(J.c.context[("step", "id")].as_string())
-    ),
-}
-RUN_FIELD_KINDS = {name: f.kind for name, f in RUN_FIELDS.items()}
+RUN_FIELDS = listing.fields(
+    vocabulary.RUN_FIELDS,
+    {
+        "id": R.c.id,
+        "job_id": R.c.job_id,
+        "attempt": R.c.attempt,
+        "run_key": R.c.run_key,
+        "status": R.c.status,
+        "worker": R.c.worker,
+        "process_id": R.c.process_id,
+        "started": R.c.started,
+        "finished": R.c.finished,
+        "exit_code": R.c.exit_code,
+        "running": R.c.status == RunStatus.RUNNING.value,
+        "kind": J.c.kind,
+        "package_id": func.coalesce(J.c.package_id, 0),
+        "user_id": J.c.user_id,
+        "step_id": json_integer(J.c.context[("step", "id")].as_string()),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -453,7 +451,7 @@ def get_run(conn: Connection, run_id: int, *, tenant_id: int) -> Run:
     )
     row = conn.execute(query).first()
     if row is None:
-        raise NotFound(NO_SUCH_RUN)
+        raise NotFound(vocabulary.NO_SUCH_RUN)
     return run_from_row(row)
 
 
@@ -464,7 +462,7 @@ def latest_run(conn: Connection, job_id: int) -> Run | None:
 
 
 def list_runs(
-    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+    conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Run], int]:
     query = select(R).join(J, J.c.id == R.c.job_id).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, RUN_FIELDS, pg=pg, tiebreak=R.c.id.asc())
@@ -473,7 +471,7 @@ def list_runs(
 
 
 def list_runs_with_jobs(
-    conn: Connection, request: listing.Listing, *, tenant_id: int, pg: bool
+    conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[tuple[Run, Job]], int]:
     """Runs and the jobs they belong to, for views that show both."""
     runs_found, total = list_runs(conn, request, tenant_id=tenant_id, pg=pg)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from jobyard.services import execution
 from jobyard.services.execution import RunResult, Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
-from jobyard.store.notify import Listener
+from jobyard.services.wakeup import WorkListener
 from jobyard.worker import confinement, rundir, supervisor
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import Backoff, OutputRecorder
@@ -193,7 +193,7 @@ class WorkerPool:
         # Emptied run directories by the uid they belong to (None: the server's own), for the
         # next runs (see `rundir`); engine thread only.
         self._spare_dirs: dict[int | None, list[str]] = {}
-        self._listener: Listener | None = None
+        self._listener: WorkListener | None = None
         self._backoff = Backoff()  # writes after the database failed one (engine, recorders)
         self._spool_dir = rt.settings.data_dir / "spool"
         # When this worker last found the database out of reach (monotonic): its reaper
@@ -217,7 +217,7 @@ class WorkerPool:
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
         self._spawn(self._heartbeat_loop, "jobyard-heartbeat")
         if self.rt.pg:
-            listener = self._listener = Listener(self.rt.db.url)
+            listener = self._listener = WorkListener(self.rt.db.url)
             self._spawn(lambda: self._listen_loop(listener), "jobyard-listener")
         logger.info("worker %s started with %d slots", self.identity.name, self.slots)
 
@@ -660,7 +660,7 @@ class WorkerPool:
         if ended:
             logger.warning("ended %d runs whose worker stopped renewing its lease", ended)
 
-    def _listen_loop(self, listener: Listener) -> None:
+    def _listen_loop(self, listener: WorkListener) -> None:
         """PostgreSQL NOTIFY wakes the engine at once (polling is only the fallback)."""
         while not self._stopped.is_set():
             try:

@@ -68,16 +68,16 @@ from jobyard import errors
 from jobyard.api import bodies, render
 from jobyard.api.auth import authenticate
 from jobyard.domain.filters import Combine, Filter, Op, SortKey, check_filter, parse_datetime
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import Job, JobEvent
 from jobyard.domain.numbers import MAX_INT64, ascii_int
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal
 from jobyard.domain.statuses import JobStatus
+from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB
 from jobyard.services import jobs, results
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store.jobs import JOB_FIELD_KINDS, NO_SUCH_JOB
-from jobyard.store.listing import Listing
 
 PREFIX = "/v1/jobs"
 router = APIRouter(prefix=PREFIX)
@@ -411,7 +411,7 @@ def _listing(request: Request, now: datetime) -> Listing:
     if sort_by not in SORT_FIELDS:
         raise _bad("sortBy", "one of " + ", ".join(SORT_FIELDS), sort_by)
     return Listing(
-        filters=[check_filter(f, JOB_FIELD_KINDS) for f in chosen],
+        filters=[check_filter(f, JOB_FIELDS) for f in chosen],
         combine=Combine.INTER,
         sort=[SortKey(SORT_FIELDS[sort_by], _direction(request))],
         page=_page_request(request),

@@ -71,15 +71,15 @@ from jobyard import errors, jsontext
 from jobyard.api import bodies, params, xml
 from jobyard.api.auth import authenticate
 from jobyard.domain.filters import Filter, Op, SortKey, check_filter
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import Job, PackageKind, Run
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal
 from jobyard.domain.statuses import RunStatus
+from jobyard.domain.vocabulary import NO_SUCH_RUN, RUN_FIELDS
 from jobyard.errors import NotFound, ValidationFailed
 from jobyard.services import runs
 from jobyard.services.runtime import Runtime
-from jobyard.store.listing import Listing
-from jobyard.store.runs import NO_SUCH_RUN, RUN_FIELD_KINDS
 
 PREFIX = "/v1/job_runs"
 
@@ -331,7 +331,7 @@ def _load_one(rt: Runtime, who: Principal, run_id: int) -> dict[str, Any]:
 
 def _checked(name: str, f: Filter, expected: str) -> Filter:
     try:
-        return check_filter(f, RUN_FIELD_KINDS)
+        return check_filter(f, RUN_FIELDS)
     except ValidationFailed:
         raise ValidationFailed(
             f'invalid {name} "{str(f.value)[:100]}": expected {expected}', field=name

@@ -59,15 +59,14 @@ from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.calls import quick_write
 from jobyard.domain import filters
+from jobyard.domain.listing import Listing
 from jobyard.domain.models import Job, JobOptions, Testvar
 from jobyard.domain.paging import MAX_LIMIT, PageRequest
 from jobyard.domain.permissions import Principal
+from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, NOT_FOUND_MESSAGES
 from jobyard.services import catalog, jobs, results, runs
 from jobyard.services.jobs import LaunchRequest
 from jobyard.services.runtime import Runtime
-from jobyard.store.catalog import NOT_FOUND_MESSAGES
-from jobyard.store.jobs import JOB_FIELD_KINDS, NO_SUCH_JOB
-from jobyard.store.listing import Listing
 
 PREFIX = "/node/api"
 router = APIRouter(prefix=PREFIX)
@@ -261,11 +260,9 @@ async def object_jobs(
     device_id = params.object_id(obj_id, NO_SUCH_DEVICE)
     wanted = Listing(
         filters=[
-            filters.check_filter(
-                filters.parse_filter(f"target_device_id={device_id}"), JOB_FIELD_KINDS
-            )
+            filters.check_filter(filters.parse_filter(f"target_device_id={device_id}"), JOB_FIELDS)
         ],
-        sort=filters.check_sort(filters.parse_sort("-created,-id"), JOB_FIELD_KINDS),
+        sort=filters.check_sort(filters.parse_sort("-created,-id"), JOB_FIELDS),
         page=PageRequest(page=1, limit=MAX_OBJECT_JOBS),
     )
     rt = _rt(request)

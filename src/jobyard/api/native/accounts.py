@@ -16,23 +16,14 @@ from jobyard.api.auth import authenticate
 from jobyard.api.native import schemas
 from jobyard.api.native.inputs import run_at as parse_time
 from jobyard.api.render import ident, rfc3339
+from jobyard.domain.accounts import AuditRecord, TokenRecord, UserRecord
 from jobyard.domain.permissions import Principal
+from jobyard.domain.vocabulary import AUDIT_FIELDS, TOKEN_FIELDS, USER_FIELDS
 from jobyard.errors import ValidationFailed
 from jobyard.services import accounts, audit
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store.accounts import (
-    AUDIT_FIELDS,
-    TOKEN_FIELDS,
-    USER_FIELDS,
-    AuditRecord,
-    TokenRecord,
-    UserRecord,
-)
 
 router = APIRouter()
-USER_KINDS = {n: f.kind for n, f in USER_FIELDS.items()}
-TOKEN_KINDS = {n: f.kind for n, f in TOKEN_FIELDS.items()}
-AUDIT_KINDS = {n: f.kind for n, f in AUDIT_FIELDS.items()}
 
 
 def _rt(request: Request) -> Runtime:
@@ -128,7 +119,7 @@ async def log_in(request: Request) -> Response:
 
 @router.get("/api/v1/users/")
 async def list_users(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    wanted = params.listing(request.query_params, USER_KINDS)
+    wanted = params.listing(request.query_params, USER_FIELDS)
     found, total = await run_in_threadpool(
         lambda: accounts.list_users(_rt(request), actor=who, request=wanted)
     )
@@ -203,7 +194,7 @@ async def delete_user(
 
 @router.get("/api/v1/tokens/")
 async def list_tokens(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    wanted = params.listing(request.query_params, TOKEN_KINDS)
+    wanted = params.listing(request.query_params, TOKEN_FIELDS)
     found, total = await run_in_threadpool(
         lambda: accounts.list_tokens(_rt(request), actor=who, request=wanted)
     )
@@ -261,7 +252,7 @@ async def create_tenant(request: Request, who: Principal = Depends(authenticate)
 
 @router.get("/api/v1/events/")
 async def list_events(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    wanted = params.listing(request.query_params, AUDIT_KINDS)
+    wanted = params.listing(request.query_params, AUDIT_FIELDS)
     found, total = await run_in_threadpool(
         lambda: audit.list_events(_rt(request), actor=who, request=wanted)
     )

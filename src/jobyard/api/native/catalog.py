@@ -18,11 +18,16 @@ from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.native import inputs, present, schemas
 from jobyard.domain.filters import FieldKind
+from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import Principal
+from jobyard.domain.vocabulary import (
+    CONFIG_FIELDS,
+    DEVICE_FIELDS,
+    NOT_FOUND_MESSAGES,
+    PACKAGE_FIELDS,
+)
 from jobyard.services import catalog
 from jobyard.services.runtime import Runtime
-from jobyard.store import listing
-from jobyard.store.catalog import CONFIG_FIELDS, DEVICE_FIELDS, NOT_FOUND_MESSAGES, PACKAGE_FIELDS
 
 router = APIRouter(prefix="/api/v1")
 
@@ -36,7 +41,7 @@ class Resource:
     kinds: Mapping[str, FieldKind]
     values: Callable[[Any], dict[str, Any]]
     present: Callable[[Any], dict[str, Any]]
-    list_: Callable[[Runtime, Principal, listing.Listing], tuple[list[Any], int]]
+    list_: Callable[[Runtime, Principal, Listing], tuple[list[Any], int]]
     get: Callable[[Runtime, Principal, int], Any]
     create: Callable[[Runtime, Principal, dict[str, Any]], Any]
     edit: Callable[[Runtime, Principal, int, dict[str, Any]], Any]
@@ -51,7 +56,7 @@ RESOURCES = [
     Resource(
         name="packages",
         schema=schemas.PackageIn,
-        kinds={n: f.kind for n, f in PACKAGE_FIELDS.items()},
+        kinds=PACKAGE_FIELDS,
         values=inputs.package_values,
         present=present.package,
         list_=lambda rt, who, req: catalog.list_packages(rt, actor=who, request=req),
@@ -63,7 +68,7 @@ RESOURCES = [
     Resource(
         name="devices",
         schema=schemas.DeviceIn,
-        kinds={n: f.kind for n, f in DEVICE_FIELDS.items()},
+        kinds=DEVICE_FIELDS,
         values=_plain_values,
         present=present.device,
         list_=lambda rt, who, req: catalog.list_devices(rt, actor=who, request=req),
@@ -75,7 +80,7 @@ RESOURCES = [
     Resource(
         name="configs",
         schema=schemas.ConfigIn,
-        kinds={n: f.kind for n, f in CONFIG_FIELDS.items()},
+        kinds=CONFIG_FIELDS,
         values=_plain_values,
         present=present.config,
         list_=lambda rt, who, req: catalog.list_configs(rt, actor=who, request=req),

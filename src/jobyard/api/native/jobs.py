@@ -17,14 +17,12 @@ from jobyard.api.calls import quick_read, quick_write
 from jobyard.api.native import inputs, present, schemas
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
+from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, PACKAGE_FIELDS
 from jobyard.errors import ValidationFailed
 from jobyard.services import jobs, results, runs
 from jobyard.services.runtime import Runtime
-from jobyard.store import catalog
-from jobyard.store.jobs import JOB_FIELD_KINDS, NO_SUCH_JOB
 
 router = APIRouter(prefix="/api/v1/jobs")
-PACKAGE_FIELD_KINDS = {name: f.kind for name, f in catalog.PACKAGE_FIELDS.items()}
 
 
 def _rt(request: Request) -> Runtime:
@@ -34,7 +32,7 @@ def _rt(request: Request) -> Runtime:
 
 @router.get("/")
 async def list_jobs(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    listing = params.listing(request.query_params, JOB_FIELD_KINDS)
+    listing = params.listing(request.query_params, JOB_FIELDS)
     found, total = await run_in_threadpool(
         lambda: jobs.list_jobs(_rt(request), actor=who, request=listing)
     )
@@ -81,7 +79,7 @@ async def _bulk(request: Request, bulk: str, who: Principal) -> Response:
 async def _bulk_launch(request: Request, who: Principal) -> Response:
     body, requests = inputs.bulk_launch(await bodies.read_json(request, empty={}))
     everything = params.flag(request.query_params, "all")
-    selection = params.selection(request.query_params, PACKAGE_FIELD_KINDS)
+    selection = params.selection(request.query_params, PACKAGE_FIELDS)
     rt = _rt(request)
     if body.jobs is not None:
         if selection is not None or everything:
@@ -103,13 +101,13 @@ async def _bulk_launch(request: Request, who: Principal) -> Response:
 async def _bulk_delete(request: Request, who: Principal) -> Response:
     body = bodies.validate(schemas.BulkDeleteIn, await bodies.read_json(request, empty={}))
     everything = params.flag(request.query_params, "all")
-    selection = params.selection(request.query_params, JOB_FIELD_KINDS)
+    selection = params.selection(request.query_params, JOB_FIELDS)
     rt = _rt(request)
     if body.jobs is not None:
         ids = [params.reference_id(item.id, "id") or 0 for item in body.jobs]
         await run_in_threadpool(lambda: jobs.delete_jobs(rt, actor=who, job_ids=ids))
     elif selection is not None or everything:
-        chosen = selection or params.listing(request.query_params, JOB_FIELD_KINDS)
+        chosen = selection or params.listing(request.query_params, JOB_FIELDS)
         await run_in_threadpool(lambda: jobs.delete_jobs(rt, actor=who, selection=chosen))
     else:
         raise ValidationFailed("bulk delete needs a jobs list, a filter or all=true")

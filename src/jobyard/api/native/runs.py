@@ -10,15 +10,15 @@ from jobyard.api import params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.native import present
 from jobyard.domain.permissions import Principal
+from jobyard.domain.vocabulary import NO_SUCH_RUN, RUN_FIELDS
 from jobyard.services import runs
-from jobyard.store.runs import NO_SUCH_RUN, RUN_FIELD_KINDS
 
 router = APIRouter(prefix="/api/v1/runs")
 
 
 @router.get("/")
 async def list_runs(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    listing = params.listing(request.query_params, RUN_FIELD_KINDS)
+    listing = params.listing(request.query_params, RUN_FIELDS)
     found, total = await run_in_threadpool(
         lambda: runs.list_runs(request.app.state.rt, actor=who, request=listing)
     )

@@ -1,9 +1,15 @@
-"""Waking idle workers when there is new work, instead of making them poll hard."""
+"""Waking idle workers when there is new work, instead of making them poll hard: in memory
+within a process, and through PostgreSQL's announcements across hosts."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+
+from jobyard.store.notify import Listener
+
+# A dedicated connection that hears announcements of new work (PostgreSQL only).
+WorkListener = Listener
 
 
 class Wakeup:
