@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from jobyard.cli.main import app
 from jobyard.errors import Unauthenticated
-from jobyard.services import accounts
+from jobyard.services import authentication
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
 
@@ -60,18 +60,18 @@ def test_users_tokens_and_tenants_from_the_command_line(run: Run, tmp_path: Path
     token_id = issued.stderr.split()[1]
 
     rt = open_runtime(_settings(tmp_path))
-    who = accounts.authenticate_token(rt, secret)
+    who = authentication.authenticate_token(rt, secret)
     assert (who.login, who.tenant_id, sorted(who.scopes)) == ("ops", 2, ["jobs:read"])
-    assert accounts.authenticate_password(rt, "ops", "second-password").login == "ops"
+    assert authentication.authenticate_password(rt, "ops", "second-password").login == "ops"
     with pytest.raises(Unauthenticated):
-        accounts.authenticate_password(rt, "ops", "first-password")
+        authentication.authenticate_password(rt, "ops", "first-password")
     listed = run("tokens", "list", "--customer", "2").stdout
     assert "ci" in listed
     assert secret not in listed
 
     run("tokens", "revoke", token_id, "--customer", "2")
     with pytest.raises(Unauthenticated):
-        accounts.authenticate_token(rt, secret)
+        authentication.authenticate_token(rt, secret)
     rt.db.dispose()
 
 
@@ -90,12 +90,12 @@ def test_a_new_password_from_the_command_line_revokes_tokens_unless_kept(
     try:
         kept = run("users", "passwd", "ops", "--password", "second-password", "--keep-tokens")
         assert "its API tokens kept" in kept.stdout
-        assert accounts.authenticate_token(rt, secret).login == "ops"
+        assert authentication.authenticate_token(rt, secret).login == "ops"
 
         revoked = run("users", "passwd", "ops", "--password", "third-password")
         assert "its API tokens revoked" in revoked.stdout
         with pytest.raises(Unauthenticated):
-            accounts.authenticate_token(rt, secret)
-        assert accounts.authenticate_password(rt, "ops", "third-password").login == "ops"
+            authentication.authenticate_token(rt, secret)
+        assert authentication.authenticate_password(rt, "ops", "third-password").login == "ops"
     finally:
         rt.db.dispose()

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from jobyard.api.app import create_app
 from jobyard.errors import TooManyAttempts, Unauthenticated, ValidationFailed
-from jobyard.services import accounts, credentials, execution
+from jobyard.services import accounts, authentication, credentials, execution, tokens
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings, load_settings
 from jobyard.store import tables
@@ -31,7 +31,7 @@ def test_first_start_generates_a_token_once(runtime: Runtime) -> None:
 
     assert first.new_token is not None
     assert second.new_token is None
-    identity = accounts.authenticate_token(runtime, first.new_token)
+    identity = authentication.authenticate_token(runtime, first.new_token)
     assert (identity.login, identity.role) == ("admin", "admin")
 
 
@@ -39,18 +39,21 @@ def test_the_configured_token_works_and_is_stored_hashed(runtime: Runtime) -> No
     result = accounts.bootstrap_admin(runtime)
 
     assert result.new_token is None
-    assert accounts.authenticate_token(runtime, "test-admin-token").user_id == result.admin_user_id
+    assert (
+        authentication.authenticate_token(runtime, "test-admin-token").user_id
+        == result.admin_user_id
+    )
     with runtime.db.read() as conn:
         stored = conn.execute(sa.select(tables.tokens.c.secret_hash)).scalars().all()
     assert "test-admin-token" not in stored
-    assert accounts.hash_token(runtime, "test-admin-token") in stored
+    assert tokens.hash_token(runtime, "test-admin-token") in stored
 
 
 @pytest.mark.parametrize("token", ["", "wrong", "x" * 10_000])
 def test_a_bad_token_is_refused(runtime: Runtime, token: str) -> None:
     accounts.bootstrap_admin(runtime)
     with pytest.raises(Unauthenticated, match="invalid token"):
-        accounts.authenticate_token(runtime, token)
+        authentication.authenticate_token(runtime, token)
 
 
 def _last_used(runtime: Runtime) -> object:
@@ -60,31 +63,31 @@ def _last_used(runtime: Runtime) -> object:
 
 def test_last_used_is_written_at_most_once_a_minute(runtime: Runtime) -> None:
     accounts.bootstrap_admin(runtime)
-    first = accounts.check_token(runtime, "test-admin-token")
+    first = authentication.check_token(runtime, "test-admin-token")
     assert first.touch_due  # never used yet
-    accounts.authenticate_token(runtime, "test-admin-token")
+    authentication.authenticate_token(runtime, "test-admin-token")
     used = _last_used(runtime)
     assert used is not None
 
-    assert not accounts.check_token(runtime, "test-admin-token").touch_due
-    accounts.authenticate_token(runtime, "test-admin-token")
+    assert not authentication.check_token(runtime, "test-admin-token").touch_due
+    authentication.authenticate_token(runtime, "test-admin-token")
     assert _last_used(runtime) == used  # within the minute: no write
 
-    stale = accounts.utcnow() - accounts.LAST_USED_RESOLUTION * 2
+    stale = accounts.utcnow() - authentication.LAST_USED_RESOLUTION * 2
     with runtime.db.transaction() as conn:
         conn.execute(sa.update(tables.tokens).values(last_used=stale))
-    assert accounts.check_token(runtime, "test-admin-token").touch_due
-    accounts.authenticate_token(runtime, "test-admin-token")
+    assert authentication.check_token(runtime, "test-admin-token").touch_due
+    authentication.authenticate_token(runtime, "test-admin-token")
     assert _last_used(runtime) not in {used, stale}
 
 
 def test_a_revoked_token_is_refused_on_its_next_use(runtime: Runtime) -> None:
     accounts.bootstrap_admin(runtime)
-    accounts.authenticate_token(runtime, "test-admin-token")
+    authentication.authenticate_token(runtime, "test-admin-token")
     with runtime.db.transaction() as conn:
         conn.execute(sa.update(tables.tokens).values(revoked=accounts.utcnow()))
     with pytest.raises(Unauthenticated):
-        accounts.check_token(runtime, "test-admin-token")
+        authentication.check_token(runtime, "test-admin-token")
 
 
 # Token hashes: HMAC-SHA256 under the server's key -------------------------------------------
@@ -95,8 +98,8 @@ def _stored_hashes(runtime: Runtime) -> list[str]:
         return list(conn.execute(sa.select(tables.tokens.c.secret_hash)).scalars())
 
 
-def _issue(runtime: Runtime) -> accounts.IssuedToken:
-    admin = accounts.console_principal(runtime)
+def _issue(runtime: Runtime) -> tokens.IssuedToken:
+    admin = authentication.console_principal(runtime)
     return accounts.create_token(
         runtime, actor=admin, name="ci", scopes=["jobs:read"], expires=None
     )
@@ -115,13 +118,11 @@ def test_token_hashes_are_keyed_and_a_token_fails_under_another_key(runtime: Run
     other_key = Settings(**{**runtime.settings.__dict__, "secret_key": "another-key-" * 3})
     other = open_runtime(other_key)
     try:
-        assert accounts.hash_token(other, issued.secret) != accounts.hash_token(
-            runtime, issued.secret
-        )
+        assert tokens.hash_token(other, issued.secret) != tokens.hash_token(runtime, issued.secret)
         for secret in ("test-admin-token", issued.secret):
-            assert accounts.authenticate_token(runtime, secret).login == "admin"
+            assert authentication.authenticate_token(runtime, secret).login == "admin"
             with pytest.raises(Unauthenticated):
-                accounts.authenticate_token(other, secret)
+                authentication.authenticate_token(other, secret)
     finally:
         other.db.dispose()
 
@@ -133,28 +134,28 @@ def test_a_token_hashed_by_an_earlier_release_works_and_is_rehashed(runtime: Run
     issued = _issue(runtime)
     legacy = hashlib.sha256(issued.secret.encode()).hexdigest()
     admin_legacy = hashlib.sha256(b"test-admin-token").hexdigest()
-    tokens = tables.tokens
+    rows = tables.tokens
     with runtime.db.transaction() as conn:
         conn.execute(
-            sa.update(tokens).where(tokens.c.id == issued.record.id).values(secret_hash=legacy)
+            sa.update(rows).where(rows.c.id == issued.record.id).values(secret_hash=legacy)
         )
         conn.execute(
-            sa.update(tokens)
-            .where(tokens.c.id != issued.record.id)
+            sa.update(rows)
+            .where(rows.c.id != issued.record.id)
             .values(secret_hash=admin_legacy)
         )
 
-    assert accounts.authenticate_token(runtime, issued.secret).token_id == issued.record.id
+    assert authentication.authenticate_token(runtime, issued.secret).token_id == issued.record.id
     stored = _stored_hashes(runtime)
     assert legacy not in stored
-    assert accounts.hash_token(runtime, issued.secret) in stored
-    assert accounts.authenticate_token(runtime, issued.secret).token_id == issued.record.id
+    assert tokens.hash_token(runtime, issued.secret) in stored
+    assert authentication.authenticate_token(runtime, issued.secret).token_id == issued.record.id
 
     accounts.bootstrap_admin(runtime)  # a restart
     stored = _stored_hashes(runtime)
     assert admin_legacy not in stored
     assert len(stored) == 2  # rewritten, not added
-    assert accounts.authenticate_token(runtime, "test-admin-token").login == "admin"
+    assert authentication.authenticate_token(runtime, "test-admin-token").login == "admin"
 
 
 def test_the_configured_admin_token_is_live_after_every_start(runtime: Runtime) -> None:
@@ -164,9 +165,9 @@ def test_the_configured_admin_token_is_live_after_every_start(runtime: Runtime) 
     with runtime.db.transaction() as conn:
         conn.execute(sa.update(tables.tokens).values(revoked=accounts.utcnow()))
     with pytest.raises(Unauthenticated):
-        accounts.authenticate_token(runtime, "test-admin-token")
+        authentication.authenticate_token(runtime, "test-admin-token")
     accounts.bootstrap_admin(runtime)
-    assert accounts.authenticate_token(runtime, "test-admin-token").login == "admin"
+    assert authentication.authenticate_token(runtime, "test-admin-token").login == "admin"
 
 
 def test_the_key_file_is_made_once_private_and_reused(runtime: Runtime) -> None:
@@ -179,7 +180,7 @@ def test_the_key_file_is_made_once_private_and_reused(runtime: Runtime) -> None:
 
     restarted = open_runtime(runtime.settings)
     try:
-        assert accounts.authenticate_token(restarted, "test-admin-token").login == "admin"
+        assert authentication.authenticate_token(restarted, "test-admin-token").login == "admin"
     finally:
         restarted.db.dispose()
     assert path.read_bytes() == key
@@ -269,13 +270,13 @@ def test_a_job_token_is_keyed_and_a_run_from_an_earlier_release_still_works(
         runs = tables.runs
         with rt.db.read() as conn:
             stored = conn.execute(sa.select(runs.c.token_hash)).scalar_one()
-        assert stored == accounts.hash_token(rt, work.token)
+        assert stored == tokens.hash_token(rt, work.token)
         assert stored != hashlib.sha256(work.token.encode()).hexdigest()
-        assert accounts.authenticate_token(rt, work.token).job_id == int(job["id"])
+        assert authentication.authenticate_token(rt, work.token).job_id == int(job["id"])
 
         legacy = hashlib.sha256(work.token.encode()).hexdigest()
         with rt.db.transaction() as conn:
             conn.execute(sa.update(runs).values(token_hash=legacy))
-        assert accounts.authenticate_token(rt, work.token).job_id == int(job["id"])
+        assert authentication.authenticate_token(rt, work.token).job_id == int(job["id"])
     finally:
         rt.db.dispose()

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from jobyard.api.app import create_app
 from jobyard.domain.permissions import JOB_TOKEN_SCOPES
 from jobyard.errors import Unauthenticated
-from jobyard.services import accounts, execution
+from jobyard.services import authentication, execution
 from jobyard.services.execution import RunResult
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
@@ -405,18 +405,20 @@ def test_a_runs_token_is_good_while_it_runs_for_its_job_alone(settings: Settings
     worker = execution.register_worker(rt, slots=2)
     (work,) = execution.claim_jobs(rt, worker=worker, limit=2)
 
-    principal = accounts.authenticate_token(rt, work.token)
+    principal = authentication.authenticate_token(rt, work.token)
     assert principal.job_id == work.claim.job.id
     assert principal.tenant_id == principal.home_tenant_id == int(tenant)  # and only there
     assert principal.scopes <= JOB_TOKEN_SCOPES
-    assert accounts.authenticate_basic(rt, "", work.token).job_id == work.claim.job.id
+    assert authentication.authenticate_basic(rt, "", work.token).job_id == work.claim.job.id
     with pytest.raises(Unauthenticated):
-        accounts.authenticate_token(rt, work.token[:-1] + ("A" if work.token[-1] != "A" else "B"))
+        authentication.authenticate_token(
+            rt, work.token[:-1] + ("A" if work.token[-1] != "A" else "B")
+        )
 
     ended = RunResult(0, None, False, False, 0, False)
     execution.finish_claim(rt, claim=work.claim, result=ended, worker_id=worker.id)
     with pytest.raises(Unauthenticated):
-        accounts.authenticate_token(rt, work.token)
+        authentication.authenticate_token(rt, work.token)
     with pytest.raises(Unauthenticated):
-        accounts.authenticate_basic(rt, "", work.token)
+        authentication.authenticate_basic(rt, "", work.token)
     rt.db.dispose()

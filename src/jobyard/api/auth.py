@@ -13,7 +13,7 @@ from jobyard.api.calls import quick_read
 from jobyard.domain.numbers import ascii_int
 from jobyard.domain.permissions import Principal, choose_tenant
 from jobyard.errors import Unauthenticated, ValidationFailed
-from jobyard.services import accounts
+from jobyard.services import accounts, authentication
 from jobyard.services.runtime import Runtime
 
 CUSTOMER_HEADER = "customer-id"
@@ -69,10 +69,10 @@ def _identify(rt: Runtime, request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     token = _token(request, header)
     if token is not None:
-        return accounts.authenticate_token(rt, token)
+        return authentication.authenticate_token(rt, token)
     basic = _basic_credentials(header)
     if basic is not None:
-        return accounts.authenticate_basic(rt, *basic)
+        return authentication.authenticate_basic(rt, *basic)
     raise Unauthenticated()
 
 
@@ -92,9 +92,9 @@ async def authenticate(request: Request) -> Principal:
         return await run_in_threadpool(_authenticate, rt, request, requested)
     # Every request comes this way: the token lookup needs no thread of its own; the
     # rarer writes (last_used, once a minute) and tenant checks still go to one.
-    check = await quick_read(rt, lambda: accounts.check_token(rt, token))
+    check = await quick_read(rt, lambda: authentication.check_token(rt, token))
     if check.touch_due:
-        await run_in_threadpool(accounts.touch_token, rt, check)
+        await run_in_threadpool(authentication.touch_token, rt, check)
     principal = choose_tenant(check.principal, requested)
     if principal.tenant_id != principal.home_tenant_id:
         await run_in_threadpool(accounts.check_tenant, rt, principal.tenant_id)

@@ -17,7 +17,7 @@ from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import SYSTEM_TENANT_ID, Principal
 from jobyard.errors import JobyardError
-from jobyard.services import accounts, schema
+from jobyard.services import accounts, authentication, schema
 from jobyard.services.runtime import Runtime, open_runtime, utcnow
 from jobyard.settings import load_settings
 
@@ -58,7 +58,7 @@ def _runtime(data_dir: Path | None, database_url: str | None) -> Iterator[Runtim
 
 
 def _as_admin(rt: Runtime, customer: int, action: Callable[[Principal], T]) -> T:
-    return action(accounts.console_principal(rt, tenant_id=customer))
+    return action(authentication.console_principal(rt, tenant_id=customer))
 
 
 def _password(given: str | None) -> str:

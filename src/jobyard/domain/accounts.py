@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+ADMIN_LOGIN = "admin"  # the system admin every start makes sure of
+
 
 @dataclass(frozen=True)
 class UserRecord:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from jobyard.domain.models import ClaimedJob, Package, evolve
 from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 from jobyard.errors import NotFound
-from jobyard.services import accounts
+from jobyard.services import tokens
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, db, fleet, notify, runs
 from jobyard.store import jobs as job_store
@@ -135,11 +135,11 @@ def _claim_in(
     jobs = runs.claimable_jobs(conn, now=now, pg=rt.pg, limit=limit)
     if not jobs:
         return []
-    tokens = accounts.new_job_tokens(len(jobs))
+    secrets = tokens.new_job_tokens(len(jobs))
     claims = runs.start_runs(
         conn,
         jobs,
-        token_hashes=[accounts.hash_token(rt, token) for token in tokens],
+        token_hashes=[tokens.hash_token(rt, secret) for secret in secrets],
         now=now,
         worker=worker.name,
         worker_id=worker.id,
@@ -147,7 +147,7 @@ def _claim_in(
     )
     return [
         Work(claim=claim, token=token, worker_id=worker.id)
-        for claim, token in zip(claims, tokens, strict=True)
+        for claim, token in zip(claims, secrets, strict=True)
     ]
 
 

@@ -20,7 +20,7 @@ from jobyard.domain.accounts import AuditRecord, TokenRecord, UserRecord
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import AUDIT_FIELDS, TOKEN_FIELDS, USER_FIELDS
 from jobyard.errors import ValidationFailed
-from jobyard.services import accounts, audit
+from jobyard.services import accounts, audit, authentication
 from jobyard.services.runtime import Runtime, utcnow
 
 router = APIRouter()
@@ -107,7 +107,7 @@ async def log_in(request: Request) -> Response:
     """CDRouter's login: a username and password in, the user with a new API token out."""
     login, password = await _credentials(request)
     rt = _rt(request)
-    principal, issued = await run_in_threadpool(accounts.log_in, rt, login, password)
+    principal, issued = await run_in_threadpool(authentication.log_in, rt, login, password)
     user = await run_in_threadpool(
         lambda: accounts.get_user(rt, actor=principal, user_id=principal.user_id)
     )
