@@ -140,9 +140,7 @@ def test_a_token_hashed_by_an_earlier_release_works_and_is_rehashed(runtime: Run
             sa.update(rows).where(rows.c.id == issued.record.id).values(secret_hash=legacy)
         )
         conn.execute(
-            sa.update(rows)
-            .where(rows.c.id != issued.record.id)
-            .values(secret_hash=admin_legacy)
+            sa.update(rows).where(rows.c.id != issued.record.id).values(secret_hash=admin_legacy)
         )
 
     assert authentication.authenticate_token(runtime, issued.secret).token_id == issued.record.id
