@@ -9,7 +9,7 @@ import binascii
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from jobyard.api.calls import quick_read
+from jobyard.api.calls import quick_read, runtime_of
 from jobyard.domain.numbers import ascii_int
 from jobyard.domain.permissions import Principal, choose_tenant
 from jobyard.errors import Unauthenticated, ValidationFailed
@@ -86,7 +86,7 @@ def _authenticate(rt: Runtime, request: Request, requested_tenant: int | None) -
 async def authenticate(request: Request) -> Principal:
     """The caller: 401 without valid credentials, 403 for a customer it may not act for."""
     requested = customer_id(request)
-    rt: Runtime = request.app.state.rt
+    rt = runtime_of(request)
     token = _token(request, request.headers.get("authorization", ""))
     if token is None or not rt.db.quick_reads:
         return await run_in_threadpool(_authenticate, rt, request, requested)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from jobyard.services.runtime import Runtime
 
@@ -31,3 +32,9 @@ async def quick_write(rt: Runtime, work: Callable[[], T]) -> T:
         if free:
             return work()
     return await run_in_threadpool(work)
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The runtime the app was made with: every route's way to the services."""
+    runtime: Runtime = request.app.state.rt
+    return runtime

@@ -67,6 +67,7 @@ from starlette.responses import Response
 from jobyard import errors
 from jobyard.api import bodies, render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import runtime_of
 from jobyard.domain.filters import Combine, Filter, Op, SortKey, check_filter, parse_datetime
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import Job, JobEvent
@@ -77,7 +78,7 @@ from jobyard.domain.permissions import Principal
 from jobyard.domain.statuses import JobStatus
 from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB
 from jobyard.services import jobs, results
-from jobyard.services.runtime import Runtime, utcnow
+from jobyard.services.runtime import utcnow
 
 PREFIX = "/v1/jobs"
 router = APIRouter(prefix=PREFIX)
@@ -285,11 +286,6 @@ def _job_id(text: str) -> int:
     return found
 
 
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.rt
-    return runtime
-
-
 async def _call(fn: Callable[[], T]) -> T:
     return await run_in_threadpool(fn)
 
@@ -425,7 +421,9 @@ def _listing(request: Request, now: datetime) -> Listing:
 async def list_jobs(request: Request, who: Principal = Depends(caller)) -> Response:
     now = utcnow()
     wanted = _listing(request, now)
-    found, _total = await _call(lambda: jobs.list_jobs(_rt(request), actor=who, request=wanted))
+    found, _total = await _call(
+        lambda: jobs.list_jobs(runtime_of(request), actor=who, request=wanted)
+    )
     return _page([present_job(j, now) for j in found], wanted.page)
 
 
@@ -448,7 +446,7 @@ async def create_job(request: Request, who: Principal = Depends(caller)) -> Resp
         package_id=type_id, run_at=_time_member(body, "plannedStartAt"), context=context
     )
     try:
-        job = await _call(lambda: jobs.launch_job(_rt(request), actor=who, request=launch))
+        job = await _call(lambda: jobs.launch_job(runtime_of(request), actor=who, request=launch))
     except errors.NotFound as exc:  # a body reference: the request is unprocessable, not absent
         raise errors.RuleViolation(
             f"no job type {type_id}: {exc.message}", field="typeId"
@@ -459,7 +457,7 @@ async def create_job(request: Request, who: Principal = Depends(caller)) -> Resp
 @router.get("/{job_id}")
 async def get_job(job_id: str, request: Request, who: Principal = Depends(caller)) -> Response:
     target = _job_id(job_id)
-    found = await _call(lambda: jobs.get_job(_rt(request), actor=who, job_id=target))
+    found = await _call(lambda: jobs.get_job(runtime_of(request), actor=who, job_id=target))
     return render.json_response(present_job(found, utcnow()))
 
 
@@ -478,7 +476,7 @@ async def set_result(job_id: str, request: Request, who: Principal = Depends(cal
     _time_member(body, "statusModifiedAt")  # checked; the service keeps its own clock
     outcome = Outcome(parse_status(status), result or "")
     await _call(
-        lambda: results.set_outcome(_rt(request), actor=who, job_id=target, outcome=outcome)
+        lambda: results.set_outcome(runtime_of(request), actor=who, job_id=target, outcome=outcome)
     )
     return render.no_content()
 
@@ -489,7 +487,7 @@ async def start_job(job_id: str, request: Request, who: Principal = Depends(call
     body = _object(await bodies.read_json(request), optional=True)
     _text(body, "comment")  # checked; the service records its own reason
     _time_member(body, "statusModifiedAt")
-    await _call(lambda: results.start_job(_rt(request), actor=who, job_id=target))
+    await _call(lambda: results.start_job(runtime_of(request), actor=who, job_id=target))
     return render.no_content()
 
 
@@ -501,7 +499,7 @@ async def cancel_job(job_id: str, request: Request, who: Principal = Depends(cal
     # BigChange cancels only jobs not yet started ("Cancel a job": 422 once started).
     await _call(
         lambda: jobs.cancel_job(
-            _rt(request), actor=who, job_id=target, only_pending=True, reason=reason or ""
+            runtime_of(request), actor=who, job_id=target, only_pending=True, reason=reason or ""
         )
     )
     return render.no_content()
@@ -520,7 +518,7 @@ async def status_history(
     page = _page_request(request)
 
     def read() -> tuple[Job, list[JobEvent]]:
-        rt = _rt(request)
+        rt = runtime_of(request)
         return (
             jobs.get_job(rt, actor=who, job_id=target),
             jobs.list_job_events(rt, actor=who, job_id=target),

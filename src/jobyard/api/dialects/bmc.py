@@ -70,6 +70,7 @@ from starlette.responses import Response
 from jobyard import errors, jsontext
 from jobyard.api import bodies, params, xml
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import runtime_of
 from jobyard.domain.filters import Filter, Op, SortKey, check_filter
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import Job, PackageKind, Run
@@ -460,18 +461,13 @@ async def _body_filters(request: Request) -> list[Filter]:
 # Routes ---------------------------------------------------------------------------------
 
 
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.rt
-    return runtime
-
-
 async def list_job_runs(request: Request, who: Principal = Depends(authenticate)) -> Response:
     fmt = _check_format(request)
     filters = _query_filters(request) + await _body_filters(request)
     listing = Listing(
         filters=filters, sort=[SortKey("id", descending=True)], page=PageRequest(1, MAX_RUNS)
     )
-    found = await run_in_threadpool(_load_list, _rt(request), who, listing)
+    found = await run_in_threadpool(_load_list, runtime_of(request), who, listing)
     if not found:
         raise NotFound("no job runs found")
     return _answer(request, fmt, found)
@@ -482,7 +478,7 @@ async def show_job_run(
 ) -> Response:
     fmt = _check_format(request)
     run_id = params.object_id(ident.rsplit(".", 1)[0], NO_SUCH_RUN)
-    found = await run_in_threadpool(_load_one, _rt(request), who, run_id)
+    found = await run_in_threadpool(_load_one, runtime_of(request), who, run_id)
     return _answer(request, fmt, found)
 
 

@@ -57,7 +57,7 @@ from starlette.responses import Response
 from jobyard import errors
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
-from jobyard.api.calls import quick_write
+from jobyard.api.calls import quick_write, runtime_of
 from jobyard.domain import filters
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import Job, JobOptions, Testvar
@@ -146,11 +146,6 @@ def render_error(
 # Presentation -----------------------------------------------------------------------------
 
 
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.rt
-    return runtime
-
-
 def epoch_ms(value: datetime) -> int:
     """Epoch milliseconds, exactly (no float rounding)."""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -215,7 +210,7 @@ async def get_job(
     job_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def load() -> dict[str, Any]:
         job = jobs.get_job(rt, actor=who, job_id=target)
@@ -233,7 +228,9 @@ async def add_result(
     if not isinstance(payload, dict):
         raise InvalidContent("a job result is a JSON object")
     await run_in_threadpool(
-        lambda: results.append_result(_rt(request), actor=who, job_id=target, payload=payload)
+        lambda: results.append_result(
+            runtime_of(request), actor=who, job_id=target, payload=payload
+        )
     )
     return Response(status_code=200)
 
@@ -248,7 +245,7 @@ async def execute_operation(
     launch = LaunchRequest(
         package_id=package_id, device_id=device_id, options=JobOptions(testvars=testvars)
     )
-    rt = _rt(request)
+    rt = runtime_of(request)
     job = await quick_write(rt, lambda: jobs.launch_job(rt, actor=who, request=launch))
     return render.json_response(str(job.id))
 
@@ -265,7 +262,7 @@ async def object_jobs(
         sort=filters.check_sort(filters.parse_sort("-created,-id"), JOB_FIELDS),
         page=PageRequest(page=1, limit=MAX_OBJECT_JOBS),
     )
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def load() -> list[dict[str, Any]]:
         catalog.get_device(rt, actor=who, device_id=device_id)  # an unknown object is a 404

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import runtime_of
 from jobyard.api.native import schemas
 from jobyard.api.native.inputs import run_at as parse_time
 from jobyard.api.render import ident, rfc3339
@@ -21,14 +22,9 @@ from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import AUDIT_FIELDS, TOKEN_FIELDS, USER_FIELDS
 from jobyard.errors import ValidationFailed
 from jobyard.services import accounts, audit, authentication
-from jobyard.services.runtime import Runtime, utcnow
+from jobyard.services.runtime import utcnow
 
 router = APIRouter()
-
-
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.rt
-    return runtime
 
 
 def present_user(u: UserRecord) -> dict[str, Any]:
@@ -106,7 +102,7 @@ def _json_credentials(raw: bytes) -> tuple[str, str]:
 async def log_in(request: Request) -> Response:
     """CDRouter's login: a username and password in, the user with a new API token out."""
     login, password = await _credentials(request)
-    rt = _rt(request)
+    rt = runtime_of(request)
     principal, issued = await run_in_threadpool(authentication.log_in, rt, login, password)
     user = await run_in_threadpool(
         lambda: accounts.get_user(rt, actor=principal, user_id=principal.user_id)
@@ -121,7 +117,7 @@ async def log_in(request: Request) -> Response:
 async def list_users(request: Request, who: Principal = Depends(authenticate)) -> Response:
     wanted = params.listing(request.query_params, USER_FIELDS)
     found, total = await run_in_threadpool(
-        lambda: accounts.list_users(_rt(request), actor=who, request=wanted)
+        lambda: accounts.list_users(runtime_of(request), actor=who, request=wanted)
     )
     return render.page([present_user(u) for u in found], total=total, request=wanted.page)
 
@@ -131,7 +127,7 @@ async def create_user(request: Request, who: Principal = Depends(authenticate)) 
     body = await bodies.parse(request, schemas.UserIn)
     created = await run_in_threadpool(
         lambda: accounts.create_user(
-            _rt(request),
+            runtime_of(request),
             actor=who,
             login=body.login,
             role="viewer" if body.role is None else body.role,
@@ -144,7 +140,7 @@ async def create_user(request: Request, who: Principal = Depends(authenticate)) 
 @router.get("/api/v1/users/me/")
 async def current_user(request: Request, who: Principal = Depends(authenticate)) -> Response:
     found = await run_in_threadpool(
-        lambda: accounts.get_user(_rt(request), actor=who, user_id=who.user_id)
+        lambda: accounts.get_user(runtime_of(request), actor=who, user_id=who.user_id)
     )
     return render.one(present_user(found))
 
@@ -155,7 +151,7 @@ async def get_user(
 ) -> Response:
     target = params.object_id(user_id, "no such user")
     found = await run_in_threadpool(
-        lambda: accounts.get_user(_rt(request), actor=who, user_id=target)
+        lambda: accounts.get_user(runtime_of(request), actor=who, user_id=target)
     )
     return render.one(present_user(found))
 
@@ -168,7 +164,7 @@ async def edit_user(
     body = await bodies.parse(request, schemas.UserEditIn)
     edited = await run_in_threadpool(
         lambda: accounts.edit_user(
-            _rt(request),
+            runtime_of(request),
             actor=who,
             user_id=target,
             role=body.role,
@@ -185,7 +181,9 @@ async def delete_user(
     user_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(user_id, "no such user")
-    await run_in_threadpool(lambda: accounts.delete_user(_rt(request), actor=who, user_id=target))
+    await run_in_threadpool(
+        lambda: accounts.delete_user(runtime_of(request), actor=who, user_id=target)
+    )
     return render.no_content()
 
 
@@ -196,7 +194,7 @@ async def delete_user(
 async def list_tokens(request: Request, who: Principal = Depends(authenticate)) -> Response:
     wanted = params.listing(request.query_params, TOKEN_FIELDS)
     found, total = await run_in_threadpool(
-        lambda: accounts.list_tokens(_rt(request), actor=who, request=wanted)
+        lambda: accounts.list_tokens(runtime_of(request), actor=who, request=wanted)
     )
     return render.page([present_token(t) for t in found], total=total, request=wanted.page)
 
@@ -212,7 +210,7 @@ async def create_token(request: Request, who: Principal = Depends(authenticate))
     owner = params.reference_id(body.user_id, "user_id")
     issued = await run_in_threadpool(
         lambda: accounts.create_token(
-            _rt(request),
+            runtime_of(request),
             actor=who,
             name=body.name,
             scopes=body.scopes,
@@ -228,7 +226,9 @@ async def revoke_token(
     token_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(token_id, "no such token")
-    await run_in_threadpool(lambda: accounts.revoke_token(_rt(request), actor=who, token_id=target))
+    await run_in_threadpool(
+        lambda: accounts.revoke_token(runtime_of(request), actor=who, token_id=target)
+    )
     return render.no_content()
 
 
@@ -237,7 +237,7 @@ async def revoke_token(
 
 @router.get("/api/v1/tenants/")
 async def list_tenants(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    found = await run_in_threadpool(lambda: accounts.list_tenants(_rt(request), actor=who))
+    found = await run_in_threadpool(lambda: accounts.list_tenants(runtime_of(request), actor=who))
     return render.one([{"id": str(i), "name": name} for i, name in found])
 
 
@@ -245,7 +245,7 @@ async def list_tenants(request: Request, who: Principal = Depends(authenticate))
 async def create_tenant(request: Request, who: Principal = Depends(authenticate)) -> Response:
     body = await bodies.parse(request, schemas.TenantIn)
     tenant_id = await run_in_threadpool(
-        lambda: accounts.create_tenant(_rt(request), actor=who, name=body.name)
+        lambda: accounts.create_tenant(runtime_of(request), actor=who, name=body.name)
     )
     return render.one({"id": str(tenant_id), "name": body.name})
 
@@ -254,6 +254,6 @@ async def create_tenant(request: Request, who: Principal = Depends(authenticate)
 async def list_events(request: Request, who: Principal = Depends(authenticate)) -> Response:
     wanted = params.listing(request.query_params, AUDIT_FIELDS)
     found, total = await run_in_threadpool(
-        lambda: audit.list_events(_rt(request), actor=who, request=wanted)
+        lambda: audit.list_events(runtime_of(request), actor=who, request=wanted)
     )
     return render.page([present_event(e) for e in found], total=total, request=wanted.page)

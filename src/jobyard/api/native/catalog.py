@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import runtime_of
 from jobyard.api.native import inputs, present, schemas
 from jobyard.domain.filters import FieldKind
 from jobyard.domain.listing import Listing
@@ -92,11 +93,6 @@ RESOURCES = [
 ]
 
 
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.rt
-    return runtime
-
-
 def add_routes(resource: Resource) -> None:
     """List, create, get, edit and delete routes for one resource."""
     collection, item = f"/{resource.name}/", f"/{resource.name}/{{object_id}}/"
@@ -104,13 +100,13 @@ def add_routes(resource: Resource) -> None:
 
     async def list_all(request: Request, who: Principal = Depends(authenticate)) -> Response:
         wanted = params.listing(request.query_params, resource.kinds)
-        found, total = await run_in_threadpool(resource.list_, _rt(request), who, wanted)
+        found, total = await run_in_threadpool(resource.list_, runtime_of(request), who, wanted)
         return render.page([resource.present(o) for o in found], total=total, request=wanted.page)
 
     async def create(request: Request, who: Principal = Depends(authenticate)) -> Response:
         values = resource.values(await bodies.parse(request, resource.schema))
         inputs.require_name(values)
-        created = await run_in_threadpool(resource.create, _rt(request), who, values)
+        created = await run_in_threadpool(resource.create, runtime_of(request), who, values)
         return render.one(resource.present(created))
 
     async def get(
@@ -118,7 +114,9 @@ def add_routes(resource: Resource) -> None:
     ) -> Response:
         target = params.object_id(object_id, not_found)
         return render.one(
-            resource.present(await run_in_threadpool(resource.get, _rt(request), who, target))
+            resource.present(
+                await run_in_threadpool(resource.get, runtime_of(request), who, target)
+            )
         )
 
     async def edit(
@@ -126,14 +124,14 @@ def add_routes(resource: Resource) -> None:
     ) -> Response:
         target = params.object_id(object_id, not_found)
         values = resource.values(await bodies.parse(request, resource.schema))
-        edited = await run_in_threadpool(resource.edit, _rt(request), who, target, values)
+        edited = await run_in_threadpool(resource.edit, runtime_of(request), who, target, values)
         return render.one(resource.present(edited))
 
     async def delete(
         object_id: str, request: Request, who: Principal = Depends(authenticate)
     ) -> Response:
         target = params.object_id(object_id, not_found)
-        await run_in_threadpool(resource.delete, _rt(request), who, target)
+        await run_in_threadpool(resource.delete, runtime_of(request), who, target)
         return render.no_content()
 
     singular = resource.name.rstrip("s")

@@ -13,28 +13,22 @@ from starlette.responses import Response, StreamingResponse
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
-from jobyard.api.calls import quick_read, quick_write
+from jobyard.api.calls import quick_read, quick_write, runtime_of
 from jobyard.api.native import inputs, present, schemas
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, PACKAGE_FIELDS
 from jobyard.errors import ValidationFailed
 from jobyard.services import jobs, results, runs
-from jobyard.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/jobs")
-
-
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.rt
-    return runtime
 
 
 @router.get("/")
 async def list_jobs(request: Request, who: Principal = Depends(authenticate)) -> Response:
     listing = params.listing(request.query_params, JOB_FIELDS)
     found, total = await run_in_threadpool(
-        lambda: jobs.list_jobs(_rt(request), actor=who, request=listing)
+        lambda: jobs.list_jobs(runtime_of(request), actor=who, request=listing)
     )
     return render.page([present.job(j) for j in found], total=total, request=listing.page)
 
@@ -54,7 +48,7 @@ async def launch(request: Request, who: Principal = Depends(authenticate)) -> Re
         return await _interfaces(request, who)
     body = await bodies.parse(request, schemas.JobLaunchIn)
     launch = inputs.launch_request(body)
-    rt = _rt(request)
+    rt = runtime_of(request)
     job = await quick_write(rt, lambda: jobs.launch_job(rt, actor=who, request=launch))
     return render.one(present.job(job))
 
@@ -62,7 +56,9 @@ async def launch(request: Request, who: Principal = Depends(authenticate)) -> Re
 async def _interfaces(request: Request, who: Principal) -> Response:
     body = await bodies.parse(request, schemas.JobLaunchIn)
     found = await run_in_threadpool(
-        lambda: jobs.job_interfaces(_rt(request), actor=who, request=inputs.launch_request(body))
+        lambda: jobs.job_interfaces(
+            runtime_of(request), actor=who, request=inputs.launch_request(body)
+        )
     )
     return render.one([present.interface(i) for i in found])
 
@@ -80,7 +76,7 @@ async def _bulk_launch(request: Request, who: Principal) -> Response:
     body, requests = inputs.bulk_launch(await bodies.read_json(request, empty={}))
     everything = params.flag(request.query_params, "all")
     selection = params.selection(request.query_params, PACKAGE_FIELDS)
-    rt = _rt(request)
+    rt = runtime_of(request)
     if body.jobs is not None:
         if selection is not None or everything:
             raise ValidationFailed("give either a jobs list or a package filter / all, not both")
@@ -102,7 +98,7 @@ async def _bulk_delete(request: Request, who: Principal) -> Response:
     body = bodies.validate(schemas.BulkDeleteIn, await bodies.read_json(request, empty={}))
     everything = params.flag(request.query_params, "all")
     selection = params.selection(request.query_params, JOB_FIELDS)
-    rt = _rt(request)
+    rt = runtime_of(request)
     if body.jobs is not None:
         ids = [params.reference_id(item.id, "id") or 0 for item in body.jobs]
         await run_in_threadpool(lambda: jobs.delete_jobs(rt, actor=who, job_ids=ids))
@@ -119,7 +115,7 @@ async def get_job(
     job_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
-    rt = _rt(request)
+    rt = runtime_of(request)
     found = await quick_read(rt, lambda: jobs.get_job(rt, actor=who, job_id=target))
     return render.one(present.job(found))
 
@@ -131,7 +127,7 @@ async def edit_job(
     target = params.object_id(job_id, NO_SUCH_JOB)
     edit = inputs.job_edit(await bodies.parse(request, schemas.JobEditIn))
     found = await run_in_threadpool(
-        lambda: jobs.edit_job(_rt(request), actor=who, job_id=target, edit=edit)
+        lambda: jobs.edit_job(runtime_of(request), actor=who, job_id=target, edit=edit)
     )
     return render.one(present.job(found))
 
@@ -141,7 +137,7 @@ async def delete_job(
     job_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
-    await run_in_threadpool(lambda: jobs.delete_job(_rt(request), actor=who, job_id=target))
+    await run_in_threadpool(lambda: jobs.delete_job(runtime_of(request), actor=who, job_id=target))
     return render.no_content()
 
 
@@ -152,7 +148,7 @@ async def relaunch_job(
     """A new job from an old one's parameters."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
-        lambda: jobs.relaunch_job(_rt(request), actor=who, job_id=target)
+        lambda: jobs.relaunch_job(runtime_of(request), actor=who, job_id=target)
     )
     return render.one(present.job(found))
 
@@ -162,7 +158,9 @@ async def cancel_job(
     job_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
-    found = await run_in_threadpool(lambda: jobs.cancel_job(_rt(request), actor=who, job_id=target))
+    found = await run_in_threadpool(
+        lambda: jobs.cancel_job(runtime_of(request), actor=who, job_id=target)
+    )
     return render.one(present.job(found))
 
 
@@ -172,7 +170,7 @@ async def job_events(
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
-        lambda: jobs.list_job_events(_rt(request), actor=who, job_id=target)
+        lambda: jobs.list_job_events(runtime_of(request), actor=who, job_id=target)
     )
     return render.one([present.event(e) for e in found])
 
@@ -188,7 +186,7 @@ async def job_log(
     attempt = params.integer(query.get("attempt"), "attempt", default=None)
     piece = await run_in_threadpool(
         lambda: runs.read_log(
-            _rt(request),
+            runtime_of(request),
             actor=who,
             job_id=target,
             offset=offset,
@@ -218,7 +216,7 @@ async def job_results(
     """Custom results, newest first."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
-        lambda: results.list_results(_rt(request), actor=who, job_id=target)
+        lambda: results.list_results(runtime_of(request), actor=who, job_id=target)
     )
     return render.one([present.result(r) for r in found])
 
@@ -233,7 +231,9 @@ async def append_result(
     if not isinstance(payload, dict):
         raise ValidationFailed("a result is a JSON object")
     added = await run_in_threadpool(
-        lambda: results.append_result(_rt(request), actor=who, job_id=target, payload=payload)
+        lambda: results.append_result(
+            runtime_of(request), actor=who, job_id=target, payload=payload
+        )
     )
     return render.one(present.result(added))
 
@@ -247,7 +247,7 @@ async def set_outcome(
     body = await bodies.parse(request, schemas.OutcomeIn)
     outcome = Outcome(parse_status(body.status), body.result or "")
     found = await run_in_threadpool(
-        lambda: results.set_outcome(_rt(request), actor=who, job_id=target, outcome=outcome)
+        lambda: results.set_outcome(runtime_of(request), actor=who, job_id=target, outcome=outcome)
     )
     return render.one(present.job(found))
 
@@ -259,7 +259,7 @@ async def start_job(
     """Start an external job (one no worker executes)."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
-        lambda: results.start_job(_rt(request), actor=who, job_id=target)
+        lambda: results.start_job(runtime_of(request), actor=who, job_id=target)
     )
     return render.one(present.job(found))
 
@@ -282,7 +282,7 @@ async def _follow(
     while not await request.is_disconnected():
         read = partial(
             runs.read_log,
-            _rt(request),
+            runtime_of(request),
             actor=who,
             job_id=job_id,
             offset=offset,

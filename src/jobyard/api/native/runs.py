@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from jobyard.api import params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import runtime_of
 from jobyard.api.native import present
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import NO_SUCH_RUN, RUN_FIELDS
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/api/v1/runs")
 async def list_runs(request: Request, who: Principal = Depends(authenticate)) -> Response:
     listing = params.listing(request.query_params, RUN_FIELDS)
     found, total = await run_in_threadpool(
-        lambda: runs.list_runs(request.app.state.rt, actor=who, request=listing)
+        lambda: runs.list_runs(runtime_of(request), actor=who, request=listing)
     )
     return render.page([present.run(r) for r in found], total=total, request=listing.page)
 
@@ -31,6 +32,6 @@ async def get_run(
 ) -> Response:
     target = params.object_id(run_id, NO_SUCH_RUN)
     found = await run_in_threadpool(
-        lambda: runs.get_run(request.app.state.rt, actor=who, run_id=target)
+        lambda: runs.get_run(runtime_of(request), actor=who, run_id=target)
     )
     return render.one(present.run(found))

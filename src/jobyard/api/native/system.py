@@ -11,6 +11,7 @@ from starlette.responses import Response
 from jobyard import __version__
 from jobyard.api import render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import runtime_of
 from jobyard.domain.permissions import Principal, require_person
 from jobyard.services.runtime import check_database
 
@@ -37,7 +38,7 @@ async def healthz() -> Response:
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     try:
-        await run_in_threadpool(check_database, request.app.state.rt)
+        await run_in_threadpool(check_database, runtime_of(request))
     except Exception:
         return render.json_response({"status": "database unavailable"}, 503)
     return render.json_response({"status": "ready"})
