@@ -69,6 +69,26 @@ class RunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     LOST = "lost"
 
+    @property
+    def terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+# A run is an attempt: it is running until it ends, once.
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.RUNNING: frozenset(s for s in RunStatus if s.terminal),
+    **{status: frozenset() for status in RunStatus if status.terminal},
+}
+
+
+def can_transition_run(current: RunStatus, new: RunStatus) -> bool:
+    return new in RUN_TRANSITIONS[current]
+
+
+def run_sources_of(new: RunStatus) -> frozenset[RunStatus]:
+    """Every status from which a run may reach `new`: the guard of a conditional UPDATE."""
+    return frozenset(s for s, targets in RUN_TRANSITIONS.items() if new in targets)
+
 
 def exit_status(
     *, exit_code: int | None, timed_out: bool, cancelled: bool

@@ -1,0 +1,125 @@
+"""How a run ends: the one decision of what a run's end means for the run and for its job.
+
+Every way a run can end comes here: its process ended (exited, was killed, timed out or was
+cancelled), its worker gave it back while shutting down, its worker stopped renewing its
+lease or died, or it ran long past its timeout. What the job reported while it ran (an
+outcome) and its package's retry policy then decide where the job goes: to its end, or back
+to pending for another attempt. Writing the decision is the store's; deciding is only here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from jobyard.domain.outcomes import Outcome
+from jobyard.domain.statuses import JobStatus, RunStatus
+
+
+class Ended(enum.Enum):
+    """Who or what ended the run."""
+
+    PROCESS = "process"  # its process ended: `ProcessEnd` says how
+    HANDED_BACK = "handed_back"  # a worker shutting down gave the job back
+    LOST = "lost"  # its worker stopped renewing the lease, or died
+    OVERDUE = "overdue"  # the reaper ended it long past its timeout
+
+
+@dataclass(frozen=True)
+class ProcessEnd:
+    """How a run's process ended, as the worker that ran it saw it."""
+
+    exit_code: int | None  # None when a signal ended it, or it never started
+    signal: int | None  # the signal that ended it, if any
+    timed_out: bool
+    cancelled: bool
+    output_bytes: int  # everything the process wrote, kept or not
+    truncated: bool
+    pid: int = 0  # 0 when the program could not be started
+
+
+NO_PROCESS = ProcessEnd(None, None, False, False, 0, False)  # what a lost run leaves
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The package's say on another attempt; a job without a package has one attempt."""
+
+    max_attempts: int = 1
+    retry_delay_seconds: float = 0.0
+    rerun_lost: bool = True  # a run lost with its worker may be retried (at least once)
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """What ends the run: `how`, the process's end (NO_PROCESS unless `how` is PROCESS),
+    and, for a run ended from outside its process, why."""
+
+    how: Ended
+    process: ProcessEnd = NO_PROCESS
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The run's status, the job's next status, and why. `retry_delay` is set when the job
+    goes back to pending (0 for a hand-back, which is not a failed attempt)."""
+
+    run_status: RunStatus
+    job_status: JobStatus
+    reason: str
+    retry_delay: float | None = None
+
+    @property
+    def job_finished(self) -> bool:
+        return self.retry_delay is None
+
+
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST})
+
+
+def decide(end: RunEnd, *, attempt: int, outcome: Outcome | None, policy: RetryPolicy) -> Decision:
+    """Where a running job goes now that its current run (attempt number `attempt`)
+    ends as `end` says."""
+    run_status, ended = _statuses(end)
+    reason = end.reason or _process_reason(end.process)
+    if end.how is Ended.HANDED_BACK:
+        return Decision(run_status, JobStatus.PENDING, reason, retry_delay=0.0)
+    if outcome is not None and ended is not JobStatus.CANCELLED:
+        ended = outcome.status.job_status  # what the job reported decides, unless cancelled
+    elif _may_retry(end, ended, attempt, policy):
+        retrying = f"attempt {attempt} {ended} ({reason}); retrying"
+        return Decision(run_status, JobStatus.PENDING, retrying, policy.retry_delay_seconds)
+    return Decision(run_status, ended, reason)
+
+
+def _statuses(end: RunEnd) -> tuple[RunStatus, JobStatus]:
+    """The run's status, and what the attempt means for the job before retries."""
+    if end.how is Ended.HANDED_BACK or end.how is Ended.LOST:
+        return RunStatus.LOST, JobStatus.LOST
+    if end.how is Ended.OVERDUE:
+        return RunStatus.TIMED_OUT, JobStatus.TIMED_OUT
+    process = end.process
+    if process.cancelled:
+        return RunStatus.CANCELLED, JobStatus.CANCELLED
+    if process.timed_out:
+        return RunStatus.TIMED_OUT, JobStatus.TIMED_OUT
+    if process.exit_code == 0:
+        return RunStatus.COMPLETED, JobStatus.COMPLETED
+    return RunStatus.FAILED, JobStatus.FAILED
+
+
+def _may_retry(end: RunEnd, ended: JobStatus, attempt: int, policy: RetryPolicy) -> bool:
+    if ended not in RETRYABLE or attempt >= policy.max_attempts:
+        return False
+    return policy.rerun_lost or end.how is not Ended.LOST
+
+
+def _process_reason(process: ProcessEnd) -> str:
+    if process.cancelled:
+        return "cancelled"
+    if process.timed_out:
+        return "timed out"
+    if process.signal is not None:
+        return f"killed by signal {process.signal}"
+    return f"exit code {process.exit_code}"
