@@ -28,7 +28,7 @@ from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from jobyard.repeats import map_repeats
-from jobyard.services import audit, results
+from jobyard.services import audit, outcomes
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, notify, tables
 from jobyard.store import jobs as job_store
@@ -311,7 +311,7 @@ def cancel_job(
                 values={"finished": now},
             )
         elif job.kind is PackageKind.EXTERNAL:
-            results.cancel_external(conn, job, actor=actor)
+            outcomes.cancel_external(conn, job, actor=actor)
         elif not job.cancel_requested:
             job_store.update_job(conn, job_id, {"cancel_requested": now, "updated": now})
         audit.record(conn, actor, "job.cancel", "job", [job_id])

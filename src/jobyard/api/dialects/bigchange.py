@@ -77,7 +77,7 @@ from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal
 from jobyard.domain.statuses import JobStatus
 from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB
-from jobyard.services import jobs, results
+from jobyard.services import jobs, outcomes
 from jobyard.services.runtime import utcnow
 
 PREFIX = "/v1/jobs"
@@ -476,7 +476,7 @@ async def set_result(job_id: str, request: Request, who: Principal = Depends(cal
     _time_member(body, "statusModifiedAt")  # checked; the service keeps its own clock
     outcome = Outcome(parse_status(status), result or "")
     await _call(
-        lambda: results.set_outcome(runtime_of(request), actor=who, job_id=target, outcome=outcome)
+        lambda: outcomes.set_outcome(runtime_of(request), actor=who, job_id=target, outcome=outcome)
     )
     return render.no_content()
 
@@ -487,7 +487,7 @@ async def start_job(job_id: str, request: Request, who: Principal = Depends(call
     body = _object(await bodies.read_json(request), optional=True)
     _text(body, "comment")  # checked; the service records its own reason
     _time_member(body, "statusModifiedAt")
-    await _call(lambda: results.start_job(runtime_of(request), actor=who, job_id=target))
+    await _call(lambda: outcomes.start_job(runtime_of(request), actor=who, job_id=target))
     return render.no_content()
 
 

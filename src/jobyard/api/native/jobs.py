@@ -19,7 +19,7 @@ from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, PACKAGE_FIELDS
 from jobyard.errors import ValidationFailed
-from jobyard.services import jobs, results, runs
+from jobyard.services import jobs, outcomes, results, runs
 
 router = APIRouter(prefix="/api/v1/jobs")
 
@@ -247,7 +247,7 @@ async def set_outcome(
     body = await bodies.parse(request, schemas.OutcomeIn)
     outcome = Outcome(parse_status(body.status), body.result or "")
     found = await run_in_threadpool(
-        lambda: results.set_outcome(runtime_of(request), actor=who, job_id=target, outcome=outcome)
+        lambda: outcomes.set_outcome(runtime_of(request), actor=who, job_id=target, outcome=outcome)
     )
     return render.one(present.job(found))
 
@@ -259,7 +259,7 @@ async def start_job(
     """Start an external job (one no worker executes)."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
-        lambda: results.start_job(runtime_of(request), actor=who, job_id=target)
+        lambda: outcomes.start_job(runtime_of(request), actor=who, job_id=target)
     )
     return render.one(present.job(found))
 
