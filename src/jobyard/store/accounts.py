@@ -27,6 +27,7 @@ from jobyard.domain.listing import Listing
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import insert_row
+from jobyard.store.records import RecordReader
 from jobyard.store.types import UTCDateTime
 
 U, T, A = tables.users, tables.tokens, tables.audit_events
@@ -60,48 +61,11 @@ AUDIT_FIELDS = listing.fields(
 )
 
 
-def user_from_row(row: Row[Any], prefix: str = "") -> UserRecord:
-    values = row._mapping
-    return UserRecord(
-        id=values[f"{prefix}id"],
-        tenant_id=values[f"{prefix}tenant_id"],
-        login=values[f"{prefix}login"],
-        role=values[f"{prefix}role"],
-        password_hash=values[f"{prefix}password_hash"],
-        failed_logins=values[f"{prefix}failed_logins"],
-        locked_until=values[f"{prefix}locked_until"],
-        created=values[f"{prefix}created"],
-        updated=values[f"{prefix}updated"],
-    )
+user_from_row = RecordReader(UserRecord)
 
+token_from_row = RecordReader(TokenRecord)
 
-def token_from_row(row: Row[Any]) -> TokenRecord:
-    return TokenRecord(
-        id=row.id,
-        user_id=row.user_id,
-        name=row.name,
-        scopes=tuple(row.scopes),
-        job_id=row.job_id,
-        created=row.created,
-        expires=row.expires,
-        last_used=row.last_used,
-        revoked=row.revoked,
-    )
-
-
-def audit_from_row(row: Row[Any]) -> AuditRecord:
-    return AuditRecord(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        at=row.at,
-        user_id=row.user_id,
-        token_id=row.token_id,
-        action=row.action,
-        object_type=row.object_type,
-        object_id=row.object_id,
-        detail=dict(row.detail),
-    )
-
+audit_from_row = RecordReader(AuditRecord)
 
 # Tenants ----------------------------------------------------------------------------------
 

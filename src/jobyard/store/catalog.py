@@ -23,21 +23,12 @@ from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain import vocabulary
 from jobyard.domain.listing import Listing
-from jobyard.domain.models import Config, Device, Interface, Package, PackageKind
+from jobyard.domain.models import Config, Device, Interface, Package
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
+from jobyard.store.records import RecordReader
 
-
-def device_from_row(row: Row[Any]) -> Device:
-    return Device(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        attributes=dict(row.attributes),
-        user_id=row.user_id,
-        created=row.created,
-        updated=row.updated,
-    )
+device_from_row = RecordReader(Device)
 
 
 def interface_from_json(data: Mapping[str, Any]) -> Interface:
@@ -71,32 +62,7 @@ def config_from_row(row: Row[Any]) -> Config:
     )
 
 
-def package_from_row(row: Row[Any]) -> Package:
-    negative = row.negative_results
-    return Package(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        kind=PackageKind(row.kind),
-        command=tuple(row.command),
-        env=dict(row.env),
-        timeout_seconds=row.timeout_seconds,
-        max_attempts=row.max_attempts,
-        retry_delay_seconds=row.retry_delay_seconds,
-        concurrency_limit=row.concurrency_limit,
-        config_id=row.config_id,
-        device_id=row.device_id,
-        positive_results=tuple(row.positive_results),
-        negative_results=None if negative is None else tuple(negative),
-        tags=tuple(row.tags),
-        note=row.note,
-        user_id=row.user_id,
-        created=row.created,
-        updated=row.updated,
-        sandbox=dict(row.sandbox or {}),
-        allowed_args=None if row.allowed_args is None else tuple(row.allowed_args),
-    )
-
+package_from_row = RecordReader(Package)
 
 _BY_ID: dict[tuple[str, bool], Select[Any]] = {}
 

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from jobyard.domain.statuses import RunStatus
 from jobyard.store import tables
 from jobyard.store.jobs import J, get_claimed_job
+from jobyard.store.records import RecordReader
 from jobyard.store.runs import Claim, R
 
 W = tables.workers
@@ -30,18 +31,7 @@ class WorkerRecord:
     stopped: datetime | None
 
 
-def worker_from_row(row: Row[Any]) -> WorkerRecord:
-    return WorkerRecord(
-        id=row.id,
-        name=row.name,
-        host=row.host,
-        pid=row.pid,
-        slots=row.slots,
-        started=row.started,
-        heartbeat=row.heartbeat,
-        draining=row.draining,
-        stopped=row.stopped,
-    )
+worker_from_row = RecordReader(WorkerRecord)
 
 
 def insert_worker(

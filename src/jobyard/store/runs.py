@@ -44,6 +44,7 @@ from jobyard.store.jobs import (
     record_events,
 )
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
+from jobyard.store.records import RecordReader
 from jobyard.store.types import UTCDateTime, in_ids, json_integer
 
 R = tables.runs
@@ -78,22 +79,7 @@ class Claim:
     attempt: int
 
 
-def run_from_row(row: Row[Any]) -> Run:
-    return Run(
-        id=row.id,
-        job_id=row.job_id,
-        attempt=row.attempt,
-        run_key=row.run_key,
-        status=RunStatus(row.status),
-        worker=row.worker,
-        process_id=row.process_id,
-        started=row.started,
-        finished=row.finished,
-        exit_code=row.exit_code,
-        signal=row.signal,
-        output_bytes=row.output_bytes,
-        truncated=row.truncated,
-    )
+run_from_row = RecordReader(Run)
 
 
 def _claimable(now: Any) -> Any:
