@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jobyard.services.credentials import Credentials
 from jobyard.settings import Settings
-from jobyard.store.db import Database
+from jobyard.store.db import Database, Timeouts
 from jobyard.store.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,21 @@ def utcnow() -> datetime:
 def open_runtime(settings: Settings) -> Runtime:
     """Connect to the configured database (creating the data directory, private, first)."""
     private_directory(settings.data_dir)
-    db = Database(settings.effective_database_url, query_timeout=settings.query_timeout_seconds)
+    db = Database(
+        settings.effective_database_url,
+        query_timeout=settings.query_timeout_seconds,
+        timeouts=database_timeouts(settings),
+    )
     return Runtime(settings=settings, db=db)
+
+
+def database_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        connect=settings.db_connect_timeout_seconds,
+        lock=settings.db_lock_timeout_seconds,
+        statement=settings.db_statement_timeout_seconds,
+        idle_in_transaction=settings.db_idle_in_transaction_seconds,
+    )
 
 
 def private_directory(path: Path) -> None:
