@@ -345,3 +345,36 @@ def test_a_job_run_by_another_process_uses_its_token_at_the_api(
     assert response.status_code == 200, response.text
     flag.touch()
     _wait(lambda: _statuses(api)[job_id] == "completed", 30, "the job to end")
+
+
+def _listed(api: TestClient, *, everything: bool = False) -> dict[int, dict[str, Any]]:
+    """Workers as the API lists them, by pid."""
+    query = "?all=true" if everything else ""
+    return {w["pid"]: w for w in api.get(f"/api/v1/workers/{query}").json()["data"]}
+
+
+def test_a_silent_worker_leaves_the_list_and_one_that_resumes_comes_back(
+    api: TestClient, workers: Workers
+) -> None:
+    """Issue 17: workers that died stayed listed as live. One silent for a lease (frozen,
+    then killed) is not listed and is marked stopped by another worker's reaper; frozen, it
+    marks itself running again when it resumes."""
+    victim = workers.start(slots=1)
+    survivor = workers.start(slots=1)
+    _wait(lambda: {victim.pid, survivor.pid} <= set(_listed(api)), 20, "both workers listed")
+
+    victim.send_signal(signal.SIGSTOP)
+    try:
+        _wait(lambda: victim.pid not in _listed(api), 3 * LEASE_SECONDS, "the frozen one to go")
+        marked = lambda: _listed(api, everything=True)[victim.pid]["stopped"] != ""  # noqa: E731
+        _wait(marked, 4 * LEASE_SECONDS, "the survivor's reaper to mark it stopped")
+        assert survivor.pid in _listed(api)
+    finally:
+        victim.send_signal(signal.SIGCONT)
+    _wait(lambda: victim.pid in _listed(api), 3 * LEASE_SECONDS, "the resumed one to be back")
+    assert _listed(api)[victim.pid]["stopped"] == ""
+
+    victim.kill()
+    victim.wait(10)
+    _wait(lambda: set(_listed(api)) == {survivor.pid}, 3 * LEASE_SECONDS, "the dead one to go")
+    _wait(marked, 4 * LEASE_SECONDS, "the survivor's reaper to mark it stopped")
