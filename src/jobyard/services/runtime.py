@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobyard.errors import DatabaseUnavailable
 from jobyard.services.credentials import Credentials
 from jobyard.settings import Settings
-from jobyard.store.db import Database, Timeouts
+from jobyard.store.db import DATABASE_ERROR_TYPES, Database, Timeouts, transient
 from jobyard.store.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,17 @@ def private_directory(path: Path) -> None:
     if mode & ~PRIVATE_DIR_MODE:
         path.chmod(PRIVATE_DIR_MODE)
         logger.warning("made %s private (its mode was %o, now %o)", path, mode, PRIVATE_DIR_MODE)
+
+
+# What a failing statement raises (the store's driver errors): `unavailable` tells which of
+# them mean that the database could not serve it just now.
+DATABASE_ERRORS = DATABASE_ERROR_TYPES
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """The error to answer with when `error` says the database could not be reached or could
+    not serve the statement just now (worth trying again shortly); None for any other."""
+    return DatabaseUnavailable() if transient(error) else None
 
 
 def check_database(rt: Runtime) -> None:

@@ -37,6 +37,9 @@ TIME_LIMIT_OPTION = "jobyard_time_limit"
 PG_QUERY_CANCELED = "57014"
 
 
+DATABASE_ERROR_TYPES: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout)
+
+
 def transient(error: BaseException) -> bool:
     """Whether `error` says the database could not be reached, or could not serve the
     statement just now (a broken connection, a lock or statement timeout, a busy SQLite file,
