@@ -19,7 +19,7 @@ from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system, workers
 from jobyard.api.negotiation import XmlNegotiation
 from jobyard.services import accounts
-from jobyard.services.runtime import Runtime, open_runtime
+from jobyard.services.runtime import Runtime, open_runtime, wait_for_database
 from jobyard.settings import Settings
 from jobyard.store import migrate
 from jobyard.worker.confinement import Confinement
@@ -55,8 +55,10 @@ def dialects() -> list[ModuleType]:
 
 
 def prepare(settings: Settings) -> tuple[Runtime, accounts.Bootstrap]:
-    """Connect, migrate and make sure the admin exists: what every start-up does first."""
+    """Connect (waiting for the database, see `wait_for_database`), migrate and make sure the
+    admin exists: what every start-up does first."""
     rt = open_runtime(settings)
+    wait_for_database(rt)
     migrate.upgrade(rt.db)
     return rt, accounts.bootstrap_admin(rt)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import stat
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,52 @@ def unavailable(error: BaseException) -> DatabaseUnavailable | None:
     """The error to answer with when `error` says the database could not be reached or could
     not serve the statement just now (worth trying again shortly); None for any other."""
     return DatabaseUnavailable() if transient(error) else None
+
+
+DB_WAIT_FIRST_PAUSE_SECONDS = 0.5
+DB_WAIT_MAX_PAUSE_SECONDS = 4.0
+
+
+def wait_for_database(rt: Runtime) -> None:
+    """Return once PostgreSQL answers. A fleet may start before its database: while it
+    cannot be reached, try again (pauses from 0.5 s doubling to 4 s) for up to
+    `db_wait_seconds`, then raise `DatabaseUnavailable` (at once with 0). It says so once
+    when it starts waiting. An SQLite file is local: nothing to wait for."""
+    if rt.db.is_sqlite:
+        return
+    limit = rt.settings.db_wait_seconds
+    deadline = time.monotonic() + limit
+    pause = DB_WAIT_FIRST_PAUSE_SECONDS
+    waited = False
+    while True:
+        try:
+            rt.db.ping()
+        except Exception as error:
+            if not transient(error):
+                raise
+            reason = _first_line(error)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseUnavailable(
+                    f"the database cannot be reached (waited {limit:g} s, "
+                    f"JOBYARD_DB_WAIT_SECONDS): {reason}"
+                ) from None
+            if not waited:
+                logger.warning(
+                    "the database cannot be reached (%s); waiting up to %g s for it", reason, limit
+                )
+            waited = True
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, DB_WAIT_MAX_PAUSE_SECONDS)
+        else:
+            if waited:
+                logger.warning("the database is reachable")
+            return
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def check_database(rt: Runtime) -> None:
