@@ -74,9 +74,9 @@ class QueryTooSlow(TryLater):
 
 
 class DatabaseUnavailable(TryLater):
-    """The database cannot serve this request just now (out of reach, or a lock or statement
-    timeout); try again shortly."""
+    """The database cannot serve this request just now; try again shortly."""
 
+    # For a database out of reach, or a lock or statement timeout (see `api/errors`).
     default_retry_after = 5
 
 
