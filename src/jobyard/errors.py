@@ -73,6 +73,13 @@ class QueryTooSlow(TryLater):
     default_retry_after = 5
 
 
+class DatabaseUnavailable(TryLater):
+    """The database cannot serve this request just now; try again shortly."""
+
+    # For a database out of reach, or a lock or statement timeout (see `api/errors`).
+    default_retry_after = 5
+
+
 class RuleViolation(JobyardError):
     """The request is well-formed but breaks a rule of the job's state or type."""
 

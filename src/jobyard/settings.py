@@ -24,6 +24,12 @@ RUN_AS_SERVER = "server"  # JOBYARD_RUN_AS: jobs run as the server's own user, n
 SANDBOXES = ("none", "bwrap")
 DEFAULT_QUERY_TIMEOUT_SECONDS = 2.0
 DEFAULT_MAX_CONCURRENT_HASHES = 2
+# PostgreSQL limits on every connection (see `store.db.Timeouts`); 0 turns one off.
+DEFAULT_DB_CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_DB_LOCK_TIMEOUT_SECONDS = 5.0
+DEFAULT_DB_STATEMENT_TIMEOUT_SECONDS = 30.0
+DEFAULT_DB_IDLE_IN_TRANSACTION_SECONDS = 10.0
+DEFAULT_DB_WAIT_SECONDS = 60.0  # how long `serve` and `worker` wait for the database at start
 JOB_UIDS_NONE = "none"  # JOBYARD_JOB_UIDS: every job of a worker runs as the one job user
 # uid_t is 32 bits; (uid_t)-1 means "unchanged" to setresuid, and uids from 2^31 on trouble
 # some programs and kernel file systems (devpts): a range stays below.
@@ -57,6 +63,11 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     max_concurrent_hashes: int = DEFAULT_MAX_CONCURRENT_HASHES
     job_uids: str = ""  # "START-END", "none", or "" (see `worker.confinement`)
+    db_connect_timeout_seconds: float = DEFAULT_DB_CONNECT_TIMEOUT_SECONDS
+    db_lock_timeout_seconds: float = DEFAULT_DB_LOCK_TIMEOUT_SECONDS
+    db_statement_timeout_seconds: float = DEFAULT_DB_STATEMENT_TIMEOUT_SECONDS
+    db_idle_in_transaction_seconds: float = DEFAULT_DB_IDLE_IN_TRANSACTION_SECONDS
+    db_wait_seconds: float = DEFAULT_DB_WAIT_SECONDS  # 0: fail at once if unreachable at start
 
     @property
     def effective_database_url(self) -> str:
@@ -103,6 +114,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValidationFailed(f"{name} must be a number, not {raw!r}") from None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value < 0:
+        raise ValidationFailed(f"{name} must be 0 or more seconds, not {value}")
+    return value
 
 
 _TRUE = frozenset({"true", "1", "yes"})
@@ -153,6 +171,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "JOBYARD_MAX_CONCURRENT_HASHES", DEFAULT_MAX_CONCURRENT_HASHES, minimum=1
         ),
         job_uids=_job_uids(env),
+        db_connect_timeout_seconds=_seconds(
+            env, "JOBYARD_DB_CONNECT_TIMEOUT_SECONDS", DEFAULT_DB_CONNECT_TIMEOUT_SECONDS
+        ),
+        db_lock_timeout_seconds=_seconds(
+            env, "JOBYARD_DB_LOCK_TIMEOUT_SECONDS", DEFAULT_DB_LOCK_TIMEOUT_SECONDS
+        ),
+        db_statement_timeout_seconds=_seconds(
+            env, "JOBYARD_DB_STATEMENT_TIMEOUT_SECONDS", DEFAULT_DB_STATEMENT_TIMEOUT_SECONDS
+        ),
+        db_idle_in_transaction_seconds=_seconds(
+            env, "JOBYARD_DB_IDLE_IN_TRANSACTION_SECONDS", DEFAULT_DB_IDLE_IN_TRANSACTION_SECONDS
+        ),
+        db_wait_seconds=_seconds(env, "JOBYARD_DB_WAIT_SECONDS", DEFAULT_DB_WAIT_SECONDS),
     )
 
 

@@ -24,6 +24,7 @@ from jobyard.api.app import create_app
 from jobyard.settings import Settings
 from jobyard.store import tables
 from jobyard.store.db import Database
+from tests.chaos.proxy import Proxy
 from tests.conftest import AUTH
 
 LEASE_SECONDS = 2.0
@@ -345,3 +346,90 @@ def test_a_job_run_by_another_process_uses_its_token_at_the_api(
     assert response.status_code == 200, response.text
     flag.touch()
     _wait(lambda: _statuses(api)[job_id] == "completed", 30, "the job to end")
+
+
+def _listed(api: TestClient, *, everything: bool = False) -> dict[int, dict[str, Any]]:
+    """Workers as the API lists them, by pid."""
+    query = "?all=true" if everything else ""
+    return {w["pid"]: w for w in api.get(f"/api/v1/workers/{query}").json()["data"]}
+
+
+def test_a_silent_worker_leaves_the_list_and_one_that_resumes_comes_back(
+    api: TestClient, workers: Workers
+) -> None:
+    """Issue 17: workers that died stayed listed as live. One silent for a lease (frozen,
+    then killed) is not listed and is marked stopped by another worker's reaper; frozen, it
+    marks itself running again when it resumes."""
+    victim = workers.start(slots=1)
+    survivor = workers.start(slots=1)
+    _wait(lambda: {victim.pid, survivor.pid} <= set(_listed(api)), 20, "both workers listed")
+
+    victim.send_signal(signal.SIGSTOP)
+    try:
+        _wait(lambda: victim.pid not in _listed(api), 3 * LEASE_SECONDS, "the frozen one to go")
+        marked = lambda: _listed(api, everything=True)[victim.pid]["stopped"] != ""  # noqa: E731
+        _wait(marked, 4 * LEASE_SECONDS, "the survivor's reaper to mark it stopped")
+        assert survivor.pid in _listed(api)
+    finally:
+        victim.send_signal(signal.SIGCONT)
+    _wait(lambda: victim.pid in _listed(api), 3 * LEASE_SECONDS, "the resumed one to be back")
+    assert _listed(api)[victim.pid]["stopped"] == ""
+
+    victim.kill()
+    victim.wait(10)
+    _wait(lambda: set(_listed(api)) == {survivor.pid}, 3 * LEASE_SECONDS, "the dead one to go")
+    _wait(marked, 4 * LEASE_SECONDS, "the survivor's reaper to mark it stopped")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_worker_started_before_its_database_waits_for_it(
+    api: TestClient, workers: Workers, fleet_settings: Settings, tmp_path: Path
+) -> None:
+    proxy = Proxy.for_url(fleet_settings.database_url)
+    try:
+        with proxy.down():
+            late = workers.start(JOBYARD_DATABASE_URL=proxy.url(fleet_settings.database_url))
+            time.sleep(2.0)
+            assert late.poll() is None, "it gave up at once"
+            assert late.pid not in _listed(api)
+        [job_id] = _launch(api, _package(api, ["true"]), 1)
+        _wait(lambda: _statuses(api)[job_id] == "completed", 30, "the late worker to run it")
+        assert late.pid in _listed(api)
+    finally:
+        proxy.close()
+    log = (tmp_path / "worker0.log").read_text()
+    assert log.count("the database cannot be reached") == 1, log  # said once, not per try
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_with_no_wait_allowed_a_start_without_its_database_fails_at_once(
+    fleet_settings: Settings, tmp_path: Path, command: str
+) -> None:
+    proxy = Proxy.for_url(fleet_settings.database_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+    env |= {
+        "JOBYARD_DATABASE_URL": proxy.url(fleet_settings.database_url),
+        "JOBYARD_DATA_DIR": str(tmp_path / "data"),
+        "JOBYARD_DB_WAIT_SECONDS": "0",
+        "JOBYARD_WORKERS": "0",
+        "JOBYARD_SECRET_KEY": FLEET_KEY,
+    }
+    started = time.monotonic()
+    try:
+        with proxy.down():
+            done = subprocess.run(
+                [sys.executable, "-m", "jobyard", command],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+    finally:
+        proxy.close()
+    assert done.returncode == 2, done.stderr
+    assert "the database cannot be reached" in done.stderr
+    assert time.monotonic() - started < 10

@@ -83,6 +83,21 @@ def test_serve_runs_a_job_with_the_configured_admin_token(tmp_path: Path, jobs_r
     assert refused.status_code == 401
     assert (tmp_path / "data" / "jobyard.db").exists()
     assert "listening on http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
+    assert "runs jobs: yes, 2 worker slots" in (tmp_path / "serve.log").read_text()
+
+
+def test_serve_with_no_workers_says_it_runs_no_jobs_and_runs_none(tmp_path: Path) -> None:
+    """`--workers 0` (here JOBYARD_WORKERS=0) is the API alone, as the README says."""
+    env = {"JOBYARD_DATA_DIR": str(tmp_path / "data"), "JOBYARD_ADMIN_TOKEN": "s3cret"}
+    env |= {"JOBYARD_WORKERS": "0"}  # and no JOBYARD_RUN_AS: it runs nothing, so none is needed
+    with serving(env, tmp_path / "serve.log") as url:
+        api = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": "Bearer s3cret"})
+        package = api.post("/packages/", json={"name": "p", "command": ["true"]}).json()["data"]
+        job = api.post("/jobs/", json={"package_id": package["id"]}).json()["data"]
+        time.sleep(1.5)
+        assert api.get(f"/jobs/{job['id']}/").json()["data"]["status"] == "pending"
+        assert api.get("/workers/").json()["data"] == []
+    assert "runs jobs: no (API only)" in (tmp_path / "serve.log").read_text()
 
 
 def test_first_start_prints_a_generated_token_once(tmp_path: Path, jobs_run_as: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from jobyard.errors import ValidationFailed
 from jobyard.settings import load_settings
+from jobyard.store.db import Timeouts
 
 
 def test_defaults() -> None:
@@ -92,3 +93,30 @@ def test_the_query_time_limit() -> None:
     assert chosen.query_timeout_seconds == 0.5
     with pytest.raises(ValidationFailed, match="JOBYARD_QUERY_TIMEOUT_SECONDS must be a number"):
         load_settings({"JOBYARD_QUERY_TIMEOUT_SECONDS": "long"})
+
+
+def test_database_limits_default_and_may_be_turned_off() -> None:
+    defaults = load_settings({})
+    assert (
+        defaults.db_connect_timeout_seconds,
+        defaults.db_lock_timeout_seconds,
+        defaults.db_statement_timeout_seconds,
+        defaults.db_idle_in_transaction_seconds,
+        defaults.db_wait_seconds,
+    ) == (5.0, 5.0, 30.0, 10.0, 60.0)
+    off = load_settings({"JOBYARD_DB_LOCK_TIMEOUT_SECONDS": "0", "JOBYARD_DB_WAIT_SECONDS": "0"})
+    assert (off.db_lock_timeout_seconds, off.db_wait_seconds) == (0.0, 0.0)
+    with pytest.raises(ValidationFailed, match="JOBYARD_DB_STATEMENT_TIMEOUT_SECONDS must be 0"):
+        load_settings({"JOBYARD_DB_STATEMENT_TIMEOUT_SECONDS": "-1"})
+
+
+def test_database_limits_become_libpq_parameters() -> None:
+    args = Timeouts(connect=2.5, lock=0.25, statement=30, idle_in_transaction=0).connect_args()
+    assert args["connect_timeout"] == 3
+    assert args["keepalives"] == 1
+    assert args["options"] == (
+        "-c lock_timeout=250 -c statement_timeout=30000 -c idle_in_transaction_session_timeout=0"
+    )
+    heartbeat = Timeouts().at_most(lock=15 / 4, statement=15 / 2)
+    assert (heartbeat.lock, heartbeat.statement) == (3.75, 7.5)
+    assert Timeouts(lock=0).at_most(lock=1, statement=60).lock == 1  # none: the limit given

@@ -19,7 +19,7 @@ from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system, workers
 from jobyard.api.negotiation import XmlNegotiation
 from jobyard.services import accounts, schema
-from jobyard.services.runtime import Runtime, open_runtime
+from jobyard.services.runtime import Runtime, open_runtime, wait_for_database
 from jobyard.settings import Settings
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.pool import WorkerPool
@@ -54,8 +54,10 @@ def dialects() -> list[ModuleType]:
 
 
 def prepare(settings: Settings) -> tuple[Runtime, accounts.Bootstrap]:
-    """Connect, migrate and make sure the admin exists: what every start-up does first."""
+    """Connect (waiting for the database, see `wait_for_database`), migrate and make sure the
+    admin exists: what every start-up does first."""
     rt = open_runtime(settings)
+    wait_for_database(rt)
     schema.upgrade(rt)
     return rt, accounts.bootstrap_admin(rt)
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from jobyard import errors
 from jobyard.api.render import PROBLEM_TYPE, json_response, now_stamp
+from jobyard.services import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.JobyardError], int]] = [
     (errors.TooManyAttempts, 429),
     (errors.RuleViolation, 422),
     (errors.QueryTooSlow, 503),
+    (errors.DatabaseUnavailable, 503),
 ]
 
 
@@ -123,6 +125,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A database out of reach (or a lock or statement timeout) is 503 with `Retry-After`,
+    in the error shape of the path's API; any other database error is unexpected."""
+    answer = runtime.unavailable(exc)
+    if answer is None:
+        raise exc  # on to `_unexpected`: a 500, logged
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    logger.warning(
+        "%s %s: the database could not serve it: %s", request.method, request.url.path, reason
+    )
+    return renderer_for(request.url.path)(request, status_for(answer), answer.message, answer)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return renderer_for(request.url.path)(request, 500, "internal error", None)
@@ -131,4 +146,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.JobyardError, _jobyard_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for kind in runtime.DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -46,7 +46,8 @@ DatabaseOpt = Annotated[
     typer.Option(help="Database URL (env JOBYARD_DATABASE_URL, SQLite in the data directory)"),
 ]
 WorkersOpt = Annotated[
-    int | None, typer.Option(help="Embedded worker slots (env JOBYARD_WORKERS, 2)")
+    int | None,
+    typer.Option(help="Embedded worker slots (env JOBYARD_WORKERS, 2); 0: API only, runs no jobs"),
 ]
 
 
@@ -67,26 +68,23 @@ def serve(
     workers: WorkersOpt = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "info",
 ) -> None:
-    """Run the API server with an embedded worker pool."""
+    """Run the API server, with an embedded worker pool unless --workers 0 (API only)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _settings(
         host=host, port=port, data_dir=data_dir, database_url=database_url, workers=workers
     )
-    rt, bootstrap = prepare(settings)
-    rt.db.dispose()
-    confined = None
-    if settings.workers:
-        try:
-            confined = confinement.prepare(settings)
-        except JobyardError as exc:
-            console.print(f"[red]error:[/red] {exc.message}")
-            raise typer.Exit(2) from None
+    try:
+        rt, bootstrap = prepare(settings)
+        rt.db.dispose()
+        confined = confinement.prepare(settings) if settings.workers else None
+    except JobyardError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
     console.print(f"jobyard {__version__} listening on [bold]{settings.base_url}[/bold]")
-    console.print(
-        f"database: {_redact(settings.effective_database_url)}; worker slots: {settings.workers}"
-    )
+    console.print(f"database: {_redact(settings.effective_database_url)}")
+    console.print(_runs_jobs(settings.workers))
     if bootstrap.new_token:
         console.print(f"admin API token (shown once, keep it): [bold]{bootstrap.new_token}[/bold]")
     elif settings.admin_token:
@@ -104,6 +102,16 @@ def serve(
         log_level=log_level.lower(),
         loop="asyncio",  # uvloop spawns child processes several times slower
         http="h11",
+    )
+
+
+def _runs_jobs(slots: int) -> str:
+    """Whether this server runs jobs, for the banner."""
+    if slots:
+        return f"runs jobs: yes, {slots} worker slots"
+    return (
+        "runs jobs: [bold]no[/bold] (API only): `jobyard worker` processes on the same "
+        "database run them"
     )
 
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.errors import JobyardError
 from jobyard.services import schema
-from jobyard.services.runtime import open_runtime
+from jobyard.services.runtime import open_runtime, wait_for_database
 from jobyard.settings import load_settings
 from jobyard.worker import confinement
 from jobyard.worker.pool import WorkerPool
@@ -57,6 +57,7 @@ def run_worker(
             drain_seconds=drain_seconds,
         )
         rt = open_runtime(settings)
+        wait_for_database(rt)
         schema.upgrade(rt)
         confined = confinement.prepare(settings)
     except JobyardError as exc:

@@ -102,24 +102,54 @@ PAST_TIMEOUT = "past its timeout: ended by the reaper"
 
 def reap_expired(rt: Runtime) -> int:
     """End runs whose lease lapsed (their worker is gone): retried if allowed, else lost; and,
-    as a backstop, runs long past their timeout. Every worker runs this; closing a run is
-    guarded, so each is ended once whichever reaper sees it first."""
-    lost = RunResult(None, None, False, False, 0, False)
+    as a backstop, runs long past their timeout. Mark workers that fell silent stopped.
+    Every worker runs this. One transaction takes the rows and ends them, taking only rows
+    nobody else holds: a worker frozen mid-transaction holds its rows' locks, and the reaper
+    leaves those rows for a later round rather than wait (the database ends a session idle in
+    a transaction after `JOBYARD_DB_IDLE_IN_TRANSACTION_SECONDS`, releasing them)."""
     now = utcnow()
+    try:
+        with rt.db.transaction() as conn:
+            endings, retrying = _reap_in(conn, rt, now=now)
+    except Exception as error:
+        if worth_retrying(error):
+            raise
+        logger.exception("reaping failed; ending the runs one by one")
+        with rt.db.read() as conn:
+            endings = _reapable(conn, rt, now=now)
+        return len(_end_one_by_one(rt, endings))
+    if retrying:
+        rt.wakeup.notify()
+    return len(endings)
+
+
+def _reap_in(conn: Connection, rt: Runtime, *, now: datetime) -> tuple[list[Ending], bool]:
+    """Take the runs to reap and end them; say whether any job went back to pending."""
+    endings = _reapable(conn, rt, now=now)
+    _, retrying = _end_in(conn, rt, endings, now=now)
+    silent_since = now - timedelta(seconds=rt.settings.lease_seconds)
+    fleet.mark_silent_stopped(conn, heard_before=silent_since, at=now)
+    return endings, retrying
+
+
+def _reapable(conn: Connection, rt: Runtime, *, now: datetime) -> list[Ending]:
+    """The runs to end now (locked with their jobs on PostgreSQL), each with how it ends."""
+    lost = RunResult(None, None, False, False, 0, False)
     # A worker enforces timeouts itself; this margin leaves it time to (SIGTERM, grace, KILL).
     margin = timedelta(seconds=rt.settings.cancel_grace_seconds + rt.settings.lease_seconds)
-    with rt.db.read() as conn:
-        expired = fleet.expired_claims(conn, now=now, limit=REAP_BATCH)
-        overdue = fleet.overdue_claims(conn, before=now - margin, limit=REAP_BATCH)
-    endings = [
+    expired = fleet.take_expired_claims(conn, now=now, limit=REAP_BATCH)
+    taken = {claim.run_id for claim in expired}
+    overdue = [
+        claim
+        for claim in fleet.take_overdue_claims(conn, before=now - margin, limit=REAP_BATCH)
+        if claim.run_id not in taken
+    ]
+    return [
         Ending(c, JobStatus.LOST, RunStatus.LOST, lost, reason=STOPPED_RENEWING) for c in expired
     ] + [
         Ending(c, JobStatus.TIMED_OUT, RunStatus.TIMED_OUT, lost, reason=PAST_TIMEOUT)
         for c in overdue
     ]
-    if endings:
-        end_runs(rt, endings)
-    return len(expired) + len(overdue)
 
 
 def claim_jobs(rt: Runtime, *, worker: WorkerIdentity, limit: int) -> list[Work]:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -36,13 +37,91 @@ TIME_LIMIT_OPTION = "jobyard_time_limit"
 PG_QUERY_CANCELED = "57014"
 
 
+DATABASE_ERROR_TYPES: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout)
+
+
 def transient(error: BaseException) -> bool:
     """Whether `error` says the database could not be reached, or could not serve the
     statement just now (a broken connection, a lock or statement timeout, a busy SQLite file,
     no pooled connection free), rather than refused the statement: worth trying again."""
     if isinstance(error, PoolTimeout | OperationalError | InterfaceError):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if not isinstance(error, DBAPIError):
+        return False
+    return error.connection_invalidated or _sqlstate(error) in PG_SESSION_ENDED
+
+
+# The server ended the session (its transaction idle past its limit): psycopg reports it
+# as an internal error, though a new session serves the same statement.
+PG_SESSION_ENDED = frozenset({"25P03"})
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
+
+
+# TCP keepalives on PostgreSQL connections: a peer (or the network path to it) that died
+# without closing the connection is noticed after about idle + interval * count seconds.
+KEEPALIVE_IDLE_SECONDS = 10
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_COUNT = 3
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """What PostgreSQL bounds on every connection of a `Database`, in seconds (0: no limit),
+    so that nothing waits without end: connecting; waiting for a lock another session holds
+    (a worker frozen inside a transaction holds its rows' locks); one statement; and a session
+    left idle inside a transaction, which the server then ends, releasing its locks (that is
+    what frees the rows of a frozen worker). SQLite is one host whose writers queue, with its
+    own busy timeout: none of these apply there."""
+
+    connect: float = 5.0
+    lock: float = 5.0
+    statement: float = 30.0
+    idle_in_transaction: float = 10.0
+
+    def at_most(self, *, lock: float, statement: float) -> Timeouts:
+        """These limits, with lock and statement timeouts no longer than given."""
+        return replace(
+            self, lock=_shorter(self.lock, lock), statement=_shorter(self.statement, statement)
+        )
+
+    def connect_args(self) -> dict[str, Any]:
+        """libpq connection parameters that apply these limits from a session's start."""
+        settings = {
+            "lock_timeout": self.lock,
+            "statement_timeout": self.statement,
+            "idle_in_transaction_session_timeout": self.idle_in_transaction,
+        }
+        args: dict[str, Any] = {
+            "keepalives": 1,
+            "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+            "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS,
+            "keepalives_count": KEEPALIVE_COUNT,
+            "options": " ".join(f"-c {name}={_ms(value)}" for name, value in settings.items()),
+        }
+        if self.connect > 0:  # libpq takes whole seconds (and treats 1 as 2)
+            args["connect_timeout"] = max(1, math.ceil(self.connect))
+        return args
+
+
+NO_TIMEOUTS = Timeouts(connect=0, lock=0, statement=0, idle_in_transaction=0)
+# What migrations run with (long DDL, a table rewrite): no lock, statement or idle limits.
+LIMITS_OFF = (
+    "SET LOCAL lock_timeout = 0",
+    "SET LOCAL statement_timeout = 0",
+    "SET LOCAL idle_in_transaction_session_timeout = 0",
+)
+
+
+def _shorter(current: float, limit: float) -> float:
+    return limit if current <= 0 else min(current, limit)
+
+
+def _ms(seconds: float) -> int:
+    """PostgreSQL's milliseconds; a limit under one is one, never 0 (which means none)."""
+    return 0 if seconds <= 0 else max(1, round(seconds * 1000))
 
 
 def normalise_url(url: str) -> str:
@@ -163,7 +242,8 @@ class Database:
     """One engine and the transactions on it.
 
     `query_timeout` (seconds, 0 for none) limits each statement of a listing (see
-    `time_limited`); nothing else is ever cut short by it.
+    `time_limited`); nothing else is ever cut short by it. `timeouts` bound every statement
+    on PostgreSQL (see `Timeouts`).
     """
 
     def __init__(
@@ -173,10 +253,12 @@ class Database:
         query_timeout: float = 0.0,
         pool_size: int | None = None,
         writers: _SqliteWriterQueue | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.query_timeout = query_timeout
+        self.timeouts = Timeouts() if timeouts is None else timeouts
         if self.is_sqlite:
             _private_sqlite_file(make_url(self.url).database)
         self.engine: Engine = self._create_engine(pool_size)
@@ -203,6 +285,7 @@ class Database:
         size = PG_POOL_SIZE if pool_size is None else pool_size
         return create_engine(
             self.url,
+            connect_args=self.timeouts.connect_args(),
             pool_size=size,
             max_overflow=size,
             pool_pre_ping=True,
@@ -212,12 +295,17 @@ class Database:
             hide_parameters=True,  # no error text carries a password hash or a token
         )
 
-    def dedicated(self) -> Database:
+    def dedicated(self, *, timeouts: Timeouts | None = None) -> Database:
         """The same database through a connection of its own, for a thread that must never
         wait for one of the shared pool (the lease heartbeat): request threads can hold them
-        all. On SQLite it still queues for the writer's turn with this process's writers."""
+        all. On SQLite it still queues for the writer's turn with this process's writers.
+        `timeouts`: its own limits on PostgreSQL (this database's if None)."""
         return Database(
-            self.url, query_timeout=self.query_timeout, pool_size=1, writers=self._writers
+            self.url,
+            query_timeout=self.query_timeout,
+            pool_size=1,
+            writers=self._writers,
+            timeouts=timeouts or self.timeouts,
         )
 
     @property

@@ -9,9 +9,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from jobyard.store.db import Database
+from jobyard.store.db import LIMITS_OFF, Database
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +27,20 @@ def alembic_config() -> Config:
 MIGRATION_LOCK_KEY = 0x6A6F6279  # "joby": API replicas and workers starting together queue here
 
 
+def _without_limits(conn: Connection) -> None:
+    """A migration may rewrite a table or wait for a busy one: the lock, statement and idle
+    timeouts of every other transaction do not apply to it (PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        for statement in LIMITS_OFF:
+            conn.exec_driver_sql(statement)
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema up to `revision` (the newest by default). On PostgreSQL an advisory
     lock makes processes that start at the same time migrate one after the other."""
     config = alembic_config()
     with db.engine.begin() as conn:
+        _without_limits(conn)
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = conn
@@ -41,6 +50,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
 def downgrade(db: Database, revision: str) -> None:
     config = alembic_config()
     with db.engine.begin() as conn:
+        _without_limits(conn)
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
 

@@ -7,6 +7,8 @@ workers in other processes poll.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, text
@@ -26,14 +28,16 @@ def announce_work(conn: Connection) -> None:
 class Listener:
     """A dedicated connection that listens for work announcements."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connect_args: Mapping[str, Any] | None = None) -> None:
+        """`connect_args`: libpq parameters (see `db.Timeouts.connect_args`)."""
         parsed = make_url(url).set(drivername="postgresql")
         self._dsn = parsed.render_as_string(hide_password=False)
+        self._connect_args = dict(connect_args or {})
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, autocommit=True)
+            self._conn = psycopg.connect(self._dsn, autocommit=True, **self._connect_args)
             self._conn.execute(f"LISTEN {CHANNEL}")
         return self._conn
 

@@ -217,7 +217,9 @@ class WorkerPool:
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
         self._spawn(self._heartbeat_loop, "jobyard-heartbeat")
         if self.rt.pg:
-            listener = self._listener = WorkListener(self.rt.db.url)
+            listener = self._listener = WorkListener(
+                self.rt.db.url, self.rt.db.timeouts.connect_args()
+            )
             self._spawn(lambda: self._listen_loop(listener), "jobyard-listener")
         logger.info("worker %s started with %d slots", self.identity.name, self.slots)
 
@@ -602,8 +604,12 @@ class WorkerPool:
         housekeeping's other tasks nor request threads (which may hold every connection of
         the shared pool) can hold a renewal up until the lease lapses. While the database
         is out of reach it tries again often: the leases are renewed as soon as it is back."""
-        own = replace(self.rt, db=self.rt.db.dedicated())
-        period = self.rt.settings.lease_seconds / 3
+        lease = self.rt.settings.lease_seconds
+        # A renewal that waits is worse than one skipped: the next comes a third of a lease
+        # later, and a renewal that waited past the lease would be too late anyway.
+        limits = self.rt.db.timeouts.at_most(lock=lease / 4, statement=lease / 2)
+        own = replace(self.rt, db=self.rt.db.dedicated(timeouts=limits))
+        period = lease / 3
         failing = False
         try:
             while not self._stopped.is_set():

@@ -38,7 +38,8 @@ SAYMON documents where it documents them and restify's names otherwise:
 - 403 `Forbidden`: a permission is missing; the message names it;
 - 404 `ResourceNotFound`: an unknown id (a non-numeric id too) or an unknown path;
 - 405 `MethodNotAllowed`, 409 `Conflict`, 413 `PayloadTooLarge`, 422 `UnprocessableEntity`,
-  429 `TooManyRequests` (too many failed logins, with `Retry-After`), 500 `InternalServer`.
+  429 `TooManyRequests` (too many failed logins, with `Retry-After`), 500 `InternalServer`,
+  503 `ServiceUnavailable` (the database out of reach just now, with `Retry-After`).
 
 Every 401 carries `WWW-Authenticate: Basic`.
 """
