@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 
 from jobyard.api.app import create_app
 from jobyard.domain.permissions import JOB_TOKEN_SCOPES
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.errors import Unauthenticated
 from jobyard.services import authentication, execution
-from jobyard.services.execution import RunResult
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
 from jobyard.store import migrate
@@ -229,7 +229,7 @@ def test_a_stolen_lease_refuses_the_late_result(settings: Settings) -> None:
     second = execution.claim_job(rt, worker=fast)
     assert second is not None
     assert second.claim.attempt == 2
-    late = execution.RunResult(0, None, False, False, 0, False)
+    late = ProcessEnd(0, None, False, False, 0, False)
     status = execution.finish_claim(rt, claim=stolen.claim, result=late, worker_id=stolen.worker_id)
     assert status == "running"  # refused: the job goes on with attempt 2
     assert execution.heartbeat(rt, worker=slow, run_ids=[stolen.claim.run_id], draining=False) == {
@@ -375,7 +375,7 @@ def test_one_batch_of_ends_refuses_only_the_run_whose_lease_was_taken(settings: 
     execution.heartbeat(renewing, worker=worker, run_ids=[works[1].claim.run_id], draining=False)
     renewing.db.dispose()
     assert execution.reap_expired(rt) == 1  # the first run's lease lapsed: it is lost
-    ok = execution.RunResult(0, None, False, False, 0, False, 4242)
+    ok = ProcessEnd(0, None, False, False, 0, False, 4242)
     endings = [execution.ending_of(w.claim, ok, worker_id=w.worker_id) for w in works]
 
     statuses = execution.end_runs(rt, endings)
@@ -415,7 +415,7 @@ def test_a_runs_token_is_good_while_it_runs_for_its_job_alone(settings: Settings
             rt, work.token[:-1] + ("A" if work.token[-1] != "A" else "B")
         )
 
-    ended = RunResult(0, None, False, False, 0, False)
+    ended = ProcessEnd(0, None, False, False, 0, False)
     execution.finish_claim(rt, claim=work.claim, result=ended, worker_id=worker.id)
     with pytest.raises(Unauthenticated):
         authentication.authenticate_token(rt, work.token)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
@@ -18,7 +19,7 @@ from jobyard.worker.pool import WorkerPool, _Running
 from tests.integration.job_rows import job_row
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-EXITED = execution.RunResult(0, None, False, False, 0, False)
+EXITED = ProcessEnd(0, None, False, False, 0, False)
 
 
 def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[WorkerPool, _Running]:

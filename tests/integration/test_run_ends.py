@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.domain.statuses import RunStatus
 from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
@@ -17,10 +18,10 @@ AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 JOBS = runs.CLOSE_AT_ONCE + 44  # two statements
 
 
-def _result(i: int) -> execution.RunResult:
+def _result(i: int) -> ProcessEnd:
     """A different end for each job: exit codes 0, 3 and a kill by signal 9 in turn."""
     exit_code, signal = [(0, None), (3, None), (None, 9)][i % 3]
-    return execution.RunResult(exit_code, signal, False, False, i, i % 2 == 1, 10_000 + i)
+    return ProcessEnd(exit_code, signal, False, False, i, i % 2 == 1, 10_000 + i)
 
 
 def test_a_batch_of_ends_stores_each_runs_own_end(runtime: Runtime) -> None:
@@ -60,7 +61,7 @@ def test_a_run_already_closed_is_left_as_it_was(runtime: Runtime) -> None:
         )
     worker = execution.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=worker, limit=1)
-    first = execution.RunResult(0, None, False, False, 5, False, 111)
+    first = ProcessEnd(0, None, False, False, 5, False, 111)
     late = runs.RunEnd(work.claim.run_id, RunStatus.FAILED, 7, None, 9, True, process_id=222)
     execution.finish_claim(runtime, claim=work.claim, result=first, worker_id=work.worker_id)
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker.remote import RemoteSupervisor, SpawnerGone
 from jobyard.worker.supervisor import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
-    ProcessOutcome,
     ProcessSpec,
     Stream,
 )
@@ -39,14 +39,14 @@ class Child:
 
     pids: list[int] = field(default_factory=list)
     output: list[tuple[Stream, bytes]] = field(default_factory=list)
-    ends: list[tuple[ProcessOutcome | None, Exception | None]] = field(default_factory=list)
+    ends: list[tuple[ProcessEnd | None, Exception | None]] = field(default_factory=list)
     cancel: bool = False
 
     def text(self, stream: Stream) -> bytes:
         return b"".join(data for s, data in self.output if s is stream)
 
     @property
-    def outcome(self) -> ProcessOutcome:
+    def outcome(self) -> ProcessEnd:
         (outcome, error), *_ = self.ends
         assert error is None, error
         assert outcome is not None

@@ -28,6 +28,8 @@ NEVER_STARTED = RunEnd(Ended.PROCESS, NO_PROCESS)
 HANDED_BACK = RunEnd(Ended.HANDED_BACK, reason="handed back")
 LOST = RunEnd(Ended.LOST, reason="its worker died")
 OVERDUE = RunEnd(Ended.OVERDUE, reason="past its timeout")
+REPORTED = RunEnd(Ended.REPORTED, reason="reported")
+CANCELLED_OUTSIDE = RunEnd(Ended.CANCELLED, reason="cancelled from outside")
 
 ONCE = RetryPolicy()
 THRICE = RetryPolicy(max_attempts=3, retry_delay_seconds=5.0)
@@ -169,6 +171,30 @@ ROWS: list[tuple[str, RunEnd, int, Outcome | None, RetryPolicy, Decision]] = [
         None,
         THRICE,
         Decision(R.TIMED_OUT, J.TIMED_OUT, "past its timeout"),
+    ),
+    (
+        "external, reported ok",
+        REPORTED,
+        1,
+        OK,
+        THRICE,
+        Decision(R.COMPLETED, J.COMPLETED, "reported"),
+    ),
+    (
+        "external, reported with issues",
+        REPORTED,
+        1,
+        ISSUES,
+        THRICE,
+        Decision(R.COMPLETED, J.COMPLETED_WITH_ISSUES, "reported"),
+    ),
+    (
+        "external, cancelled",
+        CANCELLED_OUTSIDE,
+        1,
+        None,
+        THRICE,
+        Decision(R.CANCELLED, J.CANCELLED, "cancelled from outside"),
     ),
 ]
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import supervisor
 from jobyard.worker.supervisor import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
-    ProcessOutcome,
     ProcessSpec,
     Stream,
     run_process,
@@ -105,7 +105,7 @@ class Run:
             grace=grace,
         )
         began = time.monotonic()
-        self.outcome: ProcessOutcome = run_process(
+        self.outcome: ProcessEnd = run_process(
             spec,
             on_start=self.started.append,
             on_output=self.output,
@@ -428,7 +428,7 @@ def test_no_descriptor_is_leaked() -> None:
 
 
 def test_concurrent_callers_all_succeed() -> None:
-    results: list[ProcessOutcome] = []
+    results: list[ProcessEnd] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 

@@ -110,6 +110,8 @@ class Package:
     sandbox: Mapping[str, Any] = field(default_factory=dict)  # see domain/sandbox.py
     # The forms of argument a launch may append (domain/arguments.py); None allows none.
     allowed_args: tuple[str, ...] | None = None
+    # Whether a run lost with its worker is retried (at least once); False: never run twice.
+    rerun_lost: bool = True
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Every way a run can end comes here: its process ended (exited, was killed, timed out or was
 cancelled), its worker gave it back while shutting down, its worker stopped renewing its
-lease or died, or it ran long past its timeout. What the job reported while it ran (an
+lease or died, it ran long past its timeout, or (an external job, which no process runs) its
+end was reported or it was cancelled through the API. What the job reported while it ran (an
 outcome) and its package's retry policy then decide where the job goes: to its end, or back
 to pending for another attempt. Writing the decision is the store's; deciding is only here.
 """
@@ -13,7 +14,7 @@ import enum
 from dataclasses import dataclass
 
 from jobyard.domain.outcomes import Outcome
-from jobyard.domain.statuses import JobStatus, RunStatus
+from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
 
 
 class Ended(enum.Enum):
@@ -23,6 +24,8 @@ class Ended(enum.Enum):
     HANDED_BACK = "handed_back"  # a worker shutting down gave the job back
     LOST = "lost"  # its worker stopped renewing the lease, or died
     OVERDUE = "overdue"  # the reaper ended it long past its timeout
+    REPORTED = "reported"  # an external job's outcome was set through the API
+    CANCELLED = "cancelled"  # an external job was cancelled through the API
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class RunEnd:
-    """What ends the run: `how`, the process's end (NO_PROCESS unless `how` is PROCESS),
-    and, for a run ended from outside its process, why."""
+    """What ends the run: `how`, how its process ended (NO_PROCESS when it had none, or none
+    was seen to end), and, for a run ended from outside its process, why."""
 
     how: Ended
     process: ProcessEnd = NO_PROCESS
@@ -81,7 +84,7 @@ RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST})
 def decide(end: RunEnd, *, attempt: int, outcome: Outcome | None, policy: RetryPolicy) -> Decision:
     """Where a running job goes now that its current run (attempt number `attempt`)
     ends as `end` says."""
-    run_status, ended = _statuses(end)
+    run_status, ended = ended_statuses(end)
     reason = end.reason or _process_reason(end.process)
     if end.how is Ended.HANDED_BACK:
         return Decision(run_status, JobStatus.PENDING, reason, retry_delay=0.0)
@@ -93,20 +96,29 @@ def decide(end: RunEnd, *, attempt: int, outcome: Outcome | None, policy: RetryP
     return Decision(run_status, ended, reason)
 
 
-def _statuses(end: RunEnd) -> tuple[RunStatus, JobStatus]:
-    """The run's status, and what the attempt means for the job before retries."""
+def ended_statuses(end: RunEnd) -> tuple[RunStatus, JobStatus]:
+    """The run's status, and what the attempt means for the job before its reported outcome
+    and retries are considered (the run's status depends on nothing else)."""
     if end.how is Ended.HANDED_BACK or end.how is Ended.LOST:
         return RunStatus.LOST, JobStatus.LOST
     if end.how is Ended.OVERDUE:
         return RunStatus.TIMED_OUT, JobStatus.TIMED_OUT
-    process = end.process
-    if process.cancelled:
-        return RunStatus.CANCELLED, JobStatus.CANCELLED
-    if process.timed_out:
-        return RunStatus.TIMED_OUT, JobStatus.TIMED_OUT
-    if process.exit_code == 0:
+    if end.how is Ended.REPORTED:
         return RunStatus.COMPLETED, JobStatus.COMPLETED
-    return RunStatus.FAILED, JobStatus.FAILED
+    if end.how is Ended.CANCELLED:
+        return RunStatus.CANCELLED, JobStatus.CANCELLED
+    process = end.process
+    job_status, run_status = exit_status(
+        exit_code=process.exit_code, timed_out=process.timed_out, cancelled=process.cancelled
+    )
+    return run_status, job_status
+
+
+def may_be_retried(end: RunEnd, outcome: Outcome | None) -> bool:
+    """Whether the job's retry policy has a say in this end (otherwise it need not be read)."""
+    return (
+        outcome is None and end.how is not Ended.HANDED_BACK and ended_statuses(end)[1] in RETRYABLE
+    )
 
 
 def _may_retry(end: RunEnd, ended: JobStatus, attempt: int, policy: RetryPolicy) -> bool:

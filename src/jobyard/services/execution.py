@@ -12,7 +12,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from jobyard.domain.models import ClaimedJob, Package, evolve
-from jobyard.domain.statuses import JobStatus, RunStatus, exit_status
+from jobyard.domain.run_end import (
+    Decision,
+    Ended,
+    ProcessEnd,
+    RetryPolicy,
+    RunEnd,
+    decide,
+    ended_statuses,
+    may_be_retried,
+)
+from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
 from jobyard.services import tokens
 from jobyard.services.runtime import Runtime, utcnow
@@ -21,19 +31,6 @@ from jobyard.store import jobs as job_store
 from jobyard.store.runs import Claim
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How a run's process ended, as the supervisor saw it."""
-
-    exit_code: int | None
-    signal: int | None
-    timed_out: bool
-    cancelled: bool
-    output_bytes: int
-    truncated: bool
-    process_id: int = 0
 
 
 def worker_name() -> str:
@@ -134,7 +131,6 @@ def _reap_in(conn: Connection, rt: Runtime, *, now: datetime) -> tuple[list[Endi
 
 def _reapable(conn: Connection, rt: Runtime, *, now: datetime) -> list[Ending]:
     """The runs to end now (locked with their jobs on PostgreSQL), each with how it ends."""
-    lost = RunResult(None, None, False, False, 0, False)
     # A worker enforces timeouts itself; this margin leaves it time to (SIGTERM, grace, KILL).
     margin = timedelta(seconds=rt.settings.cancel_grace_seconds + rt.settings.lease_seconds)
     expired = fleet.take_expired_claims(conn, now=now, limit=REAP_BATCH)
@@ -144,11 +140,8 @@ def _reapable(conn: Connection, rt: Runtime, *, now: datetime) -> list[Ending]:
         for claim in fleet.take_overdue_claims(conn, before=now - margin, limit=REAP_BATCH)
         if claim.run_id not in taken
     ]
-    return [
-        Ending(c, JobStatus.LOST, RunStatus.LOST, lost, reason=STOPPED_RENEWING) for c in expired
-    ] + [
-        Ending(c, JobStatus.TIMED_OUT, RunStatus.TIMED_OUT, lost, reason=PAST_TIMEOUT)
-        for c in overdue
+    return [Ending(c, RunEnd(Ended.LOST, reason=STOPPED_RENEWING)) for c in expired] + [
+        Ending(c, RunEnd(Ended.OVERDUE, reason=PAST_TIMEOUT)) for c in overdue
     ]
 
 
@@ -204,30 +197,23 @@ def cancels_requested(rt: Runtime, *, job_ids: Sequence[int]) -> list[int]:
         return runs.running_jobs_to_cancel(conn, job_ids)
 
 
-RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST})
-
-
-def _next_status(ended: JobStatus, *, attempts: int, max_attempts: int) -> JobStatus:
-    """How the attempt ended, or back to pending when the package allows another attempt."""
-    return JobStatus.PENDING if ended in RETRYABLE and attempts < max_attempts else ended
+HANDED_BACK = "handed back by a worker shutting down"
+Chunk = tuple[str, int, bytes]  # stream, offset in the combined log, bytes
 
 
 @dataclass(frozen=True)
 class Ending:
-    """How a run is to be ended: the run's own status, the job's (before retries and
-    reported outcomes are applied), and the last of its output."""
+    """A run to end: how it ended (`domain.run_end` decides what that means), the worker
+    writing it (refused if it lost the run's lease), and the last of its output."""
 
     claim: Claim
-    job_status: JobStatus
-    run_status: RunStatus
-    result: RunResult
-    worker_id: int | None = None  # the worker writing it: refused if it lost the lease
-    reason: str = ""
-    output: Sequence[tuple[str, int, bytes]] = ()
+    end: RunEnd
+    worker_id: int | None = None
+    output: Sequence[Chunk] = ()
 
 
 def finish_claim(
-    rt: Runtime, *, claim: Claim, result: RunResult, worker_id: int | None = None
+    rt: Runtime, *, claim: Claim, result: ProcessEnd, worker_id: int | None = None
 ) -> JobStatus:
     """Close the run and move the job on: to its end, or back to pending for a retry. A
     worker that lost the run's lease is refused (the job's status is returned unchanged)."""
@@ -236,30 +222,24 @@ def finish_claim(
 
 def ending_of(
     claim: Claim,
-    result: RunResult,
+    result: ProcessEnd,
     *,
     worker_id: int | None,
-    output: Sequence[tuple[str, int, bytes]] = (),
+    output: Sequence[Chunk] = (),
 ) -> Ending:
     """The ending of a run whose process ended as `result` says."""
-    job_status, run_status = exit_status(
-        exit_code=result.exit_code, timed_out=result.timed_out, cancelled=result.cancelled
-    )
-    return Ending(claim, job_status, run_status, result, worker_id, output=output)
+    return Ending(claim, RunEnd(Ended.PROCESS, result), worker_id, output)
 
 
 def hand_back_ending(
     claim: Claim,
-    result: RunResult,
+    result: ProcessEnd,
     *,
     worker_id: int | None,
-    output: Sequence[tuple[str, int, bytes]] = (),
+    output: Sequence[Chunk] = (),
 ) -> Ending:
     """A shutting-down worker gives a job back: its run ends, the job waits for another."""
-    reason = "handed back by a worker shutting down"
-    return Ending(
-        claim, JobStatus.PENDING, RunStatus.LOST, result, worker_id, reason, output=output
-    )
+    return Ending(claim, RunEnd(Ended.HANDED_BACK, result, HANDED_BACK), worker_id, output)
 
 
 def end_runs(rt: Runtime, endings: Sequence[Ending]) -> dict[int, JobStatus]:
@@ -341,8 +321,7 @@ def _end_in(
             logger.warning("run %s of job %s was already ended elsewhere", claim.run_id, job.id)
             statuses[claim.run_id] = job.status
         else:
-            package = _package_or_none(conn, job.package_id) if _may_retry(ending, job) else None
-            change = _job_change(ending, job, package, now)
+            change = _job_change(ending, job, _decision(conn, ending, job), now)
             changes.append(change)
             statuses[claim.run_id] = change.new
     runs.release_interfaces(conn, [c.job.id for c in changes if c.job.interface_names])
@@ -365,61 +344,45 @@ def _still_ours(claim: Claim, job: ClaimedJob, closed: set[int]) -> bool:
 
 
 def _run_end(ending: Ending) -> runs.RunEnd:
-    result = ending.result
+    process = ending.end.process
     return runs.RunEnd(
         run_id=ending.claim.run_id,
-        status=ending.run_status,
-        exit_code=result.exit_code,
-        signal=result.signal,
-        output_bytes=result.output_bytes,
-        truncated=result.truncated,
-        process_id=result.process_id,
+        status=ended_statuses(ending.end)[0],
+        exit_code=process.exit_code,
+        signal=process.signal,
+        output_bytes=process.output_bytes,
+        truncated=process.truncated,
+        process_id=process.pid,
         worker_id=ending.worker_id,
     )
 
 
-def _may_retry(ending: Ending, job: ClaimedJob) -> bool:
-    return ending.job_status in RETRYABLE and job.outcome is None and job.package_id != 0
+def _decision(conn: Connection, ending: Ending, job: ClaimedJob) -> Decision:
+    """Where the run and its job go; the package's retry policy is read only when it has
+    a say (most runs end without one)."""
+    policy = RetryPolicy()
+    if may_be_retried(ending.end, job.outcome):
+        package = _package_or_none(conn, job.package_id)
+        if package is not None:
+            policy = RetryPolicy(
+                package.max_attempts, package.retry_delay_seconds, package.rerun_lost
+            )
+    return decide(ending.end, attempt=job.attempts, outcome=job.outcome, policy=policy)
 
 
 def _job_change(
-    ending: Ending, job: ClaimedJob, package: Package | None, now: datetime
+    ending: Ending, job: ClaimedJob, decision: Decision, now: datetime
 ) -> job_store.JobChange:
-    """Where the job goes now that this run ended: its end, or back to pending (a retry, or
-    a hand-back, which is not a failed attempt)."""
-    job_status = ending.job_status
-    if job_status is not JobStatus.PENDING:
-        job_status = _decided(job, job_status)
-    max_attempts = package.max_attempts if package else 1
-    new = _next_status(job_status, attempts=job.attempts, max_attempts=max_attempts)
-    values: dict[str, object] = {"exit_code": ending.result.exit_code}
-    reason = ending.reason or _reason(ending.result)
-    if job_status is JobStatus.PENDING:
+    """The decision as the columns it changes: a hand-back (not a failed attempt) is due
+    at once with any cancel forgotten; a retry after its delay; an end is finished."""
+    values: dict[str, object] = {"exit_code": ending.end.process.exit_code}
+    if ending.end.how is Ended.HANDED_BACK:
         values |= {"run_at": now, "cancel_requested": None}
-    elif new is JobStatus.PENDING:
-        delay = package.retry_delay_seconds if package else 0.0
-        values |= {"run_at": now + timedelta(seconds=delay)}
-        reason = f"attempt {job.attempts} {job_status} ({reason}); retrying"
+    elif decision.retry_delay is not None:
+        values |= {"run_at": now + timedelta(seconds=decision.retry_delay)}
     else:
         values |= {"finished": now}
-    return job_store.JobChange(job, new, values, reason)
-
-
-def _decided(job: ClaimedJob, ended: JobStatus) -> JobStatus:
-    """An outcome the job reported while it ran decides how it ends, unless it was cancelled."""
-    if job.outcome is None or ended is JobStatus.CANCELLED:
-        return ended
-    return job.outcome.status.job_status
-
-
-def _reason(result: RunResult) -> str:
-    if result.cancelled:
-        return "cancelled"
-    if result.timed_out:
-        return "timed out"
-    if result.signal is not None:
-        return f"killed by signal {result.signal}"
-    return f"exit code {result.exit_code}"
+    return job_store.JobChange(job, decision.job_status, values, decision.reason)
 
 
 def _package_or_none(conn: Connection, package_id: int) -> Package | None:
@@ -441,12 +404,8 @@ def recover_orphans(rt: Runtime) -> int:
     host = socket.gethostname()
     with rt.db.read() as conn:
         orphans = runs.running_claims_on_host(conn, host)
-    lost = RunResult(None, None, False, False, 0, False)
-    endings = [
-        Ending(claim, JobStatus.LOST, RunStatus.LOST, lost, reason="its worker process died")
-        for claim, worker_pid in orphans
-        if not _pid_alive(worker_pid)
-    ]
+    died = RunEnd(Ended.LOST, reason="its worker process died")
+    endings = [Ending(claim, died) for claim, worker_pid in orphans if not _pid_alive(worker_pid)]
     if endings:
         end_runs(rt, endings)
     return len(endings)

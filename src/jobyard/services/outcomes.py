@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from jobyard.domain.models import Job, PackageKind
+from jobyard.domain.models import Job, PackageKind, evolve
 from jobyard.domain.outcomes import Outcome, check_outcome
 from jobyard.domain.permissions import Principal, Scope, require_on_job
-from jobyard.domain.statuses import JobStatus, RunStatus
+from jobyard.domain.run_end import Ended, RetryPolicy, RunEnd, decide
+from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound, RuleViolation
 from jobyard.services import audit
 from jobyard.services.runtime import Runtime, utcnow
@@ -52,7 +53,8 @@ def set_outcome(rt: Runtime, *, actor: Principal, job_id: int, outcome: Outcome)
             detail={"status": outcome.status.value, "result": outcome.result},
         )
         if job.kind is PackageKind.EXTERNAL:
-            _end_external(conn, job, outcome.status.job_status, actor=actor)
+            reported = evolve(job, outcome=outcome)
+            _end_external(conn, reported, Ended.REPORTED, actor=actor)
         return job_store.get_job(conn, job_id)
 
 
@@ -83,25 +85,28 @@ def start_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
         return job_store.get_job(conn, job_id)
 
 
-def _end_external(conn: Connection, job: Job, status: JobStatus, *, actor: Principal) -> None:
+def _end_external(conn: Connection, job: Job, how: Ended, *, actor: Principal) -> None:
+    """An external job's run ends as reported (its outcome, set just now) or cancelled."""
     now = utcnow()
-    run_status = RunStatus.CANCELLED if status is JobStatus.CANCELLED else RunStatus.COMPLETED
+    decision = decide(RunEnd(how), attempt=job.attempts, outcome=job.outcome, policy=RetryPolicy())
     latest = runs.latest_run(conn, job.id)
     if latest is not None:
-        ending = runs.RunEnd(latest.id, run_status, None, None, output_bytes=0, truncated=False)
+        ending = runs.RunEnd(
+            latest.id, decision.run_status, None, None, output_bytes=0, truncated=False
+        )
         runs.close_runs(conn, [ending], at=now)
     runs.release_interfaces(conn, [job.id])
     job_store.transition(
         conn,
         job,
-        status,
+        decision.job_status,
         at=now,
         user_id=actor.user_id,
-        reason=f"{status} by {actor.login}",
+        reason=f"{decision.job_status} by {actor.login}",
         values={"finished": now},
     )
 
 
 def cancel_external(conn: Connection, job: Job, *, actor: Principal) -> None:
     """A running external job has no process to stop: it ends at once."""
-    _end_external(conn, job, JobStatus.CANCELLED, actor=actor)
+    _end_external(conn, job, Ended.CANCELLED, actor=actor)

@@ -139,6 +139,7 @@ packages = Table(
     Column("timeout_seconds", Float, nullable=True),
     Column("max_attempts", Integer, nullable=False, server_default="1"),
     Column("retry_delay_seconds", Float, nullable=False, server_default="0"),
+    Column("rerun_lost", Boolean, nullable=False, server_default=text("true")),
     Column("concurrency_limit", Integer, nullable=True),
     Column("config_id", ForeignKey("configs.id", ondelete="RESTRICT"), nullable=True),
     Column("device_id", ForeignKey("devices.id", ondelete="RESTRICT"), nullable=True),

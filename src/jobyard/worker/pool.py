@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
 from jobyard.services import execution
-from jobyard.services.execution import RunResult, Work, WorkerIdentity
+from jobyard.services.execution import Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
 from jobyard.services.wakeup import WorkListener
 from jobyard.worker import confinement, rundir, supervisor
@@ -55,7 +56,7 @@ MAX_END_ATTEMPTS = 3
 GATHER_SECONDS = 0.02
 SPAWNERS_MAX = 4
 SLOTS_PER_SPAWNER = 8
-NEVER_STARTED = RunResult(None, None, False, False, 0, False)
+
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
 RUN_DIR_NAME_BYTES = 16
 OUT_OF_TOUCH_RETRY_SECONDS = 0.5  # how often housekeeping and the heartbeat try in an outage
@@ -186,7 +187,7 @@ class WorkerPool:
         self._running: dict[int, _Running] = {}
         self._lock = threading.RLock()  # a signal handler may hand jobs back
         self._free = slots  # slots not running a process
-        self._ended: list[tuple[_Running, RunResult]] = []  # processes whose end is not stored
+        self._ended: list[tuple[_Running, ProcessEnd]] = []  # processes whose end is not stored
         self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
         self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_after_turn`)
         self._ended_in_last_turn = 0  # processes that ended while the last turn was taken
@@ -327,7 +328,7 @@ class WorkerPool:
             self._supervisor.step(self._wait_before_next_turn(idle_until))
 
     def _turn_or_none(
-        self, ended: list[tuple[_Running, RunResult]], free: int
+        self, ended: list[tuple[_Running, ProcessEnd]], free: int
     ) -> list[Work] | None:
         try:
             return self._turn(ended, free)
@@ -371,7 +372,7 @@ class WorkerPool:
             running = self.slots - self._free
             return len(self._ended) >= self._batch or running <= self._ended_in_last_turn
 
-    def _take_ended(self) -> list[tuple[_Running, RunResult]]:
+    def _take_ended(self) -> list[tuple[_Running, ProcessEnd]]:
         with self._lock:
             ended, self._ended = self._ended, []
             return ended
@@ -408,7 +409,7 @@ class WorkerPool:
         with self._lock:
             return self.slots - self._free > 1
 
-    def _turn(self, ended: list[tuple[_Running, RunResult]], free: int) -> list[Work]:
+    def _turn(self, ended: list[tuple[_Running, ProcessEnd]], free: int) -> list[Work]:
         """Store the ends (each with the last of its output) and claim up to `free` jobs."""
         endings = []
         for running, result in ended:
@@ -431,7 +432,7 @@ class WorkerPool:
         return works
 
     def _retry_later(
-        self, ended: list[tuple[_Running, RunResult]], *, refused: bool = True
+        self, ended: list[tuple[_Running, ProcessEnd]], *, refused: bool = True
     ) -> None:
         """Keep ends that were not stored, with their output, for the next turn. One the
         database could not be reached for is kept for as long as it takes: the heartbeat
@@ -456,7 +457,7 @@ class WorkerPool:
                 self._running[running.run_id] = running
                 if self._draining.is_set():  # claimed as the drain began: give it back
                     running.handing_back = running.process_ended = True
-                    self._ended.append((running, NEVER_STARTED))
+                    self._ended.append((running, NO_PROCESS))
                 else:
                     self._free -= 1
                     starting.append(running)
@@ -471,7 +472,7 @@ class WorkerPool:
     def _start(self, running: _Running) -> None:
         claim = running.work.claim
         if running.handing_back:  # handed back before it started
-            self._process_ended(running, NEVER_STARTED)
+            self._process_ended(running, NO_PROCESS)
             return
         confined = self.confinement
         if confined is None:
@@ -497,7 +498,7 @@ class WorkerPool:
             grace=self.rt.settings.cancel_grace_seconds,
         )
 
-        def ended(outcome: supervisor.ProcessOutcome | None, error: Exception | None) -> None:
+        def ended(outcome: ProcessEnd | None, error: Exception | None) -> None:
             confined.give_back(user, swept=outcome is not None)  # its spawner swept it
             if outcome is not None:  # its spawner emptied the directory
                 self._spare_dirs.setdefault(_uid(user), []).append(run_dir)
@@ -521,27 +522,20 @@ class WorkerPool:
     def _result(
         self,
         running: _Running,
-        outcome: supervisor.ProcessOutcome | None,
+        outcome: ProcessEnd | None,
         error: Exception | None,
-    ) -> RunResult:
+    ) -> ProcessEnd:
         if outcome is None:
             logger.error(
                 "job %s: the worker failed while running it",
                 running.work.claim.job.id,
                 exc_info=error,
             )
-            return RunResult(None, None, False, False, running.recorder.offset, False)
-        return RunResult(
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            timed_out=outcome.timed_out,
-            cancelled=outcome.cancelled and not running.handing_back,
-            output_bytes=outcome.output_bytes,
-            truncated=outcome.truncated,
-            process_id=outcome.pid,
-        )
+            return replace(NO_PROCESS, output_bytes=running.recorder.offset)
+        # A job handed back was stopped by its worker, not cancelled by anyone.
+        return replace(outcome, cancelled=outcome.cancelled and not running.handing_back)
 
-    def _process_ended(self, running: _Running, result: RunResult) -> None:
+    def _process_ended(self, running: _Running, result: ProcessEnd) -> None:
         running.recorder.close()
         with self._lock:
             running.process_ended = True

@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel
 from jobyard.worker.supervisor import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     EndCallback,
     OutputCallback,
-    ProcessOutcome,
     ProcessSpec,
     Stream,
 )
@@ -287,8 +287,8 @@ class RemoteSupervisor:
             remote.spawner.keys.discard(key)
             fields, text = message[2], message[3]
             error = remote.error or (SpawnerError(text) if text is not None else None)
-            # `spawner.outcome_fields` sends them in the order ProcessOutcome takes them.
-            remote.on_end(None if error or fields is None else ProcessOutcome(*fields), error)
+            # `spawner.outcome_fields` sends them in the order ProcessEnd declares them.
+            remote.on_end(None if error or fields is None else ProcessEnd(*fields), error)
         elif remote.error is not None:
             return  # being killed: nothing more is passed on
         elif kind == "output":

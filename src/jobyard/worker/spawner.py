@@ -19,6 +19,7 @@ exits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -26,12 +27,12 @@ import select
 import sys
 from collections import deque
 
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel, hardening
 from jobyard.worker.supervisor import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     Child,
     JobUser,
-    ProcessOutcome,
     ProcessSpec,
     Stream,
     Supervisor,
@@ -45,16 +46,9 @@ logger = logging.getLogger("jobyard.worker.spawner")
 SPAWNS_PER_REPORT = 4
 
 
-def outcome_fields(outcome: ProcessOutcome) -> tuple[object, ...]:
-    return (
-        outcome.pid,
-        outcome.exit_code,
-        outcome.signal,
-        outcome.timed_out,
-        outcome.cancelled,
-        outcome.output_bytes,
-        outcome.truncated,
-    )
+def outcome_fields(outcome: ProcessEnd) -> tuple[object, ...]:
+    """A process's end as it crosses the pipe: its fields in their order."""
+    return dataclasses.astuple(outcome)
 
 
 class StoppedByEngine(Exception):
@@ -180,7 +174,7 @@ class Spawner:
     def _output(self, key: int, stream: Stream, data: bytes) -> None:
         self._reports.put(("output", key, stream.value, data))
 
-    def _ended(self, key: int, outcome: ProcessOutcome | None, error: Exception | None) -> None:
+    def _ended(self, key: int, outcome: ProcessEnd | None, error: Exception | None) -> None:
         self._children.pop(key, None)
         self._cancelled.discard(key)
         fields = None if outcome is None else outcome_fields(outcome)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import rundir
 
 logger = logging.getLogger(__name__)
@@ -98,19 +99,6 @@ class ProcessSpec:
             raise ValueError("a child's own directory must be an absolute path")
 
 
-@dataclass(frozen=True)
-class ProcessOutcome:
-    """How a run ended."""
-
-    pid: int  # 0 when the program could not be started
-    exit_code: int | None  # None when a signal ended it
-    signal: int | None  # the signal that ended it, if any
-    timed_out: bool
-    cancelled: bool
-    output_bytes: int  # everything the child wrote, kept or not
-    truncated: bool
-
-
 OutputCallback = Callable[[Stream, bytes], None]
 
 
@@ -122,14 +110,14 @@ def run_process(
     should_cancel: Callable[[], bool],
     poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
     inherits_nothing: bool = False,
-) -> ProcessOutcome:
+) -> ProcessEnd:
     """Run `spec` to the end, streaming its output, and say how it ended.
 
     A program that cannot be started is an outcome (exit code 127 or 126 with a message on
     stderr), not an exception. An exception raised by a callback kills the process group, reaps
     the child and then propagates.
     """
-    ended: list[tuple[ProcessOutcome | None, Exception | None]] = []
+    ended: list[tuple[ProcessEnd | None, Exception | None]] = []
     with Supervisor(poll_interval=poll_interval, inherits_nothing=inherits_nothing) as supervisor:
         supervisor.start(
             spec,
@@ -146,7 +134,7 @@ def run_process(
     return outcome
 
 
-EndCallback = Callable[[ProcessOutcome | None, Exception | None], None]
+EndCallback = Callable[[ProcessEnd | None, Exception | None], None]
 FdHandler = Callable[[int], None]
 
 
@@ -514,7 +502,7 @@ def _devnull() -> int:
 
 def _spawn_failure(
     spec: ProcessSpec, exc: OSError | ValueError, on_output: OutputCallback
-) -> ProcessOutcome:
+) -> ProcessEnd:
     detail = getattr(exc, "strerror", None) or str(exc)
     filename = getattr(exc, "filename", None)
     if filename is not None and filename != spec.argv[0]:
@@ -523,7 +511,7 @@ def _spawn_failure(
     logger.info("cannot execute %s: %s", spec.argv[0], detail)
     on_output(Stream.STDERR, message.encode("utf-8", "backslashreplace"))
     code = EXIT_NOT_FOUND if getattr(exc, "errno", None) == errno.ENOENT else EXIT_CANNOT_EXECUTE
-    return ProcessOutcome(
+    return ProcessEnd(
         pid=0,
         exit_code=code,
         signal=None,
@@ -624,7 +612,7 @@ class Child:
             self._abandon_pipes()
         return self._exited_at is not None and not self._pipes
 
-    def finish(self) -> ProcessOutcome:
+    def finish(self) -> ProcessEnd:
         """Kill what is left of the group and reap the child (at once, once it has exited)."""
         # The unreaped child still pins the group id, so this cannot hit a stranger's group.
         _signal_group(self._proc.pid, signal.SIGKILL)
@@ -736,8 +724,8 @@ class Child:
             if fd in self._pipes:
                 self._close_pipe(fd)
 
-    def _outcome(self, returncode: int) -> ProcessOutcome:
-        return ProcessOutcome(
+    def _outcome(self, returncode: int) -> ProcessEnd:
+        return ProcessEnd(
             pid=self._proc.pid,
             exit_code=returncode if returncode >= 0 else None,
             signal=-returncode if returncode < 0 else None,

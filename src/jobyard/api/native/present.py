@@ -131,6 +131,7 @@ def package(p: Package) -> dict[str, Any]:
         "timeout": p.timeout_seconds or 0,
         "max_attempts": p.max_attempts,
         "retry_delay": p.retry_delay_seconds,
+        "rerun_lost": p.rerun_lost,
         "concurrency": p.concurrency_limit or 0,
         "config_id": ident(p.config_id),
         "device_id": ident(p.device_id),

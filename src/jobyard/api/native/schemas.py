@@ -111,6 +111,8 @@ class PackageIn(Strict):
     timeout: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     retry_delay: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+    # false: a run lost with its worker is not retried (the job ends lost): never run twice
+    rerun_lost: StrictBool | None = None
     concurrency: int | None = Field(default=None, ge=0, le=1_000_000)
     config_id: Any = None
     device_id: Any = None
