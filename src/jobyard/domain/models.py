@@ -178,6 +178,16 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class RunProcess:
+    """A run's process as recorded on its worker's host: the pid that leads its process
+    group and session (0: not recorded yet), and when the run started."""
+
+    run_id: int
+    pid: int
+    run_started: datetime
+
+
+@dataclass(frozen=True)
 class Run:
     id: int
     job_id: int

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from jobyard.domain.models import ClaimedJob, Package, evolve
+from jobyard.domain.models import ClaimedJob, Package, RunProcess, evolve
 from jobyard.domain.run_end import (
     Decision,
     Ended,
@@ -97,17 +97,24 @@ STOPPED_RENEWING = "its worker stopped renewing the lease"
 PAST_TIMEOUT = "past its timeout: ended by the reaper"
 
 
-def reap_expired(rt: Runtime) -> int:
+# Stops what the given runs' processes left running on this host (see worker/survivors.py).
+StopSurvivors = Callable[[Sequence[RunProcess]], None]
+
+
+def reap_expired(rt: Runtime, *, stop_survivors: StopSurvivors | None = None) -> int:
     """End runs whose lease lapsed (their worker is gone): retried if allowed, else lost; and,
     as a backstop, runs long past their timeout. Mark workers that fell silent stopped.
     Every worker runs this. One transaction takes the rows and ends them, taking only rows
     nobody else holds: a worker frozen mid-transaction holds its rows' locks, and the reaper
     leaves those rows for a later round rather than wait (the database ends a session idle in
-    a transaction after `JOBYARD_DB_IDLE_IN_TRANSACTION_SECONDS`, releasing them)."""
+    a transaction after `JOBYARD_DB_IDLE_IN_TRANSACTION_SECONDS`, releasing them).
+
+    Runs of a dead worker of this host may still have processes here: `stop_survivors`
+    stops them before the runs end (and may be retried)."""
     now = utcnow()
     try:
         with rt.db.transaction() as conn:
-            endings, retrying = _reap_in(conn, rt, now=now)
+            endings, retrying = _reap_in(conn, rt, now=now, stop_survivors=stop_survivors)
     except Exception as error:
         if worth_retrying(error):
             raise
@@ -120,9 +127,16 @@ def reap_expired(rt: Runtime) -> int:
     return len(endings)
 
 
-def _reap_in(conn: Connection, rt: Runtime, *, now: datetime) -> tuple[list[Ending], bool]:
+def _reap_in(
+    conn: Connection, rt: Runtime, *, now: datetime, stop_survivors: StopSurvivors | None
+) -> tuple[list[Ending], bool]:
     """Take the runs to reap and end them; say whether any job went back to pending."""
     endings = _reapable(conn, rt, now=now)
+    if stop_survivors is not None:
+        lost = [e.claim.run_id for e in endings if e.end.how is Ended.LOST]
+        here = runs.processes_on_host(conn, lost, socket.gethostname())
+        if here:
+            stop_survivors(here)
     _, retrying = _end_in(conn, rt, endings, now=now)
     silent_since = now - timedelta(seconds=rt.settings.lease_seconds)
     fleet.mark_silent_stopped(conn, heard_before=silent_since, at=now)
@@ -395,17 +409,23 @@ def _package_or_none(conn: Connection, package_id: int) -> Package | None:
         return None
 
 
-def recover_orphans(rt: Runtime) -> int:
+def recover_orphans(rt: Runtime, *, stop_survivors: StopSurvivors | None = None) -> int:
     """End the runs that a dead jobyard process on this host left running.
 
     On one host a worker's pid tells whether it is alive; runs of a dead worker are lost
-    (or retried if their package allows), so no job stays `running` after a crash.
+    (or retried if their package allows), so no job stays `running` after a crash. Their
+    processes may live on: `stop_survivors` (called at every start, with the dead runs'
+    processes) stops them first, so that a retry never runs beside them.
     """
     host = socket.gethostname()
     with rt.db.read() as conn:
         orphans = runs.running_claims_on_host(conn, host)
+        dead = [claim for claim, worker_pid in orphans if not _pid_alive(worker_pid)]
+        processes = runs.processes_on_host(conn, [c.run_id for c in dead], host)
+    if stop_survivors is not None:
+        stop_survivors(processes)
     died = RunEnd(Ended.LOST, reason="its worker process died")
-    endings = [Ending(claim, died) for claim, worker_pid in orphans if not _pid_alive(worker_pid)]
+    endings = [Ending(claim, died) for claim in dead]
     if endings:
         end_runs(rt, endings)
     return len(endings)

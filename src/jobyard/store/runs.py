@@ -32,7 +32,15 @@ from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain import vocabulary
 from jobyard.domain.listing import Listing
-from jobyard.domain.models import ClaimedJob, Job, LogChunk, PackageKind, Run, evolve
+from jobyard.domain.models import (
+    ClaimedJob,
+    Job,
+    LogChunk,
+    PackageKind,
+    Run,
+    RunProcess,
+    evolve,
+)
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import driver, listing, tables
@@ -515,6 +523,16 @@ def running_claims_on_host(conn: Connection, host: str) -> list[tuple[Claim, int
             claim = Claim(job=get_claimed_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
             found.append((claim, int(pid_text)))
     return found
+
+
+def processes_on_host(conn: Connection, run_ids: Sequence[int], host: str) -> list[RunProcess]:
+    """Of these runs, those whose worker ran on `host`, with their recorded processes."""
+    if not run_ids:
+        return []
+    query = select(R.c.id, R.c.process_id, R.c.started).where(
+        R.c.id.in_(list(run_ids)), R.c.worker.like(f"{host}:%")
+    )
+    return [RunProcess(row.id, row.process_id or 0, row.started) for row in conn.execute(query)]
 
 
 def run_for_attempt(conn: Connection, job_id: int, attempt: int) -> Run | None:

@@ -15,14 +15,15 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobyard.domain.models import RunProcess
 from jobyard.errors import JobyardError
 from jobyard.settings import JOB_UIDS_NONE, RUN_AS_SERVER, Settings, parse_job_uids
-from jobyard.worker import rundir, uids
+from jobyard.worker import rundir, survivors, uids
 from jobyard.worker.supervisor import JobUser
 from jobyard.worker.uids import JobUids
 
@@ -72,6 +73,25 @@ class Confinement:
         """A job has ended: its uid may run the next (`swept`: as the spawner reported)."""
         if self.uids is not None and user is not None:
             self.uids.give_back(user, swept=swept)
+
+    def stop_survivors(self, recorded: Sequence[RunProcess]) -> None:
+        """Stop what dead workers' jobs left running on this host, before their runs are
+        retried: every process of a job uid no live worker holds, and the recorded
+        processes (`recorded`) that are still their runs' (see `survivors`)."""
+        if self.uids is not None:
+            swept = self.uids.stop_survivors()
+            if swept:
+                logger.warning("killed what ran as the job uids %s of a dead worker", swept)
+        stopped = survivors.stop_groups(recorded, uids=self.job_uids())
+        if stopped:
+            logger.warning("killed the processes of runs %s of a dead worker", stopped)
+
+    def job_uids(self) -> Collection[int]:
+        """Every uid a job of this host may run as."""
+        if self.uids is not None:
+            first, last = self.uids.span
+            return range(first, last + 1)
+        return {self.user.uid if self.user is not None else os.getuid()}
 
     def release(self) -> None:
         """Every job has ended: let go of the job uids."""

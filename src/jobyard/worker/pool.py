@@ -32,7 +32,7 @@ from jobyard.services import execution
 from jobyard.services.execution import Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
 from jobyard.services.wakeup import WorkListener
-from jobyard.worker import confinement, rundir, supervisor
+from jobyard.worker import confinement, rundir, supervisor, survivors
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import Backoff, OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor
@@ -208,7 +208,9 @@ class WorkerPool:
         if self.confinement is None:
             self.confinement = confinement.prepare(self.rt.settings, slots=self.slots)
         self._inherited_env = inherited_environment(self.confinement.login)
-        recovered = execution.recover_orphans(self.rt)
+        recovered = execution.recover_orphans(
+            self.rt, stop_survivors=self.confinement.stop_survivors
+        )
         if recovered:
             logger.warning("ended %d runs left running by a dead jobyard process", recovered)
         self.identity = execution.register_worker(self.rt, slots=self.slots)
@@ -499,7 +501,11 @@ class WorkerPool:
         )
 
         def ended(outcome: ProcessEnd | None, error: Exception | None) -> None:
-            confined.give_back(user, swept=outcome is not None)  # its spawner swept it
+            if outcome is None and user is not None and user.sweeper is not None:
+                # Its spawner failed or died and may not have killed it (its pid unknown):
+                # whatever runs as its uid goes before the job may be retried.
+                survivors.sweep_uids([user.uid], sweeper=user.sweeper)
+            confined.give_back(user, swept=True)  # by its spawner, or just now
             if outcome is not None:  # its spawner emptied the directory
                 self._spare_dirs.setdefault(_uid(user), []).append(run_dir)
             self._process_ended(running, self._result(running, outcome, error))
@@ -652,7 +658,8 @@ class WorkerPool:
         if time.monotonic() - self._out_of_touch_at < self.rt.settings.lease_seconds:
             return
         try:
-            ended = execution.reap_expired(self.rt)
+            stop = None if self.confinement is None else self.confinement.stop_survivors
+            ended = execution.reap_expired(self.rt, stop_survivors=stop)
         except Exception as error:
             if execution.worth_retrying(error):
                 self._out_of_touch_at = time.monotonic()

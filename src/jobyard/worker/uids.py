@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from jobyard.errors import JobyardError
+from jobyard.worker import survivors
 from jobyard.worker.supervisor import JobUser
 
 LOCK_FILE = "/run/jobyard-job-uids.lock"
@@ -51,6 +52,7 @@ class JobUids:
 
     base: JobUser  # the configured user: its name (USER, LOGNAME) and its group
     pairs: list[tuple[int, int]]  # (job uid, sweeper uid), one per slot
+    span: tuple[int, int] = (0, -1)  # the whole range (first, last) these were leased from
     _free: list[JobUser] = field(init=False)
     _unswept: set[int] = field(init=False)  # may run something of an earlier job
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -82,6 +84,25 @@ class JobUids:
                 self._unswept.add(user.uid)
             self._free.append(user)
 
+    def owns(self, uid: int) -> bool:
+        """Whether `uid` is of the job uids' range (whoever holds it now)."""
+        return self.span[0] <= uid <= self.span[1]
+
+    def stop_survivors(self) -> list[int]:
+        """Kill whatever runs as a uid of the range that no live worker holds, or as one of
+        this worker's own uids that runs no job of its now and is not swept yet: what a
+        dead worker's jobs left. The uids that had something to kill."""
+        if not self.pairs:
+            return []
+        sweeper = self.pairs[0][1]  # nothing ever runs as a sweeper uid
+        running = survivors.running_uids(*self.span)
+        with self._lock, _unheld(running) as free:
+            idle = {user.uid for user in self._free} & self._unswept
+            swept = sorted(set(free) | idle)
+            survivors.sweep_uids(swept, sweeper=sweeper)
+            self._unswept -= idle
+        return sorted(set(swept) & running)
+
     def release(self) -> None:
         """Let other workers lease these uids (every job of this worker has ended)."""
         unlock(uid for pair in self.pairs for uid in pair)
@@ -107,7 +128,7 @@ def lease(base: JobUser, first: int, last: int, *, slots: int) -> JobUids:
             f"needs {needed}; other jobyard workers on this host hold the rest (give this one "
             "a range of its own, or a larger one)"
         )
-    return JobUids(base, list(zip(leased[::2], leased[1::2], strict=True)))
+    return JobUids(base, list(zip(leased[::2], leased[1::2], strict=True)), (first, last))
 
 
 def check_unassigned(first: int, last: int, setting: str) -> None:
@@ -157,6 +178,28 @@ def _lock_uids(first: int, last: int, needed: int) -> list[int]:
             _HELD.uids.add(uid)
             leased.append(uid)
     return leased
+
+
+@contextlib.contextmanager
+def _unheld(candidates: Iterable[int]) -> Iterator[list[int]]:
+    """Of `candidates`, the uids that no worker holds, held by this process meanwhile (so no
+    worker starts a job as one of them while they are swept)."""
+    held: list[int] = []
+    try:
+        with _HELD.lock:
+            fd = _lock_file()
+            for uid in sorted(candidates):
+                if uid in _HELD.uids or _known_uid(uid):
+                    continue
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, uid)
+                except OSError:  # a live worker's
+                    continue
+                _HELD.uids.add(uid)
+                held.append(uid)
+        yield held
+    finally:
+        unlock(held)
 
 
 def _known_uid(uid: int) -> bool:
