@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck fuzz bench clean
+.PHONY: install run test lint typecheck fuzz chaos bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ fuzz: install
 	mkdir -p $(dir $(FUZZ_REPORT))
 	JOBYARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) JOBYARD_FUZZ_REPORT=$(FUZZ_REPORT) \
 		$(BIN)/pytest tests/fuzz -p no:cacheprovider --show-capture=no -o timeout=0 $(PYTEST_ARGS)
+
+# The long chaos run against a PostgreSQL fleet (docs/fleet.md, "Chaos testing"); CHAOS_JOBS,
+# CHAOS_WORKERS, CHAOS_SLOTS, CHAOS_LEASE, CHAOS_FAULTS and CHAOS_SEED change it.
+chaos: install
+	$(BIN)/python -m tests.chaos
 
 # QUICK=1: small sizes (under two minutes); PEERS=1: also Celery, RQ, Dramatiq, Procrastinate.
 bench: install
