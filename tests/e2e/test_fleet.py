@@ -354,12 +354,14 @@ def _listed(api: TestClient, *, everything: bool = False) -> dict[int, dict[str,
     return {w["pid"]: w for w in api.get(f"/api/v1/workers/{query}").json()["data"]}
 
 
-def test_a_silent_worker_leaves_the_list_and_one_that_resumes_comes_back(
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_frozen_worker_leaves_the_list_and_comes_back_when_it_resumes(
     api: TestClient, workers: Workers
 ) -> None:
-    """Issue 17: workers that died stayed listed as live. One silent for a lease (frozen,
-    then killed) is not listed and is marked stopped by another worker's reaper; frozen, it
-    marks itself running again when it resumes."""
+    """Issue 17: one silent for a lease is not listed and is marked stopped by another
+    worker's reaper; it marks itself running again when it resumes. PostgreSQL only: on
+    SQLite a worker frozen inside a write holds the file's lock, and every writer waits."""
     victim = workers.start(slots=1)
     survivor = workers.start(slots=1)
     _wait(lambda: {victim.pid, survivor.pid} <= set(_listed(api)), 20, "both workers listed")
@@ -367,18 +369,30 @@ def test_a_silent_worker_leaves_the_list_and_one_that_resumes_comes_back(
     victim.send_signal(signal.SIGSTOP)
     try:
         _wait(lambda: victim.pid not in _listed(api), 3 * LEASE_SECONDS, "the frozen one to go")
-        marked = lambda: _listed(api, everything=True)[victim.pid]["stopped"] != ""  # noqa: E731
-        _wait(marked, 4 * LEASE_SECONDS, "the survivor's reaper to mark it stopped")
+        _wait(_marked_stopped(api, victim.pid), 4 * LEASE_SECONDS, "the reaper to mark it")
         assert survivor.pid in _listed(api)
     finally:
         victim.send_signal(signal.SIGCONT)
     _wait(lambda: victim.pid in _listed(api), 3 * LEASE_SECONDS, "the resumed one to be back")
     assert _listed(api)[victim.pid]["stopped"] == ""
 
+
+def test_a_dead_worker_leaves_the_list_and_is_marked_stopped(
+    api: TestClient, workers: Workers
+) -> None:
+    """Issue 17: workers that died stayed listed as live."""
+    victim = workers.start(slots=1)
+    survivor = workers.start(slots=1)
+    _wait(lambda: {victim.pid, survivor.pid} <= set(_listed(api)), 20, "both workers listed")
+
     victim.kill()
     victim.wait(10)
     _wait(lambda: set(_listed(api)) == {survivor.pid}, 3 * LEASE_SECONDS, "the dead one to go")
-    _wait(marked, 4 * LEASE_SECONDS, "the survivor's reaper to mark it stopped")
+    _wait(_marked_stopped(api, victim.pid), 4 * LEASE_SECONDS, "the reaper to mark it")
+
+
+def _marked_stopped(api: TestClient, pid: int) -> Callable[[], bool]:
+    return lambda: _listed(api, everything=True)[pid]["stopped"] != ""
 
 
 @pytest.mark.postgres

@@ -18,7 +18,7 @@ from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import tables
 from jobyard.store.db import Database, Timeouts, transient
-from jobyard.store.runs import Claim
+from jobyard.store.queue import Claim
 from tests.integration.job_rows import job_row
 
 pytestmark = [

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
-from jobyard.worker.pool import FIRST_CLAIM, WorkerPool
+from jobyard.worker.engine import FIRST_CLAIM, Engine
 from tests.integration.job_rows import job_row
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -37,7 +37,7 @@ def test_an_idle_pool_claims_a_few_first_then_twice_as_many(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     _pending_sleepers(runtime, SLOTS + 8)
-    pool = WorkerPool(runtime, slots=SLOTS)
+    pool = Engine(runtime, slots=SLOTS)
     pool.start()
     try:
         deadline = time.monotonic() + 20

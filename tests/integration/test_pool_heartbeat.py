@@ -15,14 +15,14 @@ from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
 from jobyard.store.db import PG_POOL_SIZE, SQLITE_POOL_SIZE, Database
-from jobyard.worker.pool import WorkerPool, _Running
+from jobyard.worker.engine import Engine, _Running
 from tests.integration.job_rows import job_row
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 EXITED = ProcessEnd(0, None, False, False, 0, False)
 
 
-def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[WorkerPool, _Running]:
+def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[Engine, _Running]:
     user_id = accounts.bootstrap_admin(runtime).admin_user_id
     with runtime.db.transaction() as conn:
         conn.execute(
@@ -30,7 +30,7 @@ def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[WorkerPool,
                 job_row(tenant_id=1, user_id=user_id, status="pending", at=AT)
             )
         )
-    pool = WorkerPool(runtime, slots=1)
+    pool = Engine(runtime, slots=1)
     pool.identity = execution.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=pool.identity, limit=1)
     running = _Running(work, pool._recorder(work.claim.run_id))

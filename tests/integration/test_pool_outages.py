@@ -18,8 +18,8 @@ from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings
 from jobyard.store import tables
 from jobyard.store.db import Database
+from jobyard.worker.engine import Engine
 from jobyard.worker.pending import MEMORY_BYTES
-from jobyard.worker.pool import WorkerPool
 from tests.chaos.proxy import Proxy
 from tests.conftest import AUTH
 
@@ -88,23 +88,23 @@ def _runs(url: str, job_id: str) -> list[Any]:
     return rows
 
 
-PoolStarter = Callable[..., tuple[WorkerPool, Proxy | None]]
+PoolStarter = Callable[..., tuple[Engine, Proxy | None]]
 
 
 @pytest.fixture
 def pool_through(settings: Settings) -> Iterator[PoolStarter]:
     """Starts a worker pool whose database connections go through a breakable proxy (on
     PostgreSQL; straight to the file on SQLite)."""
-    started: list[tuple[WorkerPool, Runtime, Proxy | None]] = []
+    started: list[tuple[Engine, Runtime, Proxy | None]] = []
 
-    def start(**changes: Any) -> tuple[WorkerPool, Proxy | None]:
+    def start(**changes: Any) -> tuple[Engine, Proxy | None]:
         url = settings.database_url
         proxy = None if url.startswith("sqlite") else Proxy.for_url(url)
         if proxy is not None:
             url = proxy.url(url)
         rt = open_runtime(_with(settings, database_url=url, **changes))
         rt.in_process_only = False  # launches come from another runtime: LISTEN for them
-        pool = WorkerPool(rt, slots=rt.settings.workers)
+        pool = Engine(rt, slots=rt.settings.workers)
         pool.start()
         started.append((pool, rt, proxy))
         return pool, proxy

@@ -11,11 +11,11 @@ from jobyard.domain.run_end import ProcessEnd
 from jobyard.domain.statuses import RunStatus
 from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
-from jobyard.store import runs, tables
+from jobyard.store import tables, transitions
 from tests.integration.job_rows import job_row
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-JOBS = runs.CLOSE_AT_ONCE + 44  # two statements
+JOBS = transitions.CLOSE_AT_ONCE + 44  # two statements
 
 
 def _result(i: int) -> ProcessEnd:
@@ -62,11 +62,11 @@ def test_a_run_already_closed_is_left_as_it_was(runtime: Runtime) -> None:
     worker = execution.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=worker, limit=1)
     first = ProcessEnd(0, None, False, False, 5, False, 111)
-    late = runs.RunEnd(work.claim.run_id, RunStatus.FAILED, 7, None, 9, True, process_id=222)
+    late = transitions.RunEnd(work.claim.run_id, RunStatus.FAILED, 7, None, 9, True, process_id=222)
     execution.finish_claim(runtime, claim=work.claim, result=first, worker_id=work.worker_id)
 
     with runtime.db.transaction() as conn:
-        closed = runs.close_runs(conn, [late], at=AT)
+        closed = transitions.close_runs(conn, [late], at=AT)
 
     assert closed == set()
     with runtime.db.read() as conn:

@@ -22,7 +22,7 @@ from jobyard.services import accounts, schema
 from jobyard.services.runtime import Runtime, open_runtime, wait_for_database
 from jobyard.settings import Settings
 from jobyard.worker.confinement import Confinement
-from jobyard.worker.pool import WorkerPool
+from jobyard.worker.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def create_app(
             logger.warning("admin API token (shown once): %s", bootstrap.new_token)
         app.state.rt = rt
         app.state.bootstrap = bootstrap
-        pool = WorkerPool(rt, slots=settings.workers, confinement=confinement)
+        pool = Engine(rt, slots=settings.workers, confinement=confinement)
         if run_workers and settings.workers:
             pool.start()
         app.state.pool = pool

@@ -23,7 +23,7 @@ from jobyard.services import schema
 from jobyard.services.runtime import open_runtime, wait_for_database
 from jobyard.settings import load_settings
 from jobyard.worker import confinement
-from jobyard.worker.pool import WorkerPool
+from jobyard.worker.engine import Engine
 
 console = Console(stderr=True, soft_wrap=True)
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def run_worker(
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
     rt.in_process_only = False  # other processes launch work: poll (SQLite) or LISTEN (PG)
-    pool = WorkerPool(rt, slots=settings.workers, confinement=confined)
+    pool = Engine(rt, slots=settings.workers, confinement=confined)
     settle_garbage_collector()
     stop = threading.Event()
 

@@ -26,9 +26,9 @@ from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
 from jobyard.services import tokens
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, db, fleet, notify, runs
+from jobyard.store import catalog, db, fleet, notify, queue, runs, transitions
 from jobyard.store import jobs as job_store
-from jobyard.store.runs import Claim
+from jobyard.store.queue import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _reap_in(
     endings = _reapable(conn, rt, now=now)
     if stop_survivors is not None:
         lost = [e.claim.run_id for e in endings if e.end.how is Ended.LOST]
-        here = runs.processes_on_host(conn, lost, socket.gethostname())
+        here = queue.processes_on_host(conn, lost, socket.gethostname())
         if here:
             stop_survivors(here)
     _, retrying = _end_in(conn, rt, endings, now=now)
@@ -169,11 +169,11 @@ def claim_jobs(rt: Runtime, *, worker: WorkerIdentity, limit: int) -> list[Work]
 def _claim_in(
     conn: Connection, rt: Runtime, *, worker: WorkerIdentity, limit: int, now: datetime
 ) -> list[Work]:
-    jobs = runs.claimable_jobs(conn, now=now, pg=rt.pg, limit=limit)
+    jobs = queue.claimable_jobs(conn, now=now, pg=rt.pg, limit=limit)
     if not jobs:
         return []
     secrets = tokens.new_job_tokens(len(jobs))
-    claims = runs.start_runs(
+    claims = queue.start_runs(
         conn,
         jobs,
         token_hashes=[tokens.hash_token(rt, secret) for secret in secrets],
@@ -198,7 +198,7 @@ def record_processes(rt: Runtime, *, pids: Mapping[int, int]) -> None:
     """Process ids of running runs, by run id (batched: a short job's comes with its end)."""
     if pids:
         with rt.db.transaction() as conn:
-            runs.set_process_ids(conn, pids)
+            queue.set_process_ids(conn, pids)
 
 
 def save_output(rt: Runtime, *, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
@@ -208,7 +208,7 @@ def save_output(rt: Runtime, *, run_id: int, chunks: Sequence[tuple[str, int, by
 
 def cancels_requested(rt: Runtime, *, job_ids: Sequence[int]) -> list[int]:
     with rt.db.read() as conn:
-        return runs.running_jobs_to_cancel(conn, job_ids)
+        return queue.running_jobs_to_cancel(conn, job_ids)
 
 
 HANDED_BACK = "handed back by a worker shutting down"
@@ -319,12 +319,12 @@ def _end_in(
     statuses: dict[int, JobStatus] = {}
     if not endings:
         return statuses, False
-    closed = runs.close_runs(conn, [_run_end(e) for e in endings], at=now)
+    closed = transitions.close_runs(conn, [_run_end(e) for e in endings], at=now)
     for ending in endings:  # a run closed before keeps the output stored with its end
         if ending.claim.run_id in closed:
             runs.append_output(conn, ending.claim.run_id, ending.output)
     states = job_store.job_states(conn, [e.claim.job.id for e in endings])
-    changes: list[job_store.JobChange] = []
+    changes: list[transitions.JobChange] = []
     for ending in endings:
         claim = ending.claim
         state = states.get(claim.job.id)
@@ -338,8 +338,8 @@ def _end_in(
             change = _job_change(ending, job, _decision(conn, ending, job), now)
             changes.append(change)
             statuses[claim.run_id] = change.new
-    runs.release_interfaces(conn, [c.job.id for c in changes if c.job.interface_names])
-    job_store.apply_changes(conn, changes, at=now)
+    queue.release_interfaces(conn, [c.job.id for c in changes if c.job.interface_names])
+    transitions.apply_changes(conn, changes, at=now)
     retrying = any(c.new is JobStatus.PENDING for c in changes)
     if retrying:
         notify.announce_work(conn)
@@ -357,9 +357,9 @@ def _still_ours(claim: Claim, job: ClaimedJob, closed: set[int]) -> bool:
     )
 
 
-def _run_end(ending: Ending) -> runs.RunEnd:
+def _run_end(ending: Ending) -> transitions.RunEnd:
     process = ending.end.process
-    return runs.RunEnd(
+    return transitions.RunEnd(
         run_id=ending.claim.run_id,
         status=ended_statuses(ending.end)[0],
         exit_code=process.exit_code,
@@ -386,7 +386,7 @@ def _decision(conn: Connection, ending: Ending, job: ClaimedJob) -> Decision:
 
 def _job_change(
     ending: Ending, job: ClaimedJob, decision: Decision, now: datetime
-) -> job_store.JobChange:
+) -> transitions.JobChange:
     """The decision as the columns it changes: a hand-back (not a failed attempt) is due
     at once with any cancel forgotten; a retry after its delay; an end is finished."""
     values: dict[str, object] = {"exit_code": ending.end.process.exit_code}
@@ -396,7 +396,7 @@ def _job_change(
         values |= {"run_at": now + timedelta(seconds=decision.retry_delay)}
     else:
         values |= {"finished": now}
-    return job_store.JobChange(job, decision.job_status, values, decision.reason)
+    return transitions.JobChange(job, decision.job_status, values, decision.reason)
 
 
 def _package_or_none(conn: Connection, package_id: int) -> Package | None:
@@ -419,9 +419,9 @@ def recover_orphans(rt: Runtime, *, stop_survivors: StopSurvivors | None = None)
     """
     host = socket.gethostname()
     with rt.db.read() as conn:
-        orphans = runs.running_claims_on_host(conn, host)
+        orphans = queue.running_claims_on_host(conn, host)
         dead = [claim for claim, worker_pid in orphans if not _pid_alive(worker_pid)]
-        processes = runs.processes_on_host(conn, [c.run_id for c in dead], host)
+        processes = queue.processes_on_host(conn, [c.run_id for c in dead], host)
     if stop_survivors is not None:
         stop_survivors(processes)
     died = RunEnd(Ended.LOST, reason="its worker process died")

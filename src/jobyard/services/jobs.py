@@ -30,7 +30,7 @@ from jobyard.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from jobyard.repeats import map_repeats
 from jobyard.services import audit, outcomes
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, notify, tables
+from jobyard.store import catalog, job_events, notify, tables, transitions
 from jobyard.store import jobs as job_store
 
 logger = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ def cancel_job(
                 field="status",
             )
         if job.status is JobStatus.PENDING:
-            job_store.transition(
+            transitions.transition(
                 conn,
                 job,
                 JobStatus.CANCELLED,
@@ -385,4 +385,4 @@ def list_job_events(rt: Runtime, *, actor: Principal, job_id: int) -> list[JobEv
     require_on_job(actor, Scope.JOBS_READ, job_id)
     with rt.db.read() as conn:
         job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
-        return job_store.list_events(conn, job_id)
+        return job_events.list_events(conn, job_id)

@@ -14,7 +14,7 @@ from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound, RuleViolation
 from jobyard.services import audit
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, runs
+from jobyard.store import catalog, queue, runs, transitions
 from jobyard.store import jobs as job_store
 
 EXTERNAL_WORKER = "external"
@@ -72,7 +72,7 @@ def start_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
                 field="status",
             )
         runs.start_external_run(conn, job, worker=f"{EXTERNAL_WORKER}:{actor.login}", at=now)
-        job_store.transition(
+        transitions.transition(
             conn,
             job,
             JobStatus.RUNNING,
@@ -91,12 +91,12 @@ def _end_external(conn: Connection, job: Job, how: Ended, *, actor: Principal) -
     decision = decide(RunEnd(how), attempt=job.attempts, outcome=job.outcome, policy=RetryPolicy())
     latest = runs.latest_run(conn, job.id)
     if latest is not None:
-        ending = runs.RunEnd(
+        ending = transitions.RunEnd(
             latest.id, decision.run_status, None, None, output_bytes=0, truncated=False
         )
-        runs.close_runs(conn, [ending], at=now)
-    runs.release_interfaces(conn, [job.id])
-    job_store.transition(
+        transitions.close_runs(conn, [ending], at=now)
+    queue.release_interfaces(conn, [job.id])
+    transitions.transition(
         conn,
         job,
         decision.job_status,

@@ -12,8 +12,8 @@ from sqlalchemy import Connection, Select, insert, select, update
 from jobyard.domain.statuses import RunStatus
 from jobyard.store import tables
 from jobyard.store.jobs import J, get_claimed_job
+from jobyard.store.queue import Claim, R
 from jobyard.store.records import RecordReader
-from jobyard.store.runs import Claim, R
 
 W = tables.workers
 

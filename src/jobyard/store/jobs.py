@@ -18,7 +18,6 @@ from jobyard.domain.models import (
     ClaimedJob,
     Interface,
     Job,
-    JobEvent,
     JobOptions,
     JobResult,
     PackageKind,
@@ -26,10 +25,10 @@ from jobyard.domain.models import (
     evolve,
 )
 from jobyard.domain.outcomes import Outcome, OutcomeStatus
-from jobyard.domain.statuses import JobStatus, check_transition, sources_of
-from jobyard.errors import InvalidTransition, NotFound
+from jobyard.domain.statuses import JobStatus
+from jobyard.errors import NotFound
 from jobyard.repeats import map_repeats
-from jobyard.store import listing, tables
+from jobyard.store import job_events, listing, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import RowsInsert
 from jobyard.store.types import in_ids
@@ -244,10 +243,12 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
     ]
     if interfaces:
         conn.execute(INSERT_JOB_INTERFACES, interfaces)
-    _insert_events(
+    job_events.insert_events(
         conn,
         [
-            _event(job_id, None, JobStatus.PENDING, row["created"], row["user_id"], reason)
+            job_events.event_row(
+                job_id, None, JobStatus.PENDING, row["created"], row["user_id"], reason
+            )
             for job_id, row in zip(ids, rows, strict=True)
         ],
     )
@@ -342,182 +343,6 @@ def select_job_ids(conn: Connection, request: Listing, *, tenant_id: int, pg: bo
 
 def update_job(conn: Connection, job_id: int, values: Mapping[str, Any]) -> None:
     conn.execute(update(J).where(J.c.id == job_id).values(**values))
-
-
-def transition(
-    conn: Connection,
-    job: Job,
-    new: JobStatus,
-    *,
-    at: datetime,
-    user_id: int | None,
-    reason: str,
-    values: Mapping[str, Any] | None = None,
-) -> Job:
-    """Move a job to `new` if the table allows it from the status it has *in the database*;
-    return the job as it now is."""
-    values = values or {}
-    statement = _transition_statement(new, tuple(sorted(values)))
-    params = {"b_job_id": job.id, "b_at": at} | {f"v_{k}": v for k, v in values.items()}
-    row = conn.execute(statement, params).first()
-    if row is None:
-        current = conn.execute(select(J.c.status).where(J.c.id == job.id)).scalar_one_or_none()
-        if current is None:
-            raise NotFound(vocabulary.NO_SUCH_JOB)
-        raise InvalidTransition(f"job {job.id} is {current} and cannot become {new}")
-    record_event(conn, job.id, job.status, new, at=at, user_id=user_id, reason=reason)
-    return job_from_row(row)
-
-
-_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], Any] = {}
-
-
-def _transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
-    """The guarded UPDATE for a transition, built once per target status and column set:
-    workers run it for every job, and building statements costs more than running them."""
-    statement = _TRANSITIONS.get((new, keys))
-    if statement is None:
-        allowed = [s.value for s in sources_of(new)]
-        statement = (
-            update(J)
-            .where(J.c.id == bindparam("b_job_id"), J.c.status.in_(allowed))
-            .values(
-                status=new.value,
-                updated=bindparam("b_at"),
-                **{key: bindparam(f"v_{key}") for key in keys},
-            )
-            .returning(J)
-        )
-        _TRANSITIONS[(new, keys)] = statement
-    return statement
-
-
-@dataclass(frozen=True)
-class JobChange:
-    """One job's move to a new status, with the columns that change with it."""
-
-    job: ClaimedJob  # as read in this transaction
-    new: JobStatus
-    values: Mapping[str, Any]
-    reason: str
-
-
-def apply_changes(conn: Connection, changes: Sequence[JobChange], *, at: datetime) -> None:
-    """Move many jobs at once (workers end runs in batches): one UPDATE for each kind of
-    change (most jobs of a batch end alike) and one INSERT of their events. Each job must
-    still have the status it was read with; otherwise InvalidTransition is raised."""
-    if not changes:
-        return
-    groups: dict[tuple[JobStatus, JobStatus, tuple[tuple[str, Any], ...]], list[int]] = {}
-    for change in changes:
-        check_transition(change.job.status, change.new)
-        key = (change.new, change.job.status, tuple(sorted(change.values.items())))
-        groups.setdefault(key, []).append(change.job.id)
-    for (new, old, values), job_ids in groups.items():
-        statement = _batch_transition_statement(new, tuple(name for name, _ in values))
-        params = {"b_job_ids": job_ids, "b_from": old.value, "b_at": at}
-        params |= {f"v_{name}": value for name, value in values}
-        changed = conn.execute(statement, params).rowcount
-        if changed != len(job_ids):
-            raise InvalidTransition(f"{len(job_ids) - changed} jobs changed status meanwhile")
-    record_events(
-        conn,
-        [(change.job.id, change.job.status, change.new, change.reason) for change in changes],
-        at=at,
-    )
-
-
-def record_events(
-    conn: Connection, events: Sequence[tuple[int, JobStatus, JobStatus, str]], *, at: datetime
-) -> None:
-    """Status changes made by the system, as (job id, from, to, reason), in one statement."""
-    _insert_events(
-        conn, [_event(job_id, old, new, at, None, reason) for job_id, old, new, reason in events]
-    )
-
-
-_BATCH_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], Any] = {}
-
-
-def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
-    statement = _BATCH_TRANSITIONS.get((new, keys))
-    if statement is None:
-        statement = (
-            update(J)
-            .where(
-                in_ids(J.c.id, "b_job_ids"),
-                J.c.status == bindparam("b_from"),
-            )
-            .values(
-                status=new.value,
-                updated=bindparam("b_at"),
-                **{key: bindparam(f"v_{key}") for key in keys},
-            )
-        )
-        _BATCH_TRANSITIONS[(new, keys)] = statement
-    return statement
-
-
-INSERT_EVENT = insert(tables.job_events)
-INSERT_EVENTS = RowsInsert(
-    tables.job_events, ("job_id", "from_status", "to_status", "at", "user_id", "reason")
-)
-
-
-def record_event(
-    conn: Connection,
-    job_id: int,
-    from_status: JobStatus | None,
-    to_status: JobStatus,
-    *,
-    at: datetime,
-    user_id: int | None,
-    reason: str,
-) -> None:
-    _insert_events(conn, [_event(job_id, from_status, to_status, at, user_id, reason)])
-
-
-def _event(
-    job_id: int,
-    old: JobStatus | None,
-    new: JobStatus,
-    at: datetime,
-    user_id: int | None,
-    reason: str,
-) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "from_status": None if old is None else old.value,
-        "to_status": new.value,
-        "at": at,
-        "user_id": user_id,
-        "reason": reason,
-    }
-
-
-def _insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One row in a plain INSERT; several in one multi-row INSERT."""
-    if len(rows) == 1:
-        conn.execute(INSERT_EVENT, rows[0])
-    elif rows:
-        INSERT_EVENTS.execute_mappings(conn, rows)
-
-
-def list_events(conn: Connection, job_id: int) -> list[JobEvent]:
-    events = tables.job_events
-    rows = conn.execute(select(events).where(events.c.job_id == job_id).order_by(events.c.id))
-    return [
-        JobEvent(
-            id=r.id,
-            job_id=r.job_id,
-            from_status=None if r.from_status is None else JobStatus(r.from_status),
-            to_status=JobStatus(r.to_status),
-            at=r.at,
-            user_id=r.user_id,
-            reason=r.reason,
-        )
-        for r in rows
-    ]
 
 
 def deletable_job_ids(conn: Connection, job_ids: Sequence[int], *, tenant_id: int) -> list[int]:

@@ -1,59 +1,36 @@
-"""Claiming work, runs, their output chunks, and finishing them."""
+"""Runs as they are read (one, a job's latest, lists of them with their jobs), their output
+chunks, and the run an external job starts with."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import (
     Connection,
-    Integer,
-    Row,
-    Select,
-    and_,
-    bindparam,
-    case,
-    column,
-    delete,
-    exists,
     func,
     insert,
-    literal_column,
     select,
-    text,
-    true,
     update,
 )
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain import vocabulary
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import (
-    ClaimedJob,
     Job,
     LogChunk,
-    PackageKind,
     Run,
-    RunProcess,
-    evolve,
 )
-from jobyard.domain.statuses import JobStatus, RunStatus
+from jobyard.domain.statuses import RunStatus
 from jobyard.errors import Conflict, NotFound
-from jobyard.store import driver, listing, tables
+from jobyard.store import listing, tables
 from jobyard.store.jobs import (
-    CLAIMED_JOB_COLUMNS,
     J,
-    claimed_job_from_row,
-    get_claimed_job,
-    record_events,
 )
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
 from jobyard.store.records import RecordReader
-from jobyard.store.types import UTCDateTime, in_ids, json_integer
+from jobyard.store.types import json_integer
 
 R = tables.runs
 RUN_FIELDS = listing.fields(
@@ -78,264 +55,7 @@ RUN_FIELDS = listing.fields(
 )
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A job a worker has taken, and the run that records this attempt."""
-
-    job: ClaimedJob
-    run_id: int
-    attempt: int
-
-
 run_from_row = RecordReader(Run)
-
-
-def _claimable(now: Any) -> Any:
-    """Pending command jobs that are due, whose interfaces are free, within package limits."""
-    locked = (
-        select(tables.job_interfaces.c.job_id)
-        .join(tables.interface_locks, tables.interface_locks.c.name == tables.job_interfaces.c.name)
-        .where(tables.job_interfaces.c.job_id == J.c.id)
-    )
-    packages = tables.packages
-    running = J.alias("running")
-    running_count = (
-        select(func.count())
-        .where(running.c.package_id == J.c.package_id, running.c.status == _literal("running"))
-        .scalar_subquery()
-    )
-    limit = (
-        select(packages.c.concurrency_limit)
-        .where(packages.c.id == J.c.package_id)
-        .scalar_subquery()
-    )
-    return and_(
-        J.c.status == _literal(JobStatus.PENDING.value),
-        J.c.kind == _literal(PackageKind.COMMAND.value),
-        J.c.run_at <= now,
-        ~exists(locked),
-        # CASE, unlike OR, is evaluated in order: jobs of unlimited packages count nothing.
-        case((limit.is_(None), true()), else_=running_count < limit),
-    )
-
-
-def _literal(value: str) -> Any:
-    """A constant written into the SQL, not bound: only then can both databases see that the
-    query matches the partial index of pending jobs and walk it in claim order, unsorted."""
-    return literal_column(f"'{value}'")
-
-
-def _package_limit() -> Any:
-    packages = tables.packages
-    return (
-        select(packages.c.concurrency_limit)
-        .where(packages.c.id == J.c.package_id)
-        .scalar_subquery()
-        .label("package_concurrency_limit")
-    )
-
-
-def _next_claimable() -> Any:
-    return (
-        select(*CLAIMED_JOB_COLUMNS, _package_limit())
-        .where(_claimable(bindparam("now", type_=UTCDateTime())))
-        .order_by(J.c.priority.desc(), J.c.id)
-        .limit(bindparam("limit", type_=Integer()))
-    )
-
-
-def _sqlite_indexed(query: Select[Any]) -> Any:
-    """The claim query for SQLite, told to walk the index of pending jobs in claim order.
-
-    Without statistics SQLite guesses that `status = 'pending'` on the plain status index
-    finds a few rows, then sorts every pending job for each claim (about 1 ms per claim with
-    3,000 waiting). SQLAlchemy cannot write SQLite's INDEXED BY, so it goes into the SQL here.
-    """
-    compiled = query.compile(dialect=sqlite.dialect(paramstyle="named"))
-    sql = str(compiled)
-    indexed = sql.replace("\nFROM jobs \n", "\nFROM jobs INDEXED BY ix_jobs_claimable \n", 1)
-    if indexed == sql:
-        raise RuntimeError("the claim query no longer reads FROM jobs")
-    given = {"now", "limit"}
-    fixed = {name: value for name, value in compiled.params.items() if name not in given}
-    result_columns = [column(c.name, c.type) for c in query.selected_columns]
-    return (
-        text(indexed)
-        .bindparams(bindparam("now", type_=UTCDateTime()), bindparam("limit"), **fixed)
-        .columns(*result_columns)
-    )
-
-
-@functools.cache  # built once: constructing it costs more than running it
-def _claim_query(pg: bool) -> Any:
-    query = _next_claimable()
-    return query.with_for_update(skip_locked=True, of=J) if pg else _sqlite_indexed(query)
-
-
-def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> list[Row[Any]]:
-    """The next jobs to run (with their package's concurrency limit), locked on PostgreSQL."""
-    query = _claim_query(pg)
-    given = {"now": now, "limit": limit}
-    if not pg:
-        return list(conn.execute(query, given))
-    # A queue's statistics are stale by nature: analysed while few jobs waited, PostgreSQL
-    # plans a bitmap scan and a sort of every pending job (25 ms a claim with 5,000 waiting)
-    # instead of walking the pending index in claim order. So sorting is ruled out for this
-    # one query, and only for it: plans cached later (a trigger's) must not inherit it.
-    conn.exec_driver_sql("SET LOCAL enable_sort = off")
-    rows = list(conn.execute(query, given))  # (if it fails, the rollback undoes the SET)
-    conn.exec_driver_sql("SET LOCAL enable_sort = on")
-    return rows
-
-
-def _within_package_limit(conn: Connection, job: ClaimedJob) -> bool:
-    """On PostgreSQL two workers could both see room under a package's concurrency limit;
-    locking the package row makes them count one after the other."""
-    packages = tables.packages
-    limit_of = select(packages.c.concurrency_limit).where(packages.c.id == job.package_id)
-    limit = conn.execute(limit_of.with_for_update()).scalar_one_or_none()
-    if limit is None:
-        return True
-    running = conn.execute(
-        select(func.count()).where(
-            J.c.package_id == job.package_id, J.c.status == JobStatus.RUNNING.value
-        )
-    ).scalar_one()
-    return int(running) < int(limit)
-
-
-def _claimable_jobs(conn: Connection, rows: Sequence[Row[Any]], *, pg: bool) -> list[ClaimedJob]:
-    """Of the candidates, those this batch may take: the query saw room under each package's
-    concurrency limit for one more job, so a limited package gets at most one per batch; and
-    a job whose interfaces another job holds (or took earlier in this batch) waits."""
-    chosen: list[ClaimedJob] = []
-    limited: set[int] = set()
-    for row in rows:
-        job = claimed_job_from_row(row)
-        if row.package_concurrency_limit is not None:
-            if job.package_id in limited:
-                continue
-            # No lock without a limit, so claims of one package never queue.
-            if pg and not _within_package_limit(conn, job):
-                continue
-            limited.add(job.package_id)
-        if job.interface_names and not _lock_interfaces(conn, job):
-            continue
-        chosen.append(job)
-    return chosen
-
-
-def claimable_jobs(conn: Connection, *, now: datetime, pg: bool, limit: int) -> list[ClaimedJob]:
-    """Up to `limit` jobs to run now, locked on PostgreSQL until the transaction ends."""
-    return _claimable_jobs(conn, next_claimable(conn, now, pg=pg, limit=limit), pg=pg)
-
-
-def start_runs(
-    conn: Connection,
-    jobs: Sequence[ClaimedJob],
-    *,
-    token_hashes: Sequence[str],
-    now: datetime,
-    worker: str,
-    worker_id: int | None = None,
-    lease_until: datetime | None = None,
-) -> list[Claim]:
-    """Claim these jobs (from `claimable_jobs`, in this transaction): a run for each, with
-    the hash of its job token, and each job moved to running. A few statements for the
-    whole batch, whatever its size."""
-    if not jobs:
-        return []
-    run_key = int(now.timestamp())
-    inserted = INSERT_RUNS.execute(
-        conn,
-        [
-            (
-                job.id,
-                job.attempts + 1,
-                run_key,
-                RunStatus.RUNNING.value,
-                worker,
-                worker_id,
-                lease_until,
-                _deadline(job, now),
-                now,
-                token_hash,
-            )
-            for job, token_hash in zip(jobs, token_hashes, strict=True)
-        ],
-    )
-    run_ids = {job_id: run_id for run_id, job_id in inserted}
-    claimed = conn.execute(_MARK_CLAIMED, {"ids": [job.id for job in jobs], "now": now})
-    if claimed.rowcount != len(jobs):  # the claim query locked (or, on SQLite, saw) them
-        raise Conflict("a claimed job changed meanwhile")
-    reason = f"claimed by {worker}"
-    record_events(conn, [(job.id, job.status, JobStatus.RUNNING, reason) for job in jobs], at=now)
-    return [
-        Claim(
-            job=evolve(job, status=JobStatus.RUNNING, attempts=job.attempts + 1),
-            run_id=run_ids[job.id],
-            attempt=job.attempts + 1,
-        )
-        for job in jobs
-    ]
-
-
-def _deadline(job: ClaimedJob, started: datetime) -> datetime | None:
-    return None if job.timeout_seconds is None else started + timedelta(seconds=job.timeout_seconds)
-
-
-def _mark_claimed() -> Any:
-    """One UPDATE for the whole batch: each job's new run is found by its next attempt
-    number (SET expressions see the row as it was)."""
-    new_run = (
-        select(R.c.id)
-        .where(R.c.job_id == J.c.id, R.c.attempt == J.c.attempts + 1)
-        .scalar_subquery()
-    )
-    now = bindparam("now", type_=UTCDateTime())
-    return (
-        update(J)
-        .where(in_ids(J.c.id, "ids"), J.c.status == _literal("pending"))
-        .values(
-            status=JobStatus.RUNNING.value,
-            updated=now,
-            attempts=J.c.attempts + 1,
-            result_id=new_run,
-            started=func.coalesce(J.c.started, now),
-            finished=None,
-            exit_code=None,
-        )
-    )
-
-
-_MARK_CLAIMED = _mark_claimed()
-
-
-def _lock_interfaces(conn: Connection, job: ClaimedJob) -> bool:
-    """Take the job's interfaces; False when another worker took one first."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(tables.interface_locks),
-                [{"name": n, "job_id": job.id} for n in job.interface_names],
-            )
-    except IntegrityError:
-        return False
-    return True
-
-
-def set_process_ids(conn: Connection, pids: Mapping[int, int]) -> None:
-    """Record the process ids of running runs, by run id."""
-    if pids:
-        rows = [{"b_run_id": run_id, "v_pid": pid} for run_id, pid in pids.items()]
-        conn.execute(_SET_PROCESS_ID, rows)
-
-
-_SET_PROCESS_ID = (
-    update(R)
-    .where(R.c.id == bindparam("b_run_id"), R.c.process_id == 0)
-    .values(process_id=bindparam("v_pid"))
-)
 
 
 def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
@@ -345,98 +65,6 @@ def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int
             insert(tables.run_output),
             [{"run_id": run_id, "stream": s, "offset": o, "data": d} for s, o, d in chunks],
         )
-
-
-@dataclass(frozen=True)
-class RunEnd:
-    """How one run ended, for closing many at once."""
-
-    run_id: int
-    status: RunStatus
-    exit_code: int | None
-    signal: int | None
-    output_bytes: int
-    truncated: bool
-    process_id: int = 0
-    worker_id: int | None = None  # when given, only if this worker still holds the run
-
-
-def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime) -> set[int]:
-    """Close the given runs that are still running (and, where a worker is named, still held
-    by it: a lost lease fences its writer); return the ids of those closed. One statement
-    for the batch: each run's end is joined to it as a row of VALUES."""
-    closed: set[int] = set()
-    finished = driver.time_value(conn, at)
-    for start in range(0, len(ends), CLOSE_AT_ONCE):
-        chunk = ends[start : start + CLOSE_AT_ONCE]
-        values: list[Any] = [finished]
-        for end in chunk:
-            values += (
-                end.run_id,
-                end.status.value,
-                end.exit_code,
-                end.signal,
-                end.output_bytes,
-                end.truncated,
-                end.process_id,
-                end.worker_id,
-            )
-        sql = driver.sql(conn, _close_runs_sql(len(chunk)))
-        closed.update(run_id for (run_id,) in conn.exec_driver_sql(sql, tuple(values)))
-    return closed
-
-
-CLOSE_AT_ONCE = 256  # runs per statement (8 values each: well under both drivers' caps)
-
-
-@functools.lru_cache(maxsize=64)
-def _close_runs_sql(rows: int) -> str:
-    """The typed casts let PostgreSQL know each VALUES column's type (a NULL has none)."""
-    one = (
-        "(CAST(? AS INTEGER), CAST(? AS VARCHAR), CAST(? AS INTEGER), CAST(? AS INTEGER),"
-        " CAST(? AS BIGINT), CAST(? AS BOOLEAN), CAST(? AS INTEGER), CAST(? AS INTEGER))"
-    )
-    # VALUES columns are named column1, column2, ... on both databases. A run's process id
-    # is recorded once; 0 means the worker never saw one. A concurrent closer (the reaper)
-    # waits for the row and then finds it no longer running.
-    return (
-        "UPDATE runs SET status = ended.column2, finished = ?, exit_code = ended.column3,"
-        " signal = ended.column4, output_bytes = ended.column5, truncated = ended.column6,"
-        " process_id = COALESCE(NULLIF(ended.column7, 0), runs.process_id)"
-        f" FROM (VALUES {', '.join([one] * rows)}) AS ended"
-        " WHERE runs.id = ended.column1 AND runs.status = 'running'"
-        " AND (ended.column8 IS NULL OR runs.worker_id = ended.column8)"
-        " RETURNING runs.id"
-    )
-
-
-# Returns (id, job_id): which new run is whose.
-INSERT_RUNS = driver.RowsInsert(
-    R,
-    (
-        "job_id",
-        "attempt",
-        "run_key",
-        "status",
-        "worker",
-        "worker_id",
-        "lease_expires",
-        "deadline",
-        "started",
-        "token_hash",
-    ),
-    returning=("id", "job_id"),
-)
-
-
-def release_interfaces(conn: Connection, job_ids: Sequence[int]) -> None:
-    if job_ids:
-        conn.execute(_RELEASE_INTERFACES, {"ids": list(job_ids)})
-
-
-_RELEASE_INTERFACES = delete(tables.interface_locks).where(
-    in_ids(tables.interface_locks.c.job_id, "ids")
-)
 
 
 def get_run(conn: Connection, run_id: int, *, tenant_id: int) -> Run:
@@ -501,38 +129,6 @@ def read_output(
         if size >= limit_bytes:
             break
     return chunks
-
-
-def running_jobs_to_cancel(conn: Connection, job_ids: Sequence[int]) -> list[int]:
-    """Of the given running jobs, those whose cancel has been asked for."""
-    if not job_ids:
-        return []
-    query = select(J.c.id).where(J.c.id.in_(job_ids), J.c.cancel_requested.is_not(None))
-    return [row.id for row in conn.execute(query)]
-
-
-def running_claims_on_host(conn: Connection, host: str) -> list[tuple[Claim, int]]:
-    """Running runs whose worker named this host, with that worker's pid."""
-    query = select(R.c.id, R.c.job_id, R.c.attempt, R.c.worker).where(
-        R.c.status == RunStatus.RUNNING.value, R.c.worker.like(f"{host}:%")
-    )
-    found = []
-    for row in conn.execute(query):
-        pid_text = row.worker.rsplit(":", 1)[1]
-        if pid_text.isdigit():
-            claim = Claim(job=get_claimed_job(conn, row.job_id), run_id=row.id, attempt=row.attempt)
-            found.append((claim, int(pid_text)))
-    return found
-
-
-def processes_on_host(conn: Connection, run_ids: Sequence[int], host: str) -> list[RunProcess]:
-    """Of these runs, those whose worker ran on `host`, with their recorded processes."""
-    if not run_ids:
-        return []
-    query = select(R.c.id, R.c.process_id, R.c.started).where(
-        R.c.id.in_(list(run_ids)), R.c.worker.like(f"{host}:%")
-    )
-    return [RunProcess(row.id, row.process_id or 0, row.started) for row in conn.execute(query)]
 
 
 def run_for_attempt(conn: Connection, job_id: int, attempt: int) -> Run | None:

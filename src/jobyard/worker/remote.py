@@ -60,7 +60,7 @@ class SpawnerError(RuntimeError):
 class _Remote:
     """A child a spawner runs for us, and what to tell about it."""
 
-    spawner: _Spawner
+    spawner: _SpawnerProcess
     on_start: Callable[[int], None]
     on_output: OutputCallback
     should_cancel: Callable[[], bool]
@@ -70,7 +70,7 @@ class _Remote:
     error: Exception | None = None  # a callback of ours failed: the child is being killed
 
 
-class _Spawner:
+class _SpawnerProcess:
     """One spawner process and the two pipes to it."""
 
     def __init__(self) -> None:
@@ -143,7 +143,7 @@ class RemoteSupervisor:
         self._size = spawners
         self._poll_interval = poll_interval
         self._poller = select.poll()
-        self._spawners: dict[int, _Spawner] = {}  # by the fd of their reports
+        self._spawners: dict[int, _SpawnerProcess] = {}  # by the fd of their reports
         self._remotes: dict[int, _Remote] = {}  # by key
         self._keys = 0
         self._next_cancel_check = 0.0
@@ -157,7 +157,7 @@ class RemoteSupervisor:
     def open(self) -> None:
         """Start the spawners now rather than with the first children."""
         while len(self._spawners) < self._size:
-            spawner = _Spawner()
+            spawner = _SpawnerProcess()
             self._spawners[spawner.reports] = spawner
             self._poller.register(spawner.reports, select.POLLIN)
 
@@ -238,7 +238,7 @@ class RemoteSupervisor:
 
     # Commands -----------------------------------------------------------------------------
 
-    def _send(self, spawner: _Spawner) -> None:
+    def _send(self, spawner: _SpawnerProcess) -> None:
         commands = spawner.commands
         if not commands:
             return
@@ -269,7 +269,7 @@ class RemoteSupervisor:
 
     # Reports ------------------------------------------------------------------------------
 
-    def _receive(self, spawner: _Spawner) -> None:
+    def _receive(self, spawner: _SpawnerProcess) -> None:
         messages = spawner.inbox.read_from(spawner.reports)
         if messages is None:
             self._lose(spawner, "ended")
@@ -310,7 +310,7 @@ class RemoteSupervisor:
         remote.error = error
         remote.spawner.commands.put(("kill", key))
 
-    def _lose(self, spawner: _Spawner, how: str) -> None:
+    def _lose(self, spawner: _SpawnerProcess, how: str) -> None:
         """A spawner is gone: kill what it ran, end each of its children with an error."""
         del self._spawners[spawner.reports]
         self._poller.unregister(spawner.reports)

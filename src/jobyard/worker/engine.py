@@ -166,7 +166,7 @@ class Every:
         self._failing = True
 
 
-class WorkerPool:
+class Engine:
     """Runs up to `slots` jobs from the database at once; `drain()` then `stop()` to end."""
 
     def __init__(self, rt: Runtime, *, slots: int, confinement: Confinement | None = None) -> None:
