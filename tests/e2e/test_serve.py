@@ -87,7 +87,7 @@ def test_serve_runs_a_job_with_the_configured_admin_token(tmp_path: Path, jobs_r
 
 
 def test_serve_with_no_workers_says_it_runs_no_jobs_and_runs_none(tmp_path: Path) -> None:
-    """`--workers 0` (here JOBYARD_WORKERS=0) is the API alone, as the README says."""
+    """`--workers 0` (here JOBYARD_WORKERS=0) is the API alone, as docs/deployment.md says."""
     env = {"JOBYARD_DATA_DIR": str(tmp_path / "data"), "JOBYARD_ADMIN_TOKEN": "s3cret"}
     env |= {"JOBYARD_WORKERS": "0"}  # and no JOBYARD_RUN_AS: it runs nothing, so none is needed
     with serving(env, tmp_path / "serve.log") as url:

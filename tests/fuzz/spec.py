@@ -215,7 +215,8 @@ BMC = [
     *[_query(f"filters[{name}]", NUMBER) for name in ("status", "user_id", "step_id")],
 ]
 
-# (method, path) → the parameters its handler reads, as README.md documents them.
+# (method, path) → the parameters its handler reads, as docs/api.md and docs/dialects.md
+# document them.
 PARAMETERS: dict[tuple[str, str], list[JSON]] = {
     ("GET", "/api/v1/jobs/"): LISTING,
     ("POST", "/api/v1/jobs/"): LAUNCH,
