@@ -202,7 +202,7 @@ def test_killed_worker_jobs_are_retried_or_lost_within_the_lease(
 def test_workers_claim_many_jobs_each_exactly_once(
     api: TestClient, workers: Workers, fleet_settings: Settings
 ) -> None:
-    count = int(os.environ.get("JOBYARD_TEST_FLEET_JOBS", "5000"))
+    count = int(os.environ.get("JOBYARD_TEST_FLEET_JOBS", "2000"))
     package_id = _package(api, ["true"])
     _launch(api, package_id, count)
     for _ in range(4):
