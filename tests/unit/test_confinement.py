@@ -22,7 +22,7 @@ from jobyard.worker.confinement import (
     job_uid_range,
     resolve_job_user,
 )
-from jobyard.worker.supervisor import JobUser
+from jobyard.worker.spawning import JobUser
 
 ROOT = 0
 SOMEONE = 4242  # a server started by an unprivileged user
@@ -235,7 +235,7 @@ def test_a_range_overlapping_subordinate_uids_is_refused(
 HOLD_ALL = """
 import sys
 from jobyard.worker import uids
-from jobyard.worker.supervisor import JobUser
+from jobyard.worker.spawning import JobUser
 first, last = map(int, sys.argv[1:])
 uids.lease(JobUser("jobs", 4242, 4242, (4242,)), first, last, slots=(last - first + 1) // 2)
 print("held", flush=True)

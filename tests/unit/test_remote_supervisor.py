@@ -17,12 +17,7 @@ import pytest
 
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker.remote import RemoteSupervisor, SpawnerGone
-from jobyard.worker.supervisor import (
-    EXIT_CANNOT_EXECUTE,
-    EXIT_NOT_FOUND,
-    ProcessSpec,
-    Stream,
-)
+from jobyard.worker.spawning import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ProcessSpec, Stream
 from tests.unit.test_supervisor import alive, py
 
 pytestmark = [
@@ -239,7 +234,7 @@ def test_the_spawner_kills_its_children_when_the_engine_dies() -> None:
         """
         import os, sys
         from jobyard.worker.remote import RemoteSupervisor
-        from jobyard.worker.supervisor import ProcessSpec
+        from jobyard.worker.spawning import ProcessSpec
         supervisor = RemoteSupervisor()
         pids = []
         supervisor.start(ProcessSpec(argv=["sleep", "30"], env={"PATH": os.defpath}),

@@ -19,14 +19,9 @@ from pathlib import Path
 import pytest
 
 from jobyard.domain.run_end import ProcessEnd
-from jobyard.worker import supervisor
-from jobyard.worker.supervisor import (
-    EXIT_CANNOT_EXECUTE,
-    EXIT_NOT_FOUND,
-    ProcessSpec,
-    Stream,
-    run_process,
-)
+from jobyard.worker import spawning
+from jobyard.worker.spawning import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ProcessSpec, Stream
+from jobyard.worker.supervisor import run_process
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
@@ -249,7 +244,7 @@ def test_a_program_found_on_path_is_looked_up_again_once_moved_or_shadowed(
     """Where a program lies is remembered for a while (a spawner's look-ups cost a system
     call per PATH directory): a moved program is found at its new place at once, and one
     newly earlier on PATH once that while is over."""
-    monkeypatch.setattr(supervisor, "PROGRAM_LOOKUP_SECONDS", 0.2)
+    monkeypatch.setattr(spawning, "PROGRAM_LOOKUP_SECONDS", 0.2)
     first, second = tmp_path / "first", tmp_path / "second"
     env = {"PATH": f"{first}{os.pathsep}{second}{os.pathsep}{BASE_ENV['PATH']}"}
     for folder in (first, second):

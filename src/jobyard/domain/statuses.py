@@ -1,4 +1,5 @@
-"""The one status machine for jobs and runs (DESIGN §3); every status write goes through it."""
+"""The one status machine for jobs and runs (docs/architecture.md, "Job and run statuses"); every
+status write goes through it (store/transitions.py)."""
 
 from __future__ import annotations
 

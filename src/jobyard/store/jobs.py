@@ -1,4 +1,5 @@
-"""Jobs and their events in the database; every status write is guarded by the transition table."""
+"""Jobs in the database: inserted one or many at once, read, listed, updated and deleted; their
+appended results. Status writes are store/transitions.py's; status history is job_events.py's."""
 
 from __future__ import annotations
 

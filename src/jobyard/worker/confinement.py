@@ -24,7 +24,7 @@ from jobyard.domain.models import RunProcess
 from jobyard.errors import JobyardError
 from jobyard.settings import JOB_UIDS_NONE, RUN_AS_SERVER, Settings, parse_job_uids
 from jobyard.worker import rundir, survivors, uids
-from jobyard.worker.supervisor import JobUser
+from jobyard.worker.spawning import JobUser
 from jobyard.worker.uids import JobUids
 
 logger = logging.getLogger(__name__)

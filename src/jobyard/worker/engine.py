@@ -32,7 +32,7 @@ from jobyard.services import execution
 from jobyard.services.execution import Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
 from jobyard.services.wakeup import WorkListener
-from jobyard.worker import confinement, rundir, supervisor, survivors
+from jobyard.worker import confinement, rundir, spawning, survivors
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import Backoff, OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor
@@ -126,7 +126,7 @@ class _Running:
         return self.work.claim.job.id
 
 
-def _uid(user: supervisor.JobUser | None) -> int | None:
+def _uid(user: spawning.JobUser | None) -> int | None:
     return None if user is None else user.uid
 
 
@@ -481,7 +481,7 @@ class Engine:
             raise RuntimeError("the pool runs jobs only once started")
         user, sweep_first = confined.take_user()
         run_dir = self._run_dir(confined, user)
-        spec = supervisor.ProcessSpec(
+        spec = spawning.ProcessSpec(
             argv=confinement.sandboxed_argv(
                 confined, claim.job.argv, run_dir=run_dir, switches=claim.job.sandbox
             ),
@@ -518,7 +518,7 @@ class Engine:
             on_end=ended,
         )
 
-    def _run_dir(self, confined: Confinement, user: supervisor.JobUser | None) -> str:
+    def _run_dir(self, confined: Confinement, user: spawning.JobUser | None) -> str:
         """An emptied directory of an earlier run as the same uid, or a new name."""
         spare = self._spare_dirs.get(_uid(user))
         if spare:

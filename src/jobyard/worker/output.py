@@ -15,7 +15,7 @@ from pathlib import Path
 from jobyard.services import execution
 from jobyard.services.runtime import Runtime
 from jobyard.worker.pending import Chunk, PendingOutput
-from jobyard.worker.supervisor import Stream
+from jobyard.worker.spawning import Stream
 
 logger = logging.getLogger(__name__)
 

@@ -24,13 +24,8 @@ from dataclasses import dataclass
 
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel
-from jobyard.worker.supervisor import (
-    DEFAULT_POLL_INTERVAL_SECONDS,
-    EndCallback,
-    OutputCallback,
-    ProcessSpec,
-    Stream,
-)
+from jobyard.worker.spawning import OutputCallback, ProcessSpec, Stream
+from jobyard.worker.supervisor import DEFAULT_POLL_INTERVAL_SECONDS, EndCallback
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import stat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jobyard.worker.supervisor import ProcessSpec
+    from jobyard.worker.spawning import ProcessSpec
 
 logger = logging.getLogger(__name__)
 

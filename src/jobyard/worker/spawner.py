@@ -5,8 +5,8 @@ another (`channel`).
 Why a process of its own: in the worker, each spawn held up the engine thread (vfork waits
 for the child's exec, and the GIL is then won back from the server's other threads), and
 watching the children competed for the GIL with the database turns. Here both run beside
-the engine, on the other core. It imports only the standard library and `supervisor`, so it
-starts fast and stays small. `jobyard.worker.remote` is the engine's side.
+the engine, on the other core. It imports only the standard library, `supervisor`, `child` and
+`spawning`, so it starts fast and stays small. `jobyard.worker.remote` is the engine's side.
 
 Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace, user, own_cwd,
 sweep_first) (user: the fields of a `JobUser`, or None), ("cancel", key),
@@ -29,14 +29,9 @@ from collections import deque
 
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel, hardening
-from jobyard.worker.supervisor import (
-    DEFAULT_POLL_INTERVAL_SECONDS,
-    Child,
-    JobUser,
-    ProcessSpec,
-    Stream,
-    Supervisor,
-)
+from jobyard.worker.child import Child
+from jobyard.worker.spawning import JobUser, ProcessSpec, Stream
+from jobyard.worker.supervisor import DEFAULT_POLL_INTERVAL_SECONDS, Supervisor
 
 logger = logging.getLogger("jobyard.worker.spawner")
 

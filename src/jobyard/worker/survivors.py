@@ -4,7 +4,7 @@ twice. What can be stopped depends on what is known of it:
 
 - With job uids (`JOBYARD_JOB_UIDS`, the default as root), a uid of the range that no live
   worker holds runs no live worker's job: whatever runs as it is left over, and is killed
-  with that uid's sweep (`supervisor.sweep`), which nothing it runs can escape by forking.
+  with that uid's sweep (`spawning.sweep`), which nothing it runs can escape by forking.
 - A run's recorded process (its pid is recorded a moment after it starts) is killed with its
   process group if it is still that process: a session leader (a job starts a session of its
   own), started when its run started, running as a job's uid. A pid reused since is left
@@ -23,7 +23,7 @@ import time
 from collections.abc import Collection, Sequence
 
 from jobyard.domain.models import RunProcess
-from jobyard.worker.supervisor import JobUser, sweep
+from jobyard.worker.spawning import JobUser, sweep
 
 logger = logging.getLogger(__name__)
 

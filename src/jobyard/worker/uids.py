@@ -2,7 +2,7 @@
 `/proc/<pid>/environ`, signal each other, nor enter each other's directories.
 
 A worker leases two uids per slot from the range for as long as it runs: one its jobs run as,
-one nothing runs as, which the spawner's sweep after each job runs as (`supervisor.sweep`).
+one nothing runs as, which the spawner's sweep after each job runs as (`spawning.sweep`).
 The leases are locks on one byte each of a file only root may write, so workers on one host
 may share a range (each gets uids of its own) and a dead worker's uids come free again;
 whatever its jobs left running is swept before those uids next run a job.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from jobyard.errors import JobyardError
 from jobyard.worker import survivors
-from jobyard.worker.supervisor import JobUser
+from jobyard.worker.spawning import JobUser
 
 LOCK_FILE = "/run/jobyard-job-uids.lock"
 SUBUID_FILE = "/etc/subuid"
