@@ -15,14 +15,15 @@ from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
 from jobyard.store.db import PG_POOL_SIZE, SQLITE_POOL_SIZE, Database
-from jobyard.worker.engine import Engine, _Running
+from jobyard.worker.engine import Engine
+from jobyard.worker.starting import Running
 from tests.integration.job_rows import job_row
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 EXITED = ProcessEnd(0, None, False, False, 0, False)
 
 
-def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[Engine, _Running]:
+def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[Engine, Running]:
     user_id = accounts.bootstrap_admin(runtime).admin_user_id
     with runtime.db.transaction() as conn:
         conn.execute(
@@ -33,7 +34,7 @@ def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[Engine, _Ru
     pool = Engine(runtime, slots=1)
     pool.identity = execution.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=pool.identity, limit=1)
-    running = _Running(work, pool._recorder(work.claim.run_id))
+    running = Running(work, pool._recorder(work.claim.run_id))
     pool._running[work.claim.run_id] = running
     return pool, running
 
@@ -44,7 +45,7 @@ def test_a_run_ended_meanwhile_is_not_stopped_as_lost(runtime: Runtime, tmp_path
     execution.finish_claim(
         runtime, claim=running.work.claim, result=EXITED, worker_id=pool.identity.id
     )
-    pool._heartbeat()
+    pool._leases.heartbeat()
     assert not running.should_stop()
 
 
@@ -56,7 +57,7 @@ def test_a_run_taken_from_the_worker_is_stopped(runtime: Runtime, tmp_path: Path
             .where(tables.runs.c.id == running.work.claim.run_id)
             .values(status="lost")
         )
-    pool._heartbeat()
+    pool._leases.heartbeat()
     assert running.should_stop()
 
 
@@ -82,7 +83,7 @@ def test_the_heartbeat_renews_while_request_threads_hold_every_pooled_connection
     before = _lease_expires(runtime.db.url, run_id)
     shared = PG_POOL_SIZE if runtime.pg else SQLITE_POOL_SIZE
     held = [runtime.db.engine.connect() for _ in range(2 * shared)]  # size and overflow
-    beating = threading.Thread(target=pool._heartbeat_loop, daemon=True)
+    beating = threading.Thread(target=pool._leases.heartbeat_loop, daemon=True)
     try:
         beating.start()
         deadline = time.monotonic() + 10

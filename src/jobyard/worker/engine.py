@@ -19,23 +19,21 @@ every system call spend their time waiting for each other. The same engine runs 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
 from jobyard.services import execution
 from jobyard.services.execution import Work, WorkerIdentity
 from jobyard.services.runtime import Runtime
 from jobyard.services.wakeup import WorkListener
-from jobyard.worker import confinement, rundir, spawning, survivors
+from jobyard.worker import confinement
 from jobyard.worker.confinement import Confinement
+from jobyard.worker.leases import Every, Leases
 from jobyard.worker.output import Backoff, OutputRecorder
-from jobyard.worker.remote import RemoteSupervisor
+from jobyard.worker.remote import RemoteSupervisor, spawners_for
+from jobyard.worker.starting import Limits, Running, Starter
 
 logger = logging.getLogger(__name__)
 
@@ -54,116 +52,6 @@ MAX_END_ATTEMPTS = 3
 # Measured with 5,000 `true` jobs on 128 slots: 0.27 ms of server CPU per job with 2 ms,
 # 0.24 with 10, 0.23 with 20.
 GATHER_SECONDS = 0.02
-SPAWNERS_MAX = 4
-SLOTS_PER_SPAWNER = 8
-
-INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
-RUN_DIR_NAME_BYTES = 16
-OUT_OF_TOUCH_RETRY_SECONDS = 0.5  # how often housekeeping and the heartbeat try in an outage
-
-
-def inherited_environment(login: str) -> dict[str, str]:
-    """What every child takes from the worker's own environment (read once per worker: a
-    look-up in `os.environ` encodes its key anew, and there were 18 of them per job), and
-    the user it runs as."""
-    env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
-    env.setdefault("PATH", os.defpath)
-    env.update(USER=login, LOGNAME=login)
-    return env
-
-
-def child_environment(
-    work: Work, *, base_url: str, inherited: dict[str, str], run_dir: str
-) -> dict[str, str]:
-    """A small, explicit environment: never the server's own secrets, only the job's token;
-    its own directory as HOME and TMPDIR."""
-    claim = work.claim
-    env = inherited.copy()
-    env.update(claim.job.env)
-    env.update(
-        {
-            "HOME": run_dir,
-            "TMPDIR": run_dir,
-            "JOBYARD_URL": base_url,
-            "JOBYARD_JOB_ID": str(claim.job.id),
-            "JOBYARD_RUN_ID": str(claim.run_id),
-            "JOBYARD_ATTEMPT": str(claim.attempt),
-            "JOBYARD_TOKEN": work.token,
-        }
-    )
-    return env
-
-
-@dataclass
-class _Running:
-    """A job this worker runs: what to stop it with, and its output buffer."""
-
-    work: Work
-    recorder: OutputRecorder
-    # Set from other threads, read by the engine's: a flag, not an Event (nobody waits on
-    # it, and an Event's lock and condition per job were 2 % of the engine's time).
-    stop_requested: bool = False
-    handing_back: bool = False
-    process_ended: bool = False  # its end waits for the next turn: nothing left to stop
-    end_attempts: int = 0  # turns that refused its end
-    pid: int = 0
-    started_at: float = 0.0  # monotonic, when its process started
-    pid_recorded: bool = False
-
-    def started(self, pid: int) -> None:
-        self.started_at = time.monotonic()
-        self.pid = pid
-
-    def should_stop(self) -> bool:
-        return self.stop_requested
-
-    @property
-    def run_id(self) -> int:
-        return self.work.claim.run_id
-
-    @property
-    def job_id(self) -> int:
-        return self.work.claim.job.id
-
-
-def _uid(user: spawning.JobUser | None) -> int | None:
-    return None if user is None else user.uid
-
-
-def spawners_for(slots: int) -> int:
-    """Spawner processes for a pool: a spawn holds its spawner until the child has exec'd,
-    so a busy pool spreads spawns over more than one (a few at most: each is a process)."""
-    return max(1, min(SPAWNERS_MAX, os.cpu_count() or 1, slots // SLOTS_PER_SPAWNER))
-
-
-class Every:
-    """Runs a task when its period has passed, from a loop that ticks faster."""
-
-    def __init__(self, seconds: float, task: Callable[[], object]) -> None:
-        self.seconds = seconds
-        self.task = task
-        self._next = 0.0
-        self._failing = False
-
-    def tick(self, now: float) -> None:
-        if now >= self._next:
-            self._next = now + self.seconds
-            try:
-                self.task()
-            except Exception as error:
-                self._failed(now, error)
-            else:
-                self._failing = False
-
-    def _failed(self, now: float, error: Exception) -> None:
-        """Log a failure; while the database is out of reach, once, and try less often."""
-        if not execution.worth_retrying(error):
-            logger.exception("worker housekeeping failed: %s", self.task)
-            return
-        self._next = now + max(self.seconds, OUT_OF_TOUCH_RETRY_SECONDS)
-        if not self._failing:
-            logger.warning("worker housekeeping: the database is out of reach (%s)", error)
-        self._failing = True
 
 
 class Engine:
@@ -175,7 +63,6 @@ class Engine:
         self.rt = rt
         self.slots = slots
         self.confinement = confinement
-        self._inherited_env: dict[str, str] = {}
         self.identity = WorkerIdentity(id=None, name=execution.worker_name())
         self._draining = threading.Event()
         self._stopped = threading.Event()
@@ -184,22 +71,18 @@ class Engine:
         self._engine: threading.Thread | None = None
         # By run id, from claim until its end is stored: a worker that was frozen past its
         # lease may hold an old run of a job beside the job's new one, and each ends alone.
-        self._running: dict[int, _Running] = {}
+        self._running: dict[int, Running] = {}
         self._lock = threading.RLock()  # a signal handler may hand jobs back
         self._free = slots  # slots not running a process
-        self._ended: list[tuple[_Running, ProcessEnd]] = []  # processes whose end is not stored
+        self._ended: list[tuple[Running, ProcessEnd]] = []  # processes whose end is not stored
         self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
         self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_after_turn`)
         self._ended_in_last_turn = 0  # processes that ended while the last turn was taken
-        # Emptied run directories by the uid they belong to (None: the server's own), for the
-        # next runs (see `rundir`); engine thread only.
-        self._spare_dirs: dict[int | None, list[str]] = {}
+        self._starter: Starter | None = None
         self._listener: WorkListener | None = None
         self._backoff = Backoff()  # writes after the database failed one (engine, recorders)
         self._spool_dir = rt.settings.data_dir / "spool"
-        # When this worker last found the database out of reach (monotonic): its reaper
-        # then waits a lease, so the others have had as long to renew theirs.
-        self._out_of_touch_at = -math.inf
+        self._leases = Leases(self, self._stopped)
 
     # Life cycle -------------------------------------------------------------------------
 
@@ -207,7 +90,9 @@ class Engine:
         """Start running jobs (`ConfinementError` when they cannot be run as configured)."""
         if self.confinement is None:
             self.confinement = confinement.prepare(self.rt.settings, slots=self.slots)
-        self._inherited_env = inherited_environment(self.confinement.login)
+        settings = self.rt.settings
+        limits = Limits(settings.base_url, settings.output_cap_bytes, settings.cancel_grace_seconds)
+        self._starter = Starter(self.confinement, self._supervisor, limits)
         recovered = execution.recover_orphans(
             self.rt, stop_survivors=self.confinement.stop_survivors
         )
@@ -218,7 +103,7 @@ class Engine:
         self.rt.wakeup.subscribe(self._supervisor.wake)
         self._engine = self._spawn(self._engine_loop, "jobyard-engine")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
-        self._spawn(self._heartbeat_loop, "jobyard-heartbeat")
+        self._spawn(self._leases.heartbeat_loop, "jobyard-heartbeat")
         if self.rt.pg:
             listener = self._listener = WorkListener(
                 self.rt.db.url, self.rt.db.timeouts.connect_args()
@@ -269,10 +154,8 @@ class Engine:
         self.rt.wakeup.unsubscribe(self._supervisor.wake)
         if not (self._engine and self._engine.is_alive()):
             self._supervisor.close()  # its thread has ended, and with it every job
-            for spare in self._spare_dirs.values():
-                for path in spare:
-                    rundir.remove_tree(path)
-            self._spare_dirs.clear()
+            if self._starter is not None:
+                self._starter.release()
             if self.confinement is not None:
                 self.confinement.release()
         execution.stop_worker(self.rt, worker=self.identity)
@@ -289,6 +172,11 @@ class Engine:
     @property
     def draining(self) -> bool:
         return self._draining.is_set()
+
+    def held_runs(self) -> dict[int, Running]:
+        """The runs this worker holds a lease of, by run id."""
+        with self._lock:
+            return dict(self._running)
 
     # The engine -------------------------------------------------------------------------
 
@@ -330,7 +218,7 @@ class Engine:
             self._supervisor.step(self._wait_before_next_turn(idle_until))
 
     def _turn_or_none(
-        self, ended: list[tuple[_Running, ProcessEnd]], free: int
+        self, ended: list[tuple[Running, ProcessEnd]], free: int
     ) -> list[Work] | None:
         try:
             return self._turn(ended, free)
@@ -374,7 +262,7 @@ class Engine:
             running = self.slots - self._free
             return len(self._ended) >= self._batch or running <= self._ended_in_last_turn
 
-    def _take_ended(self) -> list[tuple[_Running, ProcessEnd]]:
+    def _take_ended(self) -> list[tuple[Running, ProcessEnd]]:
         with self._lock:
             ended, self._ended = self._ended, []
             return ended
@@ -411,7 +299,7 @@ class Engine:
         with self._lock:
             return self.slots - self._free > 1
 
-    def _turn(self, ended: list[tuple[_Running, ProcessEnd]], free: int) -> list[Work]:
+    def _turn(self, ended: list[tuple[Running, ProcessEnd]], free: int) -> list[Work]:
         """Store the ends (each with the last of its output) and claim up to `free` jobs."""
         endings = []
         for running, result in ended:
@@ -434,7 +322,7 @@ class Engine:
         return works
 
     def _retry_later(
-        self, ended: list[tuple[_Running, ProcessEnd]], *, refused: bool = True
+        self, ended: list[tuple[Running, ProcessEnd]], *, refused: bool = True
     ) -> None:
         """Keep ends that were not stored, with their output, for the next turn. One the
         database could not be reached for is kept for as long as it takes: the heartbeat
@@ -452,7 +340,7 @@ class Engine:
                     self._running.pop(running.run_id, None)
 
     def _hand_out(self, works: list[Work]) -> None:
-        claimed = [_Running(work, self._recorder(work.claim.run_id)) for work in works]
+        claimed = [Running(work, self._recorder(work.claim.run_id)) for work in works]
         starting = []
         with self._lock:
             for running in claimed:
@@ -471,77 +359,15 @@ class Engine:
             self.rt, run_id=run_id, backoff=self._backoff, spool_dir=self._spool_dir
         )
 
-    def _start(self, running: _Running) -> None:
-        claim = running.work.claim
+    def _start(self, running: Running) -> None:
         if running.handing_back:  # handed back before it started
             self._process_ended(running, NO_PROCESS)
             return
-        confined = self.confinement
-        if confined is None:
-            raise RuntimeError("the pool runs jobs only once started")
-        user, sweep_first = confined.take_user()
-        run_dir = self._run_dir(confined, user)
-        spec = spawning.ProcessSpec(
-            argv=confinement.sandboxed_argv(
-                confined, claim.job.argv, run_dir=run_dir, switches=claim.job.sandbox
-            ),
-            env=child_environment(
-                running.work,
-                base_url=self.rt.settings.base_url,
-                inherited=self._inherited_env,
-                run_dir=run_dir,
-            ),
-            cwd=run_dir,
-            user=user,
-            own_cwd=True,
-            sweep_first=sweep_first,
-            timeout=claim.job.timeout_seconds or None,
-            output_cap=self.rt.settings.output_cap_bytes,
-            grace=self.rt.settings.cancel_grace_seconds,
-        )
+        if self._starter is None:
+            raise RuntimeError("the engine runs jobs only once started")
+        self._starter.start(running, self._process_ended)
 
-        def ended(outcome: ProcessEnd | None, error: Exception | None) -> None:
-            if outcome is None and user is not None and user.sweeper is not None:
-                # Its spawner failed or died and may not have killed it (its pid unknown):
-                # whatever runs as its uid goes before the job may be retried.
-                survivors.sweep_uids([user.uid], sweeper=user.sweeper)
-            confined.give_back(user, swept=True)  # by its spawner, or just now
-            if outcome is not None:  # its spawner emptied the directory
-                self._spare_dirs.setdefault(_uid(user), []).append(run_dir)
-            self._process_ended(running, self._result(running, outcome, error))
-
-        self._supervisor.start(
-            spec,
-            on_start=running.started,
-            on_output=running.recorder.add,
-            should_cancel=running.should_stop,
-            on_end=ended,
-        )
-
-    def _run_dir(self, confined: Confinement, user: spawning.JobUser | None) -> str:
-        """An emptied directory of an earlier run as the same uid, or a new name."""
-        spare = self._spare_dirs.get(_uid(user))
-        if spare:
-            return spare.pop()
-        return str(confined.runs_root / secrets.token_hex(RUN_DIR_NAME_BYTES))
-
-    def _result(
-        self,
-        running: _Running,
-        outcome: ProcessEnd | None,
-        error: Exception | None,
-    ) -> ProcessEnd:
-        if outcome is None:
-            logger.error(
-                "job %s: the worker failed while running it",
-                running.work.claim.job.id,
-                exc_info=error,
-            )
-            return replace(NO_PROCESS, output_bytes=running.recorder.offset)
-        # A job handed back was stopped by its worker, not cancelled by anyone.
-        return replace(outcome, cancelled=outcome.cancelled and not running.handing_back)
-
-    def _process_ended(self, running: _Running, result: ProcessEnd) -> None:
+    def _process_ended(self, running: Running, result: ProcessEnd) -> None:
         running.recorder.close()
         with self._lock:
             running.process_ended = True
@@ -556,7 +382,7 @@ class Engine:
             Every(HOUSEKEEPING_SECONDS, self._record_pids),
             Every(HOUSEKEEPING_SECONDS, self._deliver_cancels),
             Every(HOUSEKEEPING_SECONDS, self._flush_quiet_output),
-            Every(lease / 2, self._reap),
+            Every(lease / 2, self._leases.reap),
         ]
         while not self._stopped.wait(HOUSEKEEPING_SECONDS):
             now = time.monotonic()
@@ -598,74 +424,6 @@ class Engine:
             recorders = [running.recorder for running in self._running.values()]
         for recorder in recorders:
             recorder.flush_if_stale()
-
-    def _heartbeat_loop(self) -> None:
-        """Renew the leases from a thread and a database connection of their own: neither
-        housekeeping's other tasks nor request threads (which may hold every connection of
-        the shared pool) can hold a renewal up until the lease lapses. While the database
-        is out of reach it tries again often: the leases are renewed as soon as it is back."""
-        lease = self.rt.settings.lease_seconds
-        # A renewal that waits is worse than one skipped: the next comes a third of a lease
-        # later, and a renewal that waited past the lease would be too late anyway.
-        limits = self.rt.db.timeouts.at_most(lock=lease / 4, statement=lease / 2)
-        own = replace(self.rt, db=self.rt.db.dedicated(timeouts=limits))
-        period = lease / 3
-        failing = False
-        try:
-            while not self._stopped.is_set():
-                wait = period
-                try:
-                    self._heartbeat(own)
-                except Exception as error:
-                    self._note_out_of_touch(error, first=not failing)
-                    failing, wait = True, min(period, OUT_OF_TOUCH_RETRY_SECONDS)
-                else:
-                    if failing:
-                        logger.warning("heartbeat: the database is back; leases renewed")
-                    failing = False
-                self._stopped.wait(wait)
-        finally:
-            own.db.dispose()
-
-    def _note_out_of_touch(self, error: Exception, *, first: bool) -> None:
-        if execution.worth_retrying(error):
-            self._out_of_touch_at = time.monotonic()
-            if first:
-                logger.warning("heartbeat: the database is out of reach (%s)", error)
-        else:
-            logger.exception("heartbeat failed")
-
-    def _heartbeat(self, rt: Runtime | None = None) -> None:
-        """Renew leases independently of the jobs' own work; stop runs we no longer hold.
-        `rt` is the heartbeat's own connection to the database (the shared pool's if None)."""
-        with self._lock:
-            held = dict(self._running)
-        lost = execution.heartbeat(
-            rt or self.rt, worker=self.identity, run_ids=list(held), draining=self.draining
-        )
-        # A run that simply finished meanwhile was not lost: its process has ended (the
-        # engine may have just closed it, which the renewal then no longer finds running).
-        lost = {run_id for run_id in lost if not held[run_id].process_ended}
-        if lost:
-            logger.warning("lost the lease of runs %s: stopping them", sorted(lost))
-            for run_id in lost:
-                held[run_id].stop_requested = True
-
-    def _reap(self) -> None:
-        """End runs whose lease lapsed, unless this worker was itself out of touch with the
-        database within a lease: the other workers may have been too (an outage), and get
-        as long as a lease to renew theirs before anything of theirs is taken for dead."""
-        if time.monotonic() - self._out_of_touch_at < self.rt.settings.lease_seconds:
-            return
-        try:
-            stop = None if self.confinement is None else self.confinement.stop_survivors
-            ended = execution.reap_expired(self.rt, stop_survivors=stop)
-        except Exception as error:
-            if execution.worth_retrying(error):
-                self._out_of_touch_at = time.monotonic()
-            raise
-        if ended:
-            logger.warning("ended %d runs whose worker stopped renewing its lease", ended)
 
     def _listen_loop(self, listener: WorkListener) -> None:
         """PostgreSQL NOTIFY wakes the engine at once (polling is only the fallback)."""

@@ -29,6 +29,8 @@ from jobyard.worker.supervisor import DEFAULT_POLL_INTERVAL_SECONDS, EndCallback
 
 logger = logging.getLogger(__name__)
 
+SPAWNERS_MAX = 4
+SLOTS_PER_SPAWNER = 8
 CLOSE_SECONDS = 30.0  # for the spawner to kill and report what still runs, then exit
 STREAMS = {stream.value: stream for stream in Stream}
 
@@ -325,3 +327,9 @@ class RemoteSupervisor:
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 512):
                 pass
+
+
+def spawners_for(slots: int) -> int:
+    """Spawner processes for a pool: a spawn holds its spawner until the child has exec'd,
+    so a busy pool spreads spawns over more than one (a few at most: each is a process)."""
+    return max(1, min(SPAWNERS_MAX, os.cpu_count() or 1, slots // SLOTS_PER_SPAWNER))
