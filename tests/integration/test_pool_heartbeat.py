@@ -14,7 +14,8 @@ from jobyard.domain.run_end import ProcessEnd
 from jobyard.services import accounts, execution
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
-from jobyard.store.db import PG_POOL_SIZE, SQLITE_POOL_SIZE, Database
+from jobyard.store.db import PG_POOL_SIZE, Database
+from jobyard.store.sqlite import POOL_SIZE as SQLITE_POOL_SIZE
 from jobyard.worker.engine import Engine
 from jobyard.worker.starting import Running
 from tests.integration.job_rows import job_row

@@ -1,17 +1,10 @@
-"""Engines, connections and the unit of work; every SQLite/PostgreSQL difference in connecting."""
+"""Engines, connections and the unit of work on SQLite or PostgreSQL; what is transient; the
+time limit of a listing's statements. How SQLite is set up and its writers queued: `sqlite`."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import itertools
-import logging
 import math
-import os
 import sqlite3
-import stat
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,17 +14,10 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.pool import NullPool
 
 from jobyard import jsontext
-from jobyard.domain import regex
+from jobyard.store import sqlite
 
-logger = logging.getLogger(__name__)
-
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Enough kept connections for the request threads and embedded workers at once: a
-# connection beyond the pool is opened (with its PRAGMAs) and closed on every use.
-SQLITE_POOL_SIZE = 24
 PG_POOL_SIZE = 10
 TIME_LIMIT_OPTION = "jobyard_time_limit"
 PG_QUERY_CANCELED = "57014"
@@ -132,112 +118,6 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-SQLITE_FILE_MODE = 0o600
-
-
-def _private_sqlite_file(database: str | None) -> None:
-    """Create the SQLite file the server's alone (0600), or make the one there so: SQLite
-    gives its WAL and shared-memory files the database file's mode, whatever the umask."""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    # An existing file is never opened here: closing a descriptor of a file drops every
-    # POSIX lock this process holds on it, SQLite's included, and without its shared lock
-    # another process's last connection would checkpoint and remove the WAL under ours.
-    try:
-        os.close(
-            os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SQLITE_FILE_MODE)
-        )
-    except FileExistsError:
-        pass
-    except OSError:
-        return  # SQLite reports it when it opens the file, in its own words
-    try:
-        mode = stat.S_IMODE(os.stat(database).st_mode)
-    except OSError:
-        return
-    if mode & ~SQLITE_FILE_MODE:
-        os.chmod(database, SQLITE_FILE_MODE)
-        logger.warning("made %s private (its mode was %o, now 600)", database, mode)
-    for companion in (f"{database}-wal", f"{database}-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_IMODE(os.stat(companion).st_mode) & ~SQLITE_FILE_MODE:
-                os.chmod(companion, SQLITE_FILE_MODE)
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Autocommit at the driver level; we issue BEGIN ourselves so that write transactions
-    # can take the database lock up front (BEGIN IMMEDIATE) and never deadlock on upgrade.
-    dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.close()
-    # Replaces SQLAlchemy's REGEXP, Python's `re`: it backtracks, holding the GIL meanwhile.
-    dbapi_conn.create_function("regexp", 2, regex.search, deterministic=True)
-
-
-class _SqliteWriterQueue:
-    """SQLite has one writer at a time, and its busy handler waits for the lock by sleeping
-    (up to 100 ms a try). Writers queue instead: threads of this process on a lock, and
-    processes sharing the file (several `jobyard worker`s on one host) on an flock beside
-    it, which the kernel hands over the moment it is released."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._fd: int | None = None
-        database = engine.url.database
-        if database and database != ":memory:":
-            path = f"{database}.writer-lock"
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    @contextmanager
-    def turn_if_free(self) -> Iterator[bool]:
-        """Take the writer's turn only if nobody holds it (never waits): True if taken."""
-        if not self._lock.acquire(blocking=False):
-            yield False
-            return
-        try:
-            outermost = self._depth == 0
-            if outermost and self._fd is not None:
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    yield False
-                    return
-            self._depth += 1
-            try:
-                yield True
-            finally:
-                self._depth -= 1
-                if outermost and self._fd is not None:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._lock.release()
-
-    @contextmanager
-    def turn(self) -> Iterator[None]:
-        with self._lock:
-            outermost = self._depth == 0
-            if outermost and self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if outermost and self._fd is not None:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
 class Database:
     """One engine and the transactions on it.
 
@@ -252,7 +132,7 @@ class Database:
         *,
         query_timeout: float = 0.0,
         pool_size: int | None = None,
-        writers: _SqliteWriterQueue | None = None,
+        writers: sqlite.WriterQueue | None = None,
         timeouts: Timeouts | None = None,
     ) -> None:
         self.url = normalise_url(url)
@@ -260,11 +140,11 @@ class Database:
         self.query_timeout = query_timeout
         self.timeouts = Timeouts() if timeouts is None else timeouts
         if self.is_sqlite:
-            _private_sqlite_file(make_url(self.url).database)
+            sqlite.private_file(make_url(self.url).database)
         self.engine: Engine = self._create_engine(pool_size)
         self._owns_writers = writers is None
         if writers is None and self.is_sqlite:
-            writers = _SqliteWriterQueue(self.engine)
+            writers = sqlite.WriterQueue(self.engine)
         self._writers = writers
 
     def _create_engine(self, pool_size: int | None) -> Engine:
@@ -272,15 +152,15 @@ class Database:
         if self.is_sqlite:
             engine = create_engine(
                 self.url,
-                connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                connect_args={"check_same_thread": False, "timeout": sqlite.BUSY_TIMEOUT_MS / 1000},
                 json_serializer=jsontext.dumps,
                 json_deserializer=jsontext.loads,
                 execution_options=limit,
                 hide_parameters=True,  # no error text carries a password hash or a token
-                **_sqlite_pool_options(self.url, pool_size),
+                **sqlite.pool_options(self.url, pool_size),
             )
-            event.listen(engine, "connect", _sqlite_pragmas)
-            event.listen(engine, "begin", _sqlite_begin)
+            event.listen(engine, "connect", sqlite.set_pragmas)
+            event.listen(engine, "begin", sqlite.begin)
             return engine
         size = PG_POOL_SIZE if pool_size is None else pool_size
         return create_engine(
@@ -365,13 +245,6 @@ class Database:
             self._writers.close()
 
 
-def _sqlite_pool_options(url: str, pool_size: int | None) -> dict[str, Any]:
-    if ":memory:" in url:
-        return {"poolclass": NullPool}
-    size = SQLITE_POOL_SIZE if pool_size is None else pool_size
-    return {"pool_size": size, "max_overflow": size}
-
-
 @contextmanager
 def time_limited(conn: Connection) -> Iterator[None]:
     """Statements run inside are cut short after the database's `query_timeout`, which
@@ -383,7 +256,7 @@ def time_limited(conn: Connection) -> Iterator[None]:
         yield
         return
     if conn.dialect.name == "sqlite":
-        with _sqlite_deadline(conn, seconds):
+        with sqlite.deadline(conn, seconds):
             yield
         return
     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
@@ -391,73 +264,8 @@ def time_limited(conn: Connection) -> Iterator[None]:
     conn.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
 
 
-class _SqliteWatchdog:
-    """Interrupts SQLite statements that run past their deadline, from a thread of its own.
-
-    A progress handler would do it from the statement's thread, but it is Python code: it
-    takes the GIL at each look at the clock, and under load waits for it (up to the switch
-    interval, 5 ms, a look) where the statement itself runs without it. Here a statement
-    costs two turns of a lock, and the thread sleeps until the earliest deadline.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._due: dict[int, tuple[float, Any]] = {}  # by ticket: deadline, raw connection
-        self._tickets = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._wakes_at = math.inf  # when the thread looks next, unless notified
-
-    @contextmanager
-    def deadline(self, raw: Any, seconds: float) -> Iterator[None]:
-        ticket = next(self._tickets)
-        due = time.monotonic() + seconds
-        with self._changed:
-            self._due[ticket] = (due, raw)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._watch, name="jobyard-sqlite-watchdog", daemon=True
-                )
-                self._thread.start()
-            elif due < self._wakes_at:  # rarely: one time limit makes deadlines grow
-                self._changed.notify()
-        try:
-            yield
-        finally:
-            with self._changed:  # once gone from `_due`, the connection is never interrupted
-                self._due.pop(ticket, None)
-
-    def _watch(self) -> None:
-        with self._changed:
-            while True:
-                now = time.monotonic()
-                for ticket, (due, raw) in list(self._due.items()):
-                    if due <= now:
-                        del self._due[ticket]
-                        raw.interrupt()  # a no-op if its statement has just ended
-                self._wakes_at = min((due for due, _raw in self._due.values()), default=math.inf)
-                self._changed.wait(None if self._wakes_at == math.inf else self._wakes_at - now)
-
-
-_WATCHDOG = _SqliteWatchdog()
-
-
-@contextmanager
-def _sqlite_deadline(conn: Connection, seconds: float) -> Iterator[None]:
-    with _WATCHDOG.deadline(conn.connection.driver_connection, seconds):
-        yield
-
-
 def ran_out_of_time(exc: DBAPIError) -> bool:
     """Whether a statement failed because `time_limited` cut it short."""
     if isinstance(exc.orig, sqlite3.OperationalError):
         return str(exc.orig) == "interrupted"
     return getattr(exc.orig, "sqlstate", None) == PG_QUERY_CANCELED
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    options = conn.get_execution_options()
-    if options.get("jobyard_single_statement", False):
-        return  # autocommit at the driver: the one statement runs in its own transaction
-    read_only = options.get("jobyard_read_only", False)
-    mode = "DEFERRED" if read_only else "IMMEDIATE"
-    conn.exec_driver_sql(f"BEGIN {mode}")
