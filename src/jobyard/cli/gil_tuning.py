@@ -2,9 +2,9 @@
 
 The server runs request handlers and its embedded workers' engine in one process. A turn of
 the engine gives the GIL up at each database call and must then win it back; a handler
-busy in Python (answering a bulk launch of 5,000 jobs takes about 40 ms) kept it for
+busy in Python (answering a bulk launch of 5,000 jobs takes about 40 ms) keeps it for
 CPython's default 5 ms each time. Right after a bulk launch the engine's first turns then
-came 50 ms apart while its spawners had nothing to run. At 1 ms they come 8 to 15 ms apart;
+come 50 ms apart while its spawners had nothing to run. At 1 ms they come 8 to 15 ms apart;
 a switch costs a few microseconds, and only while threads contend.
 """
 

@@ -16,8 +16,8 @@ Record = TypeVar("Record")
 
 def evolve(record: Record, **changes: Any) -> Record:
     """A copy of a frozen record with some fields changed: `dataclasses.replace` without
-    re-running `__init__` (workers copy every job they claim, and that copy was a tenth of
-    their database turn)."""
+    re-running `__init__` (workers copy every job they claim, and `replace` would cost a
+    tenth of their database turn)."""
     fields = type(record).__dataclass_fields__  # type: ignore[attr-defined]
     if not changes.keys() <= fields.keys():
         raise TypeError(f"{type(record).__name__} has no field {set(changes) - set(fields)}")
@@ -162,7 +162,7 @@ class Job:
 class ClaimedJob:
     """What a worker knows of a job it claimed: what to run, and what its run's end is
     decided by. Reading the whole `Job` for every claim (seven JSON columns and six times
-    parsed) was the largest part of a worker's turn at the database."""
+    parsed) would be the largest part of a worker's turn at the database."""
 
     id: int
     status: JobStatus

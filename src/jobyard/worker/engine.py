@@ -9,8 +9,8 @@ the spawners. Under load, runs end while a turn is written, so the next turn car
 all and the database work per job shrinks as the load grows; an idle pool still starts and
 records each job at once.
 
-Spawning happens in other processes because it held this thread up: vfork waits for each
-child's exec, and the GIL then had to be won back from the server's other threads. Threads
+Spawning happens in other processes because it would hold this thread up: vfork waits for
+each child's exec, and the GIL then has to be won back from the server's other threads. Threads
 in this process would not help: threads that hold the GIL for their work and give it up at
 every system call spend their time waiting for each other. The same engine runs embedded in
 `jobyard serve` and alone in `jobyard worker`.
@@ -208,7 +208,7 @@ class Engine:
                 elif self._busy() and self._free_slots() < self._batch:
                     # A backlog, and (nearly) every slot taken: let a batch's worth of runs
                     # end before the next turn, or a transaction per job would make the
-                    # database the limit. (Going on at once after a full claim made every
+                    # database the limit. (Going on at once after a full claim makes every
                     # other turn one of the few ends that came meanwhile: a turn's fixed
                     # cost for a handful of jobs.)
                     self._gather(GATHER_SECONDS)
@@ -277,7 +277,7 @@ class Engine:
 
         Claims start small after the queue was found empty, and double while they get all
         they ask for: the first jobs of a backlog start at once, and the spawners have them
-        to run while the next turns claim more (a first turn that claimed 128 kept them
+        to run while the next turns claim more (a first turn of 128 would keep them
         waiting for all of it)."""
         with self._lock:
             self._ended_in_last_turn = len(self._ended)

@@ -2,7 +2,7 @@
 its end.
 
 A worker hands an emptied directory to its next run of the same uid rather than making a
-new one: on ext4 a mkdir and rmdir per job cost the spawner about 70 µs of journal work,
+new one: on ext4 a mkdir and rmdir per job costs the spawner about 70 µs of journal work,
 a quarter of a `true` job's throughput. Before each use the directory is checked and
 reset (a directory, not a link; its owner; mode 0700; no ACL a job may have set to let
 another uid in), so a run never sees what an earlier one left or allowed.

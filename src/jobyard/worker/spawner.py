@@ -36,7 +36,7 @@ from jobyard.worker.supervisor import DEFAULT_POLL_INTERVAL_SECONDS, Supervisor
 logger = logging.getLogger("jobyard.worker.spawner")
 
 # While commands queue up, reports go out after every few spawns rather than after each:
-# a write per spawn woke the engine each time. (An end waits for at most this many spawns,
+# a write per spawn would wake the engine each time. (An end waits for at most this many spawns,
 # about a millisecond each; with nothing queued, reports go out at once.)
 SPAWNS_PER_REPORT = 4
 

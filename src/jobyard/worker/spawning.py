@@ -236,7 +236,7 @@ class _ProgramLookup:
 
     A program found on a PATH is looked up again after `PROGRAM_LOOKUP_SECONDS` (or when it
     could not be spawned): each look-up costs a failed access() and stat() per directory
-    before the right one, which was over a quarter of a spawner's CPU with a long PATH.
+    before the right one: over a quarter of a spawner's CPU, with a long PATH, if done every spawn.
     """
 
     def __init__(self) -> None:

@@ -1,9 +1,9 @@
 """Run child processes to completion: many at once from one thread (`Supervisor`, which a
 worker's spawner processes run), or one (`run_process`).
 
-One thread watches every child through one poll set. A thread per child measured worse:
-each child's pipes and exit woke its own thread, and dozens of threads took turns at the GIL.
-Plain threads and poll(), not asyncio: spawning from asyncio or uvloop measured slower.
+One thread watches every child through one poll set. A thread per child measures worse:
+each child's pipes and exit wake its own thread, and dozens of threads take turns at the GIL.
+Plain threads and poll(), not asyncio: spawning from asyncio or uvloop measures slower.
 
 The child gets its own session (and so its own process group): a timeout or cancel signals the
 whole group, and whatever is left of the group is killed once the child exits, so no descendant
