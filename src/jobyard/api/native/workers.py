@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from jobyard.api import params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.calls import runtime_of
 from jobyard.api.render import rfc3339
 from jobyard.domain.permissions import Principal
 from jobyard.services import workers
@@ -20,7 +21,7 @@ async def list_workers(request: Request, who: Principal = Depends(authenticate))
     """Live workers (`?all=true` adds stopped ones) with their heartbeats and current runs."""
     everything = params.flag(request.query_params, "all")
     found = await run_in_threadpool(
-        lambda: workers.list_workers(request.app.state.rt, actor=who, include_stopped=everything)
+        lambda: workers.list_workers(runtime_of(request), actor=who, include_stopped=everything)
     )
     return render.one(
         [
