@@ -139,7 +139,7 @@ class Job:
     updated: datetime
     started: datetime | None = None
     finished: datetime | None = None
-    result_id: int | None = None
+    current_run_id: int | None = None  # the latest attempt's run (the API's `result_id`)
     exit_code: int | None = None
     attempts: int = 0
     cancel_requested: bool = False

@@ -165,5 +165,5 @@ def start_external_run(conn: Connection, job: Job, *, worker: str, at: datetime)
             .returning(R.c.id)
         ).scalar_one()
     )
-    conn.execute(update(J).where(J.c.id == job.id).values(attempts=attempt, result_id=run_id))
+    conn.execute(update(J).where(J.c.id == job.id).values(attempts=attempt, current_run_id=run_id))
     return run_id

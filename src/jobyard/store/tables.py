@@ -192,7 +192,7 @@ jobs = Table(
     Column("updated", UTCDateTime(), nullable=False),
     Column("started", UTCDateTime(), nullable=True),
     Column("finished", UTCDateTime(), nullable=True),
-    Column("result_id", BigInteger, nullable=True),
+    Column("current_run_id", BigInteger, nullable=True),
     Column("exit_code", Integer, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("cancel_requested", UTCDateTime(), nullable=True),

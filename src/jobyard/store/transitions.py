@@ -156,7 +156,7 @@ def _mark_claimed() -> Any:
             status=JobStatus.RUNNING.value,
             updated=now,
             attempts=J.c.attempts + 1,
-            result_id=new_run,
+            current_run_id=new_run,
             started=func.coalesce(J.c.started, now),
             finished=None,
             exit_code=None,

@@ -81,7 +81,7 @@ def job(j: Job) -> dict[str, Any]:
         "device_name": j.device_name,
         "config_id": ident(j.config_id),
         "config_name": j.config_name,
-        "result_id": None if j.result_id is None else str(j.result_id),
+        "result_id": None if j.current_run_id is None else str(j.current_run_id),
         "user_id": ident(j.user_id),
         "created": rfc3339(j.created),
         "updated": rfc3339(j.updated),
