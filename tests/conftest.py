@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import secrets
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,20 +30,46 @@ from jobyard.worker.confinement import create_job_user
 
 ADMIN_TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES_URL", "")
+# The PostgreSQL tests run against the server at this URL when it answers (each session
+# creates a database of its own there and drops it); JOBYARD_TEST_POSTGRES_URL names
+# another, or, set empty, turns them off.
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+POSTGRES_CONNECT_SECONDS = 3
 
 
+@functools.cache
 def _postgres_reason() -> str | None:
+    """Why the PostgreSQL tests are skipped, or None when they run."""
     if not POSTGRES_URL:
-        return "JOBYARD_TEST_POSTGRES_URL is not set (make test / .ci/run set it)"
+        return "JOBYARD_TEST_POSTGRES_URL is set empty"
     try:
-        engine = sa.create_engine(normalise_url(POSTGRES_URL))
+        engine = sa.create_engine(
+            normalise_url(POSTGRES_URL), connect_args={"connect_timeout": POSTGRES_CONNECT_SECONDS}
+        )
         with engine.connect():
             pass
         engine.dispose()
     except Exception as exc:
-        return f"PostgreSQL at JOBYARD_TEST_POSTGRES_URL is not reachable: {exc.__class__.__name__}"
+        shown = sa.engine.make_url(normalise_url(POSTGRES_URL)).render_as_string()
+        return f"no PostgreSQL answers at {shown}: {exc.__class__.__name__}"
     return None
+
+
+def _databases_line() -> str:
+    reason = _postgres_reason()
+    if reason is None:
+        shown = sa.engine.make_url(normalise_url(POSTGRES_URL)).render_as_string()
+        return f"databases: SQLite and PostgreSQL ({shown})"
+    return f"databases: SQLite only ({reason})"
+
+
+def pytest_report_header() -> str:
+    return _databases_line()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(_databases_line())
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """`make chaos`: the long chaos run (tests/chaos/fleet.py) against the PostgreSQL named by
-JOBYARD_TEST_POSTGRES_URL. CHAOS_JOBS, CHAOS_WORKERS, CHAOS_SLOTS, CHAOS_LEASE, CHAOS_FAULTS
-and CHAOS_SEED change its size; it prints what held and exits 1 on any violation."""
+JOBYARD_TEST_POSTGRES_URL (without it, the tests' default server). CHAOS_JOBS, CHAOS_WORKERS,
+CHAOS_SLOTS, CHAOS_LEASE, CHAOS_FAULTS and CHAOS_SEED change its size; it prints what held and
+exits 1 on any violation."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import os
 import sys
 
 from tests.chaos.fleet import ChaosConfig, run_chaos
-
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.conftest import DEFAULT_POSTGRES_URL
 
 
 def main() -> int:
