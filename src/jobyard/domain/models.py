@@ -157,6 +157,15 @@ class Job:
     def interface_names(self) -> tuple[str, ...]:
         return tuple(i.value for i in self.interfaces)
 
+    @property
+    def status_since(self) -> datetime:
+        """When the job took its current status: its end, its start, else its creation."""
+        if self.status.terminal:
+            return self.finished or self.updated
+        if self.status is JobStatus.RUNNING:
+            return self.started or self.updated
+        return self.created
+
 
 @dataclass(frozen=True)
 class ClaimedJob:

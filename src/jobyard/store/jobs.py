@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +20,6 @@ from jobyard.domain.models import (
     Interface,
     Job,
     JobOptions,
-    JobResult,
     PackageKind,
     Testvar,
     evolve,
@@ -424,23 +423,3 @@ def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, JobState]:
 _JOB_STATES = select(
     J.c.id, J.c.status, J.c.attempts, J.c.outcome_status, J.c.outcome_result
 ).where(in_ids(J.c.id, "ids"))
-
-
-def insert_result(
-    conn: Connection, *, job_id: int, user_id: int | None, payload: Mapping[str, Any], at: datetime
-) -> int:
-    query = (
-        insert(tables.job_results)
-        .values(job_id=job_id, user_id=user_id, payload=dict(payload), at=at)
-        .returning(tables.job_results.c.id)
-    )
-    return int(conn.execute(query).scalar_one())
-
-
-def list_results(conn: Connection, job_id: int) -> list[JobResult]:
-    """A job's custom results, newest first."""
-    results = tables.job_results
-    rows = conn.execute(
-        select(results).where(results.c.job_id == job_id).order_by(results.c.id.desc())
-    )
-    return [JobResult(r.id, r.job_id, r.user_id, dict(r.payload), r.at) for r in rows]

@@ -3,11 +3,13 @@ chunks, and the run an external job starts with."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     func,
     insert,
     select,
@@ -30,7 +32,7 @@ from jobyard.store.jobs import (
 )
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
 from jobyard.store.records import RecordReader
-from jobyard.store.types import json_integer
+from jobyard.store.types import in_ids, json_integer
 
 R = tables.runs
 RUN_FIELDS = listing.fields(
@@ -56,6 +58,7 @@ RUN_FIELDS = listing.fields(
 
 
 run_from_row = RecordReader(Run)
+BATCH = 500
 
 
 def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
@@ -129,6 +132,75 @@ def read_output(
         if size >= limit_bytes:
             break
     return chunks
+
+
+_NEWEST_ATTEMPTS = (
+    select(R.c.job_id, func.max(R.c.attempt).label("attempt"))
+    .where(in_ids(R.c.job_id, "ids"))
+    .group_by(R.c.job_id)
+    .subquery()
+)
+_LATEST_RUNS = select(R).join(
+    _NEWEST_ATTEMPTS,
+    (R.c.job_id == _NEWEST_ATTEMPTS.c.job_id) & (R.c.attempt == _NEWEST_ATTEMPTS.c.attempt),
+)
+
+
+def latest_runs(conn: Connection, job_ids: Sequence[int]) -> dict[int, Run]:
+    """Each job's latest run (as `latest_run`), by job id; jobs without a run are left out."""
+    found: dict[int, Run] = {}
+    for start in range(0, len(job_ids), BATCH):
+        rows = conn.execute(_LATEST_RUNS, {"ids": list(job_ids[start : start + BATCH])})
+        found.update((row.job_id, run_from_row(row)) for row in rows)
+    return found
+
+
+_OUT = tables.run_output
+_CHUNK_SIZES = (
+    select(_OUT.c.run_id, _OUT.c.id, _OUT.c.offset, func.length(_OUT.c.data).label("size"))
+    .where(
+        in_ids(_OUT.c.run_id, "ids"),
+        _OUT.c.stream == bindparam("stream"),
+        _OUT.c.offset + func.length(_OUT.c.data) > 0,
+    )
+    .order_by(_OUT.c.run_id, _OUT.c.offset, _OUT.c.id)
+)
+_CHUNK_DATA = select(_OUT.c.id, _OUT.c.data).where(in_ids(_OUT.c.id, "ids"))
+
+
+def output_heads(
+    conn: Connection, run_ids: Sequence[int], *, stream: str, limit_bytes: int
+) -> dict[int, bytes]:
+    """The start of one stream of each run, by run id: the chunks `read_output` reads from
+    offset 0 (whole chunks, repeats skipped, until `limit_bytes` are reached), cut at
+    `limit_bytes`. Two batched queries: the chunks' sizes pick the chunks, then their data."""
+    picked: dict[int, list[int]] = {run_id: [] for run_id in run_ids}
+    ids = list(picked)
+    for start in range(0, len(ids), BATCH):
+        sizes = conn.execute(_CHUNK_SIZES, {"ids": ids[start : start + BATCH], "stream": stream})
+        _pick_chunks(sizes, picked, limit_bytes)
+    wanted = [chunk for chunks in picked.values() for chunk in chunks]
+    data: dict[int, bytes] = {}
+    for start in range(0, len(wanted), BATCH):
+        rows = conn.execute(_CHUNK_DATA, {"ids": wanted[start : start + BATCH]})
+        data.update((row.id, bytes(row.data)) for row in rows)
+    return {
+        run_id: b"".join(data[chunk] for chunk in chunks)[:limit_bytes]
+        for run_id, chunks in picked.items()
+    }
+
+
+def _pick_chunks(rows: Iterable[Any], picked: dict[int, list[int]], limit: int) -> None:
+    """`read_output`'s walk over one run's chunks, for many runs in (run, offset) order."""
+    run_id, covered, size = None, -1, 0
+    for row in rows:
+        if row.run_id != run_id:
+            run_id, covered, size = row.run_id, -1, 0
+        if size >= limit or row.offset < covered:
+            continue
+        covered = row.offset + row.size
+        picked[row.run_id].append(row.id)
+        size += row.size
 
 
 def run_for_attempt(conn: Connection, job_id: int, attempt: int) -> Run | None:

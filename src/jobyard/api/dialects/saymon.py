@@ -52,22 +52,20 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from jobyard import errors
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.calls import quick_write, runtime_of
-from jobyard.domain import filters
-from jobyard.domain.listing import Listing
-from jobyard.domain.models import Job, JobOptions, Testvar
-from jobyard.domain.paging import MAX_LIMIT, PageRequest
+from jobyard.api.dialects import http
+from jobyard.domain.models import JobOptions, Testvar
+from jobyard.domain.paging import MAX_LIMIT
 from jobyard.domain.permissions import Principal
-from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, NOT_FOUND_MESSAGES
-from jobyard.services import catalog, jobs, results, runs
+from jobyard.domain.vocabulary import NO_SUCH_JOB, NOT_FOUND_MESSAGES
+from jobyard.services import jobs, read_models, results
 from jobyard.services.jobs import LaunchRequest
-from jobyard.services.runtime import Runtime
+from jobyard.services.read_models import JobView
 
 PREFIX = "/node/api"
 router = APIRouter(prefix=PREFIX)
@@ -109,10 +107,7 @@ class InvalidContent(errors.ValidationFailed):
 def _code(status: int) -> str:
     if status in CODES:
         return CODES[status]
-    try:
-        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
-    except ValueError:
-        return "Error"
+    return http.status_phrase(status).replace(" ", "").replace("-", "")
 
 
 def _unauthorized(request: Request) -> tuple[str, str]:
@@ -137,11 +132,7 @@ def render_error(
     elif isinstance(exc, InvalidContent):
         code = "InvalidContent"
     response = render.json_response({"code": code, "message": message}, status)
-    if status == HTTPStatus.UNAUTHORIZED:
-        response.headers["WWW-Authenticate"] = 'Basic realm="jobyard"'
-    if isinstance(exc, errors.TryLater):
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response
+    return http.error_tail(response, exc, challenge='Basic realm="jobyard"')
 
 
 # Presentation -----------------------------------------------------------------------------
@@ -157,29 +148,25 @@ def _id(value: int | None) -> str:
     return str(value) if value else ""
 
 
-def _owner_id(job: Job) -> str:
-    """The device the job runs against: its override, or its package's device at launch."""
-    return _id(job.target_device_id)
-
-
-def _job_model(rt: Runtime, who: Principal, job: Job, *, stdout_cap: int) -> dict[str, Any]:
-    log = runs.read_log(rt, actor=who, job_id=job.id, stream="stdout", limit_bytes=stdout_cap)
-    found = results.list_results(rt, actor=who, job_id=job.id)  # newest first
+def _job_model(view: JobView) -> dict[str, Any]:
+    """`owner_id` is the device the job runs against: its override, or its package's device
+    at launch."""
+    job = view.job
     return {
         "id": str(job.id),
         "description": {
-            "stdout": log.content[:stdout_cap].decode("utf-8", errors="replace"),
+            "stdout": view.stdout.decode("utf-8", errors="replace"),
             "exitCode": job.exit_code,
         },
         "operation_id": _id(job.package_id),
-        "owner_id": _owner_id(job),
+        "owner_id": _id(job.target_device_id),
         "owner_type": OWNER_TYPE_OBJECT,
         "user_id": _id(job.user_id),
         "process_meta": None,
         "timestamp": epoch_ms(job.created),
         "results": [
             {"payload": dict(r.payload), "by": _id(r.user_id), "timestamp": epoch_ms(r.at)}
-            for r in found
+            for r in view.results
         ],
     }
 
@@ -211,13 +198,10 @@ async def get_job(
     job_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
-    rt = runtime_of(request)
-
-    def load() -> dict[str, Any]:
-        job = jobs.get_job(rt, actor=who, job_id=target)
-        return _job_model(rt, who, job, stdout_cap=STDOUT_CAP)
-
-    return render.json_response(await run_in_threadpool(load))
+    found = await http.call(
+        request, read_models.job_with_output, actor=who, job_id=target, stdout_cap=STDOUT_CAP
+    )
+    return render.json_response(_job_model(found))
 
 
 @router.patch("/jobs/{job_id}/results")
@@ -228,11 +212,7 @@ async def add_result(
     payload = await _json_body(request)
     if not isinstance(payload, dict):
         raise InvalidContent("a job result is a JSON object")
-    await run_in_threadpool(
-        lambda: results.append_result(
-            runtime_of(request), actor=who, job_id=target, payload=payload
-        )
-    )
+    await http.call(request, results.append_result, actor=who, job_id=target, payload=payload)
     return Response(status_code=200)
 
 
@@ -256,18 +236,12 @@ async def object_jobs(
     obj_id: str, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     device_id = params.object_id(obj_id, NO_SUCH_DEVICE)
-    wanted = Listing(
-        filters=[
-            filters.check_filter(filters.parse_filter(f"target_device_id={device_id}"), JOB_FIELDS)
-        ],
-        sort=filters.check_sort(filters.parse_sort("-created,-id"), JOB_FIELDS),
-        page=PageRequest(page=1, limit=MAX_OBJECT_JOBS),
+    found = await http.call(
+        request,
+        read_models.device_jobs,
+        actor=who,
+        device_id=device_id,
+        limit=MAX_OBJECT_JOBS,
+        stdout_cap=LIST_STDOUT_CAP,
     )
-    rt = runtime_of(request)
-
-    def load() -> list[dict[str, Any]]:
-        catalog.get_device(rt, actor=who, device_id=device_id)  # an unknown object is a 404
-        found, _total = jobs.list_jobs(rt, actor=who, request=wanted)
-        return [_job_model(rt, who, job, stdout_cap=LIST_STDOUT_CAP) for job in found]
-
-    return render.json_response(await run_in_threadpool(load))
+    return render.json_response([_job_model(view) for view in found])
