@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from jobyard.domain.listing import Listing
-from jobyard.domain.models import Job, Run
+from jobyard.domain.models import Run
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.errors import NotFound, ValidationFailed
 from jobyard.services.runtime import Runtime
@@ -34,22 +34,6 @@ def list_runs(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[
     require(actor, Scope.JOBS_READ)
     with rt.db.read() as conn:
         return runs.list_runs(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
-
-
-def list_runs_with_jobs(
-    rt: Runtime, *, actor: Principal, request: Listing
-) -> tuple[list[tuple[Run, Job]], int]:
-    """Runs with their jobs (for views such as BMC's job runs)."""
-    require(actor, Scope.JOBS_READ)
-    with rt.db.read() as conn:
-        return runs.list_runs_with_jobs(conn, request, tenant_id=actor.tenant_id, pg=rt.pg)
-
-
-def get_run_with_job(rt: Runtime, *, actor: Principal, run_id: int) -> tuple[Run, Job]:
-    require(actor, Scope.JOBS_READ)
-    with rt.db.read() as conn:
-        run = runs.get_run(conn, run_id, tenant_id=actor.tenant_id)
-        return run, job_store.get_job(conn, run.job_id)
 
 
 def get_run(rt: Runtime, *, actor: Principal, run_id: int) -> Run:
