@@ -15,7 +15,14 @@ from fastapi.testclient import TestClient
 
 from jobyard.api.app import create_app
 from jobyard.errors import TooManyAttempts, Unauthenticated, ValidationFailed
-from jobyard.services import accounts, authentication, credentials, execution, tokens
+from jobyard.services import (
+    accounts,
+    authentication,
+    credentials,
+    execution,
+    tokens,
+    worker_registry,
+)
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings, load_settings
 from jobyard.store import tables
@@ -263,7 +270,7 @@ def test_a_job_token_is_keyed_and_a_run_from_an_earlier_release_still_works(
         job = launch(client, package_id=package(client, command=["true"])["id"])
     rt = open_runtime(idle)
     try:
-        work = execution.claim_job(rt, worker=execution.register_worker(rt, slots=1))
+        work = execution.claim_job(rt, worker=worker_registry.register_worker(rt, slots=1))
         assert work is not None
         runs = tables.runs
         with rt.db.read() as conn:

@@ -21,7 +21,7 @@ from jobyard.api.app import create_app
 from jobyard.domain.permissions import JOB_TOKEN_SCOPES
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.errors import Unauthenticated
-from jobyard.services import authentication, execution
+from jobyard.services import authentication, execution, worker_registry
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
 from jobyard.store import migrate
@@ -199,7 +199,7 @@ def test_runs_left_running_by_a_dead_server_are_ended_at_start(settings: Setting
         pkg = package(client, command=["true"])
         job = launch(client, package_id=pkg["id"])
     dead_pid = 2**22 + 12345  # above the default pid_max: no such process
-    dead = execution.WorkerIdentity(id=None, name=f"{socket.gethostname()}:{dead_pid}")
+    dead = worker_registry.WorkerIdentity(id=None, name=f"{socket.gethostname()}:{dead_pid}")
     work = execution.claim_job(rt, worker=dead)
     assert work is not None
     assert work.claim.job.id == int(job["id"])
@@ -219,8 +219,8 @@ def test_a_stolen_lease_refuses_the_late_result(settings: Settings) -> None:
         pkg = package(client, command=["true"], max_attempts=2)
         job = launch(client, package_id=pkg["id"])
     rt = open_runtime(short)
-    slow = execution.register_worker(rt, slots=1)
-    fast = execution.register_worker(rt, slots=1)
+    slow = worker_registry.register_worker(rt, slots=1)
+    fast = worker_registry.register_worker(rt, slots=1)
     stolen = execution.claim_job(rt, worker=slow)
     assert stolen is not None
     time.sleep(0.4)  # the slow worker misses its heartbeat: the lease lapses
@@ -232,9 +232,9 @@ def test_a_stolen_lease_refuses_the_late_result(settings: Settings) -> None:
     late = ProcessEnd(0, None, False, False, 0, False)
     status = execution.finish_claim(rt, claim=stolen.claim, result=late, worker_id=stolen.worker_id)
     assert status == "running"  # refused: the job goes on with attempt 2
-    assert execution.heartbeat(rt, worker=slow, run_ids=[stolen.claim.run_id], draining=False) == {
-        stolen.claim.run_id
-    }  # and its heartbeat tells the slow worker to stop
+    assert worker_registry.heartbeat(
+        rt, worker=slow, run_ids=[stolen.claim.run_id], draining=False
+    ) == {stolen.claim.run_id}  # and its heartbeat tells the slow worker to stop
     execution.finish_claim(rt, claim=second.claim, result=late, worker_id=second.worker_id)
     with TestClient(create_app(short), headers=AUTH) as client:
         done = client.get(f"/api/v1/jobs/{job['id']}/").json()["data"]
@@ -253,12 +253,14 @@ def test_the_reaper_ends_a_run_long_past_its_timeout(settings: Settings) -> None
         pkg = package(client, command=["sleep", "60"], timeout=0.1)
         job = launch(client, package_id=pkg["id"])
     rt = open_runtime(quick)
-    stubborn = execution.register_worker(rt, slots=1)
+    stubborn = worker_registry.register_worker(rt, slots=1)
     work = execution.claim_job(rt, worker=stubborn)
     assert work is not None
     deadline = time.monotonic() + 2.0  # alive (renewing its lease) but never enforcing
     while time.monotonic() < deadline:
-        lost = execution.heartbeat(rt, worker=stubborn, run_ids=[work.claim.run_id], draining=False)
+        lost = worker_registry.heartbeat(
+            rt, worker=stubborn, run_ids=[work.claim.run_id], draining=False
+        )
         if lost:
             break
         execution.reap_expired(rt)
@@ -347,7 +349,7 @@ def test_one_batch_claims_in_claim_order_within_package_limits_and_interfaces(
         capped = [launch(client, package_id=limited["id"])["id"] for _ in range(2)]
         sharing = [launch(client, package_id=exclusive["id"])["id"] for _ in range(2)]
     rt = open_runtime(idle)
-    worker = execution.register_worker(rt, slots=20)
+    worker = worker_registry.register_worker(rt, slots=20)
 
     works = execution.claim_jobs(rt, worker=worker, limit=20)
     again = execution.claim_jobs(rt, worker=worker, limit=20)
@@ -366,13 +368,15 @@ def test_one_batch_of_ends_refuses_only_the_run_whose_lease_was_taken(settings: 
         pkg = package(client, command=["true"])
         first, second = (launch(client, package_id=pkg["id"])["id"] for _ in range(2))
     rt = open_runtime(short)
-    worker = execution.register_worker(rt, slots=2)
+    worker = worker_registry.register_worker(rt, slots=2)
     works = execution.claim_jobs(rt, worker=worker, limit=2)
     time.sleep(0.4)
     # The renewal is for a whole minute: one of 0.2 s could lapse again before the reaper
     # looks, on a busy machine.
     renewing = open_runtime(Settings(**{**short.__dict__, "lease_seconds": 60.0}))
-    execution.heartbeat(renewing, worker=worker, run_ids=[works[1].claim.run_id], draining=False)
+    worker_registry.heartbeat(
+        renewing, worker=worker, run_ids=[works[1].claim.run_id], draining=False
+    )
     renewing.db.dispose()
     assert execution.reap_expired(rt) == 1  # the first run's lease lapsed: it is lost
     ok = ProcessEnd(0, None, False, False, 0, False, 4242)
@@ -402,7 +406,7 @@ def test_a_runs_token_is_good_while_it_runs_for_its_job_alone(settings: Settings
         ).json()["data"]
         client.post("/api/v1/jobs/", json={"package_id": pkg["id"]}, headers=customer)
     rt = open_runtime(idle)
-    worker = execution.register_worker(rt, slots=2)
+    worker = worker_registry.register_worker(rt, slots=2)
     (work,) = execution.claim_jobs(rt, worker=worker, limit=2)
 
     principal = authentication.authenticate_token(rt, work.token)

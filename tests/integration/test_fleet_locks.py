@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from jobyard.services import accounts, execution
+from jobyard.services import accounts, execution, worker_registry
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import tables
 from jobyard.store.db import Database, Timeouts, transient
@@ -31,13 +31,13 @@ PROMPT_SECONDS = 1.0  # what "does not wait" means here
 T = TypeVar("T")
 
 
-def _claims(runtime: Runtime, count: int) -> tuple[execution.WorkerIdentity, list[Claim]]:
+def _claims(runtime: Runtime, count: int) -> tuple[worker_registry.WorkerIdentity, list[Claim]]:
     """`count` jobs claimed by a worker of their own."""
     user_id = accounts.bootstrap_admin(runtime).admin_user_id
     row = job_row(tenant_id=1, user_id=user_id, status="pending", at=AT)
     with runtime.db.transaction() as conn:
         conn.execute(sa.insert(tables.jobs), [row] * count)
-    worker = execution.register_worker(runtime, slots=count)
+    worker = worker_registry.register_worker(runtime, slots=count)
     works = execution.claim_jobs(runtime, worker=worker, limit=count)
     return worker, [work.claim for work in works]
 
@@ -140,7 +140,7 @@ def test_the_heartbeat_skips_the_rows_another_session_holds(
     frozen(held)
 
     lost, took = _promptly(
-        lambda: execution.heartbeat(
+        lambda: worker_registry.heartbeat(
             runtime, worker=worker, run_ids=[held.run_id, free.run_id], draining=False
         )
     )
@@ -160,7 +160,7 @@ def test_the_heartbeat_does_not_wait_for_its_worker_row(runtime: Runtime) -> Non
             workers = tables.workers
             conn.execute(sa.update(workers).where(workers.c.id == worker.id).values(draining=False))
             _, took = _promptly(
-                lambda: execution.heartbeat(
+                lambda: worker_registry.heartbeat(
                     runtime, worker=worker, run_ids=[claim.run_id], draining=False
                 )
             )

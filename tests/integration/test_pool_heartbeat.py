@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from jobyard.domain.run_end import ProcessEnd
-from jobyard.services import accounts, execution
+from jobyard.services import accounts, execution, worker_registry
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables
 from jobyard.store.db import PG_POOL_SIZE, Database
@@ -33,7 +33,7 @@ def _pool_running_one_job(runtime: Runtime, tmp_path: Path) -> tuple[Engine, Run
             )
         )
     pool = Engine(runtime, slots=1)
-    pool.identity = execution.register_worker(runtime, slots=1)
+    pool.identity = worker_registry.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=pool.identity, limit=1)
     running = Running(work, pool._recorder(work.claim.run_id))
     pool._running[work.claim.run_id] = running

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jobyard.api.app import create_app
-from jobyard.services import execution
+from jobyard.services import execution, worker_registry
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
 from tests.api.helpers import launch, package
@@ -30,12 +30,12 @@ def test_a_lost_run_is_retried_unless_the_package_says_never_twice(
         assert pkg["rerun_lost"] is (rerun_lost is not False)
         job = launch(client, package_id=pkg["id"])
     rt = open_runtime(short)
-    gone = execution.register_worker(rt, slots=1)
+    gone = worker_registry.register_worker(rt, slots=1)
     assert execution.claim_job(rt, worker=gone) is not None
     time.sleep(0.4)  # the worker stops renewing: its lease lapses
 
     assert execution.reap_expired(rt) == 1
-    again = execution.claim_job(rt, worker=execution.register_worker(rt, slots=1))
+    again = execution.claim_job(rt, worker=worker_registry.register_worker(rt, slots=1))
     rt.db.dispose()
     with TestClient(create_app(short), headers=AUTH) as client:
         after = client.get(f"/api/v1/jobs/{job['id']}/").json()["data"]

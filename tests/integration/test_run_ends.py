@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.domain.statuses import RunStatus
-from jobyard.services import accounts, execution
+from jobyard.services import accounts, execution, worker_registry
 from jobyard.services.runtime import Runtime
 from jobyard.store import tables, transitions
 from tests.integration.job_rows import job_row
@@ -29,7 +29,7 @@ def test_a_batch_of_ends_stores_each_runs_own_end(runtime: Runtime) -> None:
     with runtime.db.transaction() as conn:
         row = job_row(tenant_id=1, user_id=user_id, status="pending", at=AT)
         conn.execute(sa.insert(tables.jobs), [row] * JOBS)
-    worker = execution.register_worker(runtime, slots=JOBS)
+    worker = worker_registry.register_worker(runtime, slots=JOBS)
     works = execution.claim_jobs(runtime, worker=worker, limit=JOBS)
     endings = [
         execution.ending_of(w.claim, _result(i), worker_id=w.worker_id) for i, w in enumerate(works)
@@ -59,7 +59,7 @@ def test_a_run_already_closed_is_left_as_it_was(runtime: Runtime) -> None:
         conn.execute(
             sa.insert(tables.jobs), job_row(tenant_id=1, user_id=user_id, status="pending", at=AT)
         )
-    worker = execution.register_worker(runtime, slots=1)
+    worker = worker_registry.register_worker(runtime, slots=1)
     (work,) = execution.claim_jobs(runtime, worker=worker, limit=1)
     first = ProcessEnd(0, None, False, False, 5, False, 111)
     late = transitions.RunEnd(work.claim.run_id, RunStatus.FAILED, 7, None, 9, True, process_id=222)

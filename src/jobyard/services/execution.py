@@ -26,25 +26,11 @@ from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
 from jobyard.services import tokens
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, db, fleet, notify, queue, runs, transitions
-from jobyard.store import jobs as job_store
+from jobyard.services.worker_registry import WorkerIdentity
+from jobyard.store import catalog, claimed_jobs, db, fleet, notify, queue, runs, transitions
 from jobyard.store.queue import Claim
 
 logger = logging.getLogger(__name__)
-
-
-def worker_name() -> str:
-    """How runs name the process that ran them (the pid also lets a restart on this host
-    recognise runs its dead predecessor left)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class WorkerIdentity:
-    """A registered worker: its row, and the name its runs carry."""
-
-    id: int | None
-    name: str
 
 
 @dataclass(frozen=True)
@@ -54,42 +40,6 @@ class Work:
     claim: Claim
     token: str
     worker_id: int | None = None
-
-
-def register_worker(rt: Runtime, *, slots: int) -> WorkerIdentity:
-    now = utcnow()
-    name = worker_name()
-    with rt.db.transaction() as conn:
-        worker_id = fleet.insert_worker(
-            conn,
-            name=f"{name}:{now.timestamp():.6f}",
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            slots=slots,
-            at=now,
-        )
-    return WorkerIdentity(id=worker_id, name=name)
-
-
-def heartbeat(
-    rt: Runtime, *, worker: WorkerIdentity, run_ids: Sequence[int], draining: bool
-) -> set[int]:
-    """Say this worker is alive and renew its runs' leases; return the runs it lost (the
-    reaper ended them): their processes must be stopped, their results will be refused."""
-    now = utcnow()
-    until = now + timedelta(seconds=rt.settings.lease_seconds)
-    with rt.db.transaction() as conn:
-        if worker.id is not None:
-            fleet.beat(conn, worker.id, at=now, draining=draining)
-        if worker.id is None:
-            return set()
-        return fleet.renew_leases(conn, worker_id=worker.id, run_ids=run_ids, until=until)
-
-
-def stop_worker(rt: Runtime, *, worker: WorkerIdentity) -> None:
-    if worker.id is not None:
-        with rt.db.transaction() as conn:
-            fleet.mark_stopped(conn, worker.id, utcnow())
 
 
 REAP_BATCH = 100
@@ -323,7 +273,7 @@ def _end_in(
     for ending in endings:  # a run closed before keeps the output stored with its end
         if ending.claim.run_id in closed:
             runs.append_output(conn, ending.claim.run_id, ending.output)
-    states = job_store.job_states(conn, [e.claim.job.id for e in endings])
+    states = claimed_jobs.job_states(conn, [e.claim.job.id for e in endings])
     changes: list[transitions.JobChange] = []
     for ending in endings:
         claim = ending.claim
@@ -346,7 +296,7 @@ def _end_in(
     return statuses, retrying
 
 
-def _as_now(job: ClaimedJob, state: job_store.JobState) -> ClaimedJob:
+def _as_now(job: ClaimedJob, state: claimed_jobs.JobState) -> ClaimedJob:
     return evolve(job, status=state.status, attempts=state.attempts, outcome=state.outcome)
 
 

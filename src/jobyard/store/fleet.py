@@ -11,7 +11,8 @@ from sqlalchemy import Connection, Select, insert, select, update
 
 from jobyard.domain.statuses import RunStatus
 from jobyard.store import tables
-from jobyard.store.jobs import J, get_claimed_job
+from jobyard.store.claimed_jobs import get_claimed_job
+from jobyard.store.jobs import J
 from jobyard.store.queue import Claim, R
 from jobyard.store.records import RecordReader
 

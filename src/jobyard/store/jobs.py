@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +15,6 @@ from jobyard.domain import vocabulary
 from jobyard.domain.filters import Combine, FieldKind, Op, typed_value
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import (
-    ClaimedJob,
     Interface,
     Job,
     JobOptions,
@@ -135,60 +133,16 @@ def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
         tags=tuple(row.tags),
         tenant_id=row.tenant_id,
         target_device_id=row.target_device_id,
-        outcome=_outcome_of(row),
+        outcome=outcome_of(row),
         sandbox=getattr(row, "sandbox", None) or {},
     )
 
 
-def _outcome_of(row: Any) -> Outcome | None:
+def outcome_of(row: Any) -> Outcome | None:
     """The outcome a job reported, from a row that has its two outcome columns."""
     if row.outcome_status is None:
         return None
     return Outcome(OutcomeStatus(row.outcome_status), row.outcome_result or "")
-
-
-# What a worker reads of a job it claims (`ClaimedJob`), in this order.
-CLAIMED_JOB_COLUMNS = (
-    J.c.id,
-    J.c.status,
-    J.c.package_id,
-    J.c.user_id,
-    J.c.argv,
-    J.c.env,
-    J.c.timeout_seconds,
-    J.c.interface_names,
-    J.c.attempts,
-    J.c.outcome_status,
-    J.c.outcome_result,
-    J.c.sandbox,
-)
-
-
-def claimed_job_from_row(row: Row[Any]) -> ClaimedJob:
-    return ClaimedJob(
-        id=row.id,
-        status=JobStatus(row.status),
-        package_id=row.package_id or 0,
-        user_id=row.user_id,
-        argv=tuple(row.argv),
-        env=row.env,
-        timeout_seconds=row.timeout_seconds,
-        interface_names=tuple(row.interface_names),
-        attempts=row.attempts,
-        outcome=_outcome_of(row),
-        sandbox=row.sandbox or {},
-    )
-
-
-_CLAIMED_JOB_BY_ID: Any = select(*CLAIMED_JOB_COLUMNS).where(J.c.id == bindparam("job_id"))
-
-
-def get_claimed_job(conn: Connection, job_id: int) -> ClaimedJob:
-    """A job as a worker that claimed it sees it (any tenant's)."""
-    row = conn.execute(_CLAIMED_JOB_BY_ID, {"job_id": job_id}).first()
-    if row is None:
-        raise NotFound(vocabulary.NO_SUCH_JOB)
-    return claimed_job_from_row(row)
 
 
 def interfaces_to_json(interfaces: Sequence[Interface]) -> list[dict[str, Any]]:
@@ -395,31 +349,3 @@ def get_jobs(conn: Connection, job_ids: Sequence[int]) -> list[Job]:
 
 
 _JOBS_BY_ID = select(J).where(in_ids(J.c.id, "ids"))
-
-
-@dataclass(frozen=True)
-class JobState:
-    """What may change about a job while it runs."""
-
-    status: JobStatus
-    attempts: int
-    outcome: Outcome | None
-
-
-def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, JobState]:
-    """The current state of running jobs, by id: all a worker needs to re-read when a run
-    ends (the rest it read when it claimed the job)."""
-    rows = conn.execute(_JOB_STATES, {"ids": list(job_ids)})
-    return {
-        row.id: JobState(
-            status=JobStatus(row.status),
-            attempts=row.attempts,
-            outcome=_outcome_of(row),
-        )
-        for row in rows
-    }
-
-
-_JOB_STATES = select(
-    J.c.id, J.c.status, J.c.attempts, J.c.outcome_status, J.c.outcome_result
-).where(in_ids(J.c.id, "ids"))

@@ -40,12 +40,12 @@ from jobyard.domain.models import (
 )
 from jobyard.domain.statuses import JobStatus, RunStatus
 from jobyard.store import driver, tables, transitions
-from jobyard.store.jobs import (
+from jobyard.store.claimed_jobs import (
     CLAIMED_JOB_COLUMNS,
-    J,
     claimed_job_from_row,
     get_claimed_job,
 )
+from jobyard.store.jobs import J
 from jobyard.store.types import UTCDateTime, in_ids
 
 R = tables.runs

@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable
 
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
-from jobyard.services import execution
-from jobyard.services.execution import Work, WorkerIdentity
+from jobyard.services import execution, worker_registry
+from jobyard.services.execution import Work
 from jobyard.services.runtime import Runtime
 from jobyard.services.wakeup import WorkListener
+from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker import confinement
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.leases import Every, Leases
@@ -63,7 +64,7 @@ class Engine:
         self.rt = rt
         self.slots = slots
         self.confinement = confinement
-        self.identity = WorkerIdentity(id=None, name=execution.worker_name())
+        self.identity = WorkerIdentity(id=None, name=worker_registry.worker_name())
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -98,7 +99,7 @@ class Engine:
         )
         if recovered:
             logger.warning("ended %d runs left running by a dead jobyard process", recovered)
-        self.identity = execution.register_worker(self.rt, slots=self.slots)
+        self.identity = worker_registry.register_worker(self.rt, slots=self.slots)
         self._supervisor.open()
         self.rt.wakeup.subscribe(self._supervisor.wake)
         self._engine = self._spawn(self._engine_loop, "jobyard-engine")
@@ -158,7 +159,7 @@ class Engine:
                 self._starter.release()
             if self.confinement is not None:
                 self.confinement.release()
-        execution.stop_worker(self.rt, worker=self.identity)
+        worker_registry.stop_worker(self.rt, worker=self.identity)
 
     def _join_engine(self, timeout: float) -> None:
         if self._engine is not None:

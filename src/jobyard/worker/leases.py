@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from jobyard.services import execution
-from jobyard.services.execution import WorkerIdentity
+from jobyard.services import execution, worker_registry
 from jobyard.services.runtime import Runtime
+from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.starting import Running
 
@@ -117,7 +117,7 @@ class Leases:
         `rt` is the heartbeat's own connection to the database (the shared pool's if None)."""
         holder = self._holder
         held = holder.held_runs()
-        lost = execution.heartbeat(
+        lost = worker_registry.heartbeat(
             rt or holder.rt, worker=holder.identity, run_ids=list(held), draining=holder.draining
         )
         # A run that simply finished meanwhile was not lost: its process has ended (the
