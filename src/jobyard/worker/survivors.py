@@ -9,6 +9,9 @@ twice. What can be stopped depends on what is known of it:
   process group if it is still that process: a session leader (a job starts a session of its
   own), started when its run started, running as a job's uid. A pid reused since is left
   alone.
+- A run whose pid was never recorded (its worker died within a moment of starting it) is found
+  by the run id every job's process starts with in its environment (`JOBYARD_RUN_ID`), and
+  stopped the same way, under the same checks.
 
 Across hosts nothing can be stopped: see docs/fleet.md on at-least-once and `rerun_lost`.
 """
@@ -21,6 +24,7 @@ import os
 import signal
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 from jobyard.domain.models import RunProcess
 from jobyard.worker.spawning import JobUser, sweep
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 STARTED_BEFORE_RUN_SECONDS = 2.0
 STARTED_AFTER_RUN_SECONDS = 10.0
 GONE_WAIT_SECONDS = 2.0
+RUN_ID_VARIABLE = b"JOBYARD_RUN_ID="  # every job's process starts with it (see `starting`)
 
 
 def sweep_uids(uids: Sequence[int], *, sweeper: int) -> None:
@@ -68,12 +73,42 @@ def running_uids(first: int, last: int) -> set[int]:
 def stop_groups(survivors: Sequence[RunProcess], *, uids: Collection[int]) -> list[int]:
     """Kill the process groups of the survivors that are still their runs' processes; the
     run ids of those killed."""
-    stopped = [s for s in survivors if s.pid > 0 and _same_process(s, uids) and _kill_group(s.pid)]
+    candidates = [s for s in survivors if s.pid > 0] + _unrecorded(survivors)
+    stopped = [s for s in candidates if _same_process(s, uids) and _kill_group(s.pid)]
     deadline = time.monotonic() + GONE_WAIT_SECONDS
     for survivor in stopped:
         while _exists(survivor.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
     return [s.run_id for s in stopped]
+
+
+def _unrecorded(survivors: Sequence[RunProcess]) -> list[RunProcess]:
+    """The survivors whose pid was not recorded, each with every process that started with
+    its run id (`_same_process` then keeps only the session leader that is its job)."""
+    wanted = {s.run_id: s for s in survivors if s.pid == 0}
+    if not wanted:
+        return []
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            run_id = _run_id_of(int(entry.name))
+            if run_id in wanted:
+                found.append(replace(wanted[run_id], pid=int(entry.name)))
+    return found
+
+
+def _run_id_of(pid: int) -> int | None:
+    """The run id a process started with in its environment, if any."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            variables = environ.read().split(b"\0")
+    except OSError:
+        return None
+    for variable in variables:
+        if variable.startswith(RUN_ID_VARIABLE):
+            value = variable[len(RUN_ID_VARIABLE) :]
+            return int(value) if value.isdigit() else None
+    return None
 
 
 def _same_process(survivor: RunProcess, uids: Collection[int]) -> bool:
