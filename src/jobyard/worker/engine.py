@@ -34,7 +34,7 @@ from jobyard.worker.confinement import Confinement
 from jobyard.worker.leases import Every, Leases
 from jobyard.worker.output import Backoff, OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor, spawners_for
-from jobyard.worker.starting import Limits, Running, Starter
+from jobyard.worker.starting import Running, Starter
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ class Engine:
         """Start running jobs (`ConfinementError` when they cannot be run as configured)."""
         if self.confinement is None:
             self.confinement = confinement.prepare(self.rt.settings, slots=self.slots)
-        settings = self.rt.settings
-        limits = Limits(settings.base_url, settings.output_cap_bytes, settings.cancel_grace_seconds)
-        self._starter = Starter(self.confinement, self._supervisor, limits)
+        self._starter = Starter(self.confinement, self._supervisor, self.rt.settings)
         recovered = execution.recover_orphans(
             self.rt, stop_survivors=self.confinement.stop_survivors
         )

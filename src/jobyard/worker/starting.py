@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
 from jobyard.services.execution import Work
+from jobyard.settings import Settings
 from jobyard.worker import confinement, rundir, spawning, survivors
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import OutputRecorder
@@ -94,22 +95,15 @@ def _uid(user: spawning.JobUser | None) -> int | None:
     return None if user is None else user.uid
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What every job's process is held to (the server's settings)."""
-
-    base_url: str
-    output_cap: int
-    grace: float
-
-
 class Starter:
     """Starts the engine's jobs through its spawners; engine thread only."""
 
-    def __init__(self, confined: Confinement, supervisor: RemoteSupervisor, limits: Limits) -> None:
+    def __init__(
+        self, confined: Confinement, supervisor: RemoteSupervisor, settings: Settings
+    ) -> None:
         self.confined = confined
         self._supervisor = supervisor
-        self._limits = limits
+        self._settings = settings
         self._inherited_env = inherited_environment(confined.login)
         # Emptied run directories by the uid they belong to (None: the server's own), for the
         # next runs (see `rundir`).
@@ -126,7 +120,7 @@ class Starter:
             ),
             env=child_environment(
                 running.work,
-                base_url=self._limits.base_url,
+                base_url=self._settings.base_url,
                 inherited=self._inherited_env,
                 run_dir=run_dir,
             ),
@@ -135,8 +129,8 @@ class Starter:
             own_cwd=True,
             sweep_first=sweep_first,
             timeout=claim.job.timeout_seconds or None,
-            output_cap=self._limits.output_cap,
-            grace=self._limits.grace,
+            output_cap=self._settings.output_cap_bytes,
+            grace=self._settings.cancel_grace_seconds,
         )
 
         def ended(outcome: ProcessEnd | None, error: Exception | None) -> None:
