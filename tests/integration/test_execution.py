@@ -295,7 +295,9 @@ def test_relaunch_makes_a_new_job_with_the_same_parameters(client: TestClient) -
     assert client.post("/api/v1/jobs/999/relaunch/").status_code == 404
 
 
-FOLLOWED = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.3)\n"
+# A second between lines: under load the output is stored a few hundred ms after it is printed,
+# and each line must still arrive before the next is printed.
+FOLLOWED = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(1.0)\n"
 
 
 def test_the_log_is_followed_live_over_server_sent_events(live_server: LiveServer) -> None:
