@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
 
+from fastapi import Header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -83,8 +85,20 @@ def _authenticate(rt: Runtime, request: Request, requested_tenant: int | None) -
     return principal
 
 
-async def authenticate(request: Request) -> Principal:
-    """The caller: 401 without valid credentials, 403 for a customer it may not act for."""
+CustomerHeader = Annotated[
+    str | None,
+    Header(
+        alias="Customer-Id",
+        description="The customer to act for (a number); a system admin's choice, "
+        "anyone else's own customer. Left out: the caller's own customer.",
+    ),
+]
+
+
+async def authenticate(request: Request, customer: CustomerHeader = None) -> Principal:
+    """The caller: 401 without valid credentials, 403 for a customer it may not act for.
+    `customer` declares the header for the API's description; it is read from the request
+    (what the dialects' own checks pass when they call this)."""
     requested = customer_id(request)
     rt = runtime_of(request)
     token = _token(request, request.headers.get("authorization", ""))

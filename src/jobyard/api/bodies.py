@@ -1,12 +1,21 @@
-"""Reading request bodies: size-limited, strict JSON, validated into Pydantic schemas."""
+"""Reading request bodies: size-limited, strict JSON, validated into Pydantic schemas.
+
+Routes take their body as a typed parameter (FastAPI validates it and documents its model);
+`ReadsJsonBody` has `read_json` read it first, so every body meets the same size cap, JSON
+strictness, depth bound and NUL check, with the same messages, whichever route it goes to.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
 
 from jobyard import jsontext
 from jobyard.errors import PayloadTooLarge, ValidationFailed
@@ -70,11 +79,21 @@ def _refuse_unstorable(value: Any, where: str) -> None:
             _refuse_unstorable(item, f"{where}[{index}]")
 
 
-def describe(exc: ValidationError) -> str:
+NOT_AN_OBJECT = "invalid request body: expected a JSON object"
+# Pydantic's error types for a body that is not an object at all.
+_WHOLE_BODY_WRONG = {"model_attributes_type", "model_type", "dict_type", "missing"}
+
+
+def describe(errors: Iterable[Mapping[str, Any]]) -> str:
     """Pydantic's complaints in one line that names each offending field."""
     parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "body"
+    for error in list(errors)[:5]:
+        loc = tuple(error["loc"])
+        if loc[:1] == ("body",):  # FastAPI's prefix for the body's own fields
+            loc = loc[1:]
+            if not loc and error["type"] in _WHOLE_BODY_WRONG:
+                return NOT_AN_OBJECT
+        where = ".".join(str(p) for p in loc) or "body"
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         parts.append(f"{where}: {message}")
     return "invalid request body: " + "; ".join(parts)
@@ -82,12 +101,49 @@ def describe(exc: ValidationError) -> str:
 
 def validate(schema: type[SchemaT], data: Any) -> SchemaT:
     if not isinstance(data, dict):
-        raise ValidationFailed("invalid request body: expected a JSON object")
+        raise ValidationFailed(NOT_AN_OBJECT)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed(describe(exc)) from None
+        raise ValidationFailed(describe(exc.errors())) from None
 
 
 async def parse(request: Request, schema: type[SchemaT]) -> SchemaT:
     return validate(schema, await read_json(request, empty={}))
+
+
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+
+class _ReadBody(Request):
+    """A request whose body `read_json` has read: FastAPI takes it from here as JSON, whatever
+    Content-Type the client sent (`curl -d` sends a form type; the API reads only JSON)."""
+
+    def __init__(self, request: Request, data: Any) -> None:
+        super().__init__(_as_json(request.scope), request.receive)
+        self._data = data
+
+    async def body(self) -> bytes:
+        return b"{}"  # not empty: FastAPI goes on to `json()`
+
+    async def json(self) -> Any:
+        return self._data
+
+
+def _as_json(scope: Scope) -> Scope:
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+    return {**scope, "headers": [*headers, JSON_CONTENT_TYPE]}
+
+
+class ReadsJsonBody(APIRoute):
+    """A route whose typed body parameter is read by `read_json` (an empty body is `{}`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if self.body_field is None:
+            return handle
+
+        async def read_then_handle(request: Request) -> Response:
+            return await handle(_ReadBody(request, await read_json(request, empty={})))
+
+        return read_then_handle

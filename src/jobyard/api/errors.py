@@ -7,10 +7,12 @@ from http import HTTPStatus
 from typing import Protocol
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from jobyard import errors
+from jobyard.api.bodies import describe
 from jobyard.api.render import PROBLEM_TYPE, json_response, now_stamp
 from jobyard.services import runtime
 
@@ -125,6 +127,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """A body that does not fit its model: a 400 that names each field, as every other
+    invalid input is."""
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        raise exc
+    failed = errors.ValidationFailed(describe(exc.errors()))
+    return renderer_for(request.url.path)(request, 400, failed.message, failed)
+
+
 async def _database_error(request: Request, exc: Exception) -> Response:
     """A database out of reach (or a lock or statement timeout) is 503 with `Retry-After`,
     in the error shape of the path's API; any other database error is unexpected."""
@@ -146,6 +157,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.JobyardError, _jobyard_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     for kind in runtime.DATABASE_ERRORS:
         app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated
 
+from fastapi import Query
 from starlette.datastructures import QueryParams
 
 from jobyard.domain import filters, paging
@@ -48,32 +50,99 @@ def integer(
 
 
 def flag(query: QueryParams, name: str, default: bool = False) -> bool:
-    return filters.parse_bool(query.get(name), name=name, default=default)
+    return flag_value(query.get(name), name, default)
+
+
+def flag_value(text: str | None, name: str, default: bool = False) -> bool:
+    return filters.parse_bool(text, name=name, default=default)
 
 
 def listing(query: QueryParams, kinds: Mapping[str, FieldKind]) -> Listing:
     """Filters, `type`, `sort`, `page` and `limit`, each checked against the resource's fields."""
-    checked = [
-        filters.check_filter(f, kinds) for f in filters.parse_filters(query.getlist("filter"))
-    ]
-    sort = filters.check_sort(filters.parse_sort(query.get("sort")), kinds)
-    flag(query, "detailed")  # accepted for CDRouter; every representation is the full one
-    return Listing(
-        filters=checked,
-        combine=filters.parse_combine(query.get("type")),
-        sort=sort,
-        page=paging.parse_page_request(query.get("page"), query.get("limit")),
+    return _listing(
+        kinds,
+        query.getlist("filter"),
+        query.get("type"),
+        query.get("sort"),
+        query.get("page"),
+        query.get("limit"),
+        query.get("detailed"),
     )
 
 
-def selection(query: QueryParams, kinds: Mapping[str, FieldKind]) -> Listing | None:
+def _listing(
+    kinds: Mapping[str, FieldKind],
+    filter_texts: list[str],
+    combine: str | None,
+    sort: str | None,
+    page: str | None,
+    limit: str | None,
+    detailed: str | None,
+) -> Listing:
+    checked = [filters.check_filter(f, kinds) for f in filters.parse_filters(filter_texts)]
+    sort_keys = filters.check_sort(filters.parse_sort(sort), kinds)
+    # `detailed` is accepted for CDRouter; every representation is the full one.
+    filters.parse_bool(detailed, name="detailed", default=False)
+    return Listing(
+        filters=checked,
+        combine=filters.parse_combine(combine),
+        sort=sort_keys,
+        page=paging.parse_page_request(page, limit),
+    )
+
+
+FILTER_HELP = (
+    "`<field><op><value>`, repeatable; ops `= != < <= > >= ~ !~ ~* !~* @> <@ &&` "
+    "(`~` a regular expression, `*` without case; arrays as `{a,b}`). Fields: "
+)
+Filters = Annotated[list[str] | None, Query(alias="filter", description=FILTER_HELP)]
+Combine = Annotated[
+    str | None,
+    Query(alias="type", description="How filters combine: `inter` (all, the default) or `union`"),
+]
+Sort = Annotated[
+    str | None,
+    Query(description="Fields to sort by, comma-separated; `-` before one sorts descending"),
+]
+PageNumber = Annotated[str | None, Query(description="The page, from 1 (ASCII digits)")]
+Limit = Annotated[
+    str | None, Query(description="Rows per page: 1 to 1000 (default 25), or `none` for all")
+]
+Detailed = Annotated[
+    str | None, Query(description="Accepted for CDRouter; answers are always detailed")
+]
+
+
+def listing_of(kinds: Mapping[str, FieldKind]) -> Callable[..., Awaitable[Listing]]:
+    """A dependency that reads a list's query parameters (documented, with the resource's
+    fields) into a checked `Listing`."""
+
+    async def read(
+        filter_texts: Filters = None,
+        combine: Combine = None,
+        sort: Sort = None,
+        page: PageNumber = None,
+        limit: Limit = None,
+        detailed: Detailed = None,
+    ) -> Listing:
+        return _listing(kinds, filter_texts or [], combine, sort, page, limit, detailed)
+
+    fields = ", ".join(f"`{name}`" for name in kinds)
+    read.__annotations__["filter_texts"] = Annotated[
+        list[str] | None, Query(alias="filter", description=FILTER_HELP + fields)
+    ]
+    return read
+
+
+def selection(
+    texts: list[str], combine: str | None, kinds: Mapping[str, FieldKind]
+) -> Listing | None:
     """What a bulk operation selects by filter: None when no filter was given."""
-    texts = query.getlist("filter")
     if not texts:
         return None
     checked = [filters.check_filter(f, kinds) for f in filters.parse_filters(texts)]
     return Listing(
         filters=checked,
-        combine=filters.parse_combine(query.get("type")),
+        combine=filters.parse_combine(combine),
         page=paging.PageRequest(page=1, limit=None),
     )

@@ -4,44 +4,91 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from functools import partial
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.bodies import ReadsJsonBody
 from jobyard.api.calls import quick_read, quick_write, runtime_of
 from jobyard.api.native import inputs, present, schemas
+from jobyard.api.native.answers import EventOut, InterfaceOut, JobOut, LogOut, ResultOut, one, page
+from jobyard.api.openapi import AUTHENTICATED, WRITING, request_body
+from jobyard.domain.filters import FieldKind
+from jobyard.domain.listing import Listing
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, PACKAGE_FIELDS
 from jobyard.errors import ValidationFailed
 from jobyard.services import jobs, outcomes, results, runs
 
-router = APIRouter(prefix="/api/v1/jobs")
+router = APIRouter(
+    prefix="/api/v1/jobs", tags=["jobs"], route_class=ReadsJsonBody, responses=AUTHENTICATED
+)
+JobId = Annotated[str, Path(description="The job's id")]
+Caller = Annotated[Principal, Depends(authenticate)]
+JobListing = Annotated[Listing, Depends(params.listing_of(JOB_FIELDS))]
+NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Done; nothing to answer"}}
 
 
-@router.get("/")
-async def list_jobs(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    listing = params.listing(request.query_params, JOB_FIELDS)
+@router.get("/", response_model=page(JobOut))
+async def list_jobs(listing: JobListing, who: Caller, request: Request) -> Response:
     found, total = await run_in_threadpool(
         lambda: jobs.list_jobs(runtime_of(request), actor=who, request=listing)
     )
     return render.page([present.job(j) for j in found], total=total, request=listing.page)
 
 
-@router.post("/")
-async def launch(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    """Launch one job, or with `?bulk=` / `?process=` one of the collection operations."""
-    bulk = request.query_params.get("bulk")
-    process = request.query_params.get("process")
+Bulk = Annotated[
+    str | None,
+    Query(description="`launch` (also `edit`, as CDRouter's docs spell it) or `delete`"),
+]
+Process = Annotated[str | None, Query(description="`interfaces`: the interfaces a launch uses")]
+Selection = Annotated[
+    list[str] | None,
+    Query(
+        alias="filter",
+        description="With `bulk`: which packages to launch (package fields) or which jobs "
+        "to delete (job fields); the grammar of list filters",
+    ),
+]
+Everything = Annotated[
+    str | None, Query(alias="all", description="A bulk operation over every package or job")
+]
+
+
+@router.post(
+    "/",
+    response_model=one(JobOut | list[JobOut] | list[InterfaceOut]),
+    responses=WRITING | NO_CONTENT,
+    # The hot path reads its body by hand (`bodies.read_json`), and one operation takes three
+    # bodies by its query; this declares them.
+    openapi_extra=request_body(schemas.JobLaunchIn, schemas.BulkLaunchIn, schemas.BulkDeleteIn),
+)
+async def launch(
+    request: Request,
+    who: Caller,
+    bulk: Bulk = None,
+    process: Process = None,
+    filter_texts: Selection = None,
+    combine: params.Combine = None,
+    everything: Everything = None,
+) -> Response:
+    """Launch one job (`JobLaunchIn`); with `bulk=launch` many (`BulkLaunchIn`: a jobs list,
+    or `fields` for every package a `filter` or `all=true` selects); with `bulk=delete` delete
+    many (`BulkDeleteIn`, or a job `filter` / `all=true`); with `process=interfaces` the
+    interfaces a launch would use."""
     if bulk is not None and process is not None:
         raise ValidationFailed("use bulk or process, not both")
     if bulk is not None:
-        return await _bulk(request, bulk, who)
+        chosen = BulkQuery(filter_texts or [], combine, params.flag_value(everything, "all"))
+        return await _bulk(request, bulk, who, chosen)
     if process is not None:
         if process != "interfaces":
             raise ValidationFailed(f"invalid process {process!r}: expected interfaces")
@@ -63,19 +110,31 @@ async def _interfaces(request: Request, who: Principal) -> Response:
     return render.one([present.interface(i) for i in found])
 
 
-async def _bulk(request: Request, bulk: str, who: Principal) -> Response:
+@dataclass(frozen=True)
+class BulkQuery:
+    """What a bulk operation's query selects: filters (and how they combine), or all."""
+
+    filter_texts: list[str]
+    combine: str | None
+    everything: bool
+
+    def selection(self, kinds: Mapping[str, FieldKind]) -> Listing | None:
+        return params.selection(self.filter_texts, self.combine, kinds)
+
+
+async def _bulk(request: Request, bulk: str, who: Principal, query: BulkQuery) -> Response:
     # The CDRouter docs show `bulk=edit` under "bulk launch": a documentation slip.
     if bulk in {"launch", "edit"}:
-        return await _bulk_launch(request, who)
+        return await _bulk_launch(request, who, query)
     if bulk == "delete":
-        return await _bulk_delete(request, who)
+        return await _bulk_delete(request, who, query)
     raise ValidationFailed(f"invalid bulk {bulk!r}: expected launch or delete")
 
 
-async def _bulk_launch(request: Request, who: Principal) -> Response:
+async def _bulk_launch(request: Request, who: Principal, query: BulkQuery) -> Response:
     body, requests = inputs.bulk_launch(await bodies.read_json(request, empty={}))
-    everything = params.flag(request.query_params, "all")
-    selection = params.selection(request.query_params, PACKAGE_FIELDS)
+    everything = query.everything
+    selection = query.selection(PACKAGE_FIELDS)
     rt = runtime_of(request)
     if body.jobs is not None:
         if selection is not None or everything:
@@ -94,10 +153,10 @@ async def _bulk_launch(request: Request, who: Principal) -> Response:
     return render.one(present.jobs(launched))
 
 
-async def _bulk_delete(request: Request, who: Principal) -> Response:
+async def _bulk_delete(request: Request, who: Principal, query: BulkQuery) -> Response:
     body = bodies.validate(schemas.BulkDeleteIn, await bodies.read_json(request, empty={}))
-    everything = params.flag(request.query_params, "all")
-    selection = params.selection(request.query_params, JOB_FIELDS)
+    everything = query.everything
+    selection = query.selection(JOB_FIELDS)
     rt = runtime_of(request)
     if body.jobs is not None:
         ids = [params.reference_id(item.id, "id") or 0 for item in body.jobs]
@@ -110,41 +169,36 @@ async def _bulk_delete(request: Request, who: Principal) -> Response:
     return render.no_content()
 
 
-@router.get("/{job_id}/")
-async def get_job(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
-) -> Response:
+@router.get("/{job_id}/", response_model=one(JobOut))
+async def get_job(job_id: JobId, who: Caller, request: Request) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
     rt = runtime_of(request)
     found = await quick_read(rt, lambda: jobs.get_job(rt, actor=who, job_id=target))
     return render.one(present.job(found))
 
 
-@router.patch("/{job_id}/")
+@router.patch("/{job_id}/", response_model=one(JobOut), responses=WRITING)
 async def edit_job(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
+    job_id: JobId, body: schemas.JobEditIn, who: Caller, request: Request
 ) -> Response:
+    """Change a job that has not started."""
     target = params.object_id(job_id, NO_SUCH_JOB)
-    edit = inputs.job_edit(await bodies.parse(request, schemas.JobEditIn))
+    edit = inputs.job_edit(body)
     found = await run_in_threadpool(
         lambda: jobs.edit_job(runtime_of(request), actor=who, job_id=target, edit=edit)
     )
     return render.one(present.job(found))
 
 
-@router.delete("/{job_id}/")
-async def delete_job(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
-) -> Response:
+@router.delete("/{job_id}/", status_code=204, responses=WRITING)
+async def delete_job(job_id: JobId, who: Caller, request: Request) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
     await run_in_threadpool(lambda: jobs.delete_job(runtime_of(request), actor=who, job_id=target))
     return render.no_content()
 
 
-@router.post("/{job_id}/relaunch/")
-async def relaunch_job(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
-) -> Response:
+@router.post("/{job_id}/relaunch/", response_model=one(JobOut), responses=WRITING)
+async def relaunch_job(job_id: JobId, who: Caller, request: Request) -> Response:
     """A new job from an old one's parameters."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
@@ -153,10 +207,8 @@ async def relaunch_job(
     return render.one(present.job(found))
 
 
-@router.post("/{job_id}/cancel/")
-async def cancel_job(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
-) -> Response:
+@router.post("/{job_id}/cancel/", response_model=one(JobOut), responses=WRITING)
+async def cancel_job(job_id: JobId, who: Caller, request: Request) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
         lambda: jobs.cancel_job(runtime_of(request), actor=who, job_id=target)
@@ -164,10 +216,9 @@ async def cancel_job(
     return render.one(present.job(found))
 
 
-@router.get("/{job_id}/events/")
-async def job_events(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
-) -> Response:
+@router.get("/{job_id}/events/", response_model=one(list[EventOut]))
+async def job_events(job_id: JobId, who: Caller, request: Request) -> Response:
+    """The job's status changes, oldest first."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
         lambda: jobs.list_job_events(runtime_of(request), actor=who, job_id=target)
@@ -175,44 +226,82 @@ async def job_events(
     return render.one([present.event(e) for e in found])
 
 
-@router.get("/{job_id}/log/")
+Offset = Annotated[str | None, Query(description="The byte to start from (default 0)")]
+Attempt = Annotated[str | None, Query(description="Which attempt (default: the latest)")]
+Stream = Annotated[
+    str | None, Query(description="`stdout` or `stderr` alone (default: both, merged)")
+]
+Accept = Annotated[
+    str | None,
+    Header(
+        description="`application/json` (default), `text/plain` (the raw bytes) or "
+        "`text/event-stream` (follow live)"
+    ),
+]
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", description="Resume following after this event"),
+]
+LOG_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The output from `offset`, as `Accept` asks",
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "description": "Server-sent events: `output`, then `end` (docs/api.md)",
+            },
+        },
+        "headers": {
+            "X-Next-Offset": {"description": "text/plain: where the next read starts"},
+            "X-Complete": {"description": "text/plain: whether the output is all there"},
+        },
+    }
+}
+
+
+@router.get("/{job_id}/log/", response_model=one(LogOut), responses=LOG_ANSWERS)
 async def job_log(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
+    job_id: JobId,
+    who: Caller,
+    request: Request,
+    offset: Offset = None,
+    attempt: Attempt = None,
+    stream: Stream = None,
+    accept: Accept = None,
+    last_event_id: LastEventId = None,
 ) -> Response:
-    """Output from `offset` (bytes); `Accept: text/plain` gives the raw bytes."""
+    """Output from `offset` (bytes); `Accept: text/plain` gives the raw bytes,
+    `text/event-stream` follows the job live."""
     target = params.object_id(job_id, NO_SUCH_JOB)
-    query = request.query_params
-    offset = params.integer(query.get("offset"), "offset", default=0) or 0
-    attempt = params.integer(query.get("attempt"), "attempt", default=None)
+    start = params.integer(offset, "offset", default=0) or 0
+    number = params.integer(attempt, "attempt", default=None)
     piece = await run_in_threadpool(
         lambda: runs.read_log(
             runtime_of(request),
             actor=who,
             job_id=target,
-            offset=offset,
-            attempt=attempt,
-            stream=query.get("stream") or None,
+            offset=start,
+            attempt=number,
+            stream=stream or None,
         )
     )
-    if "text/event-stream" in request.headers.get("accept", ""):
-        last_event = request.headers.get("last-event-id")
-        resumed = params.integer(last_event, "Last-Event-ID", default=None)
-        begin = offset if resumed is None else resumed
+    if "text/event-stream" in (accept or ""):
+        resumed = params.integer(last_event_id, "Last-Event-ID", default=None)
+        begin = start if resumed is None else resumed
         return StreamingResponse(
-            _follow(request, who, target, begin, attempt, query.get("stream") or None),
+            _follow(request, who, target, begin, number, stream or None),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    if "text/plain" in request.headers.get("accept", ""):
+    if "text/plain" in (accept or ""):
         headers = {"X-Next-Offset": str(piece.next_offset), "X-Complete": str(piece.complete)}
         return Response(piece.content, media_type="text/plain", headers=headers)
     return render.one(present.log(piece))
 
 
-@router.get("/{job_id}/results/")
-async def job_results(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
-) -> Response:
+@router.get("/{job_id}/results/", response_model=one(list[ResultOut]))
+async def job_results(job_id: JobId, who: Caller, request: Request) -> Response:
     """Custom results, newest first."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(
@@ -221,15 +310,14 @@ async def job_results(
     return render.one([present.result(r) for r in found])
 
 
-@router.api_route("/{job_id}/results/", methods=["POST", "PATCH"])
+ResultBody = Annotated[dict[str, Any], Body(description="Any JSON object")]
+
+
 async def append_result(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
+    job_id: JobId, payload: ResultBody, who: Caller, request: Request
 ) -> Response:
     """Append any JSON object as a result."""
     target = params.object_id(job_id, NO_SUCH_JOB)
-    payload = await bodies.read_json(request, empty=None)
-    if not isinstance(payload, dict):
-        raise ValidationFailed("a result is a JSON object")
     added = await run_in_threadpool(
         lambda: results.append_result(
             runtime_of(request), actor=who, job_id=target, payload=payload
@@ -238,13 +326,11 @@ async def append_result(
     return render.one(present.result(added))
 
 
-@router.api_route("/{job_id}/outcome/", methods=["PUT", "POST"])
 async def set_outcome(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
+    job_id: JobId, body: schemas.OutcomeIn, who: Caller, request: Request
 ) -> Response:
     """The final result of a started job, checked against its package's result options."""
     target = params.object_id(job_id, NO_SUCH_JOB)
-    body = await bodies.parse(request, schemas.OutcomeIn)
     outcome = Outcome(parse_status(body.status), body.result or "")
     found = await run_in_threadpool(
         lambda: outcomes.set_outcome(runtime_of(request), actor=who, job_id=target, outcome=outcome)
@@ -252,10 +338,29 @@ async def set_outcome(
     return render.one(present.job(found))
 
 
-@router.post("/{job_id}/start/")
-async def start_job(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
-) -> Response:
+# CDRouter's client sends each with either method: one operation per method.
+for _method in ("POST", "PATCH"):
+    router.add_api_route(
+        "/{job_id}/results/",
+        append_result,
+        methods=[_method],
+        name=f"append_result_{_method.lower()}",
+        response_model=one(ResultOut),
+        responses=WRITING,
+    )
+for _method in ("PUT", "POST"):
+    router.add_api_route(
+        "/{job_id}/outcome/",
+        set_outcome,
+        methods=[_method],
+        name=f"set_outcome_{_method.lower()}",
+        response_model=one(JobOut),
+        responses=WRITING,
+    )
+
+
+@router.post("/{job_id}/start/", response_model=one(JobOut), responses=WRITING)
+async def start_job(job_id: JobId, who: Caller, request: Request) -> Response:
     """Start an external job (one no worker executes)."""
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await run_in_threadpool(

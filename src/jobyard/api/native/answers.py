@@ -1,0 +1,337 @@
+"""The shapes of the native API's answers, as `/openapi.json` documents them.
+
+`present.py` builds these (its functions are typed with them, so mypy holds the two
+together) and the fuzz run checks every answer against them. Ids are digit strings; an unset
+reference is "0". `NotRequired` keys are left out until they are known (the CDRouter client
+reads a missing key as None but refuses null).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, Literal, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
+
+JobStatusName = Literal[
+    "pending",
+    "running",
+    "completed",
+    "completed_with_issues",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "lost",
+]
+RunStatusName = Literal["running", "completed", "failed", "timed_out", "cancelled", "lost"]
+
+
+def _name_of(kind: Any) -> str:
+    """`JobOut` for JobOut, `JobOutList` for list[JobOut], `AOrB` for A | B."""
+    arguments: tuple[Any, ...] = getattr(kind, "__args__", ())
+    if getattr(kind, "__origin__", None) is list:
+        return _name_of(arguments[0]) + "List"
+    if arguments:
+        return "Or".join(_name_of(a) for a in arguments)
+    return str(getattr(kind, "__name__", kind))
+
+
+def _short(name: str) -> str:
+    """`JobOutList` → `JobList` (the answer's name says it is out already)."""
+    return re.sub(r"Out(?=[A-Z]|$)", "", name)
+
+
+class Answer(BaseModel):
+    timestamp: str = Field(description="RFC 3339 time of the answer")
+
+
+class Links(TypedDict):
+    """Paging of a list answer; `next`/`prev` are left out where there is none."""
+
+    first: int
+    last: int
+    current: int
+    total: int
+    limit: int
+    next: NotRequired[int]
+    prev: NotRequired[int]
+
+
+class PageAnswer(Answer):
+    links: Links
+
+
+@functools.cache
+def one(kind: Any) -> type[BaseModel]:
+    """The answer that holds one `kind` (an object, or a list that is not paged):
+    `JobOutAnswer` for `JobOut`."""
+    name = _short(_name_of(kind)) + "Answer"
+    model: type[BaseModel] = create_model(name, __base__=Answer, data=(kind, ...))
+    return model
+
+
+@functools.cache
+def page(kind: Any) -> type[BaseModel]:
+    """One page of a list of `kind`, with its links: `JobPage` for `JobOut`."""
+    name = _short(_name_of(kind)) + "Page"
+    model: type[BaseModel] = create_model(name, __base__=PageAnswer, data=(list[kind], ...))
+    return model
+
+
+class Problem(BaseModel):
+    """Every error: CDRouter's `error` with the RFC 9457 (problem details) members."""
+
+    model_config = ConfigDict(title="Problem")
+
+    timestamp: str
+    error: str = Field(description="the message (CDRouter's member; the same as `detail`)")
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(default="", description="the path that was asked for")
+    errors: dict[str, list[str]] = Field(
+        default_factory=dict, description="messages by field, when a field was at fault"
+    )
+    not_found: list[str] = Field(
+        default_factory=list, description="ids of referenced objects that do not exist"
+    )
+
+
+class InterfaceOut(TypedDict):
+    name: str
+    value: str
+    is_wireless: bool
+    is_ics: bool
+
+
+class TestvarOut(TypedDict):
+    group: str
+    name: str
+    value: str
+    default: str
+    isdefault: bool
+    line: int
+    action: str | None
+
+
+class OptionsOut(TypedDict):
+    tags: list[str]
+    skip_tests: list[str] | None
+    begin_at: str
+    end_at: str
+    testvars: list[TestvarOut] | None
+    extra_cli_args: str
+
+
+class OutcomeOut(TypedDict):
+    status: str
+    result: str
+
+
+class JobOut(TypedDict):
+    id: str
+    active: bool
+    status: JobStatusName
+    options: OptionsOut
+    package_id: str
+    package_name: str
+    device_id: str
+    device_name: str
+    config_id: str
+    config_name: str
+    result_id: str | None
+    user_id: str
+    created: str
+    updated: str
+    automatic: bool
+    run_at: str
+    interfaces: list[InterfaceOut]
+    interface_names: list[str]
+    uses_wireless: bool
+    uses_ics: bool
+    ics_interface_name: str | None
+    kind: Literal["command", "external"]
+    priority: int
+    attempts: int
+    cancel_requested: bool
+    context: dict[str, Any]
+    started: NotRequired[str]
+    finished: NotRequired[str]
+    exit_code: NotRequired[int]
+    outcome: NotRequired[OutcomeOut]
+
+
+class ResultOut(TypedDict):
+    id: str
+    job_id: str
+    payload: dict[str, Any]
+    by: str
+    at: str
+
+
+class PackageOut(TypedDict):
+    id: str
+    name: str
+    description: str
+    kind: Literal["command", "external"]
+    command: list[str]
+    env: dict[str, str]
+    timeout: float
+    max_attempts: int
+    retry_delay: float
+    rerun_lost: bool
+    concurrency: int
+    config_id: str
+    device_id: str
+    positive_results: list[str]
+    negative_results: list[str] | None
+    tags: list[str]
+    note: str
+    sandbox: dict[str, Any]
+    allowed_args: list[str] | None
+    user_id: str
+    created: str
+    updated: str
+    locked: bool
+    test_count: str
+    testlist: list[str]
+    extra_cli_args: str
+    agent_id: str
+    use_as_testlist: bool
+
+
+class DeviceOut(TypedDict):
+    id: str
+    name: str
+    description: str
+    attributes: dict[str, str]
+    user_id: str
+    created: str
+    updated: str
+
+
+class ConfigOut(TypedDict):
+    id: str
+    name: str
+    description: str
+    testvars: dict[str, str]
+    interfaces: list[InterfaceOut]
+    user_id: str
+    created: str
+    updated: str
+
+
+class RunOut(TypedDict):
+    id: str
+    job_id: str
+    attempt: int
+    run_key: int
+    status: RunStatusName
+    worker: str
+    process_id: int
+    started: str
+    output_bytes: int
+    truncated: bool
+    finished: NotRequired[str]
+    exit_code: NotRequired[int]
+    signal: NotRequired[int]
+
+
+# A change of a job's status (`from` is a Python keyword, hence the functional form).
+EventOut = TypedDict(
+    "EventOut",
+    {
+        "id": str,
+        "job_id": str,
+        "from": JobStatusName | Literal[""],
+        "to": JobStatusName,
+        "at": str,
+        "user_id": str,
+        "reason": str,
+    },
+)
+
+
+class LogOut(TypedDict):
+    job_id: str
+    run_id: str
+    attempt: int
+    offset: int
+    next_offset: int
+    complete: bool
+    truncated: bool
+    content: str
+
+
+class UserOut(TypedDict):
+    id: str
+    name: str
+    login: str
+    role: str
+    admin: bool
+    disabled: bool
+    locked: bool
+    description: str
+    customer_id: str
+    created: str
+    updated: str
+
+
+class LoginOut(UserOut):
+    token: str
+
+
+class TokenOut(TypedDict):
+    id: str
+    name: str
+    user_id: str
+    scopes: list[str]
+    created: str
+    expires: str
+    last_used: str
+    token: NotRequired[str]  # the secret, in the answer that creates it only
+
+
+class CustomerOut(TypedDict):
+    id: str
+    name: str
+
+
+class AuditEventOut(TypedDict):
+    id: str
+    at: str
+    user_id: str
+    token_id: str
+    action: str
+    object_type: str
+    object_id: str
+    detail: dict[str, Any]
+    customer_id: str
+
+
+class WorkerOut(TypedDict):
+    id: str
+    name: str
+    host: str
+    pid: int
+    slots: int
+    started: str
+    heartbeat: str
+    draining: bool
+    stopped: str
+    running_job_ids: list[str]
+
+
+class HostnameOut(TypedDict):
+    hostname: str
+
+
+class VersionOut(TypedDict):
+    version: str
+
+
+class HealthOut(TypedDict):
+    status: str

@@ -1,0 +1,156 @@
+"""What `/openapi.json` says beyond each route's own declarations: how a caller
+authenticates, the problem+json answers of errors, and stable operation ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from jobyard.api.native.answers import Problem
+from jobyard.api.render import PROBLEM_TYPE
+
+JSON = dict[str, Any]
+
+DESCRIPTION = """\
+jobyard's native API follows CDRouter's conventions (ids are digit strings, answers carry
+`timestamp` and `data`, lists `links`); the SAYMON, BMC and BigChange dialects answer as those
+products do. Every error is `application/problem+json` (RFC 9457, with CDRouter's `error`).
+Native answers are XML instead when `Accept` names `application/xml` first.
+"""
+
+SECURITY_SCHEMES: JSON = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token: `Authorization: Bearer <token>`.",
+    },
+    "basic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "A login and its password, or a token as the password.",
+    },
+    "token": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "An API token in the query (CDRouter, SAYMON).",
+    },
+    "apiToken": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "api-token",
+        "description": "An API token in the query (SAYMON's spelling).",
+    },
+}
+ANY_CREDENTIALS: list[JSON] = [{name: []} for name in SECURITY_SCHEMES]
+PUBLIC: JSON = {"security": []}  # an operation's `openapi_extra` when it needs no credentials
+
+WHY = {
+    400: "The request is not valid; the message names what and why.",
+    401: "No credentials, or credentials that are not valid.",
+    403: "The credentials are valid but may not do this.",
+    404: "No such object (or one of another customer).",
+    409: "The object's state does not allow it.",
+    413: "The request body is too large.",
+    422: "The request is well-formed but breaks a rule.",
+    429: "Too many failed logins; try later (`Retry-After`).",
+    503: "The database cannot answer now; try later (`Retry-After`).",
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problems(*codes: int) -> dict[int | str, JSON]:
+    """The error answers an operation can give, each in the problem+json shape."""
+    return {
+        code: {"description": WHY[code], "content": {PROBLEM_TYPE: {"schema": PROBLEM_REF}}}
+        for code in codes
+    }
+
+
+# What every authenticated operation can answer, whatever it does.
+AUTHENTICATED = problems(400, 401, 403, 404, 503)
+# ... and what one that changes something can answer too.
+WRITING = problems(400, 401, 403, 404, 409, 413, 422, 503)
+
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+# Models that operations declare by hand (`request_body`): `build` adds them to components.
+_DECLARED: dict[str, type[BaseModel]] = {}
+
+
+def request_body(*models: type[BaseModel], required: bool = False) -> JSON:
+    """`openapi_extra` for an operation that reads its body by hand: one of `models`."""
+    for model in models:
+        _DECLARED[model.__name__] = model
+    refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {
+        "requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}
+    }
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route's name, after its tag for the dialects (whose names repeat the native ones)."""
+    tag = str(route.tags[0]) if route.tags else ""
+    return f"{tag}_{route.name}" if tag.startswith("dialect:") else route.name
+
+
+def build(app: FastAPI) -> JSON:
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=DESCRIPTION,
+        routes=app.routes,
+    )
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    declared: list[type[BaseModel]] = [Problem, *_DECLARED.values()]
+    for model in declared:
+        schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+        for name, nested in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, nested)
+        schemas.setdefault(model.__name__, schema)
+    components["securitySchemes"] = SECURITY_SCHEMES
+    document["security"] = ANY_CREDENTIALS
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            _drop_unused_validation_error(operation)
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _without_null(parameter["schema"])
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    return document
+
+
+def _without_null(schema: JSON) -> JSON:
+    """A parameter is left out or given: `str | None` in Python is a string on the wire."""
+    choices = schema.get("anyOf", [])
+    kept = [c for c in choices if c != {"type": "null"}]
+    if len(kept) != 1 or len(kept) == len(choices):
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**kept[0], **rest}
+
+
+def _drop_unused_validation_error(operation: JSON) -> None:
+    """FastAPI adds a 422 `HTTPValidationError` to operations with parameters; jobyard never
+    answers it (bad input is a 400 problem, see `errors.py`)."""
+    answer = operation.get("responses", {}).get("422")
+    if answer and "HTTPValidationError" in str(answer):
+        del operation["responses"]["422"]
+
+
+def install(app: FastAPI) -> None:
+    """`/openapi.json` built once, on first request, by `build`."""
+
+    def openapi() -> JSON:
+        if app.openapi_schema is None:
+            app.openapi_schema = build(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
