@@ -98,6 +98,7 @@ def create_app(
     errors.install(app)
     for module in (jobs, catalog, runs, system, account_routes, workers):
         app.include_router(module.router)
+    app.include_router(account_routes.login_router)
     for dialect in dialects():
         app.include_router(dialect.router)
         errors.register_dialect(dialect.PREFIX, dialect.render_error)

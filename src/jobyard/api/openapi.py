@@ -82,15 +82,19 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 _DECLARED: dict[str, type[BaseModel]] = {}
 
 
-def request_body(*models: type[BaseModel], required: bool = False) -> JSON:
-    """`openapi_extra` for an operation that reads its body by hand: one of `models`."""
+def request_body(
+    *models: type[BaseModel],
+    required: bool = False,
+    media_types: tuple[str, ...] = ("application/json",),
+) -> JSON:
+    """`openapi_extra` for an operation that reads its body by hand: one of `models`, in
+    any of `media_types`."""
     for model in models:
         _DECLARED[model.__name__] = model
     refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
-    return {
-        "requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}
-    }
+    content = {media_type: {"schema": schema} for media_type in media_types}
+    return {"requestBody": {"required": required, "content": content}}
 
 
 def operation_id(route: APIRoute) -> str:

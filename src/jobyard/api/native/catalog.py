@@ -7,17 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from jobyard.api import bodies, params, render
+from jobyard.api import params, render
 from jobyard.api.auth import authenticate
+from jobyard.api.bodies import ReadsJsonBody
 from jobyard.api.calls import runtime_of
 from jobyard.api.native import inputs, present, schemas
+from jobyard.api.native.answers import ConfigOut, DeviceOut, PackageOut, one, page
+from jobyard.api.openapi import AUTHENTICATED, WRITING
 from jobyard.domain.filters import FieldKind
 from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import Principal
@@ -30,7 +34,8 @@ from jobyard.domain.vocabulary import (
 from jobyard.services import catalog
 from jobyard.services.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ReadsJsonBody, responses=AUTHENTICATED)
+NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Deleted"}}
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Resource:
 
     name: str
     schema: type[BaseModel]
+    answer: Any  # a TypedDict of answers.py
     kinds: Mapping[str, FieldKind]
     values: Callable[[Any], dict[str, Any]]
     present: Callable[[Any], dict[str, Any]]
@@ -56,6 +62,7 @@ def _plain_values(body: BaseModel) -> dict[str, Any]:
 RESOURCES = [
     Resource(
         name="packages",
+        answer=PackageOut,
         schema=schemas.PackageIn,
         kinds=PACKAGE_FIELDS,
         values=inputs.package_values,
@@ -68,6 +75,7 @@ RESOURCES = [
     ),
     Resource(
         name="devices",
+        answer=DeviceOut,
         schema=schemas.DeviceIn,
         kinds=DEVICE_FIELDS,
         values=_plain_values,
@@ -80,6 +88,7 @@ RESOURCES = [
     ),
     Resource(
         name="configs",
+        answer=ConfigOut,
         schema=schemas.ConfigIn,
         kinds=CONFIG_FIELDS,
         values=_plain_values,
@@ -96,15 +105,22 @@ RESOURCES = [
 def add_routes(resource: Resource) -> None:
     """List, create, get, edit and delete routes for one resource."""
     collection, item = f"/{resource.name}/", f"/{resource.name}/{{object_id}}/"
+    singular = resource.name.rstrip("s")
     not_found = NOT_FOUND_MESSAGES[resource.name]
+    read_listing = Depends(params.listing_of(resource.kinds))
 
-    async def list_all(request: Request, who: Principal = Depends(authenticate)) -> Response:
-        wanted = params.listing(request.query_params, resource.kinds)
+    async def list_all(
+        request: Request,
+        who: Principal = Depends(authenticate),
+        wanted: Listing = read_listing,
+    ) -> Response:
         found, total = await run_in_threadpool(resource.list_, runtime_of(request), who, wanted)
         return render.page([resource.present(o) for o in found], total=total, request=wanted.page)
 
-    async def create(request: Request, who: Principal = Depends(authenticate)) -> Response:
-        values = resource.values(await bodies.parse(request, resource.schema))
+    async def create(
+        body: BaseModel, request: Request, who: Principal = Depends(authenticate)
+    ) -> Response:
+        values = resource.values(body)
         inputs.require_name(values)
         created = await run_in_threadpool(resource.create, runtime_of(request), who, values)
         return render.one(resource.present(created))
@@ -120,10 +136,10 @@ def add_routes(resource: Resource) -> None:
         )
 
     async def edit(
-        object_id: str, request: Request, who: Principal = Depends(authenticate)
+        object_id: str, body: BaseModel, request: Request, who: Principal = Depends(authenticate)
     ) -> Response:
         target = params.object_id(object_id, not_found)
-        values = resource.values(await bodies.parse(request, resource.schema))
+        values = resource.values(body)
         edited = await run_in_threadpool(resource.edit, runtime_of(request), who, target, values)
         return render.one(resource.present(edited))
 
@@ -134,12 +150,53 @@ def add_routes(resource: Resource) -> None:
         await run_in_threadpool(resource.delete, runtime_of(request), who, target)
         return render.no_content()
 
-    singular = resource.name.rstrip("s")
-    router.add_api_route(collection, list_all, methods=["GET"], name=f"list_{resource.name}")
-    router.add_api_route(collection, create, methods=["POST"], name=f"create_{singular}")
-    router.add_api_route(item, get, methods=["GET"], name=f"get_{singular}")
-    router.add_api_route(item, edit, methods=["PATCH"], name=f"edit_{singular}")
-    router.add_api_route(item, delete, methods=["DELETE"], name=f"delete_{singular}")
+    # The closures are shared by the three resources; their body and path parameters are
+    # each resource's own, so FastAPI validates and documents them per resource.
+    id_param = Annotated[str, Path(description=f"The {singular}'s id")]
+    for with_id in (get, edit, delete):
+        with_id.__annotations__["object_id"] = id_param
+    for with_body in (create, edit):
+        with_body.__annotations__["body"] = resource.schema
+    answer = one(resource.answer)
+    tags: list[str | Enum] = [resource.name]
+    router.add_api_route(
+        collection,
+        list_all,
+        methods=["GET"],
+        name=f"list_{resource.name}",
+        response_model=page(resource.answer),
+        tags=tags,
+    )
+    router.add_api_route(
+        collection,
+        create,
+        methods=["POST"],
+        name=f"create_{singular}",
+        response_model=answer,
+        responses=WRITING,
+        tags=tags,
+    )
+    router.add_api_route(
+        item, get, methods=["GET"], name=f"get_{singular}", response_model=answer, tags=tags
+    )
+    router.add_api_route(
+        item,
+        edit,
+        methods=["PATCH"],
+        name=f"edit_{singular}",
+        response_model=answer,
+        responses=WRITING,
+        tags=tags,
+    )
+    router.add_api_route(
+        item,
+        delete,
+        methods=["DELETE"],
+        name=f"delete_{singular}",
+        status_code=204,
+        responses=WRITING | NO_CONTENT,
+        tags=tags,
+    )
 
 
 for _resource in RESOURCES:

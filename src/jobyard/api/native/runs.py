@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -10,25 +12,29 @@ from jobyard.api import params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.calls import runtime_of
 from jobyard.api.native import present
+from jobyard.api.native.answers import RunOut, one, page
+from jobyard.api.openapi import AUTHENTICATED
+from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import NO_SUCH_RUN, RUN_FIELDS
 from jobyard.services import runs
 
-router = APIRouter(prefix="/api/v1/runs")
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=AUTHENTICATED)
+Caller = Annotated[Principal, Depends(authenticate)]
+RunListing = Annotated[Listing, Depends(params.listing_of(RUN_FIELDS))]
 
 
-@router.get("/")
-async def list_runs(request: Request, who: Principal = Depends(authenticate)) -> Response:
-    listing = params.listing(request.query_params, RUN_FIELDS)
+@router.get("/", response_model=page(RunOut))
+async def list_runs(listing: RunListing, request: Request, who: Caller) -> Response:
     found, total = await run_in_threadpool(
         lambda: runs.list_runs(runtime_of(request), actor=who, request=listing)
     )
     return render.page([present.run(r) for r in found], total=total, request=listing.page)
 
 
-@router.get("/{run_id}/")
+@router.get("/{run_id}/", response_model=one(RunOut))
 async def get_run(
-    run_id: str, request: Request, who: Principal = Depends(authenticate)
+    run_id: Annotated[str, Path(description="The run's id")], request: Request, who: Caller
 ) -> Response:
     target = params.object_id(run_id, NO_SUCH_RUN)
     found = await run_in_threadpool(

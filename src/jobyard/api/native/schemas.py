@@ -145,6 +145,13 @@ class ConfigIn(Strict):
     interfaces: list[InterfaceIn] | None = None
 
 
+class CredentialsIn(Strict):
+    """What `/authenticate` reads (from a form, JSON or the query string)."""
+
+    username: str
+    password: str = ""
+
+
 class UserIn(Strict):
     login: str = Field(min_length=1, max_length=200, pattern=r"^[^\s:]+$")
     password: str | None = Field(default=None, max_length=512)

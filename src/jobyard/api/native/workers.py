@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from jobyard.api import params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.calls import runtime_of
+from jobyard.api.native.answers import WorkerOut, one
+from jobyard.api.openapi import AUTHENTICATED
 from jobyard.api.render import rfc3339
 from jobyard.domain.permissions import Principal
 from jobyard.services import workers
 
-router = APIRouter(prefix="/api/v1/workers")
+router = APIRouter(prefix="/api/v1/workers", tags=["workers"], responses=AUTHENTICATED)
+Everything = Annotated[
+    str | None, Query(alias="all", description="`true` adds the workers that have stopped")
+]
 
 
-@router.get("/")
-async def list_workers(request: Request, who: Principal = Depends(authenticate)) -> Response:
+@router.get("/", response_model=one(list[WorkerOut]))
+async def list_workers(
+    request: Request, who: Annotated[Principal, Depends(authenticate)], shown: Everything = None
+) -> Response:
     """Live workers (`?all=true` adds stopped ones) with their heartbeats and current runs."""
-    everything = params.flag(request.query_params, "all")
+    everything = params.flag_value(shown, "all")
     found = await run_in_threadpool(
         lambda: workers.list_workers(runtime_of(request), actor=who, include_stopped=everything)
     )
