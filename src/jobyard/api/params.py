@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query
 from starlette.datastructures import QueryParams
 
 from jobyard.domain import filters, paging
@@ -13,6 +13,12 @@ from jobyard.domain.filters import FieldKind
 from jobyard.domain.listing import Listing
 from jobyard.domain.numbers import MAX_INT64, ascii_int
 from jobyard.errors import NotFound, ValidationFailed
+
+
+def id_in_path(kind: str) -> object:
+    """A path id's declaration: a digit string (anything else answers 404, so the document
+    does not constrain it to digits)."""
+    return Path(description=f"The {kind}'s id: ASCII digits", examples=["1"])
 
 
 def object_id(text: str, not_found: str) -> int:

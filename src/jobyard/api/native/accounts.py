@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -41,8 +41,8 @@ router = APIRouter(route_class=ReadsJsonBody, responses=AUTHENTICATED)
 # `/authenticate` reads its own body: the CDRouter client sends a form or the query string.
 login_router = APIRouter(tags=["accounts"])
 Caller = Annotated[Principal, Depends(authenticate)]
-UserId = Annotated[str, Path(description="The user's id")]
-TokenId = Annotated[str, Path(description="The token's id")]
+UserId = Annotated[str, params.id_in_path("user")]
+TokenId = Annotated[str, params.id_in_path("token")]
 DELETED: dict[int | str, dict[str, Any]] = {204: {"description": "Deleted"}, **WRITING}
 USERS: list[str | Enum] = ["users"]
 TOKENS: list[str | Enum] = ["tokens"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -152,7 +152,7 @@ def add_routes(resource: Resource) -> None:
 
     # The closures are shared by the three resources; their body and path parameters are
     # each resource's own, so FastAPI validates and documents them per resource.
-    id_param = Annotated[str, Path(description=f"The {singular}'s id")]
+    id_param = Annotated[str, params.id_in_path(singular)]
     for with_id in (get, edit, delete):
         with_id.__annotations__["object_id"] = id_param
     for with_body in (create, edit):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -31,7 +31,7 @@ from jobyard.services import jobs, outcomes, results, runs
 router = APIRouter(
     prefix="/api/v1/jobs", tags=["jobs"], route_class=ReadsJsonBody, responses=AUTHENTICATED
 )
-JobId = Annotated[str, Path(description="The job's id")]
+JobId = Annotated[str, params.id_in_path("job")]
 Caller = Annotated[Principal, Depends(authenticate)]
 JobListing = Annotated[Listing, Depends(params.listing_of(JOB_FIELDS))]
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Done; nothing to answer"}}

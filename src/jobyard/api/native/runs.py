@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -34,7 +34,7 @@ async def list_runs(listing: RunListing, request: Request, who: Caller) -> Respo
 
 @router.get("/{run_id}/", response_model=one(RunOut))
 async def get_run(
-    run_id: Annotated[str, Path(description="The run's id")], request: Request, who: Caller
+    run_id: Annotated[str, params.id_in_path("run")], request: Request, who: Caller
 ) -> Response:
     target = params.object_id(run_id, NO_SUCH_RUN)
     found = await run_in_threadpool(

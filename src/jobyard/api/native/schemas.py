@@ -14,6 +14,25 @@ def optional_name() -> Any:
 MAX_SECONDS = 366 * 24 * 3600  # timeouts and delays: a year at most
 
 
+def reference(kind: str) -> Any:
+    """A reference to another object. Its checks and their messages are jobyard's own
+    (`params.reference_id`), so the model takes any value and only documents the shape."""
+    return Field(
+        default=None,
+        description=f'The {kind}\'s id, a digit string (or integer); "0", "" or null for none',
+        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+    )
+
+
+def moment() -> Any:
+    """A time, checked by `inputs.run_at`."""
+    return Field(
+        default=None,
+        description='An RFC 3339 date-time; null or "" for now',
+        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "null"}]},
+    )
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,11 +60,15 @@ class OptionsIn(Strict):
 class JobLaunchIn(Strict):
     """CDRouter's launch body (and `process=interfaces`), plus jobyard's own extras."""
 
-    package_id: Any = None
-    device_id: Any = None
-    config_id: Any = None
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"package_id": "1", "options": {"tags": ["nightly"]}}]}
+    )
+
+    package_id: Any = reference("package")
+    device_id: Any = reference("device")
+    config_id: Any = reference("config")
     options: OptionsIn | None = None
-    run_at: Any = None
+    run_at: Any = moment()
     context: dict[str, Any] | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
 
@@ -87,11 +110,11 @@ class BulkDeleteIn(Strict):
 
 
 class JobEditIn(Strict):
-    package_id: Any = None
-    device_id: Any = None
-    config_id: Any = None
+    package_id: Any = reference("package")
+    device_id: Any = reference("device")
+    config_id: Any = reference("config")
     options: OptionsIn | None = None
-    run_at: Any = None
+    run_at: Any = moment()
     priority: int | None = Field(default=None, ge=-1000, le=1000)
 
 
@@ -103,6 +126,12 @@ class SandboxIn(Strict):
 
 
 class PackageIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "hello", "command": ["echo", "hello {who}"], "max_attempts": 2}]
+        }
+    )
+
     name: str | None = optional_name()
     description: str | None = None
     kind: Literal["command", "external"] | None = None
@@ -114,8 +143,8 @@ class PackageIn(Strict):
     # false: a run lost with its worker is not retried (the job ends lost): never run twice
     rerun_lost: StrictBool | None = None
     concurrency: int | None = Field(default=None, ge=0, le=1_000_000)
-    config_id: Any = None
-    device_id: Any = None
+    config_id: Any = reference("config")
+    device_id: Any = reference("device")
     positive_results: list[str] | None = None
     negative_results: list[str] | None = None
     tags: list[str] | None = None
@@ -170,7 +199,7 @@ class TokenIn(Strict):
     scopes: list[str] = Field(min_length=1)
     expires: str | None = None  # RFC 3339
     expires_in: int | None = Field(default=None, gt=0, le=10 * 366 * 24 * 3600)  # seconds
-    user_id: Any = None
+    user_id: Any = reference("user")
 
 
 class TenantIn(Strict):
