@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from jobyard.api.native.answers import Problem
+from jobyard.api.negotiation import NATIVE_PREFIX, XML_TYPES
 from jobyard.api.render import PROBLEM_TYPE
 
 JSON = dict[str, Any]
@@ -121,9 +122,11 @@ def build(app: FastAPI) -> JSON:
         schemas.setdefault(model.__name__, schema)
     components["securitySchemes"] = SECURITY_SCHEMES
     document["security"] = ANY_CREDENTIALS
-    for operations in document["paths"].values():
+    for path, operations in document["paths"].items():
         for operation in operations.values():
             _drop_unused_validation_error(operation)
+            if path.startswith(NATIVE_PREFIX):
+                _also_as_xml(operation)
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = _without_null(parameter["schema"])
     schemas.pop("HTTPValidationError", None)
@@ -139,6 +142,15 @@ def _without_null(schema: JSON) -> JSON:
         return schema
     rest = {k: v for k, v in schema.items() if k != "anyOf"}
     return {**kept[0], **rest}
+
+
+def _also_as_xml(operation: JSON) -> None:
+    """A native answer, error or not, is XML when the client asks for it (`negotiation.py`)."""
+    for answer in operation.get("responses", {}).values():
+        content = answer.get("content", {})
+        for media_type in ("application/json", PROBLEM_TYPE):
+            if media_type in content:
+                content.setdefault(XML_TYPES[0], content[media_type])
 
 
 def _drop_unused_validation_error(operation: JSON) -> None:
