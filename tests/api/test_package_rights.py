@@ -190,15 +190,15 @@ def test_a_testvar_only_fills_its_placeholder(client: TestClient) -> None:
 
 def test_allowed_args_in_package_answers_and_edits(client: TestClient) -> None:
     package = create(client, "packages", {"name": "p", "command": ["true"]})
-    assert package["allowed_args"] is None
+    assert package["allowed_args"] == []  # a list is never null (null and [] allow nothing)
     url = f"{API}/packages/{package['id']}/"
     for value in (["-v", "--level=*"], [], None):
         response = client.patch(url, json={"allowed_args": value})
         assert response.status_code == 200, response.text
-        assert response.json()["data"]["allowed_args"] == value
-        assert client.get(url).json()["data"]["allowed_args"] == value
+        assert response.json()["data"]["allowed_args"] == (value or [])
+        assert client.get(url).json()["data"]["allowed_args"] == (value or [])
     listed = client.get(f"{API}/packages/").json()["data"]
-    assert [p["allowed_args"] for p in listed] == [None]
+    assert [p["allowed_args"] for p in listed] == [[]]
 
 
 @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ def test_invalid_allowed_args_are_400_naming_the_field(
     package = create(client, "packages", {"name": "kept", "command": ["true"]})
     url = f"{API}/packages/{package['id']}/"
     problem(client.patch(url, json={"allowed_args": value}), 400, named)
-    assert client.get(url).json()["data"]["allowed_args"] is None
+    assert client.get(url).json()["data"]["allowed_args"] == []
 
 
 def test_allowed_args_of_the_wrong_type_are_400(client: TestClient) -> None:

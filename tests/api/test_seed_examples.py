@@ -36,6 +36,13 @@ NULLABLE = {
     ("options", "tags"),
     ("options", "skip_tests"),
     ("options", "testvars"),
+    # jobyard's own fields, null until known: the client leaves them out of its Job (it
+    # loads only the fields it knows), so their null never reaches its null check.
+    ("started",),
+    ("finished",),
+    ("exit_code",),
+    ("outcome", "status"),
+    ("outcome", "result"),
 }
 ID_KEYS = ("id", "package_id", "device_id", "config_id", "user_id")
 TIME_KEYS = ("created", "updated", "run_at", "started", "finished")
@@ -98,7 +105,7 @@ def assert_job(job: dict[str, Any]) -> None:
         isinstance(job["result_id"], str) and DIGITS.fullmatch(job["result_id"])
     )
     for key in TIME_KEYS:
-        if key in job:
+        if job[key] is not None:  # started and finished are null until known
             assert_time(job[key])
     for key in ("active", "automatic", "uses_wireless", "uses_ics"):
         assert isinstance(job[key], bool), key
@@ -226,7 +233,7 @@ def test_list_and_get_a_running_job_as_the_page_shows_it(client: TestClient) -> 
         assert job["result_id"] is not None  # a running job has its result
         assert job["automatic"] is False
         assert job["options"]["tags"] == []
-        assert job["options"]["skip_tests"] is None
+        assert job["options"]["skip_tests"] == []  # CDRouter sends null; a list is never null here
         assert job["options"]["begin_at"] == job["options"]["end_at"] == ""
         assert job["options"]["extra_cli_args"] == ""
         assert [(i["value"], i["is_wireless"], i["is_ics"]) for i in job["interfaces"]] == [

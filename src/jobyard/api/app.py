@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobyard import __version__
 from jobyard.api import dialects as dialect_package
-from jobyard.api import errors, logs, openapi
+from jobyard.api import docs_pages, errors, logs, openapi
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system, workers
 from jobyard.api.negotiation import XmlNegotiation
@@ -90,10 +90,13 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
     )
     app.state.settings = settings
     openapi.install(app)
+    docs_pages.install(app)
     logs.install_redaction()
     errors.install(app)
     for module in (jobs, catalog, runs, system, account_routes, workers):

@@ -27,8 +27,14 @@ def now_stamp() -> str:
 
 
 def ident(value: int | None) -> str:
-    """Ids are digit strings; an unset reference is "0"."""
+    """Ids are digit strings; an unset reference the cdrouter client reads is "0" (it refuses
+    null there)."""
     return str(value or 0)
+
+
+def ref(value: int | None) -> str | None:
+    """A reference the cdrouter client never reads: its digit string, or null when unset."""
+    return None if not value else str(value)
 
 
 def json_response(payload: Any, status_code: int = 200, media_type: str = JSON_TYPE) -> Response:

@@ -147,6 +147,7 @@ class Job:
     tenant_id: int = 1
     outcome: Outcome | None = None
     target_device_id: int | None = None  # the device it runs against, whichever gave it
+    target_config_id: int | None = None  # the config it runs with, whichever gave it
     sandbox: Mapping[str, Any] = field(default_factory=dict)  # the package's, at launch
 
     @property

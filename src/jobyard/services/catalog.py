@@ -296,9 +296,7 @@ def edit_config(
 def delete_config(rt: Runtime, *, actor: Principal, config_id: int) -> None:
     require(actor, Scope.PACKAGES_WRITE)
     with rt.db.transaction() as conn:
-        catalog.delete_row(
-            conn, tables.configs, config_id, CONFIG_IN_USE, tenant_id=actor.tenant_id
-        )
+        catalog.delete_config(conn, config_id, CONFIG_IN_USE, tenant_id=actor.tenant_id)
 
 
 def get_config(rt: Runtime, *, actor: Principal, config_id: int) -> Config:

@@ -159,6 +159,7 @@ def _job_row(
         "target_device_id": resolved.device.id if resolved.device else None,
         "config_id": request.config_id or None,
         "config_name": resolved.config.name if resolved.config else "",
+        "target_config_id": resolved.config.id if resolved.config else None,
         "options": job_store.options_to_json(request.options),
         "tags": list(request.options.tags or ()),
         "context": dict(request.context),

@@ -143,6 +143,17 @@ def delete_row(
         raise Conflict(in_use) from None
 
 
+def delete_config(conn: Connection, config_id: int, in_use: str, *, tenant_id: int) -> None:
+    """Delete a config; the jobs that ran with it keep its name but no longer its id
+    (`jobs.target_config_id` is no foreign key: migration 0007)."""
+    delete_row(conn, tables.configs, config_id, in_use, tenant_id=tenant_id)
+    conn.execute(
+        update(tables.jobs)
+        .where(tables.jobs.c.target_config_id == config_id)
+        .values(target_config_id=None)
+    )
+
+
 def _is_unique_name_violation(exc: IntegrityError) -> bool:
     text = str(exc.orig).lower()
     return "unique" in text and "name" in text

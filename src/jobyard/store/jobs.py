@@ -43,10 +43,11 @@ JOB_FIELDS = listing.fields(
         "active": J.c.status == JobStatus.RUNNING.value,
         "package_id": func.coalesce(J.c.package_id, 0),
         "package_name": J.c.package_name,
-        "device_id": func.coalesce(J.c.device_id, 0),
+        # A job's device_id and config_id are those it runs with, as the API shows them.
+        "device_id": func.coalesce(J.c.target_device_id, 0),
         "device_name": J.c.device_name,
         "target_device_id": func.coalesce(J.c.target_device_id, 0),
-        "config_id": func.coalesce(J.c.config_id, 0),
+        "config_id": func.coalesce(J.c.target_config_id, 0),
         "config_name": J.c.config_name,
         "result_id": J.c.current_run_id,
         "user_id": J.c.user_id,
@@ -133,6 +134,7 @@ def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
         tags=tuple(row.tags),
         tenant_id=row.tenant_id,
         target_device_id=row.target_device_id,
+        target_config_id=row.target_config_id,
         outcome=outcome_of(row),
         sandbox=getattr(row, "sandbox", None) or {},
     )

@@ -174,6 +174,9 @@ jobs = Table(
     Column("target_device_id", ForeignKey("devices.id", ondelete="SET NULL"), nullable=True),
     Column("config_id", ForeignKey("configs.id", ondelete="SET NULL"), nullable=True),
     Column("config_name", String(200), nullable=False, server_default=""),
+    # The config the job runs with: the override, or its package's config at launch. Not a
+    # foreign key (migration 0007 says why): deleting a config clears it.
+    Column("target_config_id", Id, nullable=True),
     Column("options", json_type(), nullable=False),
     Column("tags", json_type(), nullable=False),
     Column("context", json_type(), nullable=False),

@@ -28,7 +28,7 @@ from jobyard.api.native.answers import (
 )
 from jobyard.api.native.inputs import run_at as parse_time
 from jobyard.api.openapi import AUTHENTICATED, PUBLIC, WRITING, problems, request_body
-from jobyard.api.render import ident, rfc3339
+from jobyard.api.render import ref, rfc3339
 from jobyard.domain.accounts import AuditRecord, TokenRecord, UserRecord
 from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import Principal
@@ -74,11 +74,11 @@ def present_token(t: TokenRecord, secret: str | None = None) -> dict[str, Any]:
         "user_id": str(t.user_id),
         "scopes": list(t.scopes),
         "created": rfc3339(t.created),
-        "expires": rfc3339(t.expires) if t.expires else "",
-        "last_used": rfc3339(t.last_used) if t.last_used else "",
+        "expires": rfc3339(t.expires) if t.expires else None,
+        "last_used": rfc3339(t.last_used) if t.last_used else None,
     }
     if secret is not None:
-        data["token"] = secret  # shown this once
+        data["token"] = secret  # shown this once: no other answer has the key
     return data
 
 
@@ -86,11 +86,11 @@ def present_event(e: AuditRecord) -> dict[str, Any]:
     return {
         "id": str(e.id),
         "at": rfc3339(e.at),
-        "user_id": ident(e.user_id),
-        "token_id": ident(e.token_id),
+        "user_id": ref(e.user_id),
+        "token_id": ref(e.token_id),
         "action": e.action,
         "object_type": e.object_type,
-        "object_id": ident(e.object_id),
+        "object_id": ref(e.object_id),
         "detail": dict(e.detail),
         "customer_id": str(e.tenant_id),
     }

@@ -1,12 +1,16 @@
-"""Domain records rendered in the CDRouter conventions: digit-string ids, no stray nulls."""
+"""Domain records rendered in the CDRouter conventions, with one rule for what is not set
+(docs/api.md, "Conventions"): every field is always there; a value not set yet is null; a
+list is [] when empty; where the `cdrouter` client reads a field and refuses null, the unset
+value is CDRouter's own ("0" for an id, "" for a string)."""
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from jobyard.api.render import ident, rfc3339
+from jobyard.api.render import ident, ref, rfc3339
 from jobyard.domain.models import (
     Config,
     Device,
@@ -29,10 +33,10 @@ def interface(i: Interface) -> dict[str, Any]:
 def options(o: JobOptions) -> dict[str, Any]:
     return {
         "tags": list(o.tags) if o.tags is not None else [],
-        "skip_tests": list(o.skip_tests) if o.skip_tests is not None else None,
+        "skip_tests": list(o.skip_tests) if o.skip_tests is not None else [],
         "begin_at": o.begin_at,
         "end_at": o.end_at,
-        "testvars": None
+        "testvars": []
         if o.testvars is None
         else [
             {
@@ -77,9 +81,10 @@ def job(j: Job) -> dict[str, Any]:
         "options": options(j.options),
         "package_id": ident(j.package_id),
         "package_name": j.package_name,
-        "device_id": ident(j.device_id),
+        # What it runs with, given at launch or inherited from its package, as its names say.
+        "device_id": ident(j.target_device_id),
         "device_name": j.device_name,
-        "config_id": ident(j.config_id),
+        "config_id": ident(j.target_config_id),
         "config_name": j.config_name,
         "result_id": None if j.current_run_id is None else str(j.current_run_id),
         "user_id": ident(j.user_id),
@@ -97,17 +102,20 @@ def job(j: Job) -> dict[str, Any]:
         "attempts": j.attempts,
         "cancel_requested": j.cancel_requested,
         "context": dict(j.context),
+        # Null until known (the client ignores these fields, so null cannot upset it).
+        "started": _time(j.started),
+        "finished": _time(j.finished),
+        "exit_code": j.exit_code,
+        "outcome": {
+            "status": j.outcome.status.value if j.outcome else None,
+            "result": j.outcome.result if j.outcome else None,
+        },
     }
-    # Left out until known: the client reads a missing key as None, but refuses null.
-    if j.started is not None:
-        data["started"] = rfc3339(j.started)
-    if j.finished is not None:
-        data["finished"] = rfc3339(j.finished)
-    if j.exit_code is not None:
-        data["exit_code"] = j.exit_code
-    if j.outcome is not None:
-        data["outcome"] = {"status": j.outcome.status.value, "result": j.outcome.result}
     return data
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else rfc3339(value)
 
 
 def result(r: JobResult) -> dict[str, Any]:
@@ -115,7 +123,7 @@ def result(r: JobResult) -> dict[str, Any]:
         "id": str(r.id),
         "job_id": str(r.job_id),
         "payload": dict(r.payload),
-        "by": ident(r.user_id),
+        "by": ref(r.user_id),
         "at": rfc3339(r.at),
     }
 
@@ -128,19 +136,20 @@ def package(p: Package) -> dict[str, Any]:
         "kind": p.kind.value,
         "command": list(p.command),
         "env": dict(p.env),
-        "timeout": p.timeout_seconds or 0,
+        "timeout": p.timeout_seconds or 0,  # 0: none (a value, as a filter sees it)
         "max_attempts": p.max_attempts,
         "retry_delay": p.retry_delay_seconds,
         "rerun_lost": p.rerun_lost,
-        "concurrency": p.concurrency_limit or 0,
+        "concurrency": p.concurrency_limit or 0,  # 0: no limit
         "config_id": ident(p.config_id),
         "device_id": ident(p.device_id),
         "positive_results": list(p.positive_results),
+        # Null is a value here, not an unset list: no negative end at all ([] allows any).
         "negative_results": None if p.negative_results is None else list(p.negative_results),
         "tags": list(p.tags),
         "note": p.note,
         "sandbox": dict(p.sandbox),
-        "allowed_args": None if p.allowed_args is None else list(p.allowed_args),
+        "allowed_args": list(p.allowed_args or ()),
         "user_id": ident(p.user_id),
         "created": rfc3339(p.created),
         "updated": rfc3339(p.updated),
@@ -180,35 +189,31 @@ def config(c: Config) -> dict[str, Any]:
 
 
 def run(r: Run) -> dict[str, Any]:
-    data: dict[str, Any] = {
+    return {
         "id": str(r.id),
         "job_id": str(r.job_id),
         "attempt": r.attempt,
         "run_key": r.run_key,
         "status": r.status.value,
         "worker": r.worker,
-        "process_id": r.process_id,
+        "process_id": r.process_id or None,  # 0 until the worker records it
         "started": rfc3339(r.started),
+        "finished": _time(r.finished),
+        "exit_code": r.exit_code,
+        "signal": r.signal,
         "output_bytes": r.output_bytes,
         "truncated": r.truncated,
     }
-    if r.finished is not None:
-        data["finished"] = rfc3339(r.finished)
-    if r.exit_code is not None:
-        data["exit_code"] = r.exit_code
-    if r.signal is not None:
-        data["signal"] = r.signal
-    return data
 
 
 def event(e: JobEvent) -> dict[str, Any]:
     return {
         "id": str(e.id),
         "job_id": str(e.job_id),
-        "from": e.from_status.value if e.from_status else "",
+        "from": e.from_status.value if e.from_status else None,
         "to": e.to_status.value,
         "at": rfc3339(e.at),
-        "user_id": ident(e.user_id),
+        "user_id": ref(e.user_id),
         "reason": e.reason,
     }
 
@@ -216,8 +221,8 @@ def event(e: JobEvent) -> dict[str, Any]:
 def log(s: LogSlice) -> dict[str, Any]:
     return {
         "job_id": str(s.job_id),
-        "run_id": ident(s.run.id if s.run else None),
-        "attempt": s.run.attempt if s.run else 0,
+        "run_id": ref(s.run.id if s.run else None),
+        "attempt": s.run.attempt if s.run else None,
         "offset": s.offset,
         "next_offset": s.next_offset,
         "complete": s.complete,

@@ -43,7 +43,7 @@ async def list_workers(
                 "started": rfc3339(view.worker.started),
                 "heartbeat": rfc3339(view.worker.heartbeat),
                 "draining": view.worker.draining,
-                "stopped": rfc3339(view.worker.stopped) if view.worker.stopped else "",
+                "stopped": rfc3339(view.worker.stopped) if view.worker.stopped else None,
                 "running_job_ids": [str(i) for i in view.running_job_ids],
             }
             for view in found
