@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema_rs
 from fastapi.testclient import TestClient
 
 from tests.api.helpers import create, launch, package, wait_for
@@ -71,6 +72,33 @@ CDROUTER_UNSET: dict[str, set[str]] = {
 }
 
 
+# The schema `/openapi.json` declares for each kind.
+DECLARED = {
+    "job": "JobOut",
+    "run": "RunOut",
+    "package": "PackageOut",
+    "device": "DeviceOut",
+    "config": "ConfigOut",
+    "user": "UserOut",
+    "token": "TokenOut",
+    "customer": "CustomerOut",
+    "worker": "WorkerOut",
+    "job_event": "EventOut",
+    "audit_event": "AuditEventOut",
+    "result": "ResultOut",
+    "log": "LogOut",
+}
+
+
+def conforms(document: dict[str, Any], kind: str, sample: dict[str, Any]) -> None:
+    """The sample has exactly the declared fields, each of the declared type."""
+    components = document["components"]
+    declared = components["schemas"][DECLARED[kind]]
+    assert set(declared.get("required", [])) <= set(sample) <= set(declared["properties"]), kind
+    schema = {"$ref": f"#/components/schemas/{DECLARED[kind]}", "components": components}
+    jsonschema_rs.Draft202012Validator(schema).validate(sample)
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Dotted paths to leaves; a list of objects contributes its items' fields."""
     if isinstance(value, dict):
@@ -86,9 +114,11 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def check(kind: str, samples: list[dict[str, Any]]) -> None:
-    """The rule over several states of one kind of object."""
+def check(kind: str, samples: list[dict[str, Any]], document: dict[str, Any]) -> None:
+    """The rule over several states of one kind of object, and what the API declares."""
     assert samples, kind
+    for sample in samples:
+        conforms(document, kind, sample)
     keys = [set(sample) for sample in samples]
     assert all(k == keys[0] for k in keys), (kind, keys)
     kinds_of: dict[str, set[type]] = {}
@@ -116,6 +146,7 @@ def data(client: TestClient, path: str, **params: Any) -> Any:
 
 
 def test_every_native_object_follows_the_one_rule(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
     device = create(client, "devices", {"name": "dut", "attributes": {"ip": "10.0.0.1"}})
     bare_device = create(client, "devices", {"name": "bare"})
     config = create(client, "configs", {"name": "default", "testvars": {"who": "world"}})
@@ -153,7 +184,7 @@ def test_every_native_object_follows_the_one_rule(client: TestClient) -> None:
     tenant = client.post(f"{API}/tenants/", json={"name": "acme"}).json()["data"]
 
     jobs = [data(client, f"jobs/{j['id']}/") for j in (pending, pending_opts)]
-    check("job", [*jobs, finished, reported, *data(client, "jobs/", limit="none")])
+    check("job", [*jobs, finished, reported, *data(client, "jobs/", limit="none")], document)
     # The job's device and config are the ones it runs with, inherited or not, by id and name.
     for job in (finished, jobs[1]):
         assert (job["device_id"], job["device_name"]) == (device["id"], "dut")
@@ -166,23 +197,24 @@ def test_every_native_object_follows_the_one_rule(client: TestClient) -> None:
     filtered = data(client, "jobs/", filter=f"config_id={config['id']}", limit="none")
     assert {j["id"] for j in filtered} == {finished["id"], pending_opts["id"]}
 
-    check("run", data(client, "runs/", limit="none"))
-    check("package", [inherits, bare, external, *data(client, "packages/")])
-    check("device", [device, bare_device])
-    check("config", [config, bare_config])
-    check("user", [user, *data(client, "users/"), data(client, "users/me/")])
+    check("run", data(client, "runs/", limit="none"), document)
+    check("package", [inherits, bare, external, *data(client, "packages/")], document)
+    check("device", [device, bare_device], document)
+    check("config", [config, bare_config], document)
+    check("user", [user, *data(client, "users/"), data(client, "users/me/")], document)
     created = token.json()["data"]
     assert created.pop("token")  # the secret: in the answer that creates it, and only there
-    check("token", [created, *data(client, "tokens/")])
-    check("customer", [tenant, *data(client, "tenants/")])
-    check("worker", data(client, "workers/", all="true"))
+    check("token", [created, *data(client, "tokens/")], document)
+    check("customer", [tenant, *data(client, "tenants/")], document)
+    check("worker", data(client, "workers/", all="true"), document)
     check(
         "job_event",
         [e for j in (pending, finished) for e in data(client, f"jobs/{j['id']}/events/")],
+        document,
     )
-    check("audit_event", data(client, "events/", limit="none"))
-    check("result", data(client, f"jobs/{finished['id']}/results/"))
-    check("log", [data(client, f"jobs/{j['id']}/log/") for j in (pending, finished)])
+    check("audit_event", data(client, "events/", limit="none"), document)
+    check("result", data(client, f"jobs/{finished['id']}/results/"), document)
+    check("log", [data(client, f"jobs/{j['id']}/log/") for j in (pending, finished)], document)
 
 
 def test_a_deleted_config_leaves_its_jobs_without_its_id(client: TestClient) -> None:

@@ -1,9 +1,9 @@
 """The shapes of the native API's answers, as `/openapi.json` documents them.
 
 `present.py` builds these (its functions are typed with them, so mypy holds the two
-together) and the fuzz run checks every answer against them. Ids are digit strings; an unset
-reference is "0". `NotRequired` keys are left out until they are known (the CDRouter client
-reads a missing key as None but refuses null).
+together) and the fuzz run checks every answer against them. Ids are digit strings. Every
+key is always present; a value not set yet is null, a list is [] (docs/api.md, "Conventions"),
+except where the cdrouter client reads a field and refuses null: there CDRouter's "0" or "".
 """
 
 from __future__ import annotations
@@ -119,16 +119,18 @@ class TestvarOut(TypedDict):
 
 class OptionsOut(TypedDict):
     tags: list[str]
-    skip_tests: list[str] | None
+    skip_tests: list[str]
     begin_at: str
     end_at: str
-    testvars: list[TestvarOut] | None
+    testvars: list[TestvarOut]
     extra_cli_args: str
 
 
 class OutcomeOut(TypedDict):
-    status: str
-    result: str
+    """Both null until an outcome is set."""
+
+    status: Literal["completedOk", "completedWithIssues"] | None
+    result: str | None
 
 
 class JobOut(TypedDict):
@@ -158,17 +160,17 @@ class JobOut(TypedDict):
     attempts: int
     cancel_requested: bool
     context: dict[str, Any]
-    started: NotRequired[str]
-    finished: NotRequired[str]
-    exit_code: NotRequired[int]
-    outcome: NotRequired[OutcomeOut]
+    started: str | None
+    finished: str | None
+    exit_code: int | None
+    outcome: OutcomeOut
 
 
 class ResultOut(TypedDict):
     id: str
     job_id: str
     payload: dict[str, Any]
-    by: str
+    by: str | None
     at: str
 
 
@@ -191,7 +193,7 @@ class PackageOut(TypedDict):
     tags: list[str]
     note: str
     sandbox: dict[str, Any]
-    allowed_args: list[str] | None
+    allowed_args: list[str]
     user_id: str
     created: str
     updated: str
@@ -231,13 +233,13 @@ class RunOut(TypedDict):
     run_key: int
     status: RunStatusName
     worker: str
-    process_id: int
+    process_id: int | None
     started: str
     output_bytes: int
     truncated: bool
-    finished: NotRequired[str]
-    exit_code: NotRequired[int]
-    signal: NotRequired[int]
+    finished: str | None
+    exit_code: int | None
+    signal: int | None
 
 
 # A change of a job's status (`from` is a Python keyword, hence the functional form).
@@ -246,10 +248,10 @@ EventOut = TypedDict(
     {
         "id": str,
         "job_id": str,
-        "from": JobStatusName | Literal[""],
+        "from": JobStatusName | None,
         "to": JobStatusName,
         "at": str,
-        "user_id": str,
+        "user_id": str | None,
         "reason": str,
     },
 )
@@ -257,8 +259,8 @@ EventOut = TypedDict(
 
 class LogOut(TypedDict):
     job_id: str
-    run_id: str
-    attempt: int
+    run_id: str | None
+    attempt: int | None
     offset: int
     next_offset: int
     complete: bool
@@ -290,8 +292,8 @@ class TokenOut(TypedDict):
     user_id: str
     scopes: list[str]
     created: str
-    expires: str
-    last_used: str
+    expires: str | None
+    last_used: str | None
     token: NotRequired[str]  # the secret, in the answer that creates it only
 
 
@@ -303,11 +305,11 @@ class CustomerOut(TypedDict):
 class AuditEventOut(TypedDict):
     id: str
     at: str
-    user_id: str
-    token_id: str
+    user_id: str | None
+    token_id: str | None
     action: str
     object_type: str
-    object_id: str
+    object_id: str | None
     detail: dict[str, Any]
     customer_id: str
 
@@ -321,7 +323,7 @@ class WorkerOut(TypedDict):
     started: str
     heartbeat: str
     draining: bool
-    stopped: str
+    stopped: str | None
     running_job_ids: list[str]
 
 
