@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from jobyard.domain.following import STREAMS, cursor_at
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import Run
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
@@ -15,7 +16,6 @@ from jobyard.store import jobs as job_store
 from jobyard.store import runs
 
 LOG_PAGE_BYTES = 1024 * 1024
-STREAMS = ("stdout", "stderr")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ def read_log(
     stream: str | None = None,
     limit_bytes: int = LOG_PAGE_BYTES,
 ) -> LogSlice:
-    """A slice of a job's output (its latest run unless an attempt is named)."""
+    """A slice of a job's output (its latest run unless an attempt is named): of the merged
+    log, offsets counting both streams, or of one `stream`, offsets counting its bytes."""
     if offset < 0:
         raise ValidationFailed("offset must not be negative", field="offset")
     if stream is not None and stream not in STREAMS:
@@ -63,13 +64,28 @@ def read_log(
         run = _pick_run(conn, job_id, attempt)
         if run is None:
             return LogSlice(job_id, None, offset, offset, b"", job.status.terminal)
-        chunks = runs.read_output(
-            conn, run.id, offset=offset, limit_bytes=limit_bytes, stream=stream
-        )
+        if stream is not None:
+            return _read_stream(conn, job_id, run, stream, offset, limit_bytes)
+        chunks = runs.read_output(conn, run.id, offset=offset, limit_bytes=limit_bytes, stream=None)
     content = b"".join(c.data[max(0, offset - c.offset) :] for c in chunks)
     next_offset = chunks[-1].offset + len(chunks[-1].data) if chunks else offset
     complete = run.finished is not None and len(content) < limit_bytes
     return LogSlice(job_id, run, offset, max(next_offset, offset), content, complete)
+
+
+def _read_stream(
+    conn: Connection, job_id: int, run: Run, stream: str, offset: int, limit_bytes: int
+) -> LogSlice:
+    """One stream alone: `offset` and `next_offset` count that stream's own bytes (stored
+    chunks are placed in the merged log, so its chunks' sizes tell where `offset` lies)."""
+    extents = runs.stream_extents(conn, run.id, streams=[stream])[stream]
+    cursor = cursor_at(stream, extents, offset)
+    chunks, more = runs.read_streams(
+        conn, run.id, after={stream: cursor.merged}, limit_bytes=limit_bytes
+    )
+    content = b"".join(cursor.take(chunk) for chunk in chunks)
+    complete = run.finished is not None and not more
+    return LogSlice(job_id, run, offset, max(cursor.own, offset), content, complete)
 
 
 def _pick_run(conn: Connection, job_id: int, attempt: int | None) -> Run | None:

@@ -1,4 +1,5 @@
-"""What every service call works with: the settings, the database and the wake-up signal."""
+"""What every service call works with: the settings, the database, the wake-up signal and
+the log watcher."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from jobyard.errors import DatabaseUnavailable
 from jobyard.services.credentials import Credentials
+from jobyard.services.log_watch import LogWatch
 from jobyard.services.wakeup import Wakeup
 from jobyard.settings import Settings
 from jobyard.store.db import DATABASE_ERROR_TYPES, Database, Timeouts, transient
@@ -30,9 +32,12 @@ class Runtime:
     in_process_only: bool = True
     # Password hashing and the token key are the process's: one set per runtime.
     credentials: Credentials = field(init=False)
+    # One watcher of followed logs per process, however many follow (services/log_watch.py).
+    log_watch: LogWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.credentials = Credentials(self.settings)
+        self.log_watch = LogWatch(self.db)
 
     @property
     def pg(self) -> bool:

@@ -3,7 +3,7 @@ chunks, and the run an external job starts with."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -239,3 +240,46 @@ def start_external_run(conn: Connection, job: Job, *, worker: str, at: datetime)
     )
     conn.execute(update(J).where(J.c.id == job.id).values(attempts=attempt, current_run_id=run_id))
     return run_id
+
+
+def stream_extents(
+    conn: Connection, run_id: int, *, streams: Sequence[str]
+) -> dict[str, list[tuple[int, int]]]:
+    """Each stream's chunks as (merged offset, size), in stored order, repeats included:
+    sizes only, to find where a stream's own offset lies in the merged log."""
+    query = (
+        select(_OUT.c.stream, _OUT.c.offset, func.length(_OUT.c.data).label("size"))
+        .where(_OUT.c.run_id == run_id, _OUT.c.stream.in_(list(streams)))
+        .order_by(_OUT.c.offset, _OUT.c.id)
+    )
+    found: dict[str, list[tuple[int, int]]] = {stream: [] for stream in streams}
+    for row in conn.execute(query):
+        found[row.stream].append((row.offset, row.size))
+    return found
+
+
+def read_streams(
+    conn: Connection, run_id: int, *, after: Mapping[str, int], limit_bytes: int
+) -> tuple[list[LogChunk], bool]:
+    """The chunks of the streams in `after` that reach past the merged offset given for
+    each, in merged order, whole, until about `limit_bytes` are read; and whether that
+    limit cut the read short (more may follow at once)."""
+    if not after:
+        return [], False
+    reach = [
+        (_OUT.c.stream == stream) & (_OUT.c.offset + func.length(_OUT.c.data) > offset)
+        for stream, offset in after.items()
+    ]
+    query = (
+        select(_OUT.c.offset, _OUT.c.stream, _OUT.c.data)
+        .where(_OUT.c.run_id == run_id, or_(*reach))
+        .order_by(_OUT.c.offset, _OUT.c.id)
+    )
+    chunks: list[LogChunk] = []
+    size = 0
+    for row in conn.execute(query):
+        if size >= limit_bytes:
+            return chunks, True
+        chunks.append(LogChunk(offset=row.offset, stream=row.stream, data=bytes(row.data)))
+        size += len(row.data)
+    return chunks, False

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.bodies import ReadsJsonBody
 from jobyard.api.calls import quick_read, quick_write, runtime_of
-from jobyard.api.native import inputs, present, schemas
+from jobyard.api.native import follow, inputs, present, schemas
 from jobyard.api.native.answers import EventOut, InterfaceOut, JobOut, LogOut, ResultOut, one, page
 from jobyard.api.openapi import AUTHENTICATED, WRITING, request_body
 from jobyard.domain.filters import FieldKind
@@ -287,12 +284,14 @@ async def job_log(
         )
     )
     if "text/event-stream" in (accept or ""):
-        resumed = params.integer(last_event_id, "Last-Event-ID", default=None)
-        begin = start if resumed is None else resumed
-        return StreamingResponse(
-            _follow(request, who, target, begin, number, stream or None),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        return follow.respond(
+            request,
+            who,
+            target,
+            offset=start,
+            attempt=number,
+            stream=stream or None,
+            last_event_id=last_event_id,
         )
     if "text/plain" in (accept or ""):
         headers = {"X-Next-Offset": str(piece.next_offset), "X-Complete": str(piece.complete)}
@@ -367,46 +366,3 @@ async def start_job(job_id: JobId, who: Caller, request: Request) -> Response:
         lambda: outcomes.start_job(runtime_of(request), actor=who, job_id=target)
     )
     return render.one(present.job(found))
-
-
-FOLLOW_POLL_SECONDS = 0.25
-FOLLOW_KEEPALIVE_SECONDS = 15.0
-
-
-async def _follow(
-    request: Request,
-    who: Principal,
-    job_id: int,
-    offset: int,
-    attempt: int | None,
-    stream: str | None,
-) -> AsyncIterator[bytes]:
-    """Server-sent events: `output` events (id = the next offset, for resuming with
-    Last-Event-ID) as the job writes, then one `end` event when its run is over."""
-    quiet = 0.0
-    while not await request.is_disconnected():
-        read = partial(
-            runs.read_log,
-            runtime_of(request),
-            actor=who,
-            job_id=job_id,
-            offset=offset,
-            attempt=attempt,
-            stream=stream,
-        )
-        piece = await run_in_threadpool(read)
-        if piece.content:
-            data = json.dumps(
-                {"stream": stream or "", "content": piece.content.decode("utf-8", "replace")}
-            )
-            yield f"event: output\nid: {piece.next_offset}\ndata: {data}\n\n".encode()
-            offset, quiet = piece.next_offset, 0.0
-            continue
-        if piece.complete:
-            yield f"event: end\nid: {offset}\ndata: {{}}\n\n".encode()
-            return
-        if quiet >= FOLLOW_KEEPALIVE_SECONDS:
-            yield b": keep-alive\n\n"
-            quiet = 0.0
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        quiet += FOLLOW_POLL_SECONDS
