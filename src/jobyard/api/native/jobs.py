@@ -246,7 +246,8 @@ LOG_ANSWERS: dict[int | str, dict[str, Any]] = {
             "text/plain": {"schema": {"type": "string"}},
             "text/event-stream": {
                 "schema": {"type": "string"},
-                "description": "Server-sent events: `attempt` as each attempt starts, its `output`, "
+                "description": "Server-sent events: `attempt` as each attempt starts, "
+                "its `output`, "
                 "and one `end` with the final status and exit code (docs/api.md)",
             },
         },
