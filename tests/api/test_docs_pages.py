@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-import pytest
 from fastapi.testclient import TestClient
 
 # What the page loads: stylesheets, icons, scripts, and the document Swagger UI fetches.
@@ -24,10 +23,6 @@ def _references(html: str) -> list[str]:
     return [href or url for href, url in REFERENCES.findall(html)]
 
 
-# The page fetches /openapi.json, whose build warns of operation ids that the dialects repeat
-# until each route gets one of its own (issue 19, the OpenAPI half); that is not this test's
-# subject.
-@pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 def test_the_docs_page_loads_only_from_this_server_without_credentials(
     client: TestClient,
 ) -> None:

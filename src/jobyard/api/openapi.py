@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from jobyard.api.native.answers import Problem
 from jobyard.api.negotiation import NATIVE_PREFIX, XML_TYPES
@@ -19,8 +19,9 @@ JSON = dict[str, Any]
 DESCRIPTION = """\
 jobyard's native API follows CDRouter's conventions (ids are digit strings, answers carry
 `timestamp` and `data`, lists `links`); the SAYMON, BMC and BigChange dialects answer as those
-products do. Every error is `application/problem+json` (RFC 9457, with CDRouter's `error`).
-Native answers are XML instead when `Accept` names `application/xml` first.
+products do, errors included (each operation declares its own). Every native error is
+`application/problem+json` (RFC 9457, with CDRouter's `error`). Native answers are XML instead
+when `Accept` names `application/xml` first.
 """
 
 SECURITY_SCHEMES: JSON = {
@@ -80,7 +81,14 @@ WRITING = problems(400, 401, 403, 404, 409, 413, 422, 503)
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 # Models that operations declare by hand (`request_body`): `build` adds them to components.
-_DECLARED: dict[str, type[BaseModel]] = {}
+_DECLARED: dict[str, Any] = {}
+
+
+def schema_ref(model: Any) -> JSON:
+    """A reference to `model` (a Pydantic model or a TypedDict) in components, which `build`
+    adds there (for what an operation declares by hand)."""
+    _DECLARED[model.__name__] = model
+    return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
 
 
 def request_body(
@@ -90,9 +98,7 @@ def request_body(
 ) -> JSON:
     """`openapi_extra` for an operation that reads its body by hand: one of `models`, in
     any of `media_types`."""
-    for model in models:
-        _DECLARED[model.__name__] = model
-    refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
+    refs = [schema_ref(m) for m in models]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
     content = {media_type: {"schema": schema} for media_type in media_types}
     return {"requestBody": {"required": required, "content": content}}
@@ -114,9 +120,8 @@ def build(app: FastAPI) -> JSON:
     )
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    declared: list[type[BaseModel]] = [Problem, *_DECLARED.values()]
-    for model in declared:
-        schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+    for model in [Problem, *_DECLARED.values()]:
+        schema = TypeAdapter(model).json_schema(ref_template=REF_TEMPLATE)
         for name, nested in schema.pop("$defs", {}).items():
             schemas.setdefault(name, nested)
         schemas.setdefault(model.__name__, schema)

@@ -49,16 +49,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import RootModel
 from starlette.responses import Response
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from jobyard import errors
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.calls import quick_write, runtime_of
 from jobyard.api.dialects import http
+from jobyard.api.openapi import WHY, request_body
 from jobyard.domain.models import JobOptions, Testvar
 from jobyard.domain.paging import MAX_LIMIT
 from jobyard.domain.permissions import Principal
@@ -68,9 +71,8 @@ from jobyard.services.jobs import LaunchRequest
 from jobyard.services.read_models import JobView
 
 PREFIX = "/node/api"
-router = APIRouter(prefix=PREFIX)
 
-OWNER_TYPE_OBJECT = 1
+OWNER_TYPE_OBJECT: Final = 1
 # stdout is served whole in one JSON answer, so it is capped: the first MiB of the latest
 # run's stdout for one job, and 64 KiB per job in a list of up to 1000 jobs (≤ ~64 MiB).
 STDOUT_CAP = 1024 * 1024
@@ -99,6 +101,63 @@ CODES = {
 
 class InvalidContent(errors.ValidationFailed):
     """The request body is not the JSON this endpoint takes (SAYMON's `InvalidContent`)."""
+
+
+# Shapes, as `/openapi.json` declares them ---------------------------------------------------
+
+
+class SaymonError(TypedDict):
+    """Every error (restify's shape)."""
+
+    code: str
+    message: str
+
+
+class SaymonJobDescription(TypedDict):
+    stdout: str
+    exitCode: int | None
+
+
+class SaymonJobResult(TypedDict):
+    payload: dict[str, Any]
+    by: str
+    timestamp: int
+
+
+class SaymonJob(TypedDict):
+    id: str
+    description: SaymonJobDescription
+    operation_id: str
+    owner_id: str
+    owner_type: Literal[1]
+    user_id: str
+    process_meta: None
+    timestamp: int
+    results: list[SaymonJobResult]
+
+
+class SaymonArguments(RootModel[dict[str, str]]):
+    """An operation's input arguments (a JSON object of strings), the job's testvars."""
+
+
+class SaymonResultIn(RootModel[dict[str, Any]]):
+    """A custom result: any JSON object."""
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    why = WHY | {400: "`InvalidContent` (not the JSON object the endpoint takes) or `BadRequest`"}
+    return {code: {"model": SaymonError, "description": why[code]} for code in codes}
+
+
+router = APIRouter(
+    prefix=PREFIX, tags=["dialect:saymon"], responses=_errors(400, 401, 403, 404, 429, 503)
+)
+WRITING = _errors(409, 413, 422)
+APPENDED: dict[int | str, dict[str, Any]] = {200: {"description": "Appended; the body is empty"}}
+LAUNCHED: dict[int | str, dict[str, Any]] = {200: {"description": "The new job's id"}}
+JobId = Annotated[str, Path(description="The job's id")]
+ObjectId = Annotated[str, Path(description="The object's id: a device")]
+OperationId = Annotated[str, Path(description="The operation's id: a package")]
 
 
 # Errors -----------------------------------------------------------------------------------
@@ -148,7 +207,7 @@ def _id(value: int | None) -> str:
     return str(value) if value else ""
 
 
-def _job_model(view: JobView) -> dict[str, Any]:
+def _job_model(view: JobView) -> SaymonJob:
     """`owner_id` is the device the job runs against: its override, or its package's device
     at launch."""
     job = view.job
@@ -193,9 +252,9 @@ def _arguments(body: Any) -> tuple[Testvar, ...] | None:
 # Routes -----------------------------------------------------------------------------------
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=SaymonJob)
 async def get_job(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
+    job_id: JobId, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
     found = await http.call(
@@ -204,9 +263,15 @@ async def get_job(
     return render.json_response(_job_model(found))
 
 
-@router.patch("/jobs/{job_id}/results")
+@router.patch(
+    "/jobs/{job_id}/results",
+    response_class=Response,
+    responses=APPENDED | WRITING,
+    # The body is read by hand (`_json_body`) so that its errors are SAYMON's.
+    openapi_extra=request_body(SaymonResultIn, required=True),
+)
 async def add_result(
-    job_id: str, request: Request, who: Principal = Depends(authenticate)
+    job_id: JobId, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
     payload = await _json_body(request)
@@ -216,9 +281,14 @@ async def add_result(
     return Response(status_code=200)
 
 
-@router.post("/objects/{obj_id}/operations/{op_id}/execute")
+@router.post(
+    "/objects/{obj_id}/operations/{op_id}/execute",
+    response_model=str,
+    responses=LAUNCHED | WRITING,
+    openapi_extra=request_body(SaymonArguments),
+)
 async def execute_operation(
-    obj_id: str, op_id: str, request: Request, who: Principal = Depends(authenticate)
+    obj_id: ObjectId, op_id: OperationId, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     device_id = params.object_id(obj_id, NO_SUCH_DEVICE)
     package_id = params.object_id(op_id, NO_SUCH_PACKAGE)
@@ -231,9 +301,9 @@ async def execute_operation(
     return render.json_response(str(job.id))
 
 
-@router.get("/objects/{obj_id}/jobs")
+@router.get("/objects/{obj_id}/jobs", response_model=list[SaymonJob])
 async def object_jobs(
-    obj_id: str, request: Request, who: Principal = Depends(authenticate)
+    obj_id: ObjectId, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     device_id = params.object_id(obj_id, NO_SUCH_DEVICE)
     found = await http.call(

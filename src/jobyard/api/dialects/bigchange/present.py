@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, get_args
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,29 +13,21 @@ from starlette.responses import Response
 from jobyard import errors
 from jobyard.api import render
 from jobyard.api.dialects import http
+from jobyard.api.dialects.bigchange.answers import (
+    BigChangeJob,
+    BigChangeStatus,
+    BigChangeStatusChange,
+)
 from jobyard.domain.models import Job, JobEvent
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.statuses import JobStatus
 
 # BigChange's JobStatus enum (REST v1; the alert-only lateStart/lateFinish/rescheduled are not
 # shown through the API) and the native statuses each one stands for.
-NEW, SCHEDULED = "new", "scheduled"
-BIGCHANGE_STATUSES = (
-    "new",
-    "scheduled",
-    "unscheduled",
-    "sent",
-    "read",
-    "accepted",
-    "refused",
-    "onTheWay",
-    "started",
-    "suspended",
-    "completedOk",
-    "completedWithIssues",
-    "cancelled",
-)
-STATUS_OF: Mapping[JobStatus, str] = {
+NEW: Final = "new"
+SCHEDULED: Final = "scheduled"
+BIGCHANGE_STATUSES: tuple[BigChangeStatus, ...] = get_args(BigChangeStatus)
+STATUS_OF: Mapping[JobStatus, BigChangeStatus] = {
     JobStatus.PENDING: NEW,
     JobStatus.RUNNING: "started",
     JobStatus.COMPLETED: "completedOk",
@@ -53,11 +45,11 @@ def _time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _pending_status(run_at: datetime, at: datetime) -> str:
+def _pending_status(run_at: datetime, at: datetime) -> BigChangeStatus:
     return SCHEDULED if run_at > at else NEW
 
 
-def status_of(job: Job, now: datetime) -> str:
+def status_of(job: Job, now: datetime) -> BigChangeStatus:
     """The job's BigChange status (DESIGN §3)."""
     if job.status is JobStatus.PENDING:
         return _pending_status(job.run_at, now)
@@ -69,7 +61,7 @@ def _context_text(context: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def present_job(job: Job, now: datetime) -> dict[str, Any]:
+def present_job(job: Job, now: datetime) -> BigChangeJob:
     contact = job.context.get("contactId")
     return {
         "id": job.id,
@@ -90,7 +82,7 @@ def present_job(job: Job, now: datetime) -> dict[str, Any]:
     }
 
 
-def present_event(event: JobEvent, job: Job) -> dict[str, Any]:
+def present_event(event: JobEvent, job: Job) -> BigChangeStatusChange:
     status = STATUS_OF[event.to_status]
     if event.to_status is JobStatus.PENDING:
         status = _pending_status(job.run_at, event.at)

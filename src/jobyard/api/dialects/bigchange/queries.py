@@ -1,12 +1,19 @@
 """BigChange's query parameters: paging (`pageNumber`, `pageSize`), `direction`, and a job
-list's filters (`status`, `typeId`) and `sortBy`, as a native listing."""
+list's filters (`status`, `typeId`) and `sortBy`, as a native listing.
+
+FastAPI reads each parameter as text (so that `/openapi.json` declares them); this module
+checks them, so that every refusal is BigChange's 400 with its own message, in the order the
+list checks them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from starlette.requests import Request
+from fastapi import Query
 
 from jobyard import errors
 from jobyard.api.dialects.bigchange.bodies import bad
@@ -41,16 +48,76 @@ def _bounded(text: str | None, name: str, low: int, high: int, default: int) -> 
     return found
 
 
-def page_request(request: Request) -> PageRequest:
-    query = request.query_params
-    number = _bounded(query.get("pageNumber"), "pageNumber", 1, MAX_PAGE_NUMBER, 1)
-    size = _bounded(query.get("pageSize"), "pageSize", 1, MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
+PageNumber = Annotated[
+    str | None,
+    Query(alias="pageNumber", description=f"The page, from 1 to {MAX_PAGE_NUMBER} (default 1)"),
+]
+PageSize = Annotated[
+    str | None,
+    Query(
+        alias="pageSize",
+        description=f"Items per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})",
+    ),
+]
+Direction = Annotated[str | None, Query(description="`ascending` (the default) or `descending`")]
+Statuses = Annotated[
+    list[str] | None,
+    Query(
+        alias="status",
+        description="Only jobs in these BigChange statuses: repeated or comma-separated",
+    ),
+]
+TypeIds = Annotated[
+    list[str] | None, Query(alias="typeId", description="Only jobs of this job type (one id)")
+]
+SortBy = Annotated[
+    str | None,
+    Query(alias="sortBy", description="`" + "`, `".join(SORT_FIELDS) + "` (default `id`)"),
+]
+HistorySortBy = Annotated[
+    str | None, Query(alias="sortBy", description="`createdAt` (the only one, the default)")
+]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """A list's page and order, as given."""
+
+    number: str | None
+    size: str | None
+    direction: str | None
+
+
+async def paging(
+    page_number: PageNumber = None, page_size: PageSize = None, direction: Direction = None
+) -> Paging:
+    return Paging(page_number, page_size, direction)
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """What a job list asks for, as given."""
+
+    statuses: list[str]
+    type_ids: list[str]
+    sort_by: str | None
+
+
+async def job_query(
+    statuses: Statuses = None, type_ids: TypeIds = None, sort_by: SortBy = None
+) -> JobQuery:
+    return JobQuery(statuses or [], type_ids or [], sort_by)
+
+
+def page_request(given: Paging) -> PageRequest:
+    number = _bounded(given.number, "pageNumber", 1, MAX_PAGE_NUMBER, 1)
+    size = _bounded(given.size, "pageSize", 1, MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
     return PageRequest(page=number, limit=size)
 
 
-def _values(request: Request, name: str) -> list[str]:
+def _values(given: list[str], name: str) -> list[str]:
     """An array parameter: repeated (`status=a&status=b`) or comma-separated."""
-    found = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")]
+    found = [v.strip() for raw in given for v in raw.split(",")]
     found = [v for v in found if v]
     if len(found) > MAX_FILTER_VALUES:
         raise errors.ValidationFailed(
@@ -59,8 +126,8 @@ def _values(request: Request, name: str) -> list[str]:
     return found
 
 
-def descending(request: Request) -> bool:
-    text = request.query_params.get("direction") or "ascending"
+def descending(given: Paging) -> bool:
+    text = given.direction or "ascending"
     if text not in DIRECTIONS:
         raise bad("direction", "ascending or descending", text)
     return DIRECTIONS[text]
@@ -103,18 +170,17 @@ def _type_filters(values: Sequence[str]) -> list[Filter]:
     return [Filter("package_id", Op.EQ, values[0])]
 
 
-def job_listing(request: Request, now: datetime) -> Listing:
-    query = request.query_params
+def job_listing(query: JobQuery, given: Paging, now: datetime) -> Listing:
     chosen = [
-        *_status_filters(_values(request, "status"), now),
-        *_type_filters(_values(request, "typeId")),
+        *_status_filters(_values(query.statuses, "status"), now),
+        *_type_filters(_values(query.type_ids, "typeId")),
     ]
-    sort_by = query.get("sortBy") or "id"
+    sort_by = query.sort_by or "id"
     if sort_by not in SORT_FIELDS:
         raise bad("sortBy", "one of " + ", ".join(SORT_FIELDS), sort_by)
     return Listing(
         filters=[check_filter(f, JOB_FIELDS) for f in chosen],
         combine=Combine.INTER,
-        sort=[SortKey(SORT_FIELDS[sort_by], descending(request))],
-        page=page_request(request),
+        sort=[SortKey(SORT_FIELDS[sort_by], descending(given))],
+        page=page_request(given),
     )

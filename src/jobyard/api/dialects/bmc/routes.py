@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -13,6 +14,14 @@ from jobyard import errors
 from jobyard.api import params
 from jobyard.api.auth import authenticate
 from jobyard.api.dialects import http
+from jobyard.api.dialects.bmc.answers import (
+    LIST_ANSWERS,
+    LIST_DECLARED,
+    SHOW_ANSWERS,
+    SHOW_DECLARED,
+    BmcJobRun,
+    failures,
+)
 from jobyard.api.dialects.bmc.filters import body_filters, query_filters
 from jobyard.api.dialects.bmc.present import OUTPUT_CAP, ROOT, bmc_time, job_run
 from jobyard.domain.filters import SortKey
@@ -35,7 +44,14 @@ async def _start_clock(request: Request) -> None:
     request.state.bmc_started = time.perf_counter()
 
 
-router = APIRouter(dependencies=[Depends(_start_clock)])
+router = APIRouter(
+    dependencies=[Depends(_start_clock)],
+    tags=["dialect:bmc"],
+    responses=failures(400, 403, 404, 406, 429, 503),
+)
+RunId = Annotated[
+    str, Path(description="The job run's id, with an optional `.json` or `.xml` suffix")
+]
 
 
 def _stamp(request: Request, response: Response) -> Response:
@@ -83,7 +99,7 @@ async def list_job_runs(request: Request, who: Principal = Depends(authenticate)
 
 
 async def show_job_run(
-    ident: str, request: Request, who: Principal = Depends(authenticate)
+    ident: RunId, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     fmt = http.checked_format(request)
     run_id = params.object_id(ident.rsplit(".", 1)[0], NO_SUCH_RUN)
@@ -101,17 +117,49 @@ async def no_such_resource() -> Response:
     raise NotFound("no such resource")
 
 
-COLLECTION = [PREFIX, PREFIX + "/", PREFIX + ".{fmt}"]
-MEMBER = [PREFIX + "/{ident}", PREFIX + "/{ident}/"]
+# Each path is an operation of its own in `/openapi.json`, so each has a name of its own.
+COLLECTION = {
+    PREFIX: "list_job_runs",
+    PREFIX + "/": "list_job_runs_slash",
+    PREFIX + ".{fmt}": "list_job_runs_in_format",
+}
+MEMBER = {PREFIX + "/{ident}": "show_job_run", PREFIX + "/{ident}/": "show_job_run_slash"}
 ANY_METHOD = ["GET", "HEAD", *NOT_ALLOWED]
+# `.{fmt}` is read by `http.checked_format` from the path itself; declared here.
+FMT = {
+    "name": "fmt",
+    "in": "path",
+    "required": True,
+    "description": "`json` or `xml`; any other is 406",
+    "schema": {"type": "string", "enum": ["json", "xml"]},
+}
 
-for _path in COLLECTION:
-    router.add_api_route(_path, list_job_runs, methods=["GET"])
+for _path, _name in COLLECTION.items():
+    declared: dict[str, Any] = LIST_DECLARED
+    if "{fmt}" in _path:
+        declared = {**LIST_DECLARED, "parameters": [FMT, *LIST_DECLARED["parameters"]]}
+    router.add_api_route(
+        _path,
+        list_job_runs,
+        methods=["GET"],
+        name=_name,
+        response_model=list[BmcJobRun],
+        responses=LIST_ANSWERS | failures(413),
+        openapi_extra=declared,
+    )
     router.add_api_route(_path, list_job_runs, methods=["HEAD"], include_in_schema=False)
-for _path in MEMBER:
-    router.add_api_route(_path, show_job_run, methods=["GET"])
+for _path, _name in MEMBER.items():
+    router.add_api_route(
+        _path,
+        show_job_run,
+        methods=["GET"],
+        name=_name,
+        response_model=BmcJobRun,
+        responses=SHOW_ANSWERS,
+        openapi_extra=SHOW_DECLARED,
+    )
     router.add_api_route(_path, show_job_run, methods=["HEAD"], include_in_schema=False)
-for _path in COLLECTION + MEMBER:
+for _path in [*COLLECTION, *MEMBER]:
     router.add_api_route(
         _path,
         not_allowed,
