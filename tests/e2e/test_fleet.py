@@ -253,7 +253,7 @@ def test_a_draining_worker_finishes_or_hands_back(
     events = api.get(f"/api/v1/jobs/{slow}/events/").json()["data"]
     assert events[-1]["reason"] == "handed back by a worker shutting down"
     listed = api.get("/api/v1/workers/?all=true").json()["data"]
-    assert listed[0]["stopped"] != ""
+    assert listed[0]["stopped"] is not None
 
 
 def test_workers_are_listed_with_their_runs(api: TestClient, workers: Workers) -> None:
@@ -374,7 +374,7 @@ def test_a_frozen_worker_leaves_the_list_and_comes_back_when_it_resumes(
     finally:
         victim.send_signal(signal.SIGCONT)
     _wait(lambda: victim.pid in _listed(api), 3 * LEASE_SECONDS, "the resumed one to be back")
-    assert _listed(api)[victim.pid]["stopped"] == ""
+    assert _listed(api)[victim.pid]["stopped"] is None
 
 
 def test_a_dead_worker_leaves_the_list_and_is_marked_stopped(
@@ -392,7 +392,7 @@ def test_a_dead_worker_leaves_the_list_and_is_marked_stopped(
 
 
 def _marked_stopped(api: TestClient, pid: int) -> Callable[[], bool]:
-    return lambda: _listed(api, everything=True)[pid]["stopped"] != ""
+    return lambda: _listed(api, everything=True)[pid]["stopped"] is not None
 
 
 @pytest.mark.postgres

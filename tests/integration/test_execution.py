@@ -63,7 +63,7 @@ def test_cancel_of_a_pending_job_is_immediate(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.json()["data"]["status"] == "cancelled"
     events = client.get(f"/api/v1/jobs/{job['id']}/events/").json()["data"]
-    assert [(e["from"], e["to"]) for e in events] == [("", "pending"), ("pending", "cancelled")]
+    assert [(e["from"], e["to"]) for e in events] == [(None, "pending"), ("pending", "cancelled")]
     again = client.post(f"/api/v1/jobs/{job['id']}/cancel/")
     assert again.status_code == 409
 
