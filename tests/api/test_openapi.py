@@ -5,31 +5,16 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 
-from jobyard.api.app import create_app
-from jobyard.settings import Settings
-
-JSON = dict[str, Any]
+from tests.api.published import JSON, operations, published_document
 
 
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> JSON:
-    data = tmp_path_factory.mktemp("openapi")
-    settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'jobyard.db'}", workers=0)
-    with TestClient(create_app(settings, run_workers=False)) as client:
-        answer = client.get("/openapi.json")
-    assert answer.status_code == 200
-    found: JSON = answer.json()
-    return found
-
-
-def operations(document: JSON) -> list[tuple[str, str, JSON]]:
-    return [(m.upper(), p, o) for p, ops in document["paths"].items() for m, o in ops.items()]
+    return published_document(tmp_path_factory)
 
 
 def parameter_names(operation: JSON, where: str) -> set[str]:

@@ -18,8 +18,8 @@ from jobyard.api.app import create_app
 from jobyard.api.dialects.bmc.filters import FILTERS
 from jobyard.settings import Settings
 from tests.api.helpers import create, wait_for
+from tests.api.published import JSON, operations, published_document
 
-JSON = dict[str, Any]
 DIALECTS = ("/node/api/", "/v1/")
 BMC_RUNS = ("/v1/job_runs", "/v1/job_runs/", "/v1/job_runs.{fmt}")
 BMC_RUN = ("/v1/job_runs/{ident}", "/v1/job_runs/{ident}/")
@@ -28,17 +28,7 @@ XML = "application/xml"
 
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> JSON:
-    data = tmp_path_factory.mktemp("openapi")
-    settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'jobyard.db'}", workers=0)
-    with TestClient(create_app(settings, run_workers=False)) as client:
-        answer = client.get("/openapi.json")
-    assert answer.status_code == 200
-    found: JSON = answer.json()
-    return found
-
-
-def operations(document: JSON) -> list[tuple[str, str, JSON]]:
-    return [(m.upper(), p, o) for p, ops in document["paths"].items() for m, o in ops.items()]
+    return published_document(tmp_path_factory)
 
 
 def dialect_operations(document: JSON) -> list[tuple[str, str, JSON]]:
