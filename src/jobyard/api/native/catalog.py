@@ -18,7 +18,7 @@ from starlette.responses import Response
 from jobyard.api import params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.bodies import ReadsJsonBody
-from jobyard.api.calls import runtime_of
+from jobyard.api.calls import quick_read, runtime_of
 from jobyard.api.native import inputs, present, schemas
 from jobyard.api.native.answers import ConfigOut, DeviceOut, PackageOut, one, page
 from jobyard.api.openapi import AUTHENTICATED, WRITING
@@ -129,10 +129,9 @@ def add_routes(resource: Resource) -> None:
         object_id: str, request: Request, who: Principal = Depends(authenticate)
     ) -> Response:
         target = params.object_id(object_id, not_found)
+        rt = runtime_of(request)
         return render.one(
-            resource.present(
-                await run_in_threadpool(resource.get, runtime_of(request), who, target)
-            )
+            resource.present(await quick_read(rt, lambda: resource.get(rt, who, target)))
         )
 
     async def edit(

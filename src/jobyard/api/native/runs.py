@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from jobyard.api import params, render
 from jobyard.api.auth import authenticate
-from jobyard.api.calls import runtime_of
+from jobyard.api.calls import quick_read, runtime_of
 from jobyard.api.native import present
 from jobyard.api.native.answers import RunOut, one, page
 from jobyard.api.openapi import AUTHENTICATED
@@ -37,7 +37,6 @@ async def get_run(
     run_id: Annotated[str, params.id_in_path("run")], request: Request, who: Caller
 ) -> Response:
     target = params.object_id(run_id, NO_SUCH_RUN)
-    found = await run_in_threadpool(
-        lambda: runs.get_run(runtime_of(request), actor=who, run_id=target)
-    )
+    rt = runtime_of(request)
+    found = await quick_read(rt, lambda: runs.get_run(rt, actor=who, run_id=target))
     return render.one(present.run(found))
