@@ -74,7 +74,7 @@ class TokenCheck:
 
 def _find_token(rt: Runtime, token: str) -> tuple[tuple[TokenRecord, UserRecord] | None, bool]:
     """The token's row and user, and whether its stored hash is the legacy one."""
-    with rt.db.read_one() as conn:
+    with rt.db.read_key() as conn:
         found = accounts.token_by_hash(conn, tokens.hash_token(rt, token))
         if found is not None:
             return found, False

@@ -194,7 +194,7 @@ def delete_package(rt: Runtime, *, actor: Principal, package_id: int) -> None:
 
 def get_package(rt: Runtime, *, actor: Principal, package_id: int) -> Package:
     require(actor, Scope.PACKAGES_READ)
-    with rt.db.read() as conn:
+    with rt.db.read_key() as conn:
         return catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
 
 
@@ -244,7 +244,7 @@ def delete_device(rt: Runtime, *, actor: Principal, device_id: int) -> None:
 
 def get_device(rt: Runtime, *, actor: Principal, device_id: int) -> Device:
     require(actor, Scope.PACKAGES_READ)
-    with rt.db.read() as conn:
+    with rt.db.read_key() as conn:
         return catalog.get_device(conn, device_id, tenant_id=actor.tenant_id)
 
 
@@ -301,7 +301,7 @@ def delete_config(rt: Runtime, *, actor: Principal, config_id: int) -> None:
 
 def get_config(rt: Runtime, *, actor: Principal, config_id: int) -> Config:
     require(actor, Scope.PACKAGES_READ)
-    with rt.db.read() as conn:
+    with rt.db.read_key() as conn:
         return catalog.get_config(conn, config_id, tenant_id=actor.tenant_id)
 
 

@@ -246,7 +246,7 @@ def job_interfaces(
 
 def get_job(rt: Runtime, *, actor: Principal, job_id: int) -> Job:
     require_on_job(actor, Scope.JOBS_READ, job_id)
-    with rt.db.read_one() as conn:
+    with rt.db.read_key() as conn:
         return job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
 
 

@@ -27,6 +27,7 @@ from jobyard.domain.listing import Listing
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import insert_row
+from jobyard.store.key_reads import KeyReads
 from jobyard.store.records import RecordReader
 from jobyard.store.types import UTCDateTime
 
@@ -161,7 +162,9 @@ TOKEN_WITH_USER = (
 )
 
 
-def token_by_hash(conn: Connection, secret_hash: str) -> tuple[TokenRecord, UserRecord] | None:
+def token_by_hash(
+    conn: Connection | KeyReads, secret_hash: str
+) -> tuple[TokenRecord, UserRecord] | None:
     row = conn.execute(TOKEN_WITH_USER, {"secret_hash": secret_hash}).first()
     if row is None:
         return None

@@ -26,6 +26,7 @@ from jobyard.domain.listing import Listing
 from jobyard.domain.models import Config, Device, Interface, Package
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
+from jobyard.store.key_reads import KeyReads, KeyRow
 from jobyard.store.records import RecordReader
 
 device_from_row = RecordReader(Device)
@@ -49,7 +50,7 @@ def interface_to_json(interface: Interface) -> dict[str, Any]:
     }
 
 
-def config_from_row(row: Row[Any]) -> Config:
+def config_from_row(row: Row[Any] | KeyRow) -> Config:
     return Config(
         id=row.id,
         name=row.name,
@@ -78,7 +79,9 @@ def _by_id(table: Table, *, of_tenant: bool) -> Select[Any]:
     return _BY_ID[key]
 
 
-def _get_row(conn: Connection, table: Table, object_id: int, tenant_id: int | None) -> Row[Any]:
+def _get_row(
+    conn: Connection | KeyReads, table: Table, object_id: int, tenant_id: int | None
+) -> Row[Any] | KeyRow:
     """One row by id; another tenant's row does not exist (None: any tenant, for workers)."""
     query = _by_id(table, of_tenant=tenant_id is not None)
     row = conn.execute(query, {"object_id": object_id, "tenant_id": tenant_id}).first()
@@ -87,15 +90,15 @@ def _get_row(conn: Connection, table: Table, object_id: int, tenant_id: int | No
     return row
 
 
-def get_device(conn: Connection, device_id: int, *, tenant_id: int | None) -> Device:
+def get_device(conn: Connection | KeyReads, device_id: int, *, tenant_id: int | None) -> Device:
     return device_from_row(_get_row(conn, tables.devices, device_id, tenant_id))
 
 
-def get_config(conn: Connection, config_id: int, *, tenant_id: int | None) -> Config:
+def get_config(conn: Connection | KeyReads, config_id: int, *, tenant_id: int | None) -> Config:
     return config_from_row(_get_row(conn, tables.configs, config_id, tenant_id))
 
 
-def get_package(conn: Connection, package_id: int, *, tenant_id: int | None) -> Package:
+def get_package(conn: Connection | KeyReads, package_id: int, *, tenant_id: int | None) -> Package:
     return package_from_row(_get_row(conn, tables.packages, package_id, tenant_id))
 
 

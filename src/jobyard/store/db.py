@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from jobyard import jsontext
 from jobyard.store import sqlite
+from jobyard.store.key_reads import KeyReads
 
 PG_POOL_SIZE = 10
 TIME_LIMIT_OPTION = "jobyard_time_limit"
@@ -225,6 +226,16 @@ class Database:
             return
         with self.engine.connect() as conn:
             conn.execution_options(jobyard_read_only=True, jobyard_single_statement=True)
+            yield conn
+
+    @contextmanager
+    def read_key(self) -> Iterator[Connection | KeyReads]:
+        """For statements that each read one row by key (`.first()`): on SQLite straight on
+        a pooled driver connection (see `key_reads`), elsewhere as `read_one`."""
+        if self.is_sqlite:
+            yield KeyReads(self.engine)
+            return
+        with self.read_one() as conn:
             yield conn
 
     @contextmanager

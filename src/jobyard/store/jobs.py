@@ -29,6 +29,7 @@ from jobyard.repeats import map_repeats
 from jobyard.store import job_events, listing, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import RowsInsert
+from jobyard.store.key_reads import KeyReads, KeyRow
 from jobyard.store.types import in_ids
 
 J = tables.jobs
@@ -102,7 +103,7 @@ def options_from_json(data: Mapping[str, Any]) -> JobOptions:
     )
 
 
-def job_from_row(row: Row[Any] | SimpleNamespace) -> Job:
+def job_from_row(row: Row[Any] | SimpleNamespace | KeyRow) -> Job:
     return Job(
         id=row.id,
         status=JobStatus(row.status),
@@ -244,7 +245,7 @@ JOB_BY_ID = select(J).where(J.c.id == bindparam("job_id"))
 TENANT_JOB_BY_ID = JOB_BY_ID.where(J.c.tenant_id == bindparam("tenant_id"))
 
 
-def get_job(conn: Connection, job_id: int, *, tenant_id: int | None = None) -> Job:
+def get_job(conn: Connection | KeyReads, job_id: int, *, tenant_id: int | None = None) -> Job:
     """A job by id; another tenant's job does not exist (None: any tenant, for workers)."""
     if tenant_id is None:
         row = conn.execute(JOB_BY_ID, {"job_id": job_id}).first()

@@ -11,6 +11,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy import Row
 
+from jobyard.store.key_reads import KeyRow
+
 T = TypeVar("T")
 
 
@@ -20,7 +22,7 @@ class RecordReader(Generic[T]):
     def __init__(self, record: type[T]) -> None:
         self._adapter = TypeAdapter(record)
 
-    def __call__(self, row: Row[Any], prefix: str = "") -> T:
+    def __call__(self, row: Row[Any] | KeyRow, prefix: str = "") -> T:
         """The record in `row`; with a `prefix`, from the columns named `prefix` + field
         (a row that joins two tables)."""
         values = row._mapping
