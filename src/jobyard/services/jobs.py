@@ -32,6 +32,7 @@ from jobyard.services import audit, outcomes
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, job_events, notify, tables, transitions
 from jobyard.store import jobs as job_store
+from jobyard.store.key_reads import KeyReads
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class JobEdit:
 class _Lookups:
     """Packages, configs and devices read once per transaction, for bulk launches."""
 
-    def __init__(self, conn: Connection, tenant_id: int) -> None:
+    def __init__(self, conn: Connection | KeyReads, tenant_id: int) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
         self._packages: dict[int, Package] = {}
@@ -179,9 +180,10 @@ def _job_row(
 
 
 def _insert_launches(
-    conn: Connection, requests: Sequence[LaunchRequest], *, actor: Principal
+    rt: Runtime, conn: Connection, requests: Sequence[LaunchRequest], *, actor: Principal
 ) -> list[Job]:
-    lookups = _Lookups(conn, actor.tenant_id)
+    # The launch writes jobs, never packages, configs or devices: they are read beside it.
+    lookups = _Lookups(rt.db.key_reads_beside(conn), actor.tenant_id)
     now = utcnow()
     rows = map_repeats(
         lambda r: _job_row(r, lookups.resolve(r), now=now, actor=actor),
@@ -207,7 +209,7 @@ def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchReque
     if len(requests) > MAX_BULK_LAUNCH:
         raise ValidationFailed(f"at most {MAX_BULK_LAUNCH} jobs may be launched at once")
     with rt.db.transaction() as conn:
-        jobs = _insert_launches(conn, requests, actor=actor)
+        jobs = _insert_launches(rt, conn, requests, actor=actor)
         notify.announce_work(conn)
     rt.wakeup.notify()
     return jobs

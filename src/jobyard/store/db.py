@@ -238,6 +238,12 @@ class Database:
         with self.read_one() as conn:
             yield conn
 
+    def key_reads_beside(self, conn: Connection) -> Connection | KeyReads:
+        """Reads by key for the write transaction `conn` of tables it has not written: on
+        SQLite the transaction holds the only writer's lock, so the committed file a
+        driver connection reads is what the transaction sees of those tables."""
+        return KeyReads(self.engine) if self.is_sqlite else conn
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only unit of work (a deferred transaction on SQLite: no write lock)."""
