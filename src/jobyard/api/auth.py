@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from jobyard.api.calls import quick_read, runtime_of
 from jobyard.domain.numbers import ascii_int
-from jobyard.domain.permissions import Principal, choose_tenant
+from jobyard.domain.permissions import Principal, choose_tenant, require_own_job_route
 from jobyard.errors import Unauthenticated, ValidationFailed
 from jobyard.services import accounts, authentication
 from jobyard.services.runtime import Runtime
@@ -96,9 +96,18 @@ CustomerHeader = Annotated[
 
 
 async def authenticate(request: Request, customer: CustomerHeader = None) -> Principal:
-    """The caller: 401 without valid credentials, 403 for a customer it may not act for.
+    """The caller: 401 without valid credentials, 403 for a customer it may not act for,
+    or for a job's token on an operation that is not on its own job.
     `customer` declares the header for the API's description; it is read from the request
     (what the dialects' own checks pass when they call this)."""
+    principal = await _caller(request)
+    if principal.job_id is not None:
+        job_id = ascii_int(str(request.path_params.get("job_id", "")), low=1)
+        require_own_job_route(principal, job_id)
+    return principal
+
+
+async def _caller(request: Request) -> Principal:
     requested = customer_id(request)
     rt = runtime_of(request)
     token = _token(request, request.headers.get("authorization", ""))

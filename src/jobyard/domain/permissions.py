@@ -98,6 +98,14 @@ def require_person(principal: Principal) -> None:
         raise Forbidden(f"this is the token of job {principal.job_id}: it may act on that job only")
 
 
+def require_own_job_route(principal: Principal, job_id: int | None) -> None:
+    """A job's token reaches only operations on its own job (`job_id`, from the path; None
+    for an operation on no one job): anything else is refused before any of the request
+    is read, so that it learns nothing from how a body or a parameter would be judged."""
+    if principal.job_id is not None and job_id != principal.job_id:
+        raise Forbidden(f"this is the token of job {principal.job_id}: it may act on that job only")
+
+
 def require(principal: Principal, scope: Scope) -> None:
     """Refuse unless the principal holds `scope`, naming what is missing; job tokens are
     refused here: they act only through `require_on_job`."""
