@@ -212,6 +212,17 @@ def test_a_malformed_last_event_id_is_refused(api: httpx.Client) -> None:
         assert "Last-Event-ID" in answer.json()["error"]
 
 
+def test_a_follow_that_cannot_start_is_an_error_answer_not_an_event(api: httpx.Client) -> None:
+    job_id = _job(api, "quick", "print('hi')")
+    bad_stream = api.get(f"/jobs/{job_id}/log/?stream=both", headers=SSE)
+    assert (bad_stream.status_code, bad_stream.headers["content-type"]) == (
+        400,
+        "application/problem+json",
+    )
+    missing = api.get("/jobs/999999/log/", headers=SSE)
+    assert missing.status_code == 404, missing.text
+
+
 FOLLOWERS = 20
 
 

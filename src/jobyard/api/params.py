@@ -55,10 +55,6 @@ def integer(
     return found
 
 
-def flag(query: QueryParams, name: str, default: bool = False) -> bool:
-    return flag_value(query.get(name), name, default)
-
-
 def flag_value(text: str | None, name: str, default: bool = False) -> bool:
     return filters.parse_bool(text, name=name, default=default)
 

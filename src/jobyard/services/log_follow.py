@@ -121,8 +121,21 @@ async def follow_log(
     """The events of a job's log from `attempt` (default: the first) at `offset` (the
     stream's own offset, or the merged log's when both are followed), or from `resume`;
     None when nothing happened for `quiet_seconds` (the caller may send a keep-alive). It
-    ends after `Ended` or `Problem`."""
-    await asyncio.to_thread(_check, rt, actor, job_id)
+    ends after `Ended` or `Problem`. The caller, its parameters and the job are checked
+    here, before the first event: a refusal is an error answer, not an event."""
+    await asyncio.to_thread(_check, rt, actor, job_id, stream)
+    return _events(rt, job_id, stream, attempt, offset, resume, quiet_seconds)
+
+
+async def _events(
+    rt: Runtime,
+    job_id: int,
+    stream: str | None,
+    attempt: int | None,
+    offset: int,
+    resume: Position | None,
+    quiet_seconds: float,
+) -> AsyncGenerator[Event | None, None]:
     follower = _Follower(rt, job_id, (stream,) if stream else STREAMS, attempt, offset, resume)
     ticket = rt.log_watch.follow(job_id)
     try:
@@ -152,9 +165,11 @@ async def follow_log(
         ticket.close()
 
 
-def _check(rt: Runtime, actor: Principal, job_id: int) -> None:
+def _check(rt: Runtime, actor: Principal, job_id: int, stream: str | None) -> None:
+    if stream is not None and stream not in STREAMS:
+        raise ValidationFailed(f"invalid stream {stream!r}: expected stdout or stderr")
     require_on_job(actor, Scope.JOBS_READ, job_id)
-    with rt.db.read() as conn:
+    with rt.db.read_key() as conn:
         job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
 
 

@@ -19,7 +19,7 @@ KEEPALIVE_SECONDS = 15.0  # a comment this often keeps proxies from closing a qu
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def respond(
+async def respond(
     request: Request,
     who: Principal,
     job_id: int,
@@ -29,7 +29,8 @@ def respond(
     stream: str | None,
     last_event_id: str | None,
 ) -> StreamingResponse:
-    """The event stream; a malformed `Last-Event-ID` is a 400 before it starts."""
+    """The event stream; a malformed `Last-Event-ID`, a job the caller may not read or a
+    bad parameter is an error answer before it starts."""
     resume: Position | None = None
     if last_event_id:
         found = log_follow.parse_event_id(last_event_id)
@@ -37,7 +38,7 @@ def respond(
             resume = found
         else:
             offset = found
-    events = log_follow.follow_log(
+    events = await log_follow.follow_log(
         runtime_of(request),
         actor=who,
         job_id=job_id,

@@ -275,6 +275,16 @@ async def job_log(
     target = params.object_id(job_id, NO_SUCH_JOB)
     start = params.integer(offset, "offset", default=0) or 0
     number = params.integer(attempt, "attempt", default=None)
+    if "text/event-stream" in (accept or ""):
+        return await follow.respond(
+            request,
+            who,
+            target,
+            offset=start,
+            attempt=number,
+            stream=stream or None,
+            last_event_id=last_event_id,
+        )
     piece = await run_in_threadpool(
         lambda: runs.read_log(
             runtime_of(request),
@@ -285,16 +295,6 @@ async def job_log(
             stream=stream or None,
         )
     )
-    if "text/event-stream" in (accept or ""):
-        return follow.respond(
-            request,
-            who,
-            target,
-            offset=start,
-            attempt=number,
-            stream=stream or None,
-            last_event_id=last_event_id,
-        )
     if "text/plain" in (accept or ""):
         headers = {"X-Next-Offset": str(piece.next_offset), "X-Complete": str(piece.complete)}
         return Response(piece.content, media_type="text/plain", headers=headers)
