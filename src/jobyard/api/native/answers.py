@@ -1,7 +1,7 @@
 """The shapes of the native API's answers, as `/openapi.json` documents them.
 
-`present.py` builds these (its functions are typed with them, so mypy holds the two
-together) and the fuzz run checks every answer against them. Ids are digit strings. Every
+`present.py` builds these; tests/api/test_unset_values.py checks every state of every kind
+against them, and the fuzz run every answer it gets. Ids are digit strings. Every
 key is always present; a value not set yet is null, a list is [] (docs/api.md, "Conventions"),
 except where the cdrouter client reads a field and refuses null: there CDRouter's "0" or "".
 """
@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Literal, NotRequired
+from typing import Any, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
-JobStatusName = Literal[
-    "pending",
-    "running",
-    "completed",
-    "completed_with_issues",
-    "failed",
-    "timed_out",
-    "cancelled",
-    "lost",
-]
-RunStatusName = Literal["running", "completed", "failed", "timed_out", "cancelled", "lost"]
+from jobyard.domain.models import PackageKind
+from jobyard.domain.outcomes import OutcomeStatus
+from jobyard.domain.statuses import JobStatus, RunStatus
 
 
 def _name_of(kind: Any) -> str:
@@ -129,14 +121,14 @@ class OptionsOut(TypedDict):
 class OutcomeOut(TypedDict):
     """Both null until an outcome is set."""
 
-    status: Literal["completedOk", "completedWithIssues"] | None
+    status: OutcomeStatus | None
     result: str | None
 
 
 class JobOut(TypedDict):
     id: str
     active: bool
-    status: JobStatusName
+    status: JobStatus
     options: OptionsOut
     package_id: str
     package_name: str
@@ -155,7 +147,7 @@ class JobOut(TypedDict):
     uses_wireless: bool
     uses_ics: bool
     ics_interface_name: str | None
-    kind: Literal["command", "external"]
+    kind: PackageKind
     priority: int
     attempts: int
     cancel_requested: bool
@@ -178,7 +170,7 @@ class PackageOut(TypedDict):
     id: str
     name: str
     description: str
-    kind: Literal["command", "external"]
+    kind: PackageKind
     command: list[str]
     env: dict[str, str]
     timeout: float
@@ -231,7 +223,7 @@ class RunOut(TypedDict):
     job_id: str
     attempt: int
     run_key: int
-    status: RunStatusName
+    status: RunStatus
     worker: str
     process_id: int | None
     started: str
@@ -248,8 +240,8 @@ EventOut = TypedDict(
     {
         "id": str,
         "job_id": str,
-        "from": JobStatusName | None,
-        "to": JobStatusName,
+        "from": JobStatus | None,
+        "to": JobStatus,
         "at": str,
         "user_id": str | None,
         "reason": str,
