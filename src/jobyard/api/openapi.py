@@ -73,6 +73,9 @@ def problems(*codes: int) -> dict[int | str, JSON]:
     }
 
 
+# An operation that answers nothing on success (a delete, a state change).
+NO_CONTENT: dict[int | str, JSON] = {204: {"description": "Done; nothing to answer"}}
+
 # What every authenticated operation can answer, whatever it does.
 AUTHENTICATED = problems(400, 401, 403, 404, 503)
 # ... and what one that changes something can answer too.

@@ -27,7 +27,7 @@ from jobyard.api.native.answers import (
     page,
 )
 from jobyard.api.native.inputs import run_at as parse_time
-from jobyard.api.openapi import AUTHENTICATED, PUBLIC, WRITING, problems, request_body
+from jobyard.api.openapi import AUTHENTICATED, NO_CONTENT, PUBLIC, WRITING, problems, request_body
 from jobyard.api.render import ref, rfc3339
 from jobyard.domain.accounts import AuditRecord, TokenRecord, UserRecord
 from jobyard.domain.listing import Listing
@@ -43,7 +43,7 @@ login_router = APIRouter(tags=["accounts"])
 Caller = Annotated[Principal, Depends(authenticate)]
 UserId = Annotated[str, params.id_in_path("user")]
 TokenId = Annotated[str, params.id_in_path("token")]
-DELETED: dict[int | str, dict[str, Any]] = {204: {"description": "Deleted"}, **WRITING}
+DELETED = NO_CONTENT | WRITING
 USERS: list[str | Enum] = ["users"]
 TOKENS: list[str | Enum] = ["tokens"]
 CUSTOMERS: list[str | Enum] = ["customers"]

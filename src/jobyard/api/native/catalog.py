@@ -21,7 +21,7 @@ from jobyard.api.bodies import ReadsJsonBody
 from jobyard.api.calls import quick_read, runtime_of
 from jobyard.api.native import inputs, present, schemas
 from jobyard.api.native.answers import ConfigOut, DeviceOut, PackageOut, one, page
-from jobyard.api.openapi import AUTHENTICATED, WRITING
+from jobyard.api.openapi import AUTHENTICATED, NO_CONTENT, WRITING
 from jobyard.domain.filters import FieldKind
 from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import Principal
@@ -35,7 +35,6 @@ from jobyard.services import catalog
 from jobyard.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", route_class=ReadsJsonBody, responses=AUTHENTICATED)
-NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Deleted"}}
 
 
 @dataclass(frozen=True)

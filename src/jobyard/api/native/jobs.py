@@ -16,7 +16,7 @@ from jobyard.api.bodies import ReadsJsonBody
 from jobyard.api.calls import quick_read, quick_write, runtime_of
 from jobyard.api.native import follow, inputs, present, schemas
 from jobyard.api.native.answers import EventOut, InterfaceOut, JobOut, LogOut, ResultOut, one, page
-from jobyard.api.openapi import AUTHENTICATED, WRITING, request_body
+from jobyard.api.openapi import AUTHENTICATED, NO_CONTENT, WRITING, request_body
 from jobyard.domain.filters import FieldKind
 from jobyard.domain.listing import Listing
 from jobyard.domain.outcomes import Outcome, parse_status
@@ -31,7 +31,6 @@ router = APIRouter(
 JobId = Annotated[str, params.id_in_path("job")]
 Caller = Annotated[Principal, Depends(authenticate)]
 JobListing = Annotated[Listing, Depends(params.listing_of(JOB_FIELDS))]
-NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Done; nothing to answer"}}
 
 
 @router.get("/", response_model=page(JobOut))

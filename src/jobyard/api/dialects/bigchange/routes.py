@@ -31,7 +31,7 @@ from jobyard.api.dialects.bigchange.queries import (
     page_request,
     paging,
 )
-from jobyard.api.openapi import request_body
+from jobyard.api.openapi import NO_CONTENT, request_body
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import NO_SUCH_JOB
@@ -43,7 +43,6 @@ router = APIRouter(
     prefix=PREFIX, tags=["dialect:bigchange"], responses=problems(400, 401, 403, 404, 503)
 )
 WRITING = problems(413, 422)
-NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Done; nothing to answer"}}
 # `caller` checks the header itself, so that a missing one is BigChange's 400; declared here.
 CUSTOMER_ID = {
     "name": "Customer-Id",
