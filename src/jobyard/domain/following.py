@@ -14,8 +14,15 @@ from dataclasses import dataclass, field
 
 from jobyard.domain.models import LogChunk
 from jobyard.domain.statuses import JobStatus
+from jobyard.errors import ValidationFailed
 
 STREAMS = ("stdout", "stderr")
+
+
+def check_stream(stream: str | None) -> None:
+    """One stream asked for by name (None: both, merged)."""
+    if stream is not None and stream not in STREAMS:
+        raise ValidationFailed(f"invalid stream {stream!r}: expected stdout or stderr")
 
 
 @dataclass(frozen=True)

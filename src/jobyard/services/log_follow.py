@@ -26,6 +26,7 @@ from jobyard.domain.following import (
     JobProgress,
     RunProgress,
     StreamCursor,
+    check_stream,
     cursor_at,
     cursor_at_merged,
 )
@@ -166,8 +167,7 @@ async def _events(
 
 
 def _check(rt: Runtime, actor: Principal, job_id: int, stream: str | None) -> None:
-    if stream is not None and stream not in STREAMS:
-        raise ValidationFailed(f"invalid stream {stream!r}: expected stdout or stderr")
+    check_stream(stream)
     require_on_job(actor, Scope.JOBS_READ, job_id)
     with rt.db.read_key() as conn:
         job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)

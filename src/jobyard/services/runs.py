@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from jobyard.domain.following import STREAMS, cursor_at
+from jobyard.domain.following import check_stream, cursor_at
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import Run
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
@@ -56,8 +56,7 @@ def read_log(
     log, offsets counting both streams, or of one `stream`, offsets counting its bytes."""
     if offset < 0:
         raise ValidationFailed("offset must not be negative", field="offset")
-    if stream is not None and stream not in STREAMS:
-        raise ValidationFailed(f"invalid stream {stream!r}: expected stdout or stderr")
+    check_stream(stream)
     require_on_job(actor, Scope.JOBS_READ, job_id)
     with rt.db.read() as conn:
         job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
