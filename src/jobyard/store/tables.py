@@ -288,7 +288,10 @@ runs = Table(
     # worker still renews the lease, a backstop for a worker that failed to enforce it.
     Column("deadline", UTCDateTime(), nullable=True),
     Column("process_id", Integer, nullable=False, server_default="0"),
+    # When the worker claimed the job; `spawned` is when its process came to exist (null
+    # until then, and for a program that could not be started).
     Column("started", UTCDateTime(), nullable=False),
+    Column("spawned", UTCDateTime(), nullable=True),
     Column("finished", UTCDateTime(), nullable=True),
     Column("exit_code", Integer, nullable=True),
     Column("signal", Integer, nullable=True),
