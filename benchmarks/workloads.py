@@ -92,7 +92,8 @@ def percentile(values: list[float], share: float) -> float:
 def steady_latency(
     dep: Deployment, package_id: str, per_second: int, seconds: float
 ) -> dict[str, float]:
-    """launch→start and launch→finished (ms) at a steady launch rate."""
+    """launch→claim, launch→spawn (its process exists) and launch→finished (ms) at a steady
+    launch rate; the launch is the job's `created`, stamped by the server."""
     ids: list[str] = []
     interval = 1.0 / per_second
     with dep.client() as api:
@@ -113,14 +114,22 @@ def steady_latency(
                     break
                 time.sleep(0.01)
             jobs.append(job)
-    start = [_ms(j["created"], j["started"]) for j in jobs if "started" in j]
-    finish = [_ms(j["created"], j["finished"]) for j in jobs if "finished" in j]
-    return {
-        "start_p50": statistics.median(start),
-        "start_p99": percentile(start, 0.99),
-        "finish_p50": statistics.median(finish),
-        "finish_p99": percentile(finish, 0.99),
+        runs = {
+            run["job_id"]: run
+            for run in api.get("/runs/", params={"limit": "none"}).json()["data"]
+            if run["spawned"]
+        }
+    stamps = {
+        "claim": [(j["created"], j["started"]) for j in jobs if j["started"]],
+        "spawn": [(j["created"], runs[j["id"]]["spawned"]) for j in jobs if j["id"] in runs],
+        "finish": [(j["created"], j["finished"]) for j in jobs if j["finished"]],
     }
+    figures = {}
+    for key, pairs in stamps.items():
+        delays = [_ms(launched, then) for launched, then in pairs]
+        figures[f"{key}_p50"] = statistics.median(delays)
+        figures[f"{key}_p99"] = percentile(delays, 0.99)
+    return figures
 
 
 def _ms(earlier: str, later: str) -> float:

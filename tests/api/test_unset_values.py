@@ -27,7 +27,7 @@ NULLABLE: dict[str, set[str]] = {
         "outcome.result",
         "options.testvars.action",
     },
-    "run": {"finished", "exit_code", "signal", "process_id"},
+    "run": {"spawned", "finished", "exit_code", "signal", "process_id"},
     "package": {"negative_results"},
     "device": set(),
     "config": set(),

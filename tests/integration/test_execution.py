@@ -88,6 +88,30 @@ def test_cancel_of_a_running_job_kills_its_whole_process_group(client: TestClien
     assert _runs(client, job["id"])[-1]["status"] == "cancelled"
 
 
+def test_a_run_records_when_its_process_came_to_exist(client: TestClient) -> None:
+    """A short job's spawn time comes with its end; a long one's while it runs."""
+    short = wait_for(
+        client, launch(client, package_id=package(client, command=["true"])["id"])["id"]
+    )
+    long_job = launch(
+        client, package_id=package(client, name="slow", command=["sleep", "30"])["id"]
+    )
+    running = _wait_running(client, long_job["id"])
+    client.post(f"/api/v1/jobs/{long_job['id']}/cancel/")
+
+    [ended] = _runs(client, short["id"])
+    times = [
+        {k: _when(run[k]) for k in ("started", "spawned", "finished")} for run in (ended, running)
+    ]
+    assert times[0]["started"] <= times[0]["spawned"] <= times[0]["finished"], ended
+    assert times[1]["started"] <= times[1]["spawned"], running
+    assert running["finished"] is None
+
+
+def _when(stamp: str | None) -> datetime | None:
+    return None if stamp is None else datetime.fromisoformat(stamp)
+
+
 def test_a_job_past_its_timeout_is_timed_out(client: TestClient) -> None:
     pkg = package(client, command=["sleep", "30"], timeout=0.5)
     started = time.monotonic()

@@ -3,7 +3,7 @@ signal, output size, process id), also past the runs one statement closes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -21,7 +21,8 @@ JOBS = transitions.CLOSE_AT_ONCE + 44  # two statements
 def _result(i: int) -> ProcessEnd:
     """A different end for each job: exit codes 0, 3 and a kill by signal 9 in turn."""
     exit_code, signal = [(0, None), (3, None), (None, 9)][i % 3]
-    return ProcessEnd(exit_code, signal, False, False, i, i % 2 == 1, 10_000 + i)
+    spawned = AT.timestamp() + i + 0.25
+    return ProcessEnd(exit_code, signal, False, False, i, i % 2 == 1, 10_000 + i, spawned)
 
 
 def test_a_batch_of_ends_stores_each_runs_own_end(runtime: Runtime) -> None:
@@ -50,6 +51,7 @@ def test_a_batch_of_ends_stores_each_runs_own_end(runtime: Runtime) -> None:
         assert (run.exit_code, run.signal) == (result.exit_code, result.signal)
         assert (run.output_bytes, bool(run.truncated)) == (i, i % 2 == 1)
         assert run.process_id == 10_000 + i
+        assert run.spawned == AT + timedelta(seconds=i + 0.25)
         assert run.finished is not None
 
 

@@ -67,7 +67,7 @@ def start(
     child = Child()
     supervisor.start(
         ProcessSpec(argv=argv, env=env or ENV, cwd=cwd, **limits),  # type: ignore[arg-type]
-        on_start=child.pids.append,
+        on_start=lambda pid, spawned: child.pids.append(pid),
         on_output=on_output or (lambda stream, data: child.output.append((stream, data))),
         should_cancel=lambda: child.cancel,
         on_end=lambda outcome, error: child.ends.append((outcome, error)),
@@ -238,7 +238,7 @@ def test_the_spawner_kills_its_children_when_the_engine_dies() -> None:
         supervisor = RemoteSupervisor()
         pids = []
         supervisor.start(ProcessSpec(argv=["sleep", "30"], env={"PATH": os.defpath}),
-            on_start=pids.append, on_output=lambda s, d: None,
+            on_start=lambda pid, spawned: pids.append(pid), on_output=lambda s, d: None,
             should_cancel=lambda: False, on_end=lambda o, e: None)
         while not pids:
             supervisor.step(0.05)

@@ -90,7 +90,7 @@ class Run:
         grace: float = 5.0,
     ) -> None:
         self.output = collector or Collector()
-        self.started: list[int] = []
+        self.started: list[tuple[int, float]] = []
         spec = ProcessSpec(
             argv=argv,
             env=BASE_ENV if env is None else env,
@@ -102,7 +102,7 @@ class Run:
         began = time.monotonic()
         self.outcome: ProcessEnd = run_process(
             spec,
-            on_start=self.started.append,
+            on_start=lambda pid, spawned: self.started.append((pid, spawned)),
             on_output=self.output,
             should_cancel=should_cancel,
             poll_interval=poll_interval,
@@ -207,10 +207,12 @@ def test_death_by_signal_is_reported() -> None:
     assert run.outcome.signal == signal.SIGUSR1
 
 
-def test_on_start_receives_the_real_pid() -> None:
+def test_on_start_receives_the_real_pid_and_when_it_came_to_exist() -> None:
+    before = time.time()
     run = Run(py("import os; print(os.getpid())"))
-    assert run.started == [run.outcome.pid]
-    assert int(run.stdout) == run.outcome.pid
+    [(pid, spawned)] = run.started
+    assert pid == run.outcome.pid == int(run.stdout)
+    assert before <= spawned == run.outcome.spawned <= time.time()
 
 
 # --- spawn failures -----------------------------------------------------------------------------
@@ -399,7 +401,12 @@ def test_failing_callback_propagates_and_leaves_no_process() -> None:
 
     spec = ProcessSpec(argv=py("print('x', flush=True); import time; time.sleep(30)"), env=BASE_ENV)
     with pytest.raises(RuntimeError, match="collector broke"):
-        run_process(spec, on_start=pids.append, on_output=explode, should_cancel=lambda: False)
+        run_process(
+            spec,
+            on_start=lambda pid, spawned: pids.append(pid),
+            on_output=explode,
+            should_cancel=lambda: False,
+        )
     assert reaped(pids[0])
     assert not alive(pids[0])
 

@@ -206,7 +206,8 @@ class Run:
     status: RunStatus
     worker: str
     process_id: int
-    started: datetime
+    started: datetime  # when a worker claimed the job
+    spawned: datetime | None  # when its process came to exist
     finished: datetime | None
     exit_code: int | None
     signal: int | None

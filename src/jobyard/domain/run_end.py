@@ -39,6 +39,7 @@ class ProcessEnd:
     output_bytes: int  # everything the process wrote, kept or not
     truncated: bool
     pid: int = 0  # 0 when the program could not be started
+    spawned: float = 0.0  # when the process came to exist, in seconds since the epoch; 0 if never
 
 
 NO_PROCESS = ProcessEnd(None, None, False, False, 0, False)  # what a lost run leaves

@@ -58,6 +58,7 @@ RUN_FIELDS: Kinds = {
     "worker": _S,
     "process_id": _I,
     "started": _D,
+    "spawned": _D,
     "finished": _D,
     "exit_code": _I,
     # Of the run's job (runs are always listed joined to their job):

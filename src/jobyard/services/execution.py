@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -144,11 +144,16 @@ def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
     return works[0] if works else None
 
 
-def record_processes(rt: Runtime, *, pids: Mapping[int, int]) -> None:
-    """Process ids of running runs, by run id (batched: a short job's comes with its end)."""
-    if pids:
+def record_processes(rt: Runtime, *, processes: Mapping[int, tuple[int, float]]) -> None:
+    """Process ids of running runs and when each came to exist (seconds since the epoch), by
+    run id (batched: a short job's come with its end)."""
+    if processes:
+        spawned = {
+            run_id: (pid, datetime.fromtimestamp(at, UTC))
+            for run_id, (pid, at) in processes.items()
+        }
         with rt.db.transaction() as conn:
-            queue.set_process_ids(conn, pids)
+            queue.set_processes(conn, spawned)
 
 
 def save_output(rt: Runtime, *, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
@@ -317,6 +322,7 @@ def _run_end(ending: Ending) -> transitions.RunEnd:
         output_bytes=process.output_bytes,
         truncated=process.truncated,
         process_id=process.pid,
+        spawned=datetime.fromtimestamp(process.spawned, UTC) if process.spawned else None,
         worker_id=ending.worker_id,
     )
 

@@ -263,17 +263,20 @@ def _lock_interfaces(conn: Connection, job: ClaimedJob) -> bool:
     return True
 
 
-def set_process_ids(conn: Connection, pids: Mapping[int, int]) -> None:
-    """Record the process ids of running runs, by run id."""
-    if pids:
-        rows = [{"b_run_id": run_id, "v_pid": pid} for run_id, pid in pids.items()]
-        conn.execute(_SET_PROCESS_ID, rows)
+def set_processes(conn: Connection, processes: Mapping[int, tuple[int, datetime]]) -> None:
+    """Record the process id of running runs and when each process came to exist, by run id."""
+    if processes:
+        rows = [
+            {"b_run_id": run_id, "v_pid": pid, "v_spawned": spawned}
+            for run_id, (pid, spawned) in processes.items()
+        ]
+        conn.execute(_SET_PROCESS, rows)
 
 
-_SET_PROCESS_ID = (
+_SET_PROCESS = (
     update(R)
     .where(R.c.id == bindparam("b_run_id"), R.c.process_id == 0)
-    .values(process_id=bindparam("v_pid"))
+    .values(process_id=bindparam("v_pid"), spawned=bindparam("v_spawned"))
 )
 
 

@@ -47,6 +47,7 @@ RUN_FIELDS = listing.fields(
         "worker": R.c.worker,
         "process_id": R.c.process_id,
         "started": R.c.started,
+        "spawned": R.c.spawned,
         "finished": R.c.finished,
         "exit_code": R.c.exit_code,
         "running": R.c.status == RunStatus.RUNNING.value,

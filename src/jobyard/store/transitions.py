@@ -191,6 +191,7 @@ class RunEnd:
     output_bytes: int
     truncated: bool
     process_id: int = 0
+    spawned: datetime | None = None  # when its process came to exist, if it did
     worker_id: int | None = None  # when given, only if this worker still holds the run
 
 
@@ -213,8 +214,9 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime) -> set
                 end.truncated,
                 end.process_id,
                 end.worker_id,
+                driver.time_value(conn, end.spawned),
             )
-        sql = driver.sql(conn, _close_runs_sql(len(chunk)))
+        sql = driver.sql(conn, _close_runs_sql(len(chunk), conn.dialect.name))
         closed.update(run_id for (run_id,) in conn.exec_driver_sql(sql, tuple(values)))
     return closed
 
@@ -223,15 +225,19 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime) -> set
 _CLOSABLE = ", ".join(
     sorted({f"'{s.value}'" for ended in RunStatus if ended.terminal for s in run_sources_of(ended)})
 )
-CLOSE_AT_ONCE = 256  # runs per statement (8 values each: well under both drivers' caps)
+CLOSE_AT_ONCE = 256  # runs per statement (9 values each: well under both drivers' caps)
+# A time's type in VALUES: SQLite keeps times as text (a cast to a time type there would
+# make it a number).
+_TIME_TYPE = {"postgresql": "TIMESTAMPTZ"}
 
 
 @functools.lru_cache(maxsize=64)
-def _close_runs_sql(rows: int) -> str:
+def _close_runs_sql(rows: int, dialect: str) -> str:
     """The typed casts let PostgreSQL know each VALUES column's type (a NULL has none)."""
     one = (
         "(CAST(? AS INTEGER), CAST(? AS VARCHAR), CAST(? AS INTEGER), CAST(? AS INTEGER),"
-        " CAST(? AS BIGINT), CAST(? AS BOOLEAN), CAST(? AS INTEGER), CAST(? AS INTEGER))"
+        " CAST(? AS BIGINT), CAST(? AS BOOLEAN), CAST(? AS INTEGER), CAST(? AS INTEGER),"
+        f" CAST(? AS {_TIME_TYPE.get(dialect, 'TEXT')}))"
     )
     # VALUES columns are named column1, column2, ... on both databases. A run's process id
     # is recorded once; 0 means the worker never saw one. A concurrent closer (the reaper)
@@ -239,7 +245,8 @@ def _close_runs_sql(rows: int) -> str:
     return (
         "UPDATE runs SET status = ended.column2, finished = ?, exit_code = ended.column3,"
         " signal = ended.column4, output_bytes = ended.column5, truncated = ended.column6,"
-        " process_id = COALESCE(NULLIF(ended.column7, 0), runs.process_id)"
+        " process_id = COALESCE(NULLIF(ended.column7, 0), runs.process_id),"
+        " spawned = COALESCE(runs.spawned, ended.column9)"
         f" FROM (VALUES {', '.join([one] * rows)}) AS ended"
         f" WHERE runs.id = ended.column1 AND runs.status IN ({_CLOSABLE})"
         " AND (ended.column8 IS NULL OR runs.worker_id = ended.column8)"

@@ -234,6 +234,7 @@ class Child:
     def _outcome(self, returncode: int) -> ProcessEnd:
         return ProcessEnd(
             pid=self._proc.pid,
+            spawned=self._proc.at,
             exit_code=returncode if returncode >= 0 else None,
             signal=-returncode if returncode < 0 else None,
             timed_out=self._timed_out,

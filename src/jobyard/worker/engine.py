@@ -402,7 +402,8 @@ class Engine:
                 and r.started_at <= started_before
             ]
         if fresh:
-            execution.record_processes(self.rt, pids={r.run_id: r.pid for r in fresh})
+            processes = {r.run_id: (r.pid, r.spawned) for r in fresh}
+            execution.record_processes(self.rt, processes=processes)
             for running in fresh:
                 running.pid_recorded = True
 

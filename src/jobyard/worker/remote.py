@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel
-from jobyard.worker.spawning import OutputCallback, ProcessSpec, Stream
+from jobyard.worker.spawning import OutputCallback, ProcessSpec, StartCallback, Stream
 from jobyard.worker.supervisor import DEFAULT_POLL_INTERVAL_SECONDS, EndCallback
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class _Remote:
     """A child a spawner runs for us, and what to tell about it."""
 
     spawner: _SpawnerProcess
-    on_start: Callable[[int], None]
+    on_start: StartCallback
     on_output: OutputCallback
     should_cancel: Callable[[], bool]
     on_end: EndCallback
@@ -162,7 +162,7 @@ class RemoteSupervisor:
         self,
         spec: ProcessSpec,
         *,
-        on_start: Callable[[int], None],
+        on_start: StartCallback,
         on_output: OutputCallback,
         should_cancel: Callable[[], bool],
         on_end: EndCallback,
@@ -292,7 +292,7 @@ class RemoteSupervisor:
             self._guarded(key, remote, remote.on_output, STREAMS[message[2]], message[3])
         elif kind == "started":
             remote.pid = message[2]
-            self._guarded(key, remote, remote.on_start, remote.pid)
+            self._guarded(key, remote, remote.on_start, remote.pid, message[3])
 
     def _guarded(
         self, key: int, remote: _Remote, callback: Callable[..., None], *args: object

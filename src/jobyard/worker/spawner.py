@@ -10,7 +10,7 @@ the engine, on the other core. It imports only the standard library, `supervisor
 
 Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace, user, own_cwd,
 sweep_first) (user: the fields of a `JobUser`, or None), ("cancel", key),
-("kill", key). Reports: ("started", key, pid), ("output", key, stream, data),
+("kill", key). Reports: ("started", key, pid, spawned), ("output", key, stream, data),
 ("ended", key, outcome fields or None, error text or None). When the commands pipe closes,
 the engine is gone or done: whatever still runs is killed and reported, then the spawner
 exits.
@@ -163,8 +163,8 @@ class Spawner:
 
     # Reports ------------------------------------------------------------------------------
 
-    def _started(self, key: int, pid: int) -> None:
-        self._reports.put(("started", key, pid))
+    def _started(self, key: int, pid: int, spawned: float) -> None:
+        self._reports.put(("started", key, pid, spawned))
 
     def _output(self, key: int, stream: Stream, data: bytes) -> None:
         self._reports.put(("output", key, stream.value, data))

@@ -81,6 +81,8 @@ class ProcessSpec:
 
 
 OutputCallback = Callable[[Stream, bytes], None]
+# Told a child's pid and when it came to exist (seconds since the epoch).
+StartCallback = Callable[[int, float], None]
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Spawned:
     stdout: int
     stderr: int
     reap: Callable[[], int]  # waits for the exit: the exit code, or minus the signal
+    at: float  # when it came to exist, in seconds since the epoch
     returncode: int | None = None
 
     def wait(self) -> int:
@@ -152,7 +155,7 @@ def spawn(spec: ProcessSpec, *, inherits_nothing: bool) -> Spawned:
     finally:
         os.close(out_write)
         os.close(err_write)
-    return Spawned(pid, out_read, err_read, reap)
+    return Spawned(pid, out_read, err_read, reap, time.time())
 
 
 @contextlib.contextmanager

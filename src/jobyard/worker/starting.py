@@ -41,11 +41,13 @@ class Running:
     end_attempts: int = 0  # turns that refused its end
     pid: int = 0
     started_at: float = 0.0  # monotonic, when its process started
+    spawned: float = 0.0  # the same moment, in seconds since the epoch (the run's `spawned`)
     pid_recorded: bool = False
 
-    def started(self, pid: int) -> None:
+    def started(self, pid: int, spawned: float) -> None:
         self.started_at = time.monotonic()
         self.pid = pid
+        self.spawned = spawned
 
     def should_stop(self) -> bool:
         return self.stop_requested

@@ -24,7 +24,14 @@ from typing import Any
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import rundir
 from jobyard.worker.child import Child
-from jobyard.worker.spawning import OutputCallback, ProcessSpec, spawn, spawn_failure, sweep
+from jobyard.worker.spawning import (
+    OutputCallback,
+    ProcessSpec,
+    StartCallback,
+    spawn,
+    spawn_failure,
+    sweep,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +41,7 @@ DEFAULT_POLL_INTERVAL_SECONDS = 0.2
 def run_process(
     spec: ProcessSpec,
     *,
-    on_start: Callable[[int], None],
+    on_start: StartCallback,
     on_output: OutputCallback,
     should_cancel: Callable[[], bool],
     poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
@@ -104,7 +111,7 @@ class Supervisor:
         self,
         spec: ProcessSpec,
         *,
-        on_start: Callable[[int], None],
+        on_start: StartCallback,
         on_output: OutputCallback,
         should_cancel: Callable[[], bool],
         on_end: EndCallback,
@@ -136,7 +143,7 @@ class Supervisor:
         self._children[child] = on_end
         try:
             child.watch()
-            on_start(proc.pid)
+            on_start(proc.pid, proc.at)
         except Exception as error:
             self._end(child, error)
             return None

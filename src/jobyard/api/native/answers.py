@@ -227,6 +227,7 @@ class RunOut(TypedDict):
     worker: str
     process_id: int | None
     started: str
+    spawned: str | None
     output_bytes: int
     truncated: bool
     finished: str | None

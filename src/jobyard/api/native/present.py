@@ -198,6 +198,7 @@ def run(r: Run) -> dict[str, Any]:
         "worker": r.worker,
         "process_id": r.process_id or None,  # 0 until the worker records it
         "started": rfc3339(r.started),
+        "spawned": _time(r.spawned),
         "finished": _time(r.finished),
         "exit_code": r.exit_code,
         "signal": r.signal,
