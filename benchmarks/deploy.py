@@ -116,6 +116,13 @@ class Deployment:
             package_id: str = answer.json()["data"]["id"]
             return package_id
 
+    def device(self, name: str) -> str:
+        with self.client() as api:
+            answer = api.post("/devices/", json={"name": name})
+            answer.raise_for_status()
+            device_id: str = answer.json()["data"]["id"]
+            return device_id
+
     def count(self, status: str) -> int:
         """Jobs in `status`, asked through the API over one kept connection."""
         if self._poller is None:

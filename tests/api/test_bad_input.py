@@ -3,6 +3,7 @@ written: a refused request leaves the database exactly as it was."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,6 +218,23 @@ def test_oversized_body_is_413(client: TestClient, settings: Settings, pkg: dict
     # Just under the limit is fine.
     small = {"package_id": pkg["id"], "run_at": FUTURE, "context": {"x": "a" * (limit - 200)}}
     assert post_json(client, small).status_code == 200
+
+
+def test_a_bulk_launch_has_a_cap_of_its_own(
+    client: TestClient, settings: Settings, pkg: dict[str, Any]
+) -> None:
+    """A bulk launch may be more than an ordinary body may hold; its own cap still holds."""
+    item = {"package_id": pkg["id"], "run_at": FUTURE, "options": {"tags": ["t" * 200]}}
+    many = {"jobs": [item] * 5_000}
+    assert len(json.dumps(many)) > settings.max_body_bytes
+
+    answer = post_json(client, many, bulk="launch")
+    assert answer.status_code == 200, answer.text[:300]
+    assert count(client) == 5_000
+    limit = settings.max_bulk_body_bytes
+    huge = {"jobs": [item | {"context": {"x": "a" * (limit // 2)}}] * 2}
+    problem(post_json(client, huge, bulk="launch"), 413, str(limit))
+    assert count(client) == 5_000
 
 
 def test_json_that_python_reads_badly_is_400(client: TestClient, pkg: dict[str, Any]) -> None:

@@ -65,6 +65,38 @@ def test_a_bulk_launch_answers_each_job_as_it_reads_back(client: TestClient) -> 
         assert answered["run_at"] == "9999-01-01T00:00:00+00:00"
 
 
+def test_a_bulk_launch_of_interleaved_repeats_gives_each_job_its_own_values(
+    client: TestClient,
+) -> None:
+    """Items repeat out of order (packages, devices and tags in turn): each job is planned
+    once per distinct item, and answered and stored with its own item's values."""
+    packages = [package(client, name=f"p{n}", command=["true"]) for n in range(3)]
+    devices = [create(client, "devices", {"name": f"d{n}"}) for n in range(2)]
+    tag_sets: list[list[str]] = [["nightly"], [], ["smoke", "fast"], ["nightly"]]
+    items = [
+        {
+            "package_id": packages[n % 3]["id"],
+            "device_id": devices[n % 2]["id"],
+            "run_at": "9999-01-01T00:00:00Z",
+            "options": {"tags": tag_sets[n % 4]},
+        }
+        for n in range(60)
+    ]
+    response = client.post("/api/v1/jobs/", params={"bulk": "launch"}, json={"jobs": items})
+    assert response.status_code == 200, response.text
+    launched = response.json()["data"]
+    assert len({j["id"] for j in launched}) == 60
+    for answered, item in zip(launched, items, strict=True):
+        wanted = (item["package_id"], item["device_id"], item["options"]["tags"])
+        assert (
+            answered["package_id"],
+            answered["device_id"],
+            answered["options"]["tags"],
+        ) == wanted
+    for answered in launched[:7]:
+        assert client.get(f"/api/v1/jobs/{answered['id']}/").json()["data"] == answered
+
+
 def test_a_bulk_launch_of_equal_jobs_gives_each_its_own_id_and_keeps_each_context(
     client: TestClient,
 ) -> None:

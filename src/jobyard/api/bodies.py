@@ -24,8 +24,10 @@ SchemaT = TypeVar("SchemaT", bound=BaseModel)
 MAX_JSON_DEPTH = 64  # levels of arrays and objects in a request body
 
 
-async def read_bytes(request: Request) -> bytes:
-    limit: int = request.app.state.settings.max_body_bytes
+async def read_bytes(request: Request, *, bulk: bool = False) -> bytes:
+    """The body, refused (413) past the size cap: a bulk launch's cap, or every other's."""
+    settings = request.app.state.settings
+    limit: int = settings.max_bulk_body_bytes if bulk else settings.max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
@@ -37,9 +39,9 @@ async def read_bytes(request: Request) -> bytes:
     return body
 
 
-async def read_json(request: Request, *, empty: Any = None) -> Any:
+async def read_json(request: Request, *, empty: Any = None, bulk: bool = False) -> Any:
     """The body as JSON; an empty body gives `empty` (bulk deletes send none)."""
-    body = await read_bytes(request)
+    body = await read_bytes(request, bulk=bulk)
     if not body.strip():
         return empty
     try:

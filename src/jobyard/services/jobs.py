@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,7 +26,7 @@ from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import Conflict, NotFound, RuleViolation, ValidationFailed
-from jobyard.repeats import map_repeats
+from jobyard.repeats import map_shared
 from jobyard.services import audit, outcomes
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, job_events, notify, tables, transitions
@@ -185,11 +184,8 @@ def _insert_launches(
     # The launch writes jobs, never packages, configs or devices: they are read beside it.
     lookups = _Lookups(rt.db.key_reads_beside(conn), actor.tenant_id)
     now = utcnow()
-    rows = map_repeats(
-        lambda r: _job_row(r, lookups.resolve(r), now=now, actor=actor),
-        requests,
-        same=operator.is_,  # the API's launch requests share one request for equal items
-    )
+    # The API's launch requests share one request for equal items.
+    rows = map_shared(lambda r: _job_row(r, lookups.resolve(r), now=now, actor=actor), requests)
     jobs = job_store.insert_jobs(conn, rows, reason="launched")
     _audit_many(conn, actor, "launch", [job.id for job in jobs])
     return jobs

@@ -26,6 +26,7 @@ from sqlalchemy import JSON, Column, Connection, Table
 from sqlalchemy.dialects import postgresql
 
 from jobyard import jsontext
+from jobyard.repeats import map_shared
 from jobyard.store.types import UTCDateTime, sqlite_time_text
 
 # Both drivers cap the values of one statement (SQLite at 32,766, PostgreSQL at 65,535).
@@ -142,20 +143,10 @@ class RowsInsert:
 
 
 def _converted(convert: Convert, values: Sequence[Any]) -> list[Any]:
-    """Each value converted; one that is the very object before it takes that one's
-    conversion. The rows of a bulk launch share one job's objects (7 JSON documents and 3
+    """Each value converted; one that is the very object of one before it takes that one's
+    conversion. The rows of a bulk launch share a few jobs' objects (7 JSON documents and 3
     times a row: 35,000 conversions for 5,000 jobs), and a turn's rows share its time."""
-    converted: list[Any] = []
-    last: Any = _NOTHING
-    done: Any = None
-    for value in values:
-        if value is not last:
-            last, done = value, convert(value)
-        converted.append(done)
-    return converted
-
-
-_NOTHING = object()
+    return map_shared(convert, values)
 
 
 def _quoted(names: Sequence[str]) -> str:

@@ -25,7 +25,7 @@ from jobyard.domain.models import (
 from jobyard.domain.outcomes import Outcome, OutcomeStatus
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
-from jobyard.repeats import map_repeats
+from jobyard.repeats import map_shared
 from jobyard.store import job_events, listing, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import RowsInsert
@@ -213,13 +213,11 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
 
 
 def _new_jobs(ids: Sequence[int], rows: Sequence[Mapping[str, Any]]) -> list[Job]:
-    """The jobs just inserted. A bulk launch mostly repeats one job, and gives one row for
-    all of them: the row seen just before becomes a copy of that job with its own id, for a
-    tenth of the work. (The same row, not an equal one: {"k": 1.0} == {"k": 1} in Python.)"""
-    firsts = map_repeats(
-        lambda given: _new_job(*given),
-        zip(ids, rows, strict=True),
-        same=lambda one, other: one[1] is other[1],
+    """The jobs just inserted. A bulk launch mostly repeats a few jobs, and gives one row
+    for each of them: the job of a row seen before becomes a copy of that job with its own
+    id, for a tenth of the work."""
+    firsts = map_shared(
+        lambda given: _new_job(*given), zip(ids, rows, strict=True), key=lambda given: id(given[1])
     )
     return [
         job if job.id == job_id else evolve(job, id=job_id)

@@ -128,7 +128,7 @@ async def _bulk(request: Request, bulk: str, who: Principal, query: BulkQuery) -
 
 
 async def _bulk_launch(request: Request, who: Principal, query: BulkQuery) -> Response:
-    body, requests = inputs.bulk_launch(await bodies.read_json(request, empty={}))
+    body, requests = inputs.bulk_launch(await bodies.read_json(request, empty={}, bulk=True))
     everything = query.everything
     selection = query.selection(PACKAGE_FIELDS)
     rt = runtime_of(request)

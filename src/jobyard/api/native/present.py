@@ -5,7 +5,6 @@ value is CDRouter's own ("0" for an id, "" for a string)."""
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from jobyard.domain.models import (
     Package,
     Run,
 )
-from jobyard.repeats import map_repeats
+from jobyard.repeats import map_shared
 from jobyard.services.runs import LogSlice
 
 
@@ -55,21 +54,19 @@ def options(o: JobOptions) -> dict[str, Any]:
 
 
 def jobs(found: Sequence[Job]) -> list[dict[str, Any]]:
-    """Many jobs; one like the job before it but for its id is that one's copy, with its id
-    (a bulk launch's jobs mostly are)."""
-    rendered = map_repeats(job, found, same=_same_but_id)
+    """Many jobs; one that holds the very values of a job before it but its id is rendered
+    as that one's copy, with its id (a bulk launch's jobs mostly are such copies)."""
+    rendered = map_shared(job, found, key=_values_but_id)
     for index, (j, data) in enumerate(zip(found, rendered, strict=True)):
         if data["id"] != str(j.id):
             rendered[index] = data | {"id": str(j.id)}  # the nested values stay shared
     return rendered
 
 
-def _same_but_id(one: Job, other: Job) -> bool:
-    """Whether `one` holds the very values of `other` but its id (a copy, as a bulk launch
-    makes; equal values would not do: {"k": 1.0} == {"k": 1} in Python)."""
-    mine = {**one.__dict__, "id": None}
-    theirs = {**other.__dict__, "id": None}
-    return list(mine) == list(theirs) and all(map(operator.is_, mine.values(), theirs.values()))
+def _values_but_id(one: Job) -> tuple[int, ...]:
+    """The identities of a job's values but its id: equal values would not do ({"k": 1.0}
+    == {"k": 1} in Python). The jobs rendered keep their values alive meanwhile."""
+    return tuple(id(value) for name, value in one.__dict__.items() if name != "id")
 
 
 def job(j: Job) -> dict[str, Any]:
