@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from jobyard import __version__
 from jobyard.api import dialects as dialect_package
 from jobyard.api import docs_pages, errors, logs, openapi
+from jobyard.api.group_commit import LaunchQueue
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, runs, system, workers
 from jobyard.api.negotiation import XmlNegotiation
@@ -76,6 +77,7 @@ def create_app(
             logger.warning("admin API token (shown once): %s", bootstrap.new_token)
         app.state.rt = rt
         app.state.bootstrap = bootstrap
+        app.state.launches = LaunchQueue(rt)
         pool = Engine(rt, slots=settings.workers, confinement=confinement)
         if run_workers and settings.workers:
             pool.start()

@@ -25,7 +25,7 @@ from jobyard.domain.models import (
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
-from jobyard.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from jobyard.errors import Conflict, JobyardError, NotFound, RuleViolation, ValidationFailed
 from jobyard.repeats import map_shared
 from jobyard.services import audit, outcomes
 from jobyard.services.runtime import Runtime, utcnow
@@ -199,6 +199,18 @@ def _audit_many(conn: Connection, actor: Principal, verb: str, ids: Sequence[int
         audit.record(conn, actor, f"job.bulk_{verb}", "job", [None], detail={"ids": list(ids)})
 
 
+def _audit_launches(
+    conn: Connection, actors: Sequence[Principal], results: Sequence[Launched]
+) -> None:
+    """One event per job launched, a statement per caller."""
+    by_caller: dict[int, tuple[Principal, list[int | None]]] = {}
+    for actor, result in zip(actors, results, strict=True):
+        if isinstance(result, Job):
+            by_caller.setdefault(id(actor), (actor, []))[1].append(result.id)
+    for actor, ids in by_caller.values():
+        audit.record(conn, actor, "job.launch", "job", ids)
+
+
 def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchRequest]) -> list[Job]:
     """Launch all of them or none: one bad request refuses the whole batch."""
     require(actor, Scope.JOBS_WRITE)
@@ -213,6 +225,39 @@ def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchReque
 
 def launch_job(rt: Runtime, *, actor: Principal, request: LaunchRequest) -> Job:
     return launch_jobs(rt, actor=actor, requests=[request])[0]
+
+
+Launched = Job | JobyardError  # a launch's job, or why it was refused
+
+
+def launch_each(rt: Runtime, launches: Sequence[tuple[Principal, LaunchRequest]]) -> list[Launched]:
+    """Single launches of several callers, in one transaction (a group commit): each is
+    judged alone, so one refused launch leaves the others be. An error of the database
+    itself fails them all (nothing was written)."""
+    now = utcnow()
+    lookups: dict[int, _Lookups] = {}
+    answers: list[Launched | dict[str, Any]] = []
+    with rt.db.transaction() as conn:
+        for actor, request in launches:
+            tenant = actor.tenant_id
+            if tenant not in lookups:
+                lookups[tenant] = _Lookups(rt.db.key_reads_beside(conn), tenant)
+            try:
+                require(actor, Scope.JOBS_WRITE)
+                row = _job_row(request, lookups[tenant].resolve(request), now=now, actor=actor)
+            except JobyardError as refused:
+                answers.append(refused)
+            else:
+                answers.append(row)
+        rows = [answer for answer in answers if isinstance(answer, dict)]
+        inserted = iter(job_store.insert_jobs(conn, rows, reason="launched"))
+        results = [next(inserted) if isinstance(a, dict) else a for a in answers]
+        _audit_launches(conn, [actor for actor, _ in launches], results)
+        if rows:
+            notify.announce_work(conn)
+    if rows:
+        rt.wakeup.notify()
+    return results
 
 
 def launch_for_packages(

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from jobyard.api import bodies, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.bodies import ReadsJsonBody
-from jobyard.api.calls import quick_read, quick_write, runtime_of
+from jobyard.api.calls import quick_read, runtime_of
+from jobyard.api.group_commit import launch_queue_of
 from jobyard.api.native import follow, inputs, present, schemas
 from jobyard.api.native.answers import EventOut, InterfaceOut, JobOut, LogOut, ResultOut, one, page
 from jobyard.api.openapi import AUTHENTICATED, NO_CONTENT, WRITING, request_body
@@ -91,8 +92,7 @@ async def launch(
         return await _interfaces(request, who)
     body = await bodies.parse(request, schemas.JobLaunchIn)
     launch = inputs.launch_request(body)
-    rt = runtime_of(request)
-    job = await quick_write(rt, lambda: jobs.launch_job(rt, actor=who, request=launch))
+    job = await launch_queue_of(request).launch(who, launch)
     return render.one(present.job(job))
 
 
