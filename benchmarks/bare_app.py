@@ -28,5 +28,5 @@ if __name__ == "__main__":
         port=int(sys.argv[1]),
         log_level="warning",
         loop="asyncio",
-        http="h11",
+        http="httptools",
     )

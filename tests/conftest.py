@@ -197,7 +197,7 @@ class LiveServer:
             port=port,
             log_level="warning",
             loop="asyncio",
-            http="h11",
+            http="httptools",
             lifespan="on",
         )
         self.server = uvicorn.Server(config)

@@ -482,7 +482,7 @@ def test_no_secret_in_the_logs_of_a_served_server(settings: Settings) -> None:
             port=server.settings.port,
             log_level="info",
             loop="asyncio",
-            http="h11",
+            http="httptools",
             lifespan="on",
         )
     )

@@ -101,7 +101,7 @@ def serve(
         port=settings.port,
         log_level=log_level.lower(),
         loop="asyncio",  # uvloop spawns child processes several times slower
-        http="h11",
+        http="httptools",
     )
 
 
