@@ -24,6 +24,8 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
+# A copy of tables.LISTED_BY as it is at this revision: a migration keeps saying what it did,
+# whatever the models become later.
 LISTED_BY = (
     "created",
     "updated",
