@@ -19,7 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks import deploy, peers, workloads
+from benchmarks import deploy, lists, peers, workloads
 from benchmarks.measure import Figure, Report, ratio, repeat
 
 console = Console(stderr=True)
@@ -77,17 +77,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes (under two minutes)")
     parser.add_argument("--peers", action="store_true", help="also run the peers harness")
-    parser.add_argument(
-        "--only", choices=["isolation", "api", "latency", "bulk"], help="run this section alone"
-    )
+    parser.add_argument("--only", choices=sorted(SECTIONS), help="run this section alone")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     report = Report()
     started = time.monotonic()
     if args.only:
-        {"isolation": isolation, "api": api_speed, "latency": latency, "bulk": bulk}[args.only](
-            plan, report
-        )
+        SECTIONS[args.only](plan, report)
         report.print()
         return
     spawn = section("spawn limit", lambda: spawn_limit(plan, report))
@@ -369,34 +365,7 @@ def api_speed(plan: Plan, report: Report) -> None:
 
 
 def listing(plan: Plan, report: Report) -> None:
-    from benchmarks.seed import seed_jobs
-
-    for kind in database_kinds():
-        console.rule(f"lists over {plan.listed_jobs:,} jobs, {kind}")
-        with deploy.database(kind) as url, deploy.deployment(url, embedded_slots=0) as dep:
-            began = time.perf_counter()
-            seed_jobs(url, plan.listed_jobs)
-            report.note(
-                f"{kind}: seed {plan.listed_jobs:,} jobs", f"{time.perf_counter() - began:.1f} s"
-            )
-            params = {"filter": "status=completed", "sort": "-created", "limit": 25}
-            with dep.client() as api:
-                for page in (1, 1000):
-
-                    def one(page: int = page) -> float:
-                        began = time.perf_counter()
-                        api.get("/jobs/", params=params | {"page": page}).raise_for_status()
-                        return (time.perf_counter() - began) * 1000
-
-                    one()
-                    figure = repeat(max(plan.runs, 9), one)
-                    report.add(
-                        f"{kind}: list page {page}, filter+sort", figure, "ms", "≤ 20 ms p50"
-                    )
-            rss = workloads.rss_kib(dep.pid)
-            report.note(
-                f"{kind}: server RSS with {plan.listed_jobs:,} jobs", f"{rss / 1024:.0f} MiB"
-            )
+    lists.run(report, plan.listed_jobs)
 
 
 def bulk(plan: Plan, report: Report) -> None:
@@ -465,6 +434,16 @@ def memory(plan: Plan, report: Report) -> None:
     report.note(
         f"server RSS peak while a job prints {plan.flood_mib} MiB", f"{peak / 1024:.0f} MiB", "flat"
     )
+
+
+# What `--only` runs alone.
+SECTIONS = {
+    "isolation": isolation,
+    "api": api_speed,
+    "latency": latency,
+    "bulk": bulk,
+    "lists": listing,
+}
 
 
 if __name__ == "__main__":

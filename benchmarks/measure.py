@@ -39,8 +39,8 @@ class Report:
         self.rows.append((name, figure.text(unit), ratio, goal))
         Console(stderr=True).print(f"  {name}: {figure.text(unit)} {ratio}")
 
-    def note(self, name: str, value: str, goal: str = "") -> None:
-        self.rows.append((name, value, "", goal))
+    def note(self, name: str, value: str, goal: str = "", *, ratio: str = "") -> None:
+        self.rows.append((name, value, ratio, goal))
         Console(stderr=True).print(f"  {name}: {value}")
 
     def print(self) -> None:

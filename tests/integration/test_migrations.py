@@ -100,3 +100,31 @@ def test_upgrade_counts_the_jobs_already_there(runtime: Runtime) -> None:
     with runtime.db.read() as conn:
         pending = sa.select(sa.func.sum(counts.c.n)).where(counts.c.status == "pending")
         assert conn.execute(pending).scalar_one() == 3
+
+
+def _job_tags(runtime: Runtime) -> set[tuple[int, str]]:
+    with runtime.db.read() as conn:
+        rows = conn.execute(sa.select(tables.job_tags.c.job_id, tables.job_tags.c.tag))
+        return {(int(job_id), tag) for job_id, tag in rows}
+
+
+def _insert_tagged_job(runtime: Runtime, tags: list[str]) -> int:
+    job_id = _insert_job(runtime, "pending")
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.update(tables.jobs).where(tables.jobs.c.id == job_id).values(tags=tags))
+    return job_id
+
+
+def test_upgrade_copies_the_tags_of_the_jobs_already_there(runtime: Runtime) -> None:
+    migrate.downgrade(runtime.db, "0008")
+    with runtime.db.engine.connect() as conn:
+        assert "job_tags" not in sa.inspect(conn).get_table_names()
+    tagged = _insert_tagged_job(runtime, ["nightly", "lab", "nightly"])
+    _insert_tagged_job(runtime, [])
+    migrate.upgrade(runtime.db)
+    assert _job_tags(runtime) == {(tagged, "nightly"), (tagged, "lab")}
+    later = _insert_tagged_job(runtime, ["smoke"])
+    assert _job_tags(runtime) == {(tagged, "nightly"), (tagged, "lab"), (later, "smoke")}
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.delete(tables.jobs).where(tables.jobs.c.id == tagged))
+    assert _job_tags(runtime) == {(later, "smoke")}

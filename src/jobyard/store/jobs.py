@@ -9,7 +9,19 @@ from datetime import UTC
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from jobyard.domain import vocabulary
 from jobyard.domain.filters import Combine, FieldKind, Op, typed_value
@@ -33,9 +45,33 @@ from jobyard.store.key_reads import KeyReads, KeyRow
 from jobyard.store.types import in_ids
 
 J = tables.jobs
+T = tables.job_tags
 _OPTIONS = {
     name: J.c.options[name].as_string() for name in ("begin_at", "end_at", "extra_cli_args")
 }
+
+
+def _id_or_zero_equals(column: ColumnElement[Any]) -> listing.IndexedCondition:
+    """`coalesce(column, 0) = v` as the (tenant, column, id) index answers it."""
+
+    def condition(op: Op, value: Any) -> Any:
+        if op is not Op.EQ:
+            return None
+        return column.is_(None) if value == 0 else column == value
+
+    return condition
+
+
+def _tags_held(op: Op, values: tuple[str, ...]) -> Any:
+    """Tag containment and overlap through `job_tags`, whose (tag, job_id) index holds each
+    tag's jobs, instead of reading every job's JSON array."""
+    if op is Op.CONTAINS and values:
+        return and_(*(J.c.id.in_(select(T.c.job_id).where(T.c.tag == v)) for v in set(values)))
+    if op is Op.OVERLAPS:
+        return J.c.id.in_(select(T.c.job_id).where(T.c.tag.in_(values))) if values else false()
+    return None
+
+
 JOB_FIELDS = listing.fields(
     vocabulary.JOB_FIELDS,
     {
@@ -66,6 +102,13 @@ JOB_FIELDS = listing.fields(
         "interface_names": J.c.interface_names,
         **{f"options.{name}": column for name, column in _OPTIONS.items()},
         **_OPTIONS,
+    },
+    indexed={
+        "package_id": _id_or_zero_equals(J.c.package_id),
+        "device_id": _id_or_zero_equals(J.c.target_device_id),
+        "target_device_id": _id_or_zero_equals(J.c.target_device_id),
+        "tags": _tags_held,
+        "options.tags": _tags_held,
     },
 )
 

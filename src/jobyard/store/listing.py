@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,10 @@ from jobyard.domain.paging import PageRequest
 from jobyard.errors import QueryTooSlow, ValidationFailed
 from jobyard.store.db import ran_out_of_time, time_limited
 
+# A filter's condition written so that an index answers it, for a field whose own expression
+# hides the indexed column (a coalesce, a JSON array); None where it has no such form.
+IndexedCondition = Callable[[Op, Any], Any]
+
 
 @dataclass(frozen=True)
 class Field:
@@ -38,19 +42,24 @@ class Field:
 
     kind: FieldKind
     column: ColumnElement[Any]
+    indexed: IndexedCondition | None = None
 
 
 def fields(
-    kinds: Mapping[str, FieldKind], columns: Mapping[str, ColumnElement[Any]]
+    kinds: Mapping[str, FieldKind],
+    columns: Mapping[str, ColumnElement[Any]],
+    indexed: Mapping[str, IndexedCondition] | None = None,
 ) -> dict[str, Field]:
-    """A listed resource's fields: the domain's names and kinds, each with its column. The
-    store maps every name the domain lists, and no other."""
+    """A listed resource's fields: the domain's names and kinds, each with its column (and,
+    for some, a condition an index answers). The store maps every name the domain lists, and
+    no other."""
     if set(kinds) != set(columns):
         unmapped, unknown = sorted(set(kinds) - set(columns)), sorted(set(columns) - set(kinds))
         raise LookupError(
             f"fields without a column: {unmapped}; columns without a field: {unknown}"
         )
-    return {name: Field(kinds[name], columns[name]) for name in kinds}
+    rewrites = indexed or {}
+    return {name: Field(kinds[name], columns[name], rewrites.get(name)) for name in kinds}
 
 
 def _pg_array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...]) -> Any:
@@ -106,6 +115,8 @@ COMPARISONS = {
 def condition(f: Filter, field: Field, *, pg: bool) -> Any:
     """One checked filter as a SQL condition."""
     value = typed_value(f, field.kind)
+    if field.indexed is not None and (rewritten := field.indexed(f.op, value)) is not None:
+        return rewritten
     if isinstance(value, tuple):  # array fields, after check_filter
         return _array_condition(field.column, f.op, value, pg)
     if f.op in {Op.MATCH, Op.NOT_MATCH, Op.IMATCH, Op.NOT_IMATCH}:

@@ -1,0 +1,67 @@
+"""Tag filters (`tags@>`, `&&`) read `job_tags`, which triggers keep in step with the jobs'
+tags: they answer what the jobs' own tags say after launches, bulk launches, edits and
+deletes, on both databases."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.api.helpers import package
+from tests.api.test_listing import FUTURE, JOBS, filtered, pending
+
+
+def _bulk(client: TestClient, package_id: str, tags: list[list[str]]) -> list[int]:
+    body = {
+        "jobs": [{"package_id": package_id, "run_at": FUTURE, "options": {"tags": t}} for t in tags]
+    }
+    response = client.post(JOBS, params={"bulk": "launch"}, json=body)
+    assert response.status_code == 200, response.text
+    return [int(j["id"]) for j in response.json()["data"]]
+
+
+def _edit_tags(client: TestClient, job_id: int, tags: list[str]) -> None:
+    response = client.patch(f"{JOBS}{job_id}/", json={"options": {"tags": tags}})
+    assert response.status_code == 200, response.text
+
+
+def test_contains_and_overlaps_follow_launches(client: TestClient) -> None:
+    pid = package(client, command=["true"])["id"]
+    nightly = pending(client, pid, ["nightly"])
+    both = pending(client, pid, ["nightly", "lab"])
+    lab = pending(client, pid, ["lab", "lab"])
+    pending(client, pid, [])
+    assert filtered(client, "tags@>{nightly}") == [nightly, both]
+    assert filtered(client, "tags@>{lab,nightly}") == [both]
+    assert filtered(client, "options.tags@>{lab}") == [both, lab]
+    assert filtered(client, "tags&&{nightly,lab}") == [nightly, both, lab]
+    assert filtered(client, "tags&&{}") == []
+    assert filtered(client, "tags@>{nightly}", sort="-id") == [both, nightly]
+
+
+def test_bulk_launch_tags_every_job(client: TestClient) -> None:
+    pid = package(client, command=["true"])["id"]
+    ids = _bulk(client, pid, [["smoke"], ["nightly"], ["smoke", "nightly"], []] * 3)
+    smoke = [job_id for i, job_id in enumerate(ids) if i % 4 in {0, 2}]
+    assert filtered(client, "tags@>{smoke}") == smoke
+    assert len(filtered(client, "tags@>{smoke,nightly}")) == 3
+
+
+def test_an_edit_replaces_the_tags_a_filter_sees(client: TestClient) -> None:
+    pid = package(client, command=["true"])["id"]
+    job = pending(client, pid, ["nightly"])
+    _edit_tags(client, job, ["weekly", "lab"])
+    assert filtered(client, "tags@>{nightly}") == []
+    assert filtered(client, "tags@>{weekly,lab}") == [job]
+    _edit_tags(client, job, [])
+    assert filtered(client, "tags&&{weekly,lab}") == []
+
+
+def test_deleted_jobs_are_no_longer_found_by_tag(client: TestClient) -> None:
+    pid = package(client, command=["true"])["id"]
+    kept = pending(client, pid, ["nightly"])
+    one, *many = _bulk(client, pid, [["nightly"]] * 4)
+    assert client.delete(f"{JOBS}{one}/").status_code == 204
+    body = {"jobs": [{"id": str(job_id)} for job_id in many]}
+    response = client.post(JOBS, params={"bulk": "delete"}, json=body)
+    assert response.status_code == 204, response.text
+    assert filtered(client, "tags@>{nightly}") == [kept]

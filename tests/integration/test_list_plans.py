@@ -1,0 +1,58 @@
+"""The jobs list's key shapes walk an index in the list's order on SQLite: no scan of every
+job, no sort of every job (EXPLAIN QUERY PLAN; correctness of plans, not timings)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from jobyard.domain.filters import check_filter, check_sort, parse_filter, parse_sort
+from jobyard.domain.listing import Listing
+from jobyard.domain.vocabulary import JOB_FIELDS
+from jobyard.services.runtime import Runtime
+from jobyard.store import listing, tables
+from jobyard.store.jobs import JOB_FIELDS as JOB_COLUMNS
+
+J = tables.jobs
+
+# A filter and a sort, and the index the list walks (a tag filter reads job_tags' index, then
+# each job by key).
+SHAPES = [
+    ((), "-created", "ix_jobs_tenant_id_created_id"),
+    ((), "created", "ix_jobs_tenant_id_created_id"),
+    ((), "-id", "ix_jobs_tenant_id"),
+    ((), "finished", "ix_jobs_tenant_id_finished_id"),
+    ((), "package_name", "ix_jobs_tenant_id_package_name_id"),
+    ((), "status", "ix_jobs_tenant_id_status_id"),
+    (("status=pending",), "-id", "ix_jobs_tenant_id_status_id"),
+    (("status=completed",), "-created", "ix_jobs_tenant_id_status_created"),
+    (("package_id=3",), "id", "ix_jobs_tenant_id_package_id_id"),
+    (("package_name=p3",), "-id", "ix_jobs_tenant_id_package_name_id"),
+    (("device_id=2",), "-id", "ix_jobs_tenant_id_target_device_id_id"),
+    (("device_id=0",), "id", "ix_jobs_tenant_id_target_device_id_id"),
+    (("tags@>{nightly}",), "-id", "ix_job_tags_tag_job_id"),
+]
+
+
+def _plan(conn: sa.Connection, filters: tuple[str, ...], sort: str) -> str:
+    request = Listing(
+        filters=[check_filter(parse_filter(f), JOB_FIELDS) for f in filters],
+        sort=check_sort(parse_sort(sort), JOB_FIELDS),
+    )
+    query = sa.select(J).where(J.c.tenant_id == 1)
+    query = listing.apply(query, request, JOB_COLUMNS, pg=False, tiebreak=J.c.id.asc())
+    sql = query.limit(25).compile(conn, compile_kwargs={"literal_binds": True})
+    return "\n".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+
+
+@pytest.mark.parametrize(("filters", "sort", "index"), SHAPES)
+def test_the_list_walks_an_index_in_its_order(
+    runtime: Runtime, filters: tuple[str, ...], sort: str, index: str
+) -> None:
+    if runtime.pg:
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    with runtime.db.read() as conn:
+        plan = _plan(conn, filters, sort)
+    assert f"INDEX {index} (" in plan, plan
+    assert "SCAN jobs" not in plan, plan
+    assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
