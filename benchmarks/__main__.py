@@ -75,16 +75,20 @@ FULL = Plan(
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes (under two minutes)")
-    parser.add_argument("--peers", action="store_true", help="also run the peers harness")
     parser.add_argument(
-        "--only", choices=["isolation", "api", "latency"], help="run this section alone"
+        "--peers", action="store_true", help="also run the matrix against the peers"
+    )
+    parser.add_argument(
+        "--only", choices=["isolation", "api", "latency", "peers"], help="run this section alone"
     )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     report = Report()
     started = time.monotonic()
     if args.only:
-        {"isolation": isolation, "api": api_speed, "latency": latency}[args.only](plan, report)
+        sections = {"isolation": isolation, "api": api_speed, "latency": latency}
+        sections["peers"] = lambda plan, report: peers.run(report, quick=args.quick)
+        sections[args.only](plan, report)
         report.print()
         return
     spawn = section("spawn limit", lambda: spawn_limit(plan, report))
@@ -100,7 +104,7 @@ def main() -> None:
     bulk(plan, report)
     memory(plan, report)
     if args.peers:
-        peers.run(report, lambda: _bulk_throughput_sqlite(plan, SLOTS, plan.jobs))
+        peers.run(report, quick=args.quick)
     report.note("total time", f"{time.monotonic() - started:.0f} s")
     report.print()
 

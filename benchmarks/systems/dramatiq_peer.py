@@ -1,4 +1,4 @@
-"""Dramatiq: Redis broker and Redis results; `--processes P --threads T` with P × T = slots
+"""Dramatiq: Redis broker and Redis results; `--processes P --threads T` with P x T = slots
 (two processes, one per core, up to `slots`). Batch enqueue: `group(...).run()`, which sends
 its messages one by one (Dramatiq's Redis broker has no batch enqueue)."""
 

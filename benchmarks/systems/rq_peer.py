@@ -1,4 +1,4 @@
-"""RQ: `slots` × `rq worker` on Redis, the default `Worker` (forks a work horse per job) or
+"""RQ: `slots` x `rq worker` on Redis, the default `Worker` (forks a work horse per job) or
 `SimpleWorker` (runs the job in the worker process). Batch enqueue: `Queue.enqueue_many`
 (one Redis pipeline)."""
 
@@ -18,8 +18,8 @@ from benchmarks.systems.job import run_true
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "")
 QUEUE = "bench"
 CONFIGURATIONS = {
-    "fork": "N × rq worker (Worker: a forked work horse per job)",
-    "simple": "N × rq worker -w rq.worker.SimpleWorker",
+    "fork": "N x rq worker (Worker: a forked work horse per job)",
+    "simple": "N x rq worker -w rq.worker.SimpleWorker",
 }
 WORKER_CLASS = {"fork": "rq.worker.Worker", "simple": "rq.worker.SimpleWorker"}
 

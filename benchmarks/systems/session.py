@@ -10,6 +10,7 @@ End of input stops the workers. Standard library and the peer's library only."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -43,9 +44,7 @@ def main() -> None:
 def _start(command: list[str], logs: Path) -> subprocess.Popen[bytes]:
     """A worker in a session of its own, so that its pool goes with it at the end."""
     log = (logs / f"worker-{time.monotonic_ns()}.log").open("wb")
-    return subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _warm_up(peer: ModuleType, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
@@ -89,14 +88,10 @@ def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
             worker.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 20
     for worker in workers:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             worker.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if worker.poll() is None:
             worker.wait(5)
 
