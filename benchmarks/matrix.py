@@ -17,7 +17,7 @@ from rich.table import Table
 
 from benchmarks import workloads
 from benchmarks.comparison import Cell, Ratios, best_cell, median, percentile, rotated
-from benchmarks.measure import Figure, Report, ratio, repeat
+from benchmarks.measure import Figure, Report, ratio
 from benchmarks.steal import StealMeter
 from benchmarks.systems import jobyard_system, peer
 from benchmarks.systems.burst import Burst
@@ -29,6 +29,9 @@ MODES = ("single", "bulk")
 MAX_STEAL_PERCENT = 5.0
 STEAL_RETRIES = 2
 JOBYARD = "jobyard"
+# How fast this machine spawns `true` from two threads, each way: the ceiling of the systems
+# whose jobs spawn that way (measured each round, as the machine drifts).
+SPAWN_WAYS = ("posix_spawn", "subprocess")
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,9 @@ class Configuration:
 
 
 def configurations(python: Path, stores: dict[str, str]) -> list[Configuration]:
-    """jobyard (SQLite, embedded slots; also four concurrent one-by-one clients) and every
-    peer configuration in `peer.PEERS`."""
+    """jobyard (SQLite with embedded slots, also with four concurrent one-by-one clients, the
+    comparison's own; and a PostgreSQL fleet, a candidate for its best) and every peer
+    configuration in `peer.PEERS`."""
     found = [
         Configuration(
             JOBYARD,
@@ -72,7 +76,14 @@ def configurations(python: Path, stores: dict[str, str]) -> list[Configuration]:
             (MODES[0], jobyard_system.CONCURRENT_SINGLE, MODES[1]),
             "posix_spawn",
             jobyard_system.session,
-        )
+        ),
+        Configuration(
+            JOBYARD,
+            "PostgreSQL workers",
+            MODES,
+            "posix_spawn",
+            lambda slots: jobyard_system.session(slots, "postgres"),
+        ),
     ]
     for system, (_, variants) in peer.PEERS.items():
         for variant in variants:
@@ -102,15 +113,18 @@ def run(report: Report, python: Path, stores: dict[str, str], sizes: Sizes) -> N
     """The whole matrix, then its rows in `report` and its table on the console."""
     measured = Measured(sizes.rounds)
     every = configurations(python, stores)
+    limits: dict[str, list[float]] = {way: [] for way in SPAWN_WAYS}
     for round_index in range(sizes.rounds):
+        for way in rotated(SPAWN_WAYS, round_index):
+            limits[way].append(workloads.spawn_limit(sizes.jobs, way=way))
         for slots in SLOT_COUNTS:
             for configuration in rotated(every, round_index):
                 Console(stderr=True).rule(
                     f"round {round_index + 1}: {configuration.name}, {slots} slots"
                 )
                 _measure(configuration, slots, round_index, sizes, measured)
-    limits = _spawn_limits(sizes)
-    _report(report, every, measured, limits, sizes)
+    figures = {way: Figure(tuple(samples)) for way, samples in limits.items()}
+    _report(report, every, measured, figures, sizes)
     print_matrix(every, measured)
 
 
@@ -145,14 +159,6 @@ def _steady(burst: Callable[[], Burst]) -> tuple[float, float]:
         if stolen <= MAX_STEAL_PERCENT:
             break
     return rate, stolen
-
-
-def _spawn_limits(sizes: Sizes) -> dict[str, Figure]:
-    """How fast this machine spawns `true` from two threads, each way (the ceiling)."""
-    return {
-        way: repeat(sizes.rounds, lambda way=way: workloads.spawn_limit(sizes.jobs, way=way))
-        for way in ("posix_spawn", "subprocess")
-    }
 
 
 def _report(
@@ -256,7 +262,7 @@ def print_matrix(every: list[Configuration], measured: Measured) -> None:
             for s, m in columns
         ),
     )
-    Console(width=150).print(table)
+    Console(width=180).print(table)
 
 
 def _rows(configuration: Configuration) -> Iterator[tuple[str, dict[str, str]]]:

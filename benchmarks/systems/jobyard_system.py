@@ -1,6 +1,7 @@
 """jobyard's driver, the same shape as a peer's: `jobyard serve` on SQLite with `slots`
-embedded slots (`benchmarks.deploy`), launches through the HTTP API as any client makes them,
-and each job's end read from the `runs` table. Its jobs start through `posix_spawn`."""
+embedded slots, or on PostgreSQL with `jobyard worker` processes (`benchmarks.deploy`);
+launches through the HTTP API as any client makes them, and each job's end read from the
+`runs` table. Its jobs start through `posix_spawn`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from benchmarks.systems.burst import Burst
 WARM_UP_JOBS = 20
 CONCURRENT_CLIENTS = 4
 CONCURRENT_SINGLE = f"single x{CONCURRENT_CLIENTS}"
+FLEET_WORKERS = 2  # `jobyard worker` processes on PostgreSQL: one per core of the bench machine
 # Polling only has to notice the end (the figures come from the stamps in the database);
 # slow enough not to take CPU from what it measures.
 POLL_SECONDS = 0.2
@@ -33,7 +35,9 @@ class JobyardSession:
     def __init__(self, dep: deploy.Deployment, package_id: str) -> None:
         self.dep = dep
         self.package_id = package_id
-        self.records = sa.create_engine(dep.database_url)
+        self.records = sa.create_engine(
+            dep.database_url.replace("postgresql://", "postgresql+psycopg://")
+        )
         self.clients = [dep.client() for _ in range(CONCURRENT_CLIENTS)]
 
     def burst(self, mode: str, jobs: int) -> Burst:
@@ -116,13 +120,17 @@ def _epoch(stamp: object) -> float:
 
 
 @contextmanager
-def session(slots: int) -> Iterator[JobyardSession]:
-    """`jobyard serve` with `slots` embedded slots on a fresh SQLite database, warmed up
-    (the first claims compile their statements)."""
-    with (
-        deploy.database("sqlite") as url,
-        deploy.deployment(url, embedded_slots=slots) as dep,
-    ):
+def session(slots: int, kind: str = "sqlite") -> Iterator[JobyardSession]:
+    """`slots` slots on a fresh database, warmed up (the first claims compile their
+    statements): on SQLite embedded in `jobyard serve`, on PostgreSQL in `jobyard worker`
+    processes (one per core, up to `slots`) behind an API-only server."""
+    workers = min(slots, FLEET_WORKERS) if kind == "postgres" else 0
+    placement = (
+        {"embedded_slots": 0, "workers": workers, "slots": slots // workers}
+        if workers
+        else {"embedded_slots": slots}
+    )
+    with deploy.database(kind) as url, deploy.deployment(url, **placement) as dep:
         running = JobyardSession(dep, dep.package(["true"]))
         try:
             running.burst(CONCURRENT_SINGLE, WARM_UP_JOBS)
