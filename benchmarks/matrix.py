@@ -123,9 +123,11 @@ def run(report: Report, python: Path, stores: dict[str, str], sizes: Sizes) -> N
                     f"round {round_index + 1}: {configuration.name}, {slots} slots"
                 )
                 _measure(configuration, slots, round_index, sizes, measured)
+        # The rounds so far, in case a long run has to be cut short.
+        print_matrix(every, measured, Console(stderr=True, width=180))
     figures = {way: Figure(tuple(samples)) for way, samples in limits.items()}
     _report(report, every, measured, figures, sizes)
-    print_matrix(every, measured)
+    print_matrix(every, measured, Console(width=180))
 
 
 def _measure(
@@ -239,7 +241,7 @@ def _report_idle(report: Report, every: list[Configuration], measured: Measured)
         )
 
 
-def print_matrix(every: list[Configuration], measured: Measured) -> None:
+def print_matrix(every: list[Configuration], measured: Measured, console: Console) -> None:
     """jobs/s medians, a column per slot count and mode, and the ratio rows under them."""
     columns = [(slots, mode) for slots in SLOT_COUNTS for mode in MODES]
     table = Table(
@@ -262,7 +264,7 @@ def print_matrix(every: list[Configuration], measured: Measured) -> None:
             for s, m in columns
         ),
     )
-    Console(width=180).print(table)
+    console.print(table)
 
 
 def _rows(configuration: Configuration) -> Iterator[tuple[str, dict[str, str]]]:
