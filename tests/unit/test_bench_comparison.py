@@ -4,8 +4,10 @@ round by round, each system's best cell, and the check that every job is there."
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+from benchmarks import matrix
 from benchmarks.comparison import Ratios, best_cell, median, rotated
 from benchmarks.steal import StealMeter, cpu_times
 from benchmarks.systems.burst import Burst, BurstFailed
@@ -71,3 +73,16 @@ def test_a_burst_counts_from_the_clients_clock_to_the_last_end() -> None:
 def test_a_burst_with_a_job_missing_or_failed_measured_nothing(results: list) -> None:
     with pytest.raises(BurstFailed):
         Burst.checked(10.0, 2, results)
+
+
+def test_the_matrix_sets_jobyards_own_configuration_against_each_rounds_best_peer() -> None:
+    every = matrix.configurations(Path("python"), {})
+    assert every[0].name == "jobyard SQLite embedded"
+    assert {c.spawns_with for c in every if c.system != "jobyard"} == {"subprocess"}
+    measured = matrix.Measured(rounds=2)
+    for configuration in every:
+        for round_index, rate in enumerate((100.0, 200.0)):
+            measured.record((configuration.name, 16, "bulk"), round_index, rate)
+    measured.record(("Dramatiq processes", 16, "bulk"), 1, 400.0)
+    measured.record(("jobyard PostgreSQL workers", 16, "bulk"), 1, 4000.0)  # not the default
+    assert measured.against_best_peer(every, 16, "bulk").values == (1.0, 0.5)
