@@ -12,11 +12,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from rich.console import Console
 
 from benchmarks import deploy, lists, peers, workloads
@@ -283,6 +284,16 @@ def latency(plan: Plan, report: Report) -> None:
                 report.add(f"{kind}: {label} {share}", figure, "ms", goal)
 
 
+def _sequential(plan: Plan, url: str, request: Callable[[httpx.Client], httpx.Response]) -> Figure:
+    """Requests per second of one client sending `request` one at a time, `plan.runs` times."""
+    return repeat(
+        plan.runs,
+        lambda: workloads.requests_per_second(
+            url, lambda c: request(c).raise_for_status(), plan.requests, threads=1
+        ),
+    )
+
+
 def api_speed(plan: Plan, report: Report) -> None:
     """One client, one request at a time (what a script or CI step does): jobyard's own
     cost per request shows against a bare FastAPI endpoint served the same way."""
@@ -292,56 +303,19 @@ def api_speed(plan: Plan, report: Report) -> None:
     try:
         time.sleep(1.5)
         base = f"http://127.0.0.1:{port}"
-        bare_get = repeat(
-            plan.runs,
-            lambda: workloads.requests_per_second(
-                base, lambda c: c.get("/bare/").raise_for_status(), plan.requests, threads=1
-            ),
-        )
-        bare_post = repeat(
-            plan.runs,
-            lambda: workloads.requests_per_second(
-                base,
-                lambda c: c.post("/bare/", json={"package_id": "1"}).raise_for_status(),
-                plan.requests,
-                threads=1,
-            ),
-        )
+        bare_get = _sequential(plan, base, lambda c: c.get("/bare/"))
+        bare_post = _sequential(plan, base, lambda c: c.post("/bare/", json={"package_id": "1"}))
     finally:
         bare.terminate()
         bare.wait(10)
     with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=0) as dep:
         package = dep.package(["true"])
         body = {"package_id": package, "run_at": "9999-01-01T00:00:00Z"}
-        launch = repeat(
-            plan.runs,
-            lambda: workloads.requests_per_second(
-                dep.url,
-                lambda c: c.post("/api/v1/jobs/", json=body).raise_for_status(),
-                plan.requests,
-                threads=1,
-            ),
-        )
+        launch = _sequential(plan, dep.url, lambda c: c.post("/api/v1/jobs/", json=body))
         with dep.client() as api:
             job_id = api.post("/jobs/", json=body).json()["data"]["id"]
-        get = repeat(
-            plan.runs,
-            lambda: workloads.requests_per_second(
-                dep.url,
-                lambda c: c.get(f"/api/v1/jobs/{job_id}/").raise_for_status(),
-                plan.requests,
-                threads=1,
-            ),
-        )
-        get_package = repeat(
-            plan.runs,
-            lambda: workloads.requests_per_second(
-                dep.url,
-                lambda c: c.get(f"/api/v1/packages/{package}/").raise_for_status(),
-                plan.requests,
-                threads=1,
-            ),
-        )
+        get = _sequential(plan, dep.url, lambda c: c.get(f"/api/v1/jobs/{job_id}/"))
+        get_package = _sequential(plan, dep.url, lambda c: c.get(f"/api/v1/packages/{package}/"))
     report.add("bare FastAPI GET", bare_get, "r/s", ratio="baseline")
     report.add("bare FastAPI POST", bare_post, "r/s", ratio="baseline")
     report.add(

@@ -148,12 +148,14 @@ def record_processes(rt: Runtime, *, processes: Mapping[int, tuple[int, float]])
     """Process ids of running runs and when each came to exist (seconds since the epoch), by
     run id (batched: a short job's come with its end)."""
     if processes:
-        spawned = {
-            run_id: (pid, datetime.fromtimestamp(at, UTC))
-            for run_id, (pid, at) in processes.items()
-        }
+        spawned = {run_id: (pid, _spawn_time(at)) for run_id, (pid, at) in processes.items()}
         with rt.db.transaction() as conn:
             queue.set_processes(conn, spawned)
+
+
+def _spawn_time(at: float) -> datetime:
+    """When a process came to exist, from the seconds since the epoch its spawner gave."""
+    return datetime.fromtimestamp(at, UTC)
 
 
 def save_output(rt: Runtime, *, run_id: int, chunks: Sequence[tuple[str, int, bytes]]) -> None:
@@ -322,7 +324,7 @@ def _run_end(ending: Ending) -> transitions.RunEnd:
         output_bytes=process.output_bytes,
         truncated=process.truncated,
         process_id=process.pid,
-        spawned=datetime.fromtimestamp(process.spawned, UTC) if process.spawned else None,
+        spawned=_spawn_time(process.spawned) if process.spawned else None,
         worker_id=ending.worker_id,
     )
 

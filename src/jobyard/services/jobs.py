@@ -199,18 +199,6 @@ def _audit_many(conn: Connection, actor: Principal, verb: str, ids: Sequence[int
         audit.record(conn, actor, f"job.bulk_{verb}", "job", [None], detail={"ids": list(ids)})
 
 
-def _audit_launches(
-    conn: Connection, actors: Sequence[Principal], results: Sequence[Launched]
-) -> None:
-    """One event per job launched, a statement per caller."""
-    by_caller: dict[int, tuple[Principal, list[int | None]]] = {}
-    for actor, result in zip(actors, results, strict=True):
-        if isinstance(result, Job):
-            by_caller.setdefault(id(actor), (actor, []))[1].append(result.id)
-    for actor, ids in by_caller.values():
-        audit.record(conn, actor, "job.launch", "job", ids)
-
-
 def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchRequest]) -> list[Job]:
     """Launch all of them or none: one bad request refuses the whole batch."""
     require(actor, Scope.JOBS_WRITE)
@@ -223,11 +211,14 @@ def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchReque
     return jobs
 
 
-def launch_job(rt: Runtime, *, actor: Principal, request: LaunchRequest) -> Job:
-    return launch_jobs(rt, actor=actor, requests=[request])[0]
-
-
 Launched = Job | JobyardError  # a launch's job, or why it was refused
+
+
+def launch_job(rt: Runtime, *, actor: Principal, request: LaunchRequest) -> Job:
+    [launched] = launch_each(rt, [(actor, request)])
+    if isinstance(launched, JobyardError):
+        raise launched
+    return launched
 
 
 def launch_each(rt: Runtime, launches: Sequence[tuple[Principal, LaunchRequest]]) -> list[Launched]:
@@ -252,7 +243,9 @@ def launch_each(rt: Runtime, launches: Sequence[tuple[Principal, LaunchRequest]]
         rows = [answer for answer in answers if isinstance(answer, dict)]
         inserted = iter(job_store.insert_jobs(conn, rows, reason="launched"))
         results = [next(inserted) if isinstance(a, dict) else a for a in answers]
-        _audit_launches(conn, [actor for actor, _ in launches], results)
+        for (actor, _), result in zip(launches, results, strict=True):
+            if isinstance(result, Job):
+                _audit_many(conn, actor, "launch", [result.id])
         if rows:
             notify.announce_work(conn)
     if rows:
