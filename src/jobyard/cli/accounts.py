@@ -50,6 +50,8 @@ def _runtime(data_dir: Path | None, database_url: str | None) -> Iterator[Runtim
         started = accounts.bootstrap_admin(rt)
         if started.new_token:
             console.print(f"admin API token (shown once, keep it): {started.new_token}")
+        if started.new_password:
+            console.print(f"admin password (shown once, keep it): {started.new_password}")
         yield rt
         rt.db.dispose()
     except JobyardError as exc:

@@ -89,6 +89,12 @@ def serve(
         console.print(f"admin API token (shown once, keep it): [bold]{bootstrap.new_token}[/bold]")
     elif settings.admin_token:
         console.print("admin API token: the value of JOBYARD_ADMIN_TOKEN")
+    console.print(f"dashboard: [bold]{settings.base_url}/[/bold], login [bold]admin[/bold]")
+    if bootstrap.new_password:
+        console.print(
+            f"admin password (shown once, keep it): [bold]{bootstrap.new_password}[/bold] "
+            "(`jobyard users passwd admin` changes it)"
+        )
     console.print(
         f'log in with:  curl -H "Authorization: Bearer <token>" {settings.base_url}/api/v1/jobs/'
     )
