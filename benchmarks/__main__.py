@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from benchmarks import deploy, lists, peers, workloads
+from benchmarks import dashboard, deploy, lists, peers, workloads
 from benchmarks.measure import Figure, Report, ratio, repeat
 
 console = Console(stderr=True)
@@ -100,6 +100,7 @@ def main() -> None:
     latency(plan, report)
     api_speed(plan, report)
     listing(plan, report)
+    dashboard_pages(plan, report)
     bulk(plan, report)
     memory(plan, report)
     if args.peers:
@@ -345,6 +346,10 @@ def listing(plan: Plan, report: Report) -> None:
     lists.run(report, plan.listed_jobs)
 
 
+def dashboard_pages(plan: Plan, report: Report) -> None:
+    dashboard.run(report, plan.listed_jobs)
+
+
 def bulk(plan: Plan, report: Report) -> None:
     """One bulk launch of identical jobs, and of varied ones: packages, devices, tags and
     testvars in turn, as a script launching a test matrix sends them."""
@@ -424,6 +429,7 @@ SECTIONS = {
     "latency": latency,
     "bulk": bulk,
     "lists": listing,
+    "dashboard": dashboard_pages,
     "peers": peer_matrix,
 }
 
