@@ -70,7 +70,6 @@ def test_wrong_password_is_refused_with_a_message(page: Any) -> None:
 
 def test_launch_from_the_form_and_watch_the_log_arrive(page: Any, site: Site) -> None:
     sign_in(page)
-    shot(page, "overview")
     page.get_by_role("link", name="Launch").click()
     page.get_by_label("Package").select_option(label="ticker")
     page.get_by_label("Tags").fill("nightly, browser")
@@ -126,6 +125,9 @@ def test_filter_the_jobs_table_and_see_statuses_change_live(page: Any, site: Sit
     expect(page.locator(f"#job-{quick}")).to_have_count(0)
     shot(page, "jobs")
     site.api.post(f"/jobs/{sleeper}/cancel/").raise_for_status()
+    page.get_by_role("link", name="Overview").click()
+    expect(page.locator(".count.bad .n").first).not_to_have_text("0")
+    shot(page, "overview")
 
 
 def test_cancel_a_running_job_from_its_page(page: Any, site: Site) -> None:
