@@ -19,7 +19,7 @@ from jobyard.api.web.rendering import redirect, show, signed_in
 from jobyard.api.web.session import CSRF_FIELD, Session, check_csrf
 from jobyard.domain.listing import Listing
 from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, RUN_FIELDS
-from jobyard.errors import JobyardError, ValidationFailed
+from jobyard.errors import JobyardError, NotFound, ValidationFailed
 from jobyard.services import jobs, overview, results, runs
 from jobyard.services.runtime import Runtime
 
@@ -159,6 +159,8 @@ async def job_page(request: Request, session: Session) -> Response:
     view = await _call(request, lambda rt: _job_view(rt, session, job_id))
     chosen = params.integer(request.query_params.get("attempt"), "attempt", default=None)
     runs_by_attempt = {r.attempt: r for r in view["runs"]}
+    if chosen is not None and chosen not in runs_by_attempt:
+        raise NotFound(f"job {job_id} has no attempt {chosen}")
     shown = runs_by_attempt.get(chosen) if chosen else (view["runs"][-1] if view["runs"] else None)
     context = view | {"shown": shown, "tail": LOG_TAIL_BYTES, "follow": chosen is None}
     return await show(
