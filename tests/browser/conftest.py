@@ -15,9 +15,9 @@ import pytest
 from jobyard.settings import Settings
 from tests.conftest import ADMIN_TOKEN, AUTH, LiveServer
 
-ADMIN_PASSWORD = "admin-password-1"  # noqa: S105 (the test server's own)
-VIEWER_PASSWORD = "viewer-password-1"  # noqa: S105
-OTHER_PASSWORD = "other-password-1"  # noqa: S105
+ADMIN_PASSWORD = "admin-password-1"
+VIEWER_PASSWORD = "viewer-password-1"
+OTHER_PASSWORD = "other-password-1"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 
 
@@ -64,7 +64,8 @@ def _packages(api: httpx.Client) -> dict[str, str]:
         "ticker": [
             "sh",
             "-c",
-            r"printf '\033[31mred start\033[0m\n'; for i in 1 2 3; do echo line $i; sleep 0.4; done",
+            r"printf '\033[31mred start\033[0m\n';"
+            r" for i in 1 2 3; do echo line $i; sleep 0.4; done",
         ],
         "sleeper": ["sleep", "60"],
         "quick": ["true"],

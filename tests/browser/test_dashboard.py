@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,12 @@ def test_filter_the_jobs_table_and_see_statuses_change_live(page: Any, site: Sit
     expect(page.locator(f"#job-{failing} .badge")).to_have_text("failed")
     expect(page.locator(f"#job-{quick}")).to_have_count(0)
     shot(page, "jobs")
+    # The search box: part of a package's name, in any case, as an indexed filter.
+    page.goto("/jobs?q=AILIN")
+    expect(page.locator(f"#job-{failing}")).to_be_visible()
+    expect(page.locator(f"#job-{quick}")).to_have_count(0)
+    failing_package = site.packages["failing"]
+    expect(page.locator(".api-query")).to_contain_text(f"package_id%3C%40%7B{failing_package}%7D")
     site.api.post(f"/jobs/{sleeper}/cancel/").raise_for_status()
     page.get_by_role("link", name="Overview").click()
     expect(page.locator(".count.bad .n").first).not_to_have_text("0")
@@ -190,9 +197,9 @@ def test_a_system_admin_switches_customer(page: Any, site: Site) -> None:
 
 def test_a_large_log_is_paged_not_loaded_whole(page: Any, site: Site) -> None:
     job = launch(site, "big")
-    for _ in range(200):
-        if site.api.get(f"/jobs/{job}/").json()["data"]["status"] == "completed":
-            break
+    deadline = time.monotonic() + 60
+    while site.api.get(f"/jobs/{job}/").json()["data"]["status"] != "completed":
+        assert time.monotonic() < deadline, "the big job did not complete"
         page.wait_for_timeout(100)
     sign_in(page)
     page.goto(f"/jobs/{job}")

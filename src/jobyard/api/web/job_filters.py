@@ -5,7 +5,7 @@ the query it made so that a script can ask the same."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
@@ -36,10 +36,22 @@ class JobQuery:
     sort: str
     limit: str
     page: str
+    search: str = ""  # the search box's filter, once its packages are found (`searched`)
 
     @property
     def filters(self) -> list[str]:
-        return [*_filter_texts(self.form), *self.extra]
+        return [*_filter_texts(self.form), *([self.search] if self.search else []), *self.extra]
+
+    def package_search(self) -> str:
+        """The packages whose names the search box matches, as a packages list filter (or
+        nothing to search for)."""
+        text = self.form["q"]
+        return f"name~*{re.escape(text)}" if text else ""
+
+    def searched(self, package_ids: list[int]) -> JobQuery:
+        """This query with the search box's text as the jobs of those packages: an indexed
+        filter, where a pattern over every job's package name reads them all."""
+        return replace(self, search="package_id<@{" + ",".join(map(str, package_ids)) + "}")
 
     def api_query(self) -> str:
         pairs = [("filter", f) for f in self.filters] + [("sort", self.sort)]
@@ -71,9 +83,6 @@ def _filter_texts(form: dict[str, str]) -> list[str]:
         texts.append(f"created>={form['since']}")
     if form["until"]:
         texts.append(f"created<{form['until']}")
-    if form["q"]:
-        # Words in a package's name, in any case: a regular expression of the text as given.
-        texts.append(f"package_name~*{re.escape(form['q'])}")
     return texts
 
 

@@ -18,9 +18,9 @@ from jobyard.api.web import job_filters
 from jobyard.api.web.rendering import redirect, show, signed_in
 from jobyard.api.web.session import CSRF_FIELD, Session, check_csrf
 from jobyard.domain.listing import Listing
-from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, RUN_FIELDS
+from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, PACKAGE_FIELDS, RUN_FIELDS
 from jobyard.errors import JobyardError, NotFound, ValidationFailed
-from jobyard.services import jobs, overview, results, runs
+from jobyard.services import catalog, jobs, overview, results, runs
 from jobyard.services.runtime import Runtime
 
 LOG_TAIL_BYTES = 64 * 1024  # what a job's page shows of its log at first; the rest on demand
@@ -65,10 +65,26 @@ async def overview_page(request: Request, session: Session) -> Response:
     )
 
 
+SEARCHED_PACKAGES = 1000  # at most, by the search box
+
+
+def _search(rt: Runtime, session: Session, found: job_filters.JobQuery) -> job_filters.JobQuery:
+    """The query with its search box resolved: the ids of the packages it names."""
+    text = found.package_search()
+    if not text:
+        return found
+    query = QueryParams([("filter", text), ("limit", str(SEARCHED_PACKAGES))])
+    wanted = params.listing(query, PACKAGE_FIELDS)
+    packages, _ = catalog.list_packages(rt, actor=session.principal, request=wanted)
+    return found.searched([p.id for p in packages])
+
+
 async def _jobs_found(request: Request, session: Session) -> dict[str, Any]:
     query = job_filters.read(request.query_params)
     context: dict[str, Any] = {"query": query, "filters": job_filters, "problem": ""}
     try:
+        query = await _call(request, lambda rt: _search(rt, session, query))
+        context["query"] = query
         wanted = job_filters.listing(query)
         found, total = await _call(
             request, lambda rt: jobs.list_jobs(rt, actor=session.principal, request=wanted)
