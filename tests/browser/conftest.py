@@ -55,11 +55,19 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         LiveServer(settings) as server,
         httpx.Client(base_url=f"{server.url}/api/v1", headers=AUTH, timeout=30) as api,
     ):
-        yield Site(server.url, api, _packages(api), _second_customer(api))
+        yield Site(server.url, api, _packages(api, folder), _second_customer(api))
 
 
-def _packages(api: httpx.Client) -> dict[str, str]:
+def _packages(api: httpx.Client, folder: Path) -> dict[str, str]:
+    marker = folder / "retried"
     commands = {
+        # Fails its first attempt a moment after it starts, then succeeds.
+        "flaky": [
+            "sh",
+            "-c",
+            f"echo attempt output; if [ -e {marker} ]; then exit 0; fi;"
+            f" touch {marker}; sleep 2; exit 3",
+        ],
         # Colour, then lines a little apart: the page shows them as they come.
         "ticker": [
             "sh",
@@ -75,7 +83,8 @@ def _packages(api: httpx.Client) -> dict[str, str]:
     }
     found = {}
     for name, command in commands.items():
-        answer = api.post("/packages/", json={"name": name, "command": command})
+        retries = {"max_attempts": 2, "retry_delay": 0} if name == "flaky" else {}
+        answer = api.post("/packages/", json={"name": name, "command": command, **retries})
         answer.raise_for_status()
         found[name] = answer.json()["data"]["id"]
     viewer = {"login": "viewer", "password": VIEWER_PASSWORD, "role": "viewer"}

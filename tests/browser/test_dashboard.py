@@ -89,6 +89,17 @@ def test_launch_from_the_form_and_watch_the_log_arrive(page: Any, site: Site) ->
     shot(page, "job")
 
 
+def test_the_log_follows_the_job_across_its_attempts(page: Any, site: Site) -> None:
+    sign_in(page)
+    job = launch(site, "flaky")
+    page.goto(f"/jobs/{job}")  # while its first attempt runs
+    log = page.locator("#log-output")
+    expect(log.locator(".attempt")).to_have_text(re.compile("attempt 2"), timeout=20_000)
+    expect(page.locator("#log-state")).to_contain_text("The job ended: completed, exit code 0")
+    assert log.inner_text().count("attempt output") == 2
+    expect(page.locator("#summary tbody tr").first).to_contain_text("failed")
+
+
 def test_launch_form_shows_the_api_errors_next_to_the_field(page: Any) -> None:
     sign_in(page)
     page.goto("/launch")
