@@ -18,13 +18,14 @@ from jobyard.api import dialects as dialect_package
 from jobyard.api import docs_pages, errors, logs, openapi
 from jobyard.api.group_commit import LaunchQueue
 from jobyard.api.native import accounts as account_routes
-from jobyard.api.native import catalog, jobs, runs, system, workers
+from jobyard.api.native import catalog, jobs, runs, schedules, system, workers
 from jobyard.api.negotiation import XmlNegotiation
 from jobyard.services import accounts, schema
 from jobyard.services.runtime import Runtime, open_runtime, wait_for_database
 from jobyard.settings import Settings
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.engine import Engine
+from jobyard.worker.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +83,13 @@ def create_app(
         if run_workers and settings.workers:
             pool.start()
         app.state.pool = pool
+        scheduler = Scheduler(rt)
+        if settings.scheduler:
+            scheduler.start()
         try:
             yield
         finally:
+            scheduler.stop()
             pool.stop()
             rt.db.dispose()
 
@@ -102,7 +107,7 @@ def create_app(
     docs_pages.install(app)
     logs.install_redaction()
     errors.install(app)
-    routers = [m.router for m in (jobs, catalog, runs, system, account_routes, workers)]
+    routers = [m.router for m in (jobs, catalog, runs, schedules, system, account_routes, workers)]
     routers.append(account_routes.login_router)
     for dialect in dialects():
         routers.append(dialect.router)

@@ -16,8 +16,9 @@ from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, tables
 from jobyard.store import jobs as job_store
 
-DEVICE_IN_USE = "the device is used by a package; change the package first"
-CONFIG_IN_USE = "the config is used by a package; change the package first"
+DEVICE_IN_USE = "the device is used by a package or a schedule; change those first"
+CONFIG_IN_USE = "the config is used by a package or a schedule; change those first"
+PACKAGE_IN_USE = "the package is in use (a schedule launches it); delete the schedule first"
 
 
 def _check_references(conn: Connection, values: Mapping[str, Any], tenant_id: int) -> None:
@@ -188,7 +189,7 @@ def delete_package(rt: Runtime, *, actor: Principal, package_id: int) -> None:
         if job_store.count_active_for_package(conn, package_id):
             raise Conflict("the package has pending or running jobs; cancel them first")
         catalog.delete_row(
-            conn, tables.packages, package_id, "the package is in use", tenant_id=actor.tenant_id
+            conn, tables.packages, package_id, PACKAGE_IN_USE, tenant_id=actor.tenant_id
         )
 
 

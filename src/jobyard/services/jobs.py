@@ -145,7 +145,12 @@ def _resolve(lookups: _Lookups, request: LaunchRequest) -> _Resolved:
 
 
 def _job_row(
-    request: LaunchRequest, resolved: _Resolved, *, now: datetime, actor: Principal
+    request: LaunchRequest,
+    resolved: _Resolved,
+    *,
+    now: datetime,
+    actor: Principal,
+    automatic: bool = False,
 ) -> dict[str, Any]:
     interfaces = resolved.plan.interfaces
     return {
@@ -172,7 +177,7 @@ def _job_row(
         "priority": request.priority,
         "run_at": request.run_at or now,
         "user_id": actor.user_id,
-        "automatic": False,
+        "automatic": automatic,
         "created": now,
         "updated": now,
     }
@@ -189,6 +194,26 @@ def _insert_launches(
     jobs = job_store.insert_jobs(conn, rows, reason="launched")
     _audit_many(conn, actor, "launch", [job.id for job in jobs])
     return jobs
+
+
+def launch_scheduled(
+    rt: Runtime, conn: Connection, request: LaunchRequest, *, owner: Principal, schedule_id: int
+) -> Job:
+    """A schedule's launch, in the scheduler's transaction (the one that claims the fire
+    time): marked automatic, launched on behalf of the schedule's owner, audited with the
+    schedule. A refused launch raises before anything is written."""
+    lookups = _Lookups(rt.db.key_reads_beside(conn), owner.tenant_id)
+    row = _job_row(request, lookups.resolve(request), now=utcnow(), actor=owner, automatic=True)
+    [job] = job_store.insert_jobs(conn, [row], reason=f"launched by schedule {schedule_id}")
+    audit.record(conn, owner, "job.launch", "job", [job.id], detail={"schedule_id": schedule_id})
+    notify.announce_work(conn)
+    return job
+
+
+def check_launch(conn: Connection, request: LaunchRequest, *, tenant_id: int) -> None:
+    """Refuse a launch that could not be made (unknown ids, variables, arguments), without
+    making it: what a schedule will launch is checked when it is defined."""
+    _resolve(_Lookups(conn, tenant_id), request)
 
 
 def _audit_many(conn: Connection, actor: Principal, verb: str, ids: Sequence[int]) -> None:

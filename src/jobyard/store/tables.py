@@ -376,3 +376,52 @@ job_events = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Index("ix_job_events_job_id", "job_id"),
 )
+
+# A package launched on a cron expression (in a named time zone) or at a fixed interval
+# (migration 0010). `next_run` is null while paused; schedulers wait for the earliest.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    tenant_column(),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("tenant_id", "name"),
+    Column("description", Text, nullable=False, server_default=""),
+    Column(
+        "package_id", ForeignKey("packages.id", ondelete="RESTRICT"), nullable=False, index=True
+    ),
+    Column("device_id", ForeignKey("devices.id", ondelete="RESTRICT"), nullable=True, index=True),
+    Column("config_id", ForeignKey("configs.id", ondelete="RESTRICT"), nullable=True, index=True),
+    Column("options", json_type(), nullable=False),
+    Column("context", json_type(), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("cron", String(200), nullable=True),
+    Column("interval_seconds", Integer, nullable=True),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("misfire", String(20), nullable=False, server_default="skip"),
+    Column("skip_if_running", Boolean, nullable=False, server_default=text("false")),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("next_run", UTCDateTime(), nullable=True),
+    Column("last_fire_time", UTCDateTime(), nullable=True),
+    # Not a foreign key: the job may be deleted (by hand, or by retention) before the next fire.
+    Column("last_job_id", BigInteger, nullable=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    CheckConstraint("misfire IN ('skip', 'run_once')", name="misfire"),
+    CheckConstraint("(cron IS NULL) <> (interval_seconds IS NULL)", name="timing"),
+    Index("ix_schedules_next_run", "next_run"),
+)
+
+# One row per fire time of a schedule: its primary key is what makes a fire time launch one
+# job however many schedulers race for it, inserted in the transaction that launches the job.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("schedule_id", ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True),
+    Column("fire_time", UTCDateTime(), primary_key=True),
+    Column("outcome", String(20), nullable=False),
+    Column("job_id", ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("at", UTCDateTime(), nullable=False),
+)

@@ -17,6 +17,7 @@ from typing_extensions import TypedDict  # pydantic reads typing's only from Pyt
 
 from jobyard.domain.models import PackageKind
 from jobyard.domain.outcomes import OutcomeStatus
+from jobyard.domain.schedules import FireOutcome, Misfire
 from jobyard.domain.statuses import JobStatus, RunStatus
 
 
@@ -195,6 +196,43 @@ class PackageOut(TypedDict):
     extra_cli_args: str
     agent_id: str
     use_as_testlist: bool
+
+
+class ScheduleOut(TypedDict):
+    """A schedule; `next_run` is null while paused, `last_*` until its first fire."""
+
+    id: str
+    name: str
+    description: str
+    package_id: str
+    device_id: str
+    config_id: str
+    options: OptionsOut
+    context: dict[str, Any]
+    priority: int
+    cron: str | None
+    interval: int | None
+    timezone: str
+    misfire: Misfire
+    skip_if_running: bool
+    paused: bool
+    next_run: str | None
+    last_fire_time: str | None
+    last_job_id: str | None
+    user_id: str
+    created: str
+    updated: str
+
+
+class FireOut(TypedDict):
+    """One fire time of a schedule: the job it launched, or why none."""
+
+    fire_time: str
+    outcome: FireOutcome
+    job_id: str | None
+    job_status: JobStatus | None
+    note: str
+    at: str
 
 
 class DeviceOut(TypedDict):

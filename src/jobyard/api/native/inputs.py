@@ -142,6 +142,19 @@ def package_values(body: schemas.PackageIn) -> dict[str, Any]:
     return {PACKAGE_COLUMNS.get(k, k): v for k, v in values.items()}
 
 
+def schedule_values(body: schemas.ScheduleIn) -> dict[str, Any]:
+    """A schedule's body as the service's values: only the fields given (null: default)."""
+    values = body.model_dump(exclude_unset=True)
+    for name in ("package_id", "device_id", "config_id"):
+        if name in values:
+            values[name] = reference_id(values[name], name)
+    if "options" in values:
+        values["options"] = None if body.options is None else job_options(body.options)
+    if "interval" in values:
+        values["interval_seconds"] = values.pop("interval")
+    return values
+
+
 def require_name(values: dict[str, Any]) -> None:
     if not values.get("name"):
         raise ValidationFailed("name is required", field="name")

@@ -154,6 +154,49 @@ class PackageIn(Strict):
     allowed_args: list[str] | None = None
 
 
+class ScheduleIn(Strict):
+    """A schedule: what it launches (a launch's fields) and when (`cron` or `interval`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "nightly", "package_id": "1", "cron": "0 2 * * *", "timezone": "UTC"},
+                {"name": "poll", "package_id": "1", "interval": 300, "skip_if_running": True},
+            ]
+        }
+    )
+
+    name: str | None = optional_name()
+    description: str | None = Field(default=None, max_length=10_000)
+    package_id: Any = reference("package")
+    device_id: Any = reference("device")
+    config_id: Any = reference("config")
+    options: OptionsIn | None = None
+    context: dict[str, Any] | None = None
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    cron: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Five fields (minute hour day-of-month month day-of-week), or six with "
+        "seconds first; null when `interval` is given",
+    )
+    interval: int | None = Field(
+        default=None, ge=1, le=MAX_SECONDS, description="Seconds between fires, instead of cron"
+    )
+    timezone: str | None = Field(
+        default=None, max_length=64, description="An IANA time zone for `cron` (UTC by default)"
+    )
+    misfire: Literal["skip", "run_once"] | None = Field(
+        default=None,
+        description="Fire times missed by more than the grace (downtime): `skip` them, or "
+        "launch one job for them all (`run_once`)",
+    )
+    skip_if_running: StrictBool | None = Field(
+        default=None, description="Launch nothing while the previous job is pending or running"
+    )
+    paused: StrictBool | None = None
+
+
 class DeviceIn(Strict):
     name: str | None = optional_name()
     description: str | None = None
