@@ -425,3 +425,17 @@ schedule_fires = Table(
     Column("note", Text, nullable=False, server_default=""),
     Column("at", UTCDateTime(), nullable=False),
 )
+
+# A launch's Idempotency-Key per customer (migration 0011): the fingerprint of the request it
+# came with and the jobs it launched, inserted in the launch's transaction, so that a retry
+# with the same key waits for the first (PostgreSQL) or sees it (SQLite) and answers the
+# same jobs. A key older than a day is taken anew; retention deletes the old ones.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("job_ids", json_type(), nullable=False),
+    Column("created", UTCDateTime(), nullable=False, index=True),
+)
