@@ -11,6 +11,7 @@ from jobyard.domain import arguments, sandbox, templates
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import Config, Device, Package, PackageKind
 from jobyard.domain.permissions import Principal, Scope, require, require_run_definer
+from jobyard.domain.run_end import Backoff
 from jobyard.errors import Conflict, ValidationFailed
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, tables
@@ -39,11 +40,23 @@ def _check_package(values: Mapping[str, Any]) -> None:
         if not name or "=" in name or "\x00" in name:
             raise ValidationFailed(f"invalid environment variable name {name!r}", field="env")
     sandbox.checked_switches(values["sandbox"])
+    _check_retries(values)
     positive, negative = values["positive_results"], values["negative_results"] or []
     if len(set(positive)) != len(positive) or len(set(negative)) != len(negative):
         raise ValidationFailed("result options must not repeat")
     if set(positive) & set(negative):
         raise ValidationFailed("a result cannot be both positive and negative")
+
+
+def _check_retries(values: Mapping[str, Any]) -> None:
+    try:
+        Backoff(values["retry_backoff"])
+    except ValueError:
+        raise ValidationFailed(
+            "retry_backoff must be fixed or exponential", field="retry_backoff"
+        ) from None
+    if not 0 <= values["retry_jitter"] <= 1:
+        raise ValidationFailed("retry_jitter must be from 0 to 1", field="retry_jitter")
 
 
 PACKAGE_DEFAULTS: dict[str, Any] = {
@@ -55,6 +68,9 @@ PACKAGE_DEFAULTS: dict[str, Any] = {
     "max_attempts": 1,
     "retry_delay_seconds": 0.0,
     "rerun_lost": True,
+    "retry_backoff": Backoff.FIXED.value,
+    "retry_delay_max_seconds": None,
+    "retry_jitter": 0.0,
     "concurrency_limit": None,
     "config_id": None,
     "device_id": None,
@@ -106,6 +122,9 @@ def _package_row(package: Package) -> dict[str, Any]:
         "max_attempts": package.max_attempts,
         "retry_delay_seconds": package.retry_delay_seconds,
         "rerun_lost": package.rerun_lost,
+        "retry_backoff": package.retry_backoff,
+        "retry_delay_max_seconds": package.retry_delay_max_seconds,
+        "retry_jitter": package.retry_jitter,
         "concurrency_limit": package.concurrency_limit,
         "config_id": package.config_id,
         "device_id": package.device_id,

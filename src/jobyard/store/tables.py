@@ -140,6 +140,10 @@ packages = Table(
     Column("max_attempts", Integer, nullable=False, server_default="1"),
     Column("retry_delay_seconds", Float, nullable=False, server_default="0"),
     Column("rerun_lost", Boolean, nullable=False, server_default=text("true")),
+    # How the wait before another attempt grows (migration 0012).
+    Column("retry_backoff", String(20), nullable=False, server_default="fixed"),
+    Column("retry_delay_max_seconds", Float, nullable=True),
+    Column("retry_jitter", Float, nullable=False, server_default="0"),
     Column("concurrency_limit", Integer, nullable=True),
     Column("config_id", ForeignKey("configs.id", ondelete="RESTRICT"), nullable=True),
     Column("device_id", ForeignKey("devices.id", ondelete="RESTRICT"), nullable=True),

@@ -17,6 +17,7 @@ from typing_extensions import TypedDict  # pydantic reads typing's only from Pyt
 
 from jobyard.domain.models import PackageKind
 from jobyard.domain.outcomes import OutcomeStatus
+from jobyard.domain.run_end import Backoff
 from jobyard.domain.schedules import FireOutcome, Misfire
 from jobyard.domain.statuses import JobStatus, RunStatus
 
@@ -178,6 +179,9 @@ class PackageOut(TypedDict):
     max_attempts: int
     retry_delay: float
     rerun_lost: bool
+    retry_backoff: Backoff
+    retry_delay_max: float
+    retry_jitter: float
     concurrency: int
     config_id: str
     device_id: str

@@ -19,6 +19,7 @@ from jobyard.services.jobs import JobEdit, LaunchRequest
 PACKAGE_COLUMNS = {
     "timeout": "timeout_seconds",
     "retry_delay": "retry_delay_seconds",
+    "retry_delay_max": "retry_delay_max_seconds",
     "concurrency": "concurrency_limit",
 }
 
@@ -137,6 +138,8 @@ def package_values(body: schemas.PackageIn) -> dict[str, Any]:
         values["timeout"] = None
     if values.get("concurrency") == 0:
         values["concurrency"] = None
+    if values.get("retry_delay_max") == 0:
+        values["retry_delay_max"] = None
     if "sandbox" in values and values["sandbox"] is None:
         values["sandbox"] = {}  # null: no switches
     return {PACKAGE_COLUMNS.get(k, k): v for k, v in values.items()}

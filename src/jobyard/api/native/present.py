@@ -138,6 +138,9 @@ def package(p: Package) -> dict[str, Any]:
         "max_attempts": p.max_attempts,
         "retry_delay": p.retry_delay_seconds,
         "rerun_lost": p.rerun_lost,
+        "retry_backoff": p.retry_backoff,
+        "retry_delay_max": p.retry_delay_max_seconds or 0,  # 0: no cap
+        "retry_jitter": p.retry_jitter,
         "concurrency": p.concurrency_limit or 0,  # 0: no limit
         "config_id": ident(p.config_id),
         "device_id": ident(p.device_id),

@@ -142,6 +142,25 @@ class PackageIn(Strict):
     retry_delay: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     # false: a run lost with its worker is not retried (the job ends lost): never run twice
     rerun_lost: StrictBool | None = None
+    retry_backoff: Literal["fixed", "exponential"] | None = Field(
+        default=None,
+        description="`fixed`: `retry_delay` before each retry; `exponential`: doubled after "
+        "each failed attempt, at most `retry_delay_max`",
+    )
+    retry_delay_max: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        allow_inf_nan=False,
+        description="The longest wait before a retry, in seconds (0: no cap)",
+    )
+    retry_jitter: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Up to this fraction of each retry delay is taken off at random (0 to 1)",
+    )
     concurrency: int | None = Field(default=None, ge=0, le=1_000_000)
     config_id: Any = reference("config")
     device_id: Any = reference("device")
