@@ -116,6 +116,10 @@ class Package:
     retry_backoff: str = "fixed"
     retry_delay_max_seconds: float | None = None
     retry_jitter: float = 0.0
+    # Its own retention of finished jobs (domain/retention.py); None: its customer's.
+    keep_days: int | None = None
+    keep_last: int | None = None
+    output_days: int | None = None
 
 
 @dataclass(frozen=True)

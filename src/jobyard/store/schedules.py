@@ -193,3 +193,25 @@ def _fire(row: Row[Any]) -> Fire:
         note=row.note,
         job_status=row.job_status,
     )
+
+
+def crowded_schedules(conn: Connection, *, keep: int) -> list[int]:
+    """Schedules with more than `keep` fire times recorded."""
+    query = select(F.c.schedule_id).group_by(F.c.schedule_id).having(func.count() > keep)
+    return list(conn.execute(query).scalars())
+
+
+def trim_fires(conn: Connection, schedule_id: int, *, keep: int) -> int:
+    """Forget a schedule's fire times older than its `keep` newest."""
+    oldest_kept = (
+        select(F.c.fire_time)
+        .where(F.c.schedule_id == schedule_id)
+        .order_by(F.c.fire_time.desc())
+        .offset(keep - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    result = conn.execute(
+        F.delete().where(F.c.schedule_id == schedule_id, F.c.fire_time < oldest_kept)
+    )
+    return int(result.rowcount)

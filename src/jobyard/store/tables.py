@@ -36,6 +36,14 @@ JOB_STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 RUN_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus)
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
+
+def retention_columns() -> list[Column[int]]:
+    """How long finished jobs are kept: days, the newest N per package, days of output."""
+    return [Column(name, Integer, nullable=True) for name in RETENTION_FIELDS]
+
+
+RETENTION_FIELDS = ("keep_days", "keep_last", "output_days")
+
 # A customer. Tenant 1 is the system tenant, whose admins may act for any other.
 tenants = Table(
     "tenants",
@@ -43,6 +51,9 @@ tenants = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("created", UTCDateTime(), nullable=False),
+    # The customer's retention of finished jobs (migration 0013; null: kept), which a
+    # package's own columns of the same names override.
+    *retention_columns(),
 )
 
 
@@ -144,6 +155,7 @@ packages = Table(
     Column("retry_backoff", String(20), nullable=False, server_default="fixed"),
     Column("retry_delay_max_seconds", Float, nullable=True),
     Column("retry_jitter", Float, nullable=False, server_default="0"),
+    *retention_columns(),
     Column("concurrency_limit", Integer, nullable=True),
     Column("config_id", ForeignKey("configs.id", ondelete="RESTRICT"), nullable=True),
     Column("device_id", ForeignKey("devices.id", ondelete="RESTRICT"), nullable=True),
@@ -442,4 +454,17 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("job_ids", json_type(), nullable=False),
     Column("created", UTCDateTime(), nullable=False, index=True),
+)
+
+# How far retention has deleted output, per customer and output-days value (migration
+# 0013): finished jobs are swept in order of their end, each value from its own mark, so
+# that a sweep never reads again what it already went through. A customer's marks are
+# forgotten (and its jobs swept again) when its retention changes.
+retention_marks = Table(
+    "retention_marks",
+    metadata,
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("output_days", Integer, primary_key=True),
+    Column("finished", UTCDateTime(), nullable=False),
+    Column("job_id", BigInteger, nullable=False),
 )

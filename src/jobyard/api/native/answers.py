@@ -182,6 +182,9 @@ class PackageOut(TypedDict):
     retry_backoff: Backoff
     retry_delay_max: float
     retry_jitter: float
+    keep_days: int | None
+    keep_last: int | None
+    output_days: int | None
     concurrency: int
     config_id: str
     device_id: str
@@ -237,6 +240,29 @@ class FireOut(TypedDict):
     job_status: JobStatus | None
     note: str
     at: str
+
+
+class RetentionOut(TypedDict):
+    """A customer's retention; null keeps for ever."""
+
+    keep_days: int | None
+    keep_last: int | None
+    output_days: int | None
+
+
+class RetentionPackageOut(TypedDict):
+    package_id: str | None
+    package_name: str
+    jobs: int
+    output_chunks: int
+
+
+class RetentionPreviewOut(TypedDict):
+    """What retention would delete now: finished jobs, and output chunks of jobs that stay."""
+
+    jobs: int
+    output_chunks: int
+    packages: list[RetentionPackageOut]
 
 
 class DeviceOut(TypedDict):

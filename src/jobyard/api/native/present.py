@@ -141,6 +141,9 @@ def package(p: Package) -> dict[str, Any]:
         "retry_backoff": p.retry_backoff,
         "retry_delay_max": p.retry_delay_max_seconds or 0,  # 0: no cap
         "retry_jitter": p.retry_jitter,
+        "keep_days": p.keep_days,
+        "keep_last": p.keep_last,
+        "output_days": p.output_days,
         "concurrency": p.concurrency_limit or 0,  # 0: no limit
         "config_id": ident(p.config_id),
         "device_id": ident(p.device_id),

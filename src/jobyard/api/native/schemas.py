@@ -162,6 +162,15 @@ class PackageIn(Strict):
         description="Up to this fraction of each retry delay is taken off at random (0 to 1)",
     )
     concurrency: int | None = Field(default=None, ge=0, le=1_000_000)
+    keep_days: int | None = Field(
+        default=None, description="Days a finished job is kept (null: the customer's)"
+    )
+    keep_last: int | None = Field(
+        default=None, description="How many newest finished jobs are kept (null: the customer's)"
+    )
+    output_days: int | None = Field(
+        default=None, description="Days a finished job's output is kept (null: the customer's)"
+    )
     config_id: Any = reference("config")
     device_id: Any = reference("device")
     positive_results: list[str] | None = None
@@ -214,6 +223,22 @@ class ScheduleIn(Strict):
         default=None, description="Launch nothing while the previous job is pending or running"
     )
     paused: StrictBool | None = None
+
+
+class RetentionIn(Strict):
+    """A customer's retention of finished jobs; null (or left out) keeps for ever."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"keep_days": 90, "keep_last": 1000, "output_days": 30}]}
+    )
+
+    keep_days: int | None = Field(default=None, description="Days a finished job is kept")
+    keep_last: int | None = Field(
+        default=None, description="How many newest finished jobs of each package are kept"
+    )
+    output_days: int | None = Field(
+        default=None, description="Days a finished job's output is kept (shorter than the job)"
+    )
 
 
 class DeviceIn(Strict):
