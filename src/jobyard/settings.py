@@ -39,7 +39,7 @@ DEFAULT_SCHEDULE_MISFIRE_GRACE_SECONDS = 60.0
 # Retention's background deletion: how often it looks, how many jobs one transaction deletes,
 # and the pause between two such transactions (so that launches and claims go between).
 DEFAULT_RETENTION_INTERVAL_SECONDS = 60.0
-DEFAULT_RETENTION_BATCH = 500
+DEFAULT_RETENTION_BATCH = 200
 DEFAULT_RETENTION_PAUSE_SECONDS = 0.05
 JOB_UIDS_NONE = "none"  # JOBYARD_JOB_UIDS: every job of a worker runs as the one job user
 # uid_t is 32 bits; (uid_t)-1 means "unchanged" to setresuid, and uids from 2^31 on trouble
