@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from benchmarks import dashboard, deploy, lists, peers, workloads
+from benchmarks import dashboard, deploy, lists, peers, retention, workloads
 from benchmarks.measure import Figure, Report, ratio, repeat
 
 console = Console(stderr=True)
@@ -35,6 +35,7 @@ class Plan:
     latency_seconds: float
     requests: int
     listed_jobs: int
+    retained_jobs: int
     bulk: int
     flood_mib: int
     peer_jobs: int
@@ -57,6 +58,7 @@ QUICK = Plan(
     latency_seconds=2,
     requests=600,
     listed_jobs=50_000,
+    retained_jobs=50_000,
     bulk=2_000,
     flood_mib=200,
     peer_jobs=400,
@@ -69,6 +71,7 @@ FULL = Plan(
     latency_seconds=10,
     requests=3_000,
     listed_jobs=1_000_000,
+    retained_jobs=1_000_000,
     bulk=10_000,
     flood_mib=1_024,
     peer_jobs=2_000,
@@ -101,6 +104,7 @@ def main() -> None:
     api_speed(plan, report)
     listing(plan, report)
     dashboard_pages(plan, report)
+    retained(plan, report)
     bulk(plan, report)
     memory(plan, report)
     if args.peers:
@@ -350,6 +354,10 @@ def dashboard_pages(plan: Plan, report: Report) -> None:
     dashboard.run(report, plan.listed_jobs)
 
 
+def retained(plan: Plan, report: Report) -> None:
+    retention.run(report, plan.retained_jobs)
+
+
 def bulk(plan: Plan, report: Report) -> None:
     """One bulk launch of identical jobs, and of varied ones: packages, devices, tags and
     testvars in turn, as a script launching a test matrix sends them."""
@@ -430,6 +438,7 @@ SECTIONS = {
     "bulk": bulk,
     "lists": listing,
     "dashboard": dashboard_pages,
+    "retention": retained,
     "peers": peer_matrix,
 }
 

@@ -33,6 +33,14 @@ DEFAULT_DB_LOCK_TIMEOUT_SECONDS = 5.0
 DEFAULT_DB_STATEMENT_TIMEOUT_SECONDS = 30.0
 DEFAULT_DB_IDLE_IN_TRANSACTION_SECONDS = 10.0
 DEFAULT_DB_WAIT_SECONDS = 60.0  # how long `serve` and `worker` wait for the database at start
+# A schedule's fire time found later than this (after downtime) was missed: its misfire
+# policy decides whether it still launches.
+DEFAULT_SCHEDULE_MISFIRE_GRACE_SECONDS = 60.0
+# Retention's background deletion: how often it looks, how many jobs one transaction deletes,
+# and the pause between two such transactions (so that launches and claims go between).
+DEFAULT_RETENTION_INTERVAL_SECONDS = 60.0
+DEFAULT_RETENTION_BATCH = 200
+DEFAULT_RETENTION_PAUSE_SECONDS = 0.05
 JOB_UIDS_NONE = "none"  # JOBYARD_JOB_UIDS: every job of a worker runs as the one job user
 # uid_t is 32 bits; (uid_t)-1 means "unchanged" to setresuid, and uids from 2^31 on trouble
 # some programs and kernel file systems (devpts): a range stays below.
@@ -72,6 +80,13 @@ class Settings:
     db_statement_timeout_seconds: float = DEFAULT_DB_STATEMENT_TIMEOUT_SECONDS
     db_idle_in_transaction_seconds: float = DEFAULT_DB_IDLE_IN_TRANSACTION_SECONDS
     db_wait_seconds: float = DEFAULT_DB_WAIT_SECONDS  # 0: fail at once if unreachable at start
+    # Whether this process fires due schedules and deletes what retention lets go (`serve`
+    # and `worker` alike; any number may, see docs/api.md "Schedules").
+    scheduler: bool = True
+    schedule_misfire_grace_seconds: float = DEFAULT_SCHEDULE_MISFIRE_GRACE_SECONDS
+    retention_interval_seconds: float = DEFAULT_RETENTION_INTERVAL_SECONDS
+    retention_batch: int = DEFAULT_RETENTION_BATCH
+    retention_pause_seconds: float = DEFAULT_RETENTION_PAUSE_SECONDS
 
     @property
     def effective_database_url(self) -> str:
@@ -191,6 +206,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "JOBYARD_DB_IDLE_IN_TRANSACTION_SECONDS", DEFAULT_DB_IDLE_IN_TRANSACTION_SECONDS
         ),
         db_wait_seconds=_seconds(env, "JOBYARD_DB_WAIT_SECONDS", DEFAULT_DB_WAIT_SECONDS),
+        scheduler=_bool(env, "JOBYARD_SCHEDULER", default=True),
+        schedule_misfire_grace_seconds=_seconds(
+            env,
+            "JOBYARD_SCHEDULE_MISFIRE_GRACE_SECONDS",
+            DEFAULT_SCHEDULE_MISFIRE_GRACE_SECONDS,
+        ),
+        retention_interval_seconds=_seconds(
+            env, "JOBYARD_RETENTION_INTERVAL_SECONDS", DEFAULT_RETENTION_INTERVAL_SECONDS
+        ),
+        retention_batch=_int(env, "JOBYARD_RETENTION_BATCH", DEFAULT_RETENTION_BATCH, minimum=1),
+        retention_pause_seconds=_seconds(
+            env, "JOBYARD_RETENTION_PAUSE_SECONDS", DEFAULT_RETENTION_PAUSE_SECONDS
+        ),
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 from jobyard.domain.outcomes import Outcome, OutcomeStatus
 from jobyard.domain.run_end import (
     NO_PROCESS,
+    Backoff,
     Decision,
     Ended,
     ProcessEnd,
@@ -219,3 +220,34 @@ def test_every_decision_is_a_transition_of_a_running_job_and_run(end: RunEnd) ->
                 assert can_transition(J.RUNNING, decision.job_status)
                 assert can_transition_run(R.RUNNING, decision.run_status)
                 assert decision.job_finished == (decision.job_status is not J.PENDING)
+
+
+EXPONENTIAL = RetryPolicy(
+    max_attempts=10,
+    retry_delay_seconds=2.0,
+    backoff=Backoff.EXPONENTIAL,
+    retry_delay_max_seconds=20.0,
+)
+
+
+def test_an_exponential_delay_doubles_after_each_failed_attempt_up_to_its_cap() -> None:
+    delays = [EXPONENTIAL.delay_after(attempt, draw=0.0) for attempt in range(1, 7)]
+    assert delays == [2.0, 4.0, 8.0, 16.0, 20.0, 20.0]
+    assert EXPONENTIAL.delay_after(10_000, draw=0.0) == 20.0  # no overflow far out
+    fixed = RetryPolicy(max_attempts=10, retry_delay_seconds=2.0)
+    assert [fixed.delay_after(attempt, draw=0.0) for attempt in (1, 5)] == [2.0, 2.0]
+
+
+def test_jitter_takes_off_at_most_its_share_of_the_delay() -> None:
+    jittered = RetryPolicy(
+        max_attempts=3, retry_delay_seconds=10.0, backoff=Backoff.FIXED, retry_jitter=0.25
+    )
+    assert jittered.delay_after(1, draw=0.0) == 10.0
+    assert jittered.delay_after(1, draw=0.5) == 8.75
+    assert jittered.delay_after(1, draw=1.0) == 7.5
+
+
+def test_the_decision_carries_the_backoff_delay_of_the_attempt() -> None:
+    third = decide(EXIT_3, attempt=3, outcome=None, policy=EXPONENTIAL)
+    assert third.job_status is J.PENDING
+    assert third.retry_delay == 8.0

@@ -18,13 +18,15 @@ from jobyard.api import dialects as dialect_package
 from jobyard.api import docs_pages, errors, logs, openapi, web
 from jobyard.api.group_commit import LaunchQueue
 from jobyard.api.native import accounts as account_routes
-from jobyard.api.native import catalog, jobs, runs, system, workers
+from jobyard.api.native import catalog, jobs, retention, runs, schedules, system, workers
 from jobyard.api.negotiation import XmlNegotiation
 from jobyard.services import accounts, schema
 from jobyard.services.runtime import Runtime, open_runtime, wait_for_database
 from jobyard.settings import Settings
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.engine import Engine
+from jobyard.worker.retention import Retainer
+from jobyard.worker.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +84,15 @@ def create_app(
         if run_workers and settings.workers:
             pool.start()
         app.state.pool = pool
+        scheduler, retainer = Scheduler(rt), Retainer(rt)
+        if settings.scheduler:
+            scheduler.start()
+            retainer.start()
         try:
             yield
         finally:
+            retainer.stop()
+            scheduler.stop()
             pool.stop()
             rt.db.dispose()
 
@@ -102,7 +110,8 @@ def create_app(
     docs_pages.install(app)
     logs.install_redaction()
     errors.install(app)
-    routers = [m.router for m in (jobs, catalog, runs, system, account_routes, workers)]
+    resources = (jobs, catalog, runs, schedules, retention, system, account_routes, workers)
+    routers = [m.router for m in resources]
     routers.append(account_routes.login_router)
     for dialect in dialects():
         routers.append(dialect.router)

@@ -19,7 +19,7 @@ from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.cli.gil_tuning import share_the_gil_often
 from jobyard.cli.worker import run_worker
 from jobyard.errors import JobyardError
-from jobyard.services import schema
+from jobyard.services import retention, schema
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings, load_settings
 from jobyard.worker import confinement, hardening
@@ -79,9 +79,9 @@ def serve(
 ) -> None:
     """Run the API server, with an embedded worker pool unless --workers 0 (API only)."""
     # Here, not at the top: the user commands (`jobyard jobs ls`) start without the server.
-    import uvicorn
+    import uvicorn  # noqa: PLC0415
 
-    from jobyard.api.app import create_app, prepare
+    from jobyard.api.app import create_app, prepare  # noqa: PLC0415
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -171,6 +171,20 @@ def db_current(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) ->
     """Show the database's revision and the newest one."""
     rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
     console.print(f"current: {schema.current_revision(rt)}; head: {schema.head_revision()}")
+
+
+@db_app.command("vacuum")
+def db_vacuum(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
+    """SQLite: rewrite the file so that retention's deletions give space back to the file
+    system (once, for a database made before 0.2; stop the server first)."""
+    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    if retention.compact_sqlite(rt):
+        console.print(
+            "the SQLite file now gives deleted rows' space back (auto_vacuum incremental)"
+        )
+    else:
+        console.print("PostgreSQL: nothing to do (autovacuum makes deleted rows' space reusable)")
+    rt.db.dispose()
 
 
 @app.command(rich_help_panel=SERVER_PANEL)

@@ -24,6 +24,8 @@ from jobyard.services.runtime import open_runtime, wait_for_database
 from jobyard.settings import load_settings
 from jobyard.worker import confinement
 from jobyard.worker.engine import Engine
+from jobyard.worker.retention import Retainer
+from jobyard.worker.scheduler import Scheduler
 
 console = Console(stderr=True, soft_wrap=True)
 logger = logging.getLogger(__name__)
@@ -79,9 +81,15 @@ def run_worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     pool.start()
+    scheduler, retainer = Scheduler(rt), Retainer(rt)
+    if settings.scheduler:
+        scheduler.start()
+        retainer.start()
     console.print(f"worker {pool.identity.name} running {settings.workers} slots")
     while not stop.wait(1.0):
         pass
+    retainer.stop()
+    scheduler.stop()
     pool.drain(settings.drain_seconds)
     pool.stop()
     rt.db.dispose()

@@ -323,6 +323,55 @@ class Calls:
         body = {"status": status, "result": result}
         return self._call("PUT", f"/jobs/{_id(job_id)}/outcome/", _data, body=body)
 
+    # Schedules and retention --------------------------------------------------------------
+
+    @operation("GET", "/api/v1/schedules/")
+    def list_schedules(self, params: Params) -> Call[Page]:
+        return self._list("schedules", params)
+
+    @operation("POST", "/api/v1/schedules/")
+    def create_schedule(self, values: Data) -> Call[Data]:
+        """A cron expression (`cron`, `timezone`) or an `interval`, and what it launches."""
+        return self._create("schedules", values)
+
+    @operation("GET", "/api/v1/schedules/{id}/")
+    def get_schedule(self, schedule_id: int | str) -> Call[Data]:
+        return self._get("schedules", schedule_id)
+
+    @operation("PATCH", "/api/v1/schedules/{id}/")
+    def edit_schedule(self, schedule_id: int | str, values: Data) -> Call[Data]:
+        return self._edit("schedules", schedule_id, values)
+
+    @operation("DELETE", "/api/v1/schedules/{id}/")
+    def delete_schedule(self, schedule_id: int | str) -> Call[None]:
+        return self._delete("schedules", schedule_id)
+
+    @operation("POST", "/api/v1/schedules/{id}/pause/")
+    def pause_schedule(self, schedule_id: int | str) -> Call[Data]:
+        return self._call("POST", f"/schedules/{_id(schedule_id)}/pause/", _data)
+
+    @operation("POST", "/api/v1/schedules/{id}/resume/")
+    def resume_schedule(self, schedule_id: int | str) -> Call[Data]:
+        return self._call("POST", f"/schedules/{_id(schedule_id)}/resume/", _data)
+
+    @operation("GET", "/api/v1/schedules/{id}/fires/")
+    def schedule_fires(self, schedule_id: int | str, params: Params) -> Call[Page]:
+        """The times it fired and the jobs it launched, newest first by default."""
+        return self._list(f"schedules/{_id(schedule_id)}/fires", params)
+
+    @operation("GET", "/api/v1/retention/")
+    def get_retention(self) -> Call[Data]:
+        return self._call("GET", "/retention/", _data)
+
+    @operation("PUT", "/api/v1/retention/")
+    def set_retention(self, policy: Data) -> Call[Data]:
+        return self._call("PUT", "/retention/", _data, body=policy)
+
+    @operation("GET", "/api/v1/retention/preview/")
+    def preview_retention(self) -> Call[Data]:
+        """What retention would delete now (a dry run)."""
+        return self._call("GET", "/retention/preview/", _data)
+
     # Runs, workers, system ----------------------------------------------------------------
 
     @operation("GET", "/api/v1/runs/")

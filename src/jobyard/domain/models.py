@@ -112,6 +112,14 @@ class Package:
     allowed_args: tuple[str, ...] | None = None
     # Whether a run lost with its worker is retried (at least once); False: never run twice.
     rerun_lost: bool = True
+    # How the wait before another attempt grows (domain/run_end.py's RetryPolicy).
+    retry_backoff: str = "fixed"
+    retry_delay_max_seconds: float | None = None
+    retry_jitter: float = 0.0
+    # Its own retention of finished jobs (domain/retention.py); None: its customer's.
+    keep_days: int | None = None
+    keep_last: int | None = None
+    output_days: int | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,16 @@ class ProcessEnd:
 NO_PROCESS = ProcessEnd(None, None, False, False, 0, False)  # what a lost run leaves
 
 
+class Backoff(enum.StrEnum):
+    """How the wait before another attempt grows."""
+
+    FIXED = "fixed"  # `retry_delay` every time
+    EXPONENTIAL = "exponential"  # `retry_delay`, then doubled after each failed attempt
+
+
+MAX_DOUBLINGS = 64  # past this an exponential delay is beyond any cap anyway
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """The package's say on another attempt; a job without a package has one attempt."""
@@ -52,6 +62,22 @@ class RetryPolicy:
     max_attempts: int = 1
     retry_delay_seconds: float = 0.0
     rerun_lost: bool = True  # a run lost with its worker may be retried (at least once)
+    backoff: Backoff = Backoff.FIXED
+    retry_delay_max_seconds: float | None = None  # the cap of a growing delay; None: none
+    # Up to this fraction of each delay is taken off at random, so that jobs that failed
+    # together (a service down) do not all come back at the same moment.
+    retry_jitter: float = 0.0
+
+    def delay_after(self, attempt: int, draw: float) -> float:
+        """The wait after failed attempt number `attempt` (from 1): the delay, doubled for
+        each attempt before it when exponential, at most the cap, less `draw` (from 0 to 1)
+        times the jitter's share of it."""
+        delay = self.retry_delay_seconds
+        if self.backoff is Backoff.EXPONENTIAL:
+            delay *= 2.0 ** min(max(attempt - 1, 0), MAX_DOUBLINGS)
+        if self.retry_delay_max_seconds is not None:
+            delay = min(delay, self.retry_delay_max_seconds)
+        return delay * (1.0 - self.retry_jitter * draw)
 
 
 @dataclass(frozen=True)
@@ -82,9 +108,17 @@ class Decision:
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST})
 
 
-def decide(end: RunEnd, *, attempt: int, outcome: Outcome | None, policy: RetryPolicy) -> Decision:
+def decide(
+    end: RunEnd,
+    *,
+    attempt: int,
+    outcome: Outcome | None,
+    policy: RetryPolicy,
+    draw: float = 0.0,
+) -> Decision:
     """Where a running job goes now that its current run (attempt number `attempt`)
-    ends as `end` says."""
+    ends as `end` says. `draw` (from 0 to 1, drawn at random by the caller) picks the
+    retry delay's share of jitter."""
     run_status, ended = ended_statuses(end)
     reason = end.reason or _process_reason(end.process)
     if end.how is Ended.HANDED_BACK:
@@ -93,7 +127,8 @@ def decide(end: RunEnd, *, attempt: int, outcome: Outcome | None, policy: RetryP
         ended = outcome.status.job_status  # what the job reported decides, unless cancelled
     elif _may_retry(end, ended, attempt, policy):
         retrying = f"attempt {attempt} {ended} ({reason}); retrying"
-        return Decision(run_status, JobStatus.PENDING, retrying, policy.retry_delay_seconds)
+        delay = policy.delay_after(attempt, draw)
+        return Decision(run_status, JobStatus.PENDING, retrying, delay)
     return Decision(run_status, ended, reason)
 
 

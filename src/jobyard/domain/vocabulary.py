@@ -92,6 +92,26 @@ PACKAGE_FIELDS: Kinds = {
 DEVICE_FIELDS: Kinds = _CATALOG_FIELDS
 CONFIG_FIELDS: Kinds = _CATALOG_FIELDS
 
+SCHEDULE_FIELDS: Kinds = {
+    "id": _I,
+    "name": _S,
+    "description": _S,
+    "package_id": _I,
+    "device_id": _I,
+    "config_id": _I,
+    "cron": _S,
+    "interval": _I,
+    "timezone": _S,
+    "misfire": _S,
+    "skip_if_running": _B,
+    "paused": _B,
+    "next_run": _D,
+    "last_fire_time": _D,
+    "user_id": _I,
+    "created": _D,
+    "updated": _D,
+}
+
 USER_FIELDS: Kinds = {"id": _I, "login": _S, "role": _S, "created": _D}
 TOKEN_FIELDS: Kinds = {
     "id": _I,
@@ -118,4 +138,5 @@ NOT_FOUND_MESSAGES: Mapping[str, str] = {
     "devices": "no such device",
     "configs": "no such config",
     "packages": "no such package",
+    "schedules": "no such schedule",
 }

@@ -11,13 +11,17 @@ from jobyard.domain import arguments, sandbox, templates
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import Config, Device, Package, PackageKind
 from jobyard.domain.permissions import Principal, Scope, require, require_run_definer
+from jobyard.domain.retention import Retention
+from jobyard.domain.run_end import Backoff
 from jobyard.errors import Conflict, ValidationFailed
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, tables
 from jobyard.store import jobs as job_store
+from jobyard.store import retention as retention_store
 
-DEVICE_IN_USE = "the device is used by a package; change the package first"
-CONFIG_IN_USE = "the config is used by a package; change the package first"
+DEVICE_IN_USE = "the device is used by a package or a schedule; change those first"
+CONFIG_IN_USE = "the config is used by a package or a schedule; change those first"
+PACKAGE_IN_USE = "the package is in use (a schedule launches it); delete the schedule first"
 
 
 def _check_references(conn: Connection, values: Mapping[str, Any], tenant_id: int) -> None:
@@ -38,11 +42,30 @@ def _check_package(values: Mapping[str, Any]) -> None:
         if not name or "=" in name or "\x00" in name:
             raise ValidationFailed(f"invalid environment variable name {name!r}", field="env")
     sandbox.checked_switches(values["sandbox"])
+    _check_retries(values)
+    Retention(values["keep_days"], values["keep_last"], values["output_days"]).check()
     positive, negative = values["positive_results"], values["negative_results"] or []
     if len(set(positive)) != len(positive) or len(set(negative)) != len(negative):
         raise ValidationFailed("result options must not repeat")
     if set(positive) & set(negative):
         raise ValidationFailed("a result cannot be both positive and negative")
+
+
+def _retention_changed(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> None:
+    """A package's own retention given: its customer's output is swept from the start again."""
+    if any(values.get(name) is not None for name in tables.RETENTION_FIELDS):
+        retention_store.forget_marks(conn, actor.tenant_id)
+
+
+def _check_retries(values: Mapping[str, Any]) -> None:
+    try:
+        Backoff(values["retry_backoff"])
+    except ValueError:
+        raise ValidationFailed(
+            "retry_backoff must be fixed or exponential", field="retry_backoff"
+        ) from None
+    if not 0 <= values["retry_jitter"] <= 1:
+        raise ValidationFailed("retry_jitter must be from 0 to 1", field="retry_jitter")
 
 
 PACKAGE_DEFAULTS: dict[str, Any] = {
@@ -54,6 +77,12 @@ PACKAGE_DEFAULTS: dict[str, Any] = {
     "max_attempts": 1,
     "retry_delay_seconds": 0.0,
     "rerun_lost": True,
+    "retry_backoff": Backoff.FIXED.value,
+    "retry_delay_max_seconds": None,
+    "retry_jitter": 0.0,
+    "keep_days": None,
+    "keep_last": None,
+    "output_days": None,
     "concurrency_limit": None,
     "config_id": None,
     "device_id": None,
@@ -105,6 +134,12 @@ def _package_row(package: Package) -> dict[str, Any]:
         "max_attempts": package.max_attempts,
         "retry_delay_seconds": package.retry_delay_seconds,
         "rerun_lost": package.rerun_lost,
+        "retry_backoff": package.retry_backoff,
+        "retry_delay_max_seconds": package.retry_delay_max_seconds,
+        "retry_jitter": package.retry_jitter,
+        "keep_days": package.keep_days,
+        "keep_last": package.keep_last,
+        "output_days": package.output_days,
         "concurrency_limit": package.concurrency_limit,
         "config_id": package.config_id,
         "device_id": package.device_id,
@@ -157,6 +192,7 @@ def create_package(rt: Runtime, *, actor: Principal, values: Mapping[str, Any]) 
     with rt.db.transaction() as conn:
         _check_references(conn, row, actor.tenant_id)
         package_id = catalog.insert_row(conn, tables.packages, row)
+        _retention_changed(conn, actor, row)
         return catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
 
 
@@ -178,6 +214,7 @@ def edit_package(
             dict(values) | {"updated": utcnow()},
             tenant_id=actor.tenant_id,
         )
+        _retention_changed(conn, actor, values)
         return catalog.get_package(conn, package_id, tenant_id=actor.tenant_id)
 
 
@@ -188,7 +225,7 @@ def delete_package(rt: Runtime, *, actor: Principal, package_id: int) -> None:
         if job_store.count_active_for_package(conn, package_id):
             raise Conflict("the package has pending or running jobs; cancel them first")
         catalog.delete_row(
-            conn, tables.packages, package_id, "the package is in use", tenant_id=actor.tenant_id
+            conn, tables.packages, package_id, PACKAGE_IN_USE, tenant_id=actor.tenant_id
         )
 
 

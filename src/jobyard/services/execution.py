@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sqlalchemy import Connection
 
 from jobyard.domain.models import ClaimedJob, Package, RunProcess, evolve
 from jobyard.domain.run_end import (
+    Backoff,
     Decision,
     Ended,
     ProcessEnd,
@@ -337,9 +339,18 @@ def _decision(conn: Connection, ending: Ending, job: ClaimedJob) -> Decision:
         package = _package_or_none(conn, job.package_id)
         if package is not None:
             policy = RetryPolicy(
-                package.max_attempts, package.retry_delay_seconds, package.rerun_lost
+                max_attempts=package.max_attempts,
+                retry_delay_seconds=package.retry_delay_seconds,
+                rerun_lost=package.rerun_lost,
+                backoff=Backoff(package.retry_backoff),
+                retry_delay_max_seconds=package.retry_delay_max_seconds,
+                retry_jitter=package.retry_jitter,
             )
-    return decide(ending.end, attempt=job.attempts, outcome=job.outcome, policy=policy)
+    draw = _RANDOM.random() if policy.retry_jitter else 0.0
+    return decide(ending.end, attempt=job.attempts, outcome=job.outcome, policy=policy, draw=draw)
+
+
+_RANDOM = secrets.SystemRandom()  # a retry's jitter
 
 
 def _job_change(

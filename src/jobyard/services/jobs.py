@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from jobyard.domain import idempotency as idempotency_rules
 from jobyard.domain import launching, vocabulary
+from jobyard.domain.idempotency import Idempotency
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import (
     Config,
@@ -30,6 +32,7 @@ from jobyard.repeats import map_shared
 from jobyard.services import audit, outcomes
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, job_events, notify, tables, transitions
+from jobyard.store import idempotency as idempotency_store
 from jobyard.store import jobs as job_store
 from jobyard.store.key_reads import KeyReads
 
@@ -145,7 +148,12 @@ def _resolve(lookups: _Lookups, request: LaunchRequest) -> _Resolved:
 
 
 def _job_row(
-    request: LaunchRequest, resolved: _Resolved, *, now: datetime, actor: Principal
+    request: LaunchRequest,
+    resolved: _Resolved,
+    *,
+    now: datetime,
+    actor: Principal,
+    automatic: bool = False,
 ) -> dict[str, Any]:
     interfaces = resolved.plan.interfaces
     return {
@@ -172,7 +180,7 @@ def _job_row(
         "priority": request.priority,
         "run_at": request.run_at or now,
         "user_id": actor.user_id,
-        "automatic": False,
+        "automatic": automatic,
         "created": now,
         "updated": now,
     }
@@ -191,12 +199,107 @@ def _insert_launches(
     return jobs
 
 
+def launch_scheduled(
+    rt: Runtime, conn: Connection, request: LaunchRequest, *, owner: Principal, schedule_id: int
+) -> Job:
+    """A schedule's launch, in the scheduler's transaction (the one that claims the fire
+    time): marked automatic, launched on behalf of the schedule's owner, audited with the
+    schedule. A refused launch raises before anything is written."""
+    lookups = _Lookups(rt.db.key_reads_beside(conn), owner.tenant_id)
+    row = _job_row(request, lookups.resolve(request), now=utcnow(), actor=owner, automatic=True)
+    [job] = job_store.insert_jobs(conn, [row], reason=f"launched by schedule {schedule_id}")
+    audit.record(conn, owner, "job.launch", "job", [job.id], detail={"schedule_id": schedule_id})
+    notify.announce_work(conn)
+    return job
+
+
+def check_launch(conn: Connection, request: LaunchRequest, *, tenant_id: int) -> None:
+    """Refuse a launch that could not be made (unknown ids, variables, arguments), without
+    making it: what a schedule will launch is checked when it is defined."""
+    _resolve(_Lookups(conn, tenant_id), request)
+
+
 def _audit_many(conn: Connection, actor: Principal, verb: str, ids: Sequence[int]) -> None:
     """One event per job for a single action; one event listing them for a bulk one."""
     if len(ids) == 1:
         audit.record(conn, actor, f"job.{verb}", "job", ids)
     elif ids:
         audit.record(conn, actor, f"job.bulk_{verb}", "job", [None], detail={"ids": list(ids)})
+
+
+@dataclass(frozen=True)
+class KeyedLaunch:
+    """What a launch with an Idempotency-Key answers: its jobs, and whether they are those
+    of an earlier request with the same key (`replayed`) rather than new ones."""
+
+    jobs: list[Job]
+    replayed: bool
+
+
+Planned = Callable[
+    [Connection], Sequence[LaunchRequest]
+]  # the launches, planned in its transaction
+
+
+def launch_keyed(
+    rt: Runtime, *, actor: Principal, idempotency: Idempotency, plan: Planned
+) -> KeyedLaunch:
+    """A launch that happens once per key and customer within the key's window: the first
+    request's transaction takes the key with its jobs; a retry with the same request (same
+    fingerprint) answers those jobs and launches nothing, one with another request is a 422.
+    A retry that comes while the first is still being written waits for it (PostgreSQL) or
+    comes after it (SQLite's one writer). A refused launch takes no key."""
+    require(actor, Scope.JOBS_WRITE)
+    now = utcnow()
+    with rt.db.transaction() as conn:
+        taken = idempotency_store.take(
+            conn,
+            tenant_id=actor.tenant_id,
+            key=idempotency.key,
+            fingerprint=idempotency.fingerprint,
+            now=now,
+            expired_before=now - idempotency_rules.WINDOW,
+        )
+        if not taken:
+            return KeyedLaunch(_replay(conn, actor, idempotency), replayed=True)
+        requests = plan(conn)
+        if len(requests) > MAX_BULK_LAUNCH:
+            raise ValidationFailed(f"at most {MAX_BULK_LAUNCH} jobs may be launched at once")
+        launched = _insert_launches(rt, conn, requests, actor=actor)
+        idempotency_store.record(
+            conn,
+            tenant_id=actor.tenant_id,
+            key=idempotency.key,
+            job_ids=[job.id for job in launched],
+        )
+        notify.announce_work(conn)
+    rt.wakeup.notify()
+    return KeyedLaunch(launched, replayed=False)
+
+
+def _replay(conn: Connection, actor: Principal, idempotency: Idempotency) -> list[Job]:
+    stored = idempotency_store.read(conn, tenant_id=actor.tenant_id, key=idempotency.key)
+    if stored.fingerprint != idempotency.fingerprint:
+        raise RuleViolation(
+            f"this {idempotency_rules.HEADER} was used within "
+            f"{idempotency_rules.WINDOW.total_seconds() / 3600:g} h with another request "
+            "(another body, path or query): send a new key for a new request",
+            field=idempotency_rules.HEADER,
+        )
+    return job_store.get_existing_jobs(conn, stored.job_ids)
+
+
+def selected_packages(
+    selection: Listing | None, template: LaunchRequest, *, tenant_id: int, pg: bool
+) -> Planned:
+    """The launches of `launch_for_packages`, planned in the launch's own transaction."""
+
+    def plan(conn: Connection) -> list[LaunchRequest]:
+        request = selection or Listing(page=PageRequest(page=1, limit=None))
+        ids = catalog.select_ids(conn, tables.packages, request, tenant_id=tenant_id, pg=pg)
+        return [replace(template, package_id=pid) for pid in ids]
+
+    return plan
 
 
 def launch_jobs(rt: Runtime, *, actor: Principal, requests: Sequence[LaunchRequest]) -> list[Job]:
@@ -262,12 +365,9 @@ def launch_for_packages(
 ) -> list[Job]:
     """One job per package the selection matches (None = every package), from a template."""
     require(actor, Scope.JOBS_WRITE)
+    plan = selected_packages(selection, template, tenant_id=actor.tenant_id, pg=rt.pg)
     with rt.db.read() as conn:
-        request = selection or Listing(page=PageRequest(page=1, limit=None))
-        package_ids = catalog.select_ids(
-            conn, tables.packages, request, tenant_id=actor.tenant_id, pg=rt.pg
-        )
-    requests = [replace(template, package_id=pid) for pid in package_ids]
+        requests = plan(conn)
     return launch_jobs(rt, actor=actor, requests=requests)
 
 

@@ -27,6 +27,8 @@ class Runtime:
     settings: Settings
     db: Database
     wakeup: Wakeup = field(default_factory=Wakeup)
+    # Wakes this process's scheduler when a schedule changes (services/schedules.py).
+    schedule_changes: Wakeup = field(default_factory=Wakeup)
     # True when every process using an SQLite database is this one (jobyard serve with its
     # embedded workers): in-memory wake-ups then reach every worker, so none need to poll.
     in_process_only: bool = True

@@ -398,4 +398,13 @@ def get_jobs(conn: Connection, job_ids: Sequence[int]) -> list[Job]:
     return [by_id[i] for i in job_ids]
 
 
+def get_existing_jobs(conn: Connection, job_ids: Sequence[int]) -> list[Job]:
+    """Jobs by id, in the order given, leaving out those deleted since."""
+    by_id: dict[int, Job] = {}
+    for start in range(0, len(job_ids), 500):
+        batch = list(job_ids[start : start + 500])
+        by_id.update((r.id, job_from_row(r)) for r in conn.execute(_JOBS_BY_ID, {"ids": batch}))
+    return [by_id[i] for i in job_ids if i in by_id]
+
+
 _JOBS_BY_ID = select(J).where(in_ids(J.c.id, "ids"))

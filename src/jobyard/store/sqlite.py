@@ -64,10 +64,15 @@ def set_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # can take the database lock up front (BEGIN IMMEDIATE) and never deadlock on upgrade.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+        # A new file: deleted rows' pages may go back to the file system (retention runs
+        # `incremental_vacuum`), which only a file made so allows (`jobyard db vacuum`
+        # converts an older one).
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
     # Replaces SQLAlchemy's REGEXP, Python's `re`: it backtracks, holding the GIL meanwhile.
     dbapi_conn.create_function("regexp", 2, regex.search, deterministic=True)

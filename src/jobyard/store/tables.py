@@ -36,6 +36,14 @@ JOB_STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 RUN_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus)
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
+
+def retention_columns() -> list[Column[int]]:
+    """How long finished jobs are kept: days, the newest N per package, days of output."""
+    return [Column(name, Integer, nullable=True) for name in RETENTION_FIELDS]
+
+
+RETENTION_FIELDS = ("keep_days", "keep_last", "output_days")
+
 # A customer. Tenant 1 is the system tenant, whose admins may act for any other.
 tenants = Table(
     "tenants",
@@ -43,6 +51,9 @@ tenants = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("created", UTCDateTime(), nullable=False),
+    # The customer's retention of finished jobs (migration 0013; null: kept), which a
+    # package's own columns of the same names override.
+    *retention_columns(),
 )
 
 
@@ -140,6 +151,11 @@ packages = Table(
     Column("max_attempts", Integer, nullable=False, server_default="1"),
     Column("retry_delay_seconds", Float, nullable=False, server_default="0"),
     Column("rerun_lost", Boolean, nullable=False, server_default=text("true")),
+    # How the wait before another attempt grows (migration 0012).
+    Column("retry_backoff", String(20), nullable=False, server_default="fixed"),
+    Column("retry_delay_max_seconds", Float, nullable=True),
+    Column("retry_jitter", Float, nullable=False, server_default="0"),
+    *retention_columns(),
     Column("concurrency_limit", Integer, nullable=True),
     Column("config_id", ForeignKey("configs.id", ondelete="RESTRICT"), nullable=True),
     Column("device_id", ForeignKey("devices.id", ondelete="RESTRICT"), nullable=True),
@@ -375,4 +391,80 @@ job_events = Table(
     Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("reason", Text, nullable=False, server_default=""),
     Index("ix_job_events_job_id", "job_id"),
+)
+
+# A package launched on a cron expression (in a named time zone) or at a fixed interval
+# (migration 0010). `next_run` is null while paused; schedulers wait for the earliest.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    tenant_column(),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("tenant_id", "name"),
+    Column("description", Text, nullable=False, server_default=""),
+    Column(
+        "package_id", ForeignKey("packages.id", ondelete="RESTRICT"), nullable=False, index=True
+    ),
+    Column("device_id", ForeignKey("devices.id", ondelete="RESTRICT"), nullable=True, index=True),
+    Column("config_id", ForeignKey("configs.id", ondelete="RESTRICT"), nullable=True, index=True),
+    Column("options", json_type(), nullable=False),
+    Column("context", json_type(), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("cron", String(200), nullable=True),
+    Column("interval_seconds", Integer, nullable=True),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("misfire", String(20), nullable=False, server_default="skip"),
+    Column("skip_if_running", Boolean, nullable=False, server_default=text("false")),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("next_run", UTCDateTime(), nullable=True),
+    Column("last_fire_time", UTCDateTime(), nullable=True),
+    # Not a foreign key: the job may be deleted (by hand, or by retention) before the next fire.
+    Column("last_job_id", BigInteger, nullable=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    CheckConstraint("misfire IN ('skip', 'run_once')", name="misfire"),
+    CheckConstraint("(cron IS NULL) <> (interval_seconds IS NULL)", name="timing"),
+    Index("ix_schedules_next_run", "next_run"),
+)
+
+# One row per fire time of a schedule: its primary key is what makes a fire time launch one
+# job however many schedulers race for it, inserted in the transaction that launches the job.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("schedule_id", ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True),
+    Column("fire_time", UTCDateTime(), primary_key=True),
+    Column("outcome", String(20), nullable=False),
+    Column("job_id", ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+# A launch's Idempotency-Key per customer (migration 0011): the fingerprint of the request it
+# came with and the jobs it launched, inserted in the launch's transaction, so that a retry
+# with the same key waits for the first (PostgreSQL) or sees it (SQLite) and answers the
+# same jobs. A key older than a day is taken anew; retention deletes the old ones.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("job_ids", json_type(), nullable=False),
+    Column("created", UTCDateTime(), nullable=False, index=True),
+)
+
+# How far retention has deleted output, per customer and output-days value (migration
+# 0013): finished jobs are swept in order of their end, each value from its own mark, so
+# that a sweep never reads again what it already went through. A customer's marks are
+# forgotten (and its jobs swept again) when its retention changes.
+retention_marks = Table(
+    "retention_marks",
+    metadata,
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("output_days", Integer, primary_key=True),
+    Column("finished", UTCDateTime(), nullable=False),
+    Column("job_id", BigInteger, nullable=False),
 )

@@ -57,7 +57,7 @@ from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from jobyard import errors
-from jobyard.api import bodies, params, render
+from jobyard.api import bodies, idempotent, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.calls import quick_write, runtime_of
 from jobyard.api.dialects import http
@@ -285,20 +285,35 @@ async def add_result(
     "/objects/{obj_id}/operations/{op_id}/execute",
     response_model=str,
     responses=LAUNCHED | WRITING,
-    openapi_extra=request_body(SaymonArguments),
+    openapi_extra=request_body(SaymonArguments) | {"parameters": [idempotent.DECLARED]},
 )
 async def execute_operation(
     obj_id: ObjectId, op_id: OperationId, request: Request, who: Principal = Depends(authenticate)
 ) -> Response:
     device_id = params.object_id(obj_id, NO_SUCH_DEVICE)
     package_id = params.object_id(op_id, NO_SUCH_PACKAGE)
-    testvars = _arguments(await _json_body(request))
+    arguments = await _json_body(request)
+    keyed = idempotent.requested(
+        request, "saymon_execute", {"object": device_id, "operation": package_id, "args": arguments}
+    )
+    testvars = _arguments(arguments)
     launch = LaunchRequest(
         package_id=package_id, device_id=device_id, options=JobOptions(testvars=testvars)
     )
     rt = runtime_of(request)
+    if keyed is not None:
+        answer = await http.call(
+            request, jobs.launch_keyed, actor=who, idempotency=keyed, plan=lambda _conn: [launch]
+        )
+        return idempotent.marked(render.json_response(_launched_id(answer)), answer.replayed)
     job = await quick_write(rt, lambda: jobs.launch_job(rt, actor=who, request=launch))
     return render.json_response(str(job.id))
+
+
+def _launched_id(answer: jobs.KeyedLaunch) -> str:
+    if not answer.jobs:
+        raise errors.NotFound(f"{NO_SUCH_JOB}: the job this Idempotency-Key launched was deleted")
+    return str(answer.jobs[0].id)
 
 
 @router.get("/objects/{obj_id}/jobs", response_model=list[SaymonJob])

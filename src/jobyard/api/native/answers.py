@@ -17,6 +17,8 @@ from typing_extensions import TypedDict  # pydantic reads typing's only from Pyt
 
 from jobyard.domain.models import PackageKind
 from jobyard.domain.outcomes import OutcomeStatus
+from jobyard.domain.run_end import Backoff
+from jobyard.domain.schedules import FireOutcome, Misfire
 from jobyard.domain.statuses import JobStatus, RunStatus
 
 
@@ -177,6 +179,12 @@ class PackageOut(TypedDict):
     max_attempts: int
     retry_delay: float
     rerun_lost: bool
+    retry_backoff: Backoff
+    retry_delay_max: float
+    retry_jitter: float
+    keep_days: int | None
+    keep_last: int | None
+    output_days: int | None
     concurrency: int
     config_id: str
     device_id: str
@@ -195,6 +203,66 @@ class PackageOut(TypedDict):
     extra_cli_args: str
     agent_id: str
     use_as_testlist: bool
+
+
+class ScheduleOut(TypedDict):
+    """A schedule; `next_run` is null while paused, `last_*` until its first fire."""
+
+    id: str
+    name: str
+    description: str
+    package_id: str
+    device_id: str
+    config_id: str
+    options: OptionsOut
+    context: dict[str, Any]
+    priority: int
+    cron: str | None
+    interval: int | None
+    timezone: str
+    misfire: Misfire
+    skip_if_running: bool
+    paused: bool
+    next_run: str | None
+    last_fire_time: str | None
+    last_job_id: str | None
+    user_id: str
+    created: str
+    updated: str
+
+
+class FireOut(TypedDict):
+    """One fire time of a schedule: the job it launched, or why none."""
+
+    fire_time: str
+    outcome: FireOutcome
+    job_id: str | None
+    job_status: JobStatus | None
+    note: str
+    at: str
+
+
+class RetentionOut(TypedDict):
+    """A customer's retention; null keeps for ever."""
+
+    keep_days: int | None
+    keep_last: int | None
+    output_days: int | None
+
+
+class RetentionPackageOut(TypedDict):
+    package_id: str | None
+    package_name: str
+    jobs: int
+    output_chunks: int
+
+
+class RetentionPreviewOut(TypedDict):
+    """What retention would delete now: finished jobs, and output chunks of jobs that stay."""
+
+    jobs: int
+    output_chunks: int
+    packages: list[RetentionPackageOut]
 
 
 class DeviceOut(TypedDict):

@@ -19,6 +19,7 @@ from jobyard.services.jobs import JobEdit, LaunchRequest
 PACKAGE_COLUMNS = {
     "timeout": "timeout_seconds",
     "retry_delay": "retry_delay_seconds",
+    "retry_delay_max": "retry_delay_max_seconds",
     "concurrency": "concurrency_limit",
 }
 
@@ -137,9 +138,24 @@ def package_values(body: schemas.PackageIn) -> dict[str, Any]:
         values["timeout"] = None
     if values.get("concurrency") == 0:
         values["concurrency"] = None
+    if values.get("retry_delay_max") == 0:
+        values["retry_delay_max"] = None
     if "sandbox" in values and values["sandbox"] is None:
         values["sandbox"] = {}  # null: no switches
     return {PACKAGE_COLUMNS.get(k, k): v for k, v in values.items()}
+
+
+def schedule_values(body: schemas.ScheduleIn) -> dict[str, Any]:
+    """A schedule's body as the service's values: only the fields given (null: default)."""
+    values = body.model_dump(exclude_unset=True)
+    for name in ("package_id", "device_id", "config_id"):
+        if name in values:
+            values[name] = reference_id(values[name], name)
+    if "options" in values:
+        values["options"] = None if body.options is None else job_options(body.options)
+    if "interval" in values:
+        values["interval_seconds"] = values.pop("interval")
+    return values
 
 
 def require_name(values: dict[str, Any]) -> None:

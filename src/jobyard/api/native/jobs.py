@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from jobyard.api import bodies, params, render
+from jobyard.api import bodies, idempotent, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.bodies import ReadsJsonBody
 from jobyard.api.calls import quick_read, runtime_of
@@ -19,11 +19,12 @@ from jobyard.api.native import follow, inputs, present, schemas
 from jobyard.api.native.answers import EventOut, InterfaceOut, JobOut, LogOut, ResultOut, one, page
 from jobyard.api.openapi import AUTHENTICATED, NO_CONTENT, WRITING, request_body
 from jobyard.domain.filters import FieldKind
+from jobyard.domain.idempotency import HEADER, Idempotency
 from jobyard.domain.listing import Listing
 from jobyard.domain.outcomes import Outcome, parse_status
 from jobyard.domain.permissions import Principal
 from jobyard.domain.vocabulary import JOB_FIELDS, NO_SUCH_JOB, PACKAGE_FIELDS
-from jobyard.errors import ValidationFailed
+from jobyard.errors import NotFound, ValidationFailed
 from jobyard.services import jobs, outcomes, results, runs
 
 router = APIRouter(
@@ -66,7 +67,8 @@ Everything = Annotated[
     responses=WRITING | NO_CONTENT,
     # The hot path reads its body by hand (`bodies.read_json`), and one operation takes three
     # bodies by its query; this declares them.
-    openapi_extra=request_body(schemas.JobLaunchIn, schemas.BulkLaunchIn, schemas.BulkDeleteIn),
+    openapi_extra=request_body(schemas.JobLaunchIn, schemas.BulkLaunchIn, schemas.BulkDeleteIn)
+    | {"parameters": [idempotent.DECLARED]},
 )
 async def launch(
     request: Request,
@@ -90,10 +92,29 @@ async def launch(
         if process != "interfaces":
             raise ValidationFailed(f"invalid process {process!r}: expected interfaces")
         return await _interfaces(request, who)
-    body = await bodies.parse(request, schemas.JobLaunchIn)
-    launch = inputs.launch_request(body)
+    data = await bodies.read_json(request, empty={})
+    keyed = idempotent.requested(request, "launch", data)
+    launch = inputs.launch_request(bodies.validate(schemas.JobLaunchIn, data))
+    if keyed is not None:
+        return await _launch_keyed(request, who, keyed, lambda _conn: [launch], single=True)
     job = await launch_queue_of(request).launch(who, launch)
     return render.one(present.job(job))
+
+
+async def _launch_keyed(
+    request: Request, who: Principal, keyed: Idempotency, plan: jobs.Planned, *, single: bool
+) -> Response:
+    """A launch with an Idempotency-Key: once per key (the service says how), not through
+    the group commit of the single launches without one."""
+    rt = runtime_of(request)
+    answer = await run_in_threadpool(
+        lambda: jobs.launch_keyed(rt, actor=who, idempotency=keyed, plan=plan)
+    )
+    if not single:
+        return idempotent.marked(render.one(present.jobs(answer.jobs)), answer.replayed)
+    if not answer.jobs:
+        raise NotFound(f"{NO_SUCH_JOB}: the job this {HEADER} launched has been deleted")
+    return idempotent.marked(render.one(present.job(answer.jobs[0])), answer.replayed)
 
 
 async def _interfaces(request: Request, who: Principal) -> Response:
@@ -128,19 +149,26 @@ async def _bulk(request: Request, bulk: str, who: Principal, query: BulkQuery) -
 
 
 async def _bulk_launch(request: Request, who: Principal, query: BulkQuery) -> Response:
-    body, requests = inputs.bulk_launch(await bodies.read_json(request, empty={}, bulk=True))
+    data = await bodies.read_json(request, empty={}, bulk=True)
+    keyed = idempotent.requested(request, "launch", data)
+    body, requests = inputs.bulk_launch(data)
     everything = query.everything
     selection = query.selection(PACKAGE_FIELDS)
     rt = runtime_of(request)
     if body.jobs is not None:
         if selection is not None or everything:
             raise ValidationFailed("give either a jobs list or a package filter / all, not both")
+        if keyed is not None:
+            return await _launch_keyed(request, who, keyed, lambda _conn: requests, single=False)
         launched = await run_in_threadpool(
             lambda: jobs.launch_jobs(rt, actor=who, requests=requests)
         )
     elif selection is not None or everything:
         fields = body.fields or schemas.JobLaunchIn()
         template = inputs.launch_request(fields, package_required=False)
+        if keyed is not None:
+            plan = jobs.selected_packages(selection, template, tenant_id=who.tenant_id, pg=rt.pg)
+            return await _launch_keyed(request, who, keyed, plan, single=False)
         launched = await run_in_threadpool(
             lambda: jobs.launch_for_packages(rt, actor=who, selection=selection, template=template)
         )

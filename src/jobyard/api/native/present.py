@@ -21,6 +21,7 @@ from jobyard.domain.models import (
     Package,
     Run,
 )
+from jobyard.domain.schedules import Fire, Schedule
 from jobyard.repeats import map_shared
 from jobyard.services.runs import LogSlice
 
@@ -137,6 +138,12 @@ def package(p: Package) -> dict[str, Any]:
         "max_attempts": p.max_attempts,
         "retry_delay": p.retry_delay_seconds,
         "rerun_lost": p.rerun_lost,
+        "retry_backoff": p.retry_backoff,
+        "retry_delay_max": p.retry_delay_max_seconds or 0,  # 0: no cap
+        "retry_jitter": p.retry_jitter,
+        "keep_days": p.keep_days,
+        "keep_last": p.keep_last,
+        "output_days": p.output_days,
         "concurrency": p.concurrency_limit or 0,  # 0: no limit
         "config_id": ident(p.config_id),
         "device_id": ident(p.device_id),
@@ -157,6 +164,43 @@ def package(p: Package) -> dict[str, Any]:
         "extra_cli_args": "",
         "agent_id": "0",
         "use_as_testlist": False,
+    }
+
+
+def schedule(s: Schedule) -> dict[str, Any]:
+    return {
+        "id": str(s.id),
+        "name": s.name,
+        "description": s.description,
+        "package_id": ident(s.package_id),
+        "device_id": ident(s.device_id),
+        "config_id": ident(s.config_id),
+        "options": options(s.options),
+        "context": dict(s.context),
+        "priority": s.priority,
+        "cron": s.timing.cron,
+        "interval": s.timing.interval_seconds,
+        "timezone": s.timing.timezone,
+        "misfire": s.misfire.value,
+        "skip_if_running": s.skip_if_running,
+        "paused": s.paused,
+        "next_run": _time(s.next_run),
+        "last_fire_time": _time(s.last_fire_time),
+        "last_job_id": ref(s.last_job_id),
+        "user_id": ident(s.user_id),
+        "created": rfc3339(s.created),
+        "updated": rfc3339(s.updated),
+    }
+
+
+def fire(f: Fire) -> dict[str, Any]:
+    return {
+        "fire_time": rfc3339(f.fire_time),
+        "outcome": f.outcome.value,
+        "job_id": ref(f.job_id),
+        "job_status": f.job_status,
+        "note": f.note,
+        "at": rfc3339(f.at),
     }
 
 

@@ -142,7 +142,35 @@ class PackageIn(Strict):
     retry_delay: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     # false: a run lost with its worker is not retried (the job ends lost): never run twice
     rerun_lost: StrictBool | None = None
+    retry_backoff: Literal["fixed", "exponential"] | None = Field(
+        default=None,
+        description="`fixed`: `retry_delay` before each retry; `exponential`: doubled after "
+        "each failed attempt, at most `retry_delay_max`",
+    )
+    retry_delay_max: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        allow_inf_nan=False,
+        description="The longest wait before a retry, in seconds (0: no cap)",
+    )
+    retry_jitter: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Up to this fraction of each retry delay is taken off at random (0 to 1)",
+    )
     concurrency: int | None = Field(default=None, ge=0, le=1_000_000)
+    keep_days: int | None = Field(
+        default=None, description="Days a finished job is kept (null: the customer's)"
+    )
+    keep_last: int | None = Field(
+        default=None, description="How many newest finished jobs are kept (null: the customer's)"
+    )
+    output_days: int | None = Field(
+        default=None, description="Days a finished job's output is kept (null: the customer's)"
+    )
     config_id: Any = reference("config")
     device_id: Any = reference("device")
     positive_results: list[str] | None = None
@@ -152,6 +180,65 @@ class PackageIn(Strict):
     sandbox: SandboxIn | None = None
     # null (the default) lets a launch append nothing but -testvar pairs
     allowed_args: list[str] | None = None
+
+
+class ScheduleIn(Strict):
+    """A schedule: what it launches (a launch's fields) and when (`cron` or `interval`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "nightly", "package_id": "1", "cron": "0 2 * * *", "timezone": "UTC"},
+                {"name": "poll", "package_id": "1", "interval": 300, "skip_if_running": True},
+            ]
+        }
+    )
+
+    name: str | None = optional_name()
+    description: str | None = Field(default=None, max_length=10_000)
+    package_id: Any = reference("package")
+    device_id: Any = reference("device")
+    config_id: Any = reference("config")
+    options: OptionsIn | None = None
+    context: dict[str, Any] | None = None
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    cron: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Five fields (minute hour day-of-month month day-of-week), or six with "
+        "seconds first; null when `interval` is given",
+    )
+    interval: int | None = Field(
+        default=None, ge=1, le=MAX_SECONDS, description="Seconds between fires, instead of cron"
+    )
+    timezone: str | None = Field(
+        default=None, max_length=64, description="An IANA time zone for `cron` (UTC by default)"
+    )
+    misfire: Literal["skip", "run_once"] | None = Field(
+        default=None,
+        description="Fire times missed by more than the grace (downtime): `skip` them, or "
+        "launch one job for them all (`run_once`)",
+    )
+    skip_if_running: StrictBool | None = Field(
+        default=None, description="Launch nothing while the previous job is pending or running"
+    )
+    paused: StrictBool | None = None
+
+
+class RetentionIn(Strict):
+    """A customer's retention of finished jobs; null (or left out) keeps for ever."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"keep_days": 90, "keep_last": 1000, "output_days": 30}]}
+    )
+
+    keep_days: int | None = Field(default=None, description="Days a finished job is kept")
+    keep_last: int | None = Field(
+        default=None, description="How many newest finished jobs of each package are kept"
+    )
+    output_days: int | None = Field(
+        default=None, description="Days a finished job's output is kept (shorter than the job)"
+    )
 
 
 class DeviceIn(Strict):

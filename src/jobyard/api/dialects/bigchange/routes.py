@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
 from jobyard import errors
-from jobyard.api import bodies, params, render
+from jobyard.api import bodies, idempotent, params, render
 from jobyard.api.auth import authenticate
 from jobyard.api.dialects import http
 from jobyard.api.dialects.bigchange.answers import (
@@ -82,11 +82,17 @@ async def list_jobs(
     response_model=BigChangeCreated,
     responses=WRITING,
     # Bodies are read by hand (`Body.parse`), so that their 400s are BigChange's.
-    openapi_extra=DECLARED | request_body(NewJob, required=True),
+    openapi_extra={
+        "parameters": [CUSTOMER_ID, idempotent.DECLARED],
+        "security": DECLARED["security"],
+    }
+    | request_body(NewJob, required=True),
 )
 async def create_job(request: Request, who: Principal = Depends(caller)) -> Response:
     """`typeId` names the package; description, reference and contactId go in the context."""
-    body = NewJob.parse(await bodies.read_json(request))
+    data = await bodies.read_json(request)
+    keyed = idempotent.requested(request, "bigchange_create", data)
+    body = NewJob.parse(data)
     context: dict[str, Any] = {
         name: value
         for name, value in (
@@ -98,12 +104,20 @@ async def create_job(request: Request, who: Principal = Depends(caller)) -> Resp
     }
     launch = jobs.LaunchRequest(package_id=body.type_id, run_at=body.planned_start, context=context)
     try:
-        job = await http.call(request, jobs.launch_job, actor=who, request=launch)
+        if keyed is None:
+            job = await http.call(request, jobs.launch_job, actor=who, request=launch)
+            return render.json_response({"id": job.id}, int(HTTPStatus.CREATED))
+        answer = await http.call(
+            request, jobs.launch_keyed, actor=who, idempotency=keyed, plan=lambda _conn: [launch]
+        )
     except errors.NotFound as exc:  # a body reference: the request is unprocessable, not absent
         raise errors.RuleViolation(
             f"no job type {body.type_id}: {exc.message}", field="typeId"
         ) from None
-    return render.json_response({"id": job.id}, int(HTTPStatus.CREATED))
+    if not answer.jobs:
+        raise errors.NotFound(f"{NO_SUCH_JOB}: the job this Idempotency-Key launched was deleted")
+    created = render.json_response({"id": answer.jobs[0].id}, int(HTTPStatus.CREATED))
+    return idempotent.marked(created, answer.replayed)
 
 
 @router.get("/{job_id}", response_model=BigChangeJob, openapi_extra=DECLARED)
