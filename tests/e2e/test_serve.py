@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
+from jobyard.client import AuthenticationFailed, Client
 from jobyard.store import migrate
 
 JOBYARD = [sys.executable, "-m", "jobyard"]
@@ -60,27 +62,20 @@ def test_serve_runs_a_job_with_the_configured_admin_token(tmp_path: Path, jobs_r
         "JOBYARD_ADMIN_TOKEN": "s3cret",
         "JOBYARD_RUN_AS": jobs_run_as,
     }
-    with serving(env, tmp_path / "serve.log") as url:
-        api = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": "Bearer s3cret"})
-        config = api.post("/configs/", json={"name": "default", "testvars": {"who": "world"}})
-        package = api.post(
-            "/packages/",
-            json={
-                "name": "hello",
-                "command": ["echo", "hello {who}"],
-                "config_id": config.json()["data"]["id"],
-            },
+    with serving(env, tmp_path / "serve.log") as url, Client(url, "s3cret") as api:
+        config = api.create_config({"name": "default", "testvars": {"who": "world"}})
+        package = api.create_package(
+            {"name": "hello", "command": ["echo", "hello {who}"], "config_id": config["id"]}
         )
-        job = api.post("/jobs/", json={"package_id": package.json()["data"]["id"]}).json()["data"]
-        deadline = time.monotonic() + 20
-        while api.get(f"/jobs/{job['id']}/").json()["data"]["status"] != "completed":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        log = api.get(f"/jobs/{job['id']}/log/", headers={"Accept": "text/plain"})
-        refused = httpx.get(f"{url}/api/v1/jobs/", headers={"Authorization": "Bearer nope"})
+        job = api.launch({"package_id": package["id"]})
+        ends = [e for e in api.follow(job["id"]) if e.kind == "end"]
+        log = api.job_log(job["id"])
+        with Client(url, "nope") as stranger, pytest.raises(AuthenticationFailed) as refused:
+            stranger.list_jobs([])
 
+    assert [(e.data["status"], e.exit_code) for e in ends] == [("completed", 0)]
     assert log.text == "hello world\n"
-    assert refused.status_code == 401
+    assert refused.value.status == 401
     assert (tmp_path / "data" / "jobyard.db").exists()
     assert "listening on http://127.0.0.1:" in (tmp_path / "serve.log").read_text()
     assert "runs jobs: yes, 2 worker slots" in (tmp_path / "serve.log").read_text()
@@ -90,13 +85,12 @@ def test_serve_with_no_workers_says_it_runs_no_jobs_and_runs_none(tmp_path: Path
     """`--workers 0` (here JOBYARD_WORKERS=0) is the API alone, as docs/deployment.md says."""
     env = {"JOBYARD_DATA_DIR": str(tmp_path / "data"), "JOBYARD_ADMIN_TOKEN": "s3cret"}
     env |= {"JOBYARD_WORKERS": "0"}  # and no JOBYARD_RUN_AS: it runs nothing, so none is needed
-    with serving(env, tmp_path / "serve.log") as url:
-        api = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": "Bearer s3cret"})
-        package = api.post("/packages/", json={"name": "p", "command": ["true"]}).json()["data"]
-        job = api.post("/jobs/", json={"package_id": package["id"]}).json()["data"]
+    with serving(env, tmp_path / "serve.log") as url, Client(url, "s3cret") as api:
+        package = api.create_package({"name": "p", "command": ["true"]})
+        job = api.launch({"package_id": package["id"]})
         time.sleep(1.5)
-        assert api.get(f"/jobs/{job['id']}/").json()["data"]["status"] == "pending"
-        assert api.get("/workers/").json()["data"] == []
+        assert api.get_job(job["id"])["status"] == "pending"
+        assert api.list_workers() == []
     assert "runs jobs: no (API only)" in (tmp_path / "serve.log").read_text()
 
 
@@ -105,8 +99,8 @@ def test_first_start_prints_a_generated_token_once(tmp_path: Path, jobs_run_as: 
     with serving(env, tmp_path / "first.log") as url:
         printed = re.findall(r"jy_[A-Za-z0-9_-]+", (tmp_path / "first.log").read_text())
         assert len(printed) == 1
-        answer = httpx.get(f"{url}/api/v1/jobs/", headers={"Authorization": f"Bearer {printed[0]}"})
-        assert answer.status_code == 200
+        with Client(url, printed[0]) as api:
+            assert api.list_jobs([]).items == []
     with serving(env, tmp_path / "second.log"):
         assert not re.findall(r"jy_[A-Za-z0-9_-]+", (tmp_path / "second.log").read_text())
 
