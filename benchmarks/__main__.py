@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from benchmarks import deploy, lists, peers, retention, workloads
+from benchmarks import dashboard, deploy, lists, peers, retention, workloads
 from benchmarks.measure import Figure, Report, ratio, repeat
 
 console = Console(stderr=True)
@@ -103,6 +103,7 @@ def main() -> None:
     latency(plan, report)
     api_speed(plan, report)
     listing(plan, report)
+    dashboard_pages(plan, report)
     retained(plan, report)
     bulk(plan, report)
     memory(plan, report)
@@ -349,6 +350,10 @@ def listing(plan: Plan, report: Report) -> None:
     lists.run(report, plan.listed_jobs)
 
 
+def dashboard_pages(plan: Plan, report: Report) -> None:
+    dashboard.run(report, plan.listed_jobs)
+
+
 def retained(plan: Plan, report: Report) -> None:
     retention.run(report, plan.retained_jobs)
 
@@ -432,6 +437,7 @@ SECTIONS = {
     "latency": latency,
     "bulk": bulk,
     "lists": listing,
+    "dashboard": dashboard_pages,
     "retention": retained,
     "peers": peer_matrix,
 }

@@ -468,3 +468,20 @@ def test_created_job_is_visible_in_a_listing_filtered_by_its_own_created(
     assert filtered(client, f"created={config['created']}", path="/api/v1/configs/") == [
         int(config["id"])
     ]
+
+
+def test_an_id_one_of_a_set(client: TestClient) -> None:
+    """`<@` on a number: the value is one of a set (`package_id<@{3,7}`), indexed or not."""
+    made = (package(client, f"one-of-{n}", command=["true"]) for n in range(3))
+    first, second, third = (p["id"] for p in made)
+    jobs = {p: pending(client, p) for p in (first, second, third)}
+    assert filtered(client, f"package_id<@{{{first},{third}}}") == [jobs[first], jobs[third]]
+    assert filtered(client, f"id<@{{{jobs[second]},{jobs[third]}}}") == [
+        jobs[second],
+        jobs[third],
+    ]
+    assert filtered(client, "package_id<@{}") == []
+    assert filtered(client, f"package_id<@{{{second}}}", "status=pending") == [jobs[second]]
+    refused = client.get(JOBS, params={"filter": "package_id<@{1,x}"})
+    assert refused.status_code == 400
+    assert "expected a 64-bit integer" in refused.json()["error"]

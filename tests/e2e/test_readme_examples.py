@@ -22,7 +22,7 @@ SKIP = re.compile(r"<!-- not run by tests: [^>]+ -->\s*$")
 MARK = "@@@ example {} @@@"
 # What the output of the example holding the key must show.
 EXPECTED = {
-    "/log/": "hello world",
+    "--follow": "hello world",
     "job_runs.xml": "<status>Complete</status>",
     "/result ": "204",
     "operations/$OPERATION/execute": '"description"',

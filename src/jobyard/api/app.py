@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobyard import __version__
 from jobyard.api import dialects as dialect_package
-from jobyard.api import docs_pages, errors, logs, openapi
+from jobyard.api import docs_pages, errors, logs, openapi, web
 from jobyard.api.group_commit import LaunchQueue
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import catalog, jobs, retention, runs, schedules, system, workers
@@ -124,6 +124,7 @@ def create_app(
             if isinstance(route, APIRoute) and route.operation_id is None:
                 route.operation_id = openapi.operation_id(route)
             app.router.routes.append(route)
+    web.install(app)
     app.add_middleware(XmlNegotiation)
     app.add_middleware(TrailingSlash)
     return app

@@ -113,6 +113,12 @@ async def _caller(request: Request) -> Principal:
     token = _token(request, request.headers.get("authorization", ""))
     if token is None or not rt.db.quick_reads:
         return await run_in_threadpool(_authenticate, rt, request, requested)
+    return await token_principal(rt, token, requested)
+
+
+async def token_principal(rt: Runtime, token: str, requested: int | None) -> Principal:
+    """Who a token stands for, acting for the `requested` customer (its own if None): the
+    API's bearer tokens and the dashboard's session cookie alike."""
     # Every request comes this way: the token lookup needs no thread of its own; the
     # rarer writes (last_used, once a minute) and tenant checks still go to one.
     check = await quick_read(rt, lambda: authentication.check_token(rt, token))

@@ -34,10 +34,10 @@ ALL_ROWS = Listing(page=PageRequest(page=1, limit=None))
 T = TypeVar("T")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(users_app, name="users")
-    app.add_typer(tokens_app, name="tokens")
-    app.add_typer(tenants_app, name="tenants")
+def register(app: typer.Typer, panel: str) -> None:
+    app.add_typer(users_app, name="users", rich_help_panel=panel)
+    app.add_typer(tokens_app, name="tokens", rich_help_panel=panel)
+    app.add_typer(tenants_app, name="tenants", rich_help_panel=panel)
 
 
 @contextmanager
@@ -50,6 +50,8 @@ def _runtime(data_dir: Path | None, database_url: str | None) -> Iterator[Runtim
         started = accounts.bootstrap_admin(rt)
         if started.new_token:
             console.print(f"admin API token (shown once, keep it): {started.new_token}")
+        if started.new_password:
+            console.print(f"admin password (shown once, keep it): {started.new_password}")
         yield rt
         rt.db.dispose()
     except JobyardError as exc:

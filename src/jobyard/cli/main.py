@@ -1,4 +1,6 @@
-"""The `jobyard` command: serve, and look after the database."""
+"""The `jobyard` command: the user commands that talk to a server (launch, jobs, logs,
+packages…, through `jobyard.client`), and the server's own (serve, worker, db, accounts),
+grouped apart in `--help`."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from jobyard import __version__
-from jobyard.api.app import create_app, prepare
 from jobyard.cli import accounts as account_commands
+from jobyard.cli import catalog_commands, job_commands
+from jobyard.cli import login as login_commands
 from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.cli.gil_tuning import share_the_gil_often
 from jobyard.cli.worker import run_worker
@@ -22,11 +24,18 @@ from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings, load_settings
 from jobyard.worker import confinement, hardening
 
-app = typer.Typer(help="jobyard: a self-hosted job server.", no_args_is_help=True)
+app = typer.Typer(
+    help="jobyard: a self-hosted job server. Start with `jobyard login`, then `jobyard launch`.",
+    no_args_is_help=True,
+)
+SERVER_PANEL = "Server (on the server's machine, straight on its database)"
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-account_commands.register(app)
-app.command("worker")(run_worker)
+login_commands.register(app)
+job_commands.register(app)
+catalog_commands.register(app)
+app.add_typer(db_app, name="db", rich_help_panel=SERVER_PANEL)
+account_commands.register(app, SERVER_PANEL)
+app.command("worker", rich_help_panel=SERVER_PANEL)(run_worker)
 console = Console(stderr=True, soft_wrap=True)  # never split a token across lines
 
 
@@ -59,7 +68,7 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER_PANEL)
 def serve(
     host: HostOpt = None,
     port: PortOpt = None,
@@ -69,6 +78,11 @@ def serve(
     log_level: Annotated[str, typer.Option(help="Log level")] = "info",
 ) -> None:
     """Run the API server, with an embedded worker pool unless --workers 0 (API only)."""
+    # Here, not at the top: the user commands (`jobyard jobs ls`) start without the server.
+    import uvicorn  # noqa: PLC0415
+
+    from jobyard.api.app import create_app, prepare  # noqa: PLC0415
+
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -89,6 +103,12 @@ def serve(
         console.print(f"admin API token (shown once, keep it): [bold]{bootstrap.new_token}[/bold]")
     elif settings.admin_token:
         console.print("admin API token: the value of JOBYARD_ADMIN_TOKEN")
+    console.print(f"dashboard: [bold]{settings.base_url}/[/bold], login [bold]admin[/bold]")
+    if bootstrap.new_password:
+        console.print(
+            f"admin password (shown once, keep it): [bold]{bootstrap.new_password}[/bold] "
+            "(`jobyard users passwd admin` changes it)"
+        )
     console.print(
         f'log in with:  curl -H "Authorization: Bearer <token>" {settings.base_url}/api/v1/jobs/'
     )
@@ -167,7 +187,7 @@ def db_vacuum(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> 
     rt.db.dispose()
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER_PANEL)
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)

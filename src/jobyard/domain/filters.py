@@ -236,7 +236,9 @@ class FieldSpec:
 
 ALLOWED_OPS: Mapping[FieldKind, frozenset[Op]] = {
     FieldKind.STRING: EQUALITY_OPS | ORDER_OPS | REGEX_OPS,
-    FieldKind.INTEGER: EQUALITY_OPS | ORDER_OPS,
+    # `<@` on a number: the value is one of a set, `id<@{3,7}` (as a one-element array
+    # would be contained by it).
+    FieldKind.INTEGER: EQUALITY_OPS | ORDER_OPS | {Op.CONTAINED_BY},
     FieldKind.DATETIME: EQUALITY_OPS | ORDER_OPS,
     FieldKind.BOOLEAN: EQUALITY_OPS,
     FieldKind.ARRAY: EQUALITY_OPS | ARRAY_OPS,
@@ -273,10 +275,17 @@ def _array(f: Filter) -> tuple[str, ...]:
     return f.value
 
 
-def typed_value(f: Filter, kind: FieldKind) -> str | int | bool | datetime | tuple[str, ...]:
+def _integers(f: Filter) -> tuple[int, ...]:
+    return tuple(_integer(Filter(f.field, Op.EQ, item)) for item in _array(f))
+
+
+Value = str | int | bool | datetime | tuple[str, ...] | tuple[int, ...]
+
+
+def typed_value(f: Filter, kind: FieldKind) -> Value:
     """The filter's value converted for a field of `kind` (datetimes aware, in UTC)."""
     if kind is FieldKind.INTEGER:
-        return _integer(f)
+        return _integers(f) if f.op is Op.CONTAINED_BY else _integer(f)
     if kind is FieldKind.BOOLEAN:
         return _boolean(f)
     if kind is FieldKind.DATETIME:
@@ -287,13 +296,15 @@ def typed_value(f: Filter, kind: FieldKind) -> str | int | bool | datetime | tup
     return _value_text(f.value)
 
 
-def _normalised(value: str | int | bool | datetime | tuple[str, ...]) -> str | tuple[str, ...]:
+def _normalised(value: Value) -> str | tuple[str, ...]:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, tuple):
+        return tuple(str(item) for item in value)
     return value
 
 

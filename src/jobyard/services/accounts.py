@@ -5,6 +5,7 @@ tokens; and the admin every start makes sure of. How a request proves who it is 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,14 +40,17 @@ logger = logging.getLogger(__name__)
 
 SYSTEM_TENANT_NAME = "system"
 MIN_PASSWORD_LENGTH = 8
+GENERATED_PASSWORD_BYTES = 12  # the first start's admin password: 16 URL-safe characters
 
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """What start-up did about the admin; `new_token` is set only when one was generated."""
+    """What start-up did about the admin; `new_token` and `new_password` are set only when
+    they were generated (at the first start, for the API and for the dashboard)."""
 
     admin_user_id: int
     new_token: str | None
+    new_password: str | None = None
 
 
 def hash_password(rt: Runtime, password: str) -> str:
@@ -81,7 +85,10 @@ def bootstrap_admin(rt: Runtime) -> Bootstrap:
             user_id = accounts.insert_user(conn, values | {"created": now, "updated": now})
         else:
             user_id = admin.id
-        password = settings.admin_password
+        generated_password = None
+        if first_start and not settings.admin_password:
+            generated_password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+        password = settings.admin_password or generated_password
         passwords = rt.credentials.passwords
         if password and not (
             admin and admin.password_hash and passwords.verify(admin.password_hash, password)
@@ -97,7 +104,7 @@ def bootstrap_admin(rt: Runtime) -> Bootstrap:
             tokens.store_token(
                 rt, conn, user_id=user_id, name=name, secret=generated, scopes=ALL_SCOPES, at=now
             )
-    return Bootstrap(admin_user_id=user_id, new_token=generated)
+    return Bootstrap(user_id, new_token=generated, new_password=generated_password)
 
 
 def _register_admin_token(

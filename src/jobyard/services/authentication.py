@@ -231,8 +231,11 @@ def _basic_token(rt: Runtime, login: str, password: str) -> Principal | None:
     return None
 
 
-def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, tokens.IssuedToken]:
-    """CDRouter's `/authenticate`: a password login that hands back a new API token."""
+def log_in(
+    rt: Runtime, login: str, password: str, *, via: str = "login"
+) -> tuple[Principal, tokens.IssuedToken]:
+    """A password login that hands back a new token of the login's lifetime: CDRouter's
+    `/authenticate` (an API token), or the dashboard's session (`via`: what it is for)."""
     principal = authenticate_password(rt, login, password)
     now = utcnow()
     secret = tokens.new_secret()
@@ -241,13 +244,13 @@ def log_in(rt: Runtime, login: str, password: str) -> tuple[Principal, tokens.Is
             rt,
             conn,
             user_id=principal.user_id,
-            name=f"login {now:%Y-%m-%d %H:%M}",
+            name=f"{via} {now:%Y-%m-%d %H:%M}",
             secret=secret,
             scopes=effective_scopes(principal.role, None),
             at=now,
             expires=now + LOGIN_TOKEN_LIFETIME,
         )
-        audit.record(conn, principal, "token.create", "token", [token_id], detail={"via": "login"})
+        audit.record(conn, principal, "token.create", "token", [token_id], detail={"via": via})
         record = accounts.get_token(conn, token_id, tenant_id=None)
     return principal, tokens.IssuedToken(record, secret)
 

@@ -72,6 +72,47 @@ def read_log(
     return LogSlice(job_id, run, offset, max(next_offset, offset), content, complete)
 
 
+def read_log_tail(
+    rt: Runtime, *, actor: Principal, job_id: int, attempt: int | None, tail_bytes: int
+) -> LogSlice:
+    """The last `tail_bytes` of an attempt's stored output (the latest attempt's unless one
+    is named): where a page showing a long log starts."""
+    require_on_job(actor, Scope.JOBS_READ, job_id)
+    with rt.db.read() as conn:
+        job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
+        run = _pick_run(conn, job_id, attempt)
+        end = runs.stored_end(conn, run.id) if run is not None else 0
+    start = max(0, end - tail_bytes)
+    return read_log(rt, actor=actor, job_id=job_id, offset=start, attempt=attempt)
+
+
+def read_log_range(
+    rt: Runtime, *, actor: Principal, job_id: int, attempt: int | None, start: int, end: int
+) -> LogSlice:
+    """Exactly the bytes `start` to `end` of an attempt's stored output (fewer only where it
+    ends sooner): an earlier page of a log a reader is going back through."""
+    if end < start:
+        raise ValidationFailed("the end of a log range must not come before its start")
+    pieces: list[bytes] = []
+    offset = start
+    while True:
+        piece = read_log(
+            rt,
+            actor=actor,
+            job_id=job_id,
+            offset=offset,
+            attempt=attempt,
+            limit_bytes=max(1, end - offset),
+        )
+        taken = piece.content[: end - offset]
+        pieces.append(taken)
+        offset += len(taken)
+        if offset >= end or not taken:
+            break
+    content = b"".join(pieces)
+    return LogSlice(job_id, piece.run, start, start + len(content), content, piece.complete)
+
+
 def _read_stream(
     conn: Connection, job_id: int, run: Run, stream: str, offset: int, limit_bytes: int
 ) -> LogSlice:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -52,9 +53,14 @@ _OPTIONS = {
 
 
 def _id_or_zero_equals(column: ColumnElement[Any]) -> listing.IndexedCondition:
-    """`coalesce(column, 0) = v` as the (tenant, column, id) index answers it."""
+    """`coalesce(column, 0) = v` (or one of several) as the (tenant, column, id) index
+    answers it."""
 
     def condition(op: Op, value: Any) -> Any:
+        if op is Op.CONTAINED_BY:  # one of a set of ids
+            given = [v for v in value if v != 0]
+            found = column.in_(given)
+            return or_(found, column.is_(None)) if len(given) < len(value) else found
         if op is not Op.EQ:
             return None
         return column.is_(None) if value == 0 else column == value

@@ -117,8 +117,10 @@ def condition(f: Filter, field: Field, *, pg: bool) -> Any:
     value = typed_value(f, field.kind)
     if field.indexed is not None and (rewritten := field.indexed(f.op, value)) is not None:
         return rewritten
+    if field.kind is FieldKind.INTEGER and isinstance(value, tuple):  # one of a set
+        return field.column.in_(value)
     if isinstance(value, tuple):  # array fields, after check_filter
-        return _array_condition(field.column, f.op, value, pg)
+        return _array_condition(field.column, f.op, tuple(map(str, value)), pg)
     if f.op in {Op.MATCH, Op.NOT_MATCH, Op.IMATCH, Op.NOT_IMATCH}:
         return _regex(field.column, f.op, str(value))
     return COMPARISONS[f.op](field.column, value)

@@ -243,6 +243,13 @@ def start_external_run(conn: Connection, job: Job, *, worker: str, at: datetime)
     return run_id
 
 
+def stored_end(conn: Connection, run_id: int) -> int:
+    """Where a run's stored output ends: its size, unless it was cut at the output cap."""
+    out = tables.run_output
+    query = select(func.max(out.c.offset + func.length(out.c.data))).where(out.c.run_id == run_id)
+    return int(conn.execute(query).scalar_one() or 0)
+
+
 def stream_extents(
     conn: Connection, run_id: int, *, streams: Sequence[str]
 ) -> dict[str, list[tuple[int, int]]]:
