@@ -44,6 +44,7 @@ class Outcome:
     size_swept: int
     size_vacuumed: int | None
     size_after: int
+    jobs_heap: tuple[int | None, int | None]  # before and after the last launches
 
 
 def run(report: Report, old_jobs: int) -> None:
@@ -86,11 +87,13 @@ def _measure(kind: str, seeded: int) -> Outcome:
             seconds = time.monotonic() - started
             size_swept = size()
             vacuumed = _vacuum(url)
+            heap_before = jobs_heap(url)
             _launch_for(api, package, AFTER_LAUNCHES / FAST_LAUNCHES, rate=FAST_LAUNCHES)
             size_after = size()
+            heaps = (heap_before, jobs_heap(url))
     deleted = sum(swept.values())
     return Outcome(
-        baseline, during, deleted, seconds, size_seeded, size_swept, vacuumed, size_after
+        baseline, during, deleted, seconds, size_seeded, size_swept, vacuumed, size_after, heaps
     )
 
 
@@ -166,6 +169,16 @@ def _size_reader(url: str) -> Callable[[], int]:
     return postgres_size
 
 
+def jobs_heap(url: str) -> int | None:
+    """PostgreSQL: the `jobs` table's own rows (no indexes): where deleted jobs' space is
+    reused by new ones once VACUUM has passed. None for SQLite."""
+    if url.startswith("sqlite"):
+        return None
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_relation_size('jobs')").fetchone()
+        return int(row[0])  # type: ignore[index]
+
+
 def _report(report: Report, kind: str, outcome: Outcome) -> None:
     def p(values: list[float], share: float) -> float:
         return percentile(values, share) if values else float("nan")
@@ -193,3 +206,10 @@ def _report(report: Report, kind: str, outcome: Outcome) -> None:
         " / ".join(f"{size / mib:.1f}" for size in sizes if size is not None) + " MiB",
         "stops growing",
     )
+    before, after = outcome.jobs_heap
+    if before is not None and after is not None:
+        report.note(
+            f"{kind}: the jobs table's rows before / after {AFTER_LAUNCHES:,} more launches",
+            f"{before / mib:.1f} / {after / mib:.1f} MiB",
+            "reused",
+        )

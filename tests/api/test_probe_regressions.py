@@ -407,6 +407,7 @@ def job_token(client: TestClient, tmp_path: Path) -> Iterator[tuple[str, dict[st
 
 PATH_PARAMETERS = (
     "job_id",
+    "schedule_id",
     "object_id",
     "user_id",
     "token_id",

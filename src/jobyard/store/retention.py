@@ -20,13 +20,13 @@ from sqlalchemy import (
     delete,
     false,
     func,
-    insert,
     not_,
     or_,
     select,
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from jobyard.domain.retention import KEEP_ALL, Retention
 from jobyard.domain.statuses import JobStatus
@@ -153,7 +153,7 @@ def _keep_last_packages(conn: Connection, policies: Policies) -> list[tuple[int,
     chosen = [(pid, n) for pid, n in own.items() if n is not None]
     default = policies.default.keep_last
     if default is not None:
-        others = select(P.c.id).where(P.c.tenant_id == policies.tenant_id, P.c.id.not_in(own))
+        others = select(P.c.id).where(P.c.tenant_id == policies.tenant_id, P.c.id.not_in(list(own)))
         chosen += [(pid, default) for pid in conn.execute(others).scalars()]
     return sorted(chosen)
 
@@ -236,20 +236,18 @@ def delete_output(conn: Connection, batch: OutputBatch, *, tenant_id: int) -> in
     deleted = int(conn.execute(delete(OUT).where(OUT.c.run_id.in_(runs))).rowcount)
     if batch.last is not None:
         finished, job_id = batch.last
-        moved = conn.execute(
-            update(M)
-            .where(M.c.tenant_id == tenant_id, M.c.output_days == batch.output_days)
-            .values(finished=finished, job_id=job_id)
-        ).rowcount
-        if not moved:
-            conn.execute(
-                insert(M).values(
-                    tenant_id=tenant_id,
-                    output_days=batch.output_days,
-                    finished=finished,
-                    job_id=job_id,
-                )
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        mark = dialect.insert(M).values(
+            tenant_id=tenant_id, output_days=batch.output_days, finished=finished, job_id=job_id
+        )
+        # Two processes sweeping the same customer both move its mark: the later write wins,
+        # and at worst a batch's output is looked at again.
+        conn.execute(
+            mark.on_conflict_do_update(
+                index_elements=[M.c.tenant_id, M.c.output_days],
+                set_={"finished": mark.excluded.finished, "job_id": mark.excluded.job_id},
             )
+        )
     return deleted
 
 
