@@ -28,7 +28,7 @@ NULLABLE: dict[str, set[str]] = {
         "options.testvars.action",
     },
     "run": {"spawned", "finished", "exit_code", "signal", "process_id"},
-    "package": {"negative_results"},
+    "package": {"negative_results", "keep_days", "keep_last", "output_days"},
     "device": set(),
     "config": set(),
     "user": set(),
@@ -42,7 +42,13 @@ NULLABLE: dict[str, set[str]] = {
 }
 # A package's negative_results: null is "no negative end" (never completes with issues), which
 # [] is not (any result may then complete with issues).
-NULL_IS_A_VALUE = {("package", "negative_results")}
+NULL_IS_A_VALUE = {
+    ("package", "negative_results"),
+    # The customer's retention, not the package's own: a value, as docs/api.md says.
+    ("package", "keep_days"),
+    ("package", "keep_last"),
+    ("package", "output_days"),
+}
 CDROUTER_UNSET: dict[str, set[str]] = {
     "job": {
         "device_id",

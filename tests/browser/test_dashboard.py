@@ -94,7 +94,8 @@ def test_the_log_follows_the_job_across_its_attempts(page: Any, site: Site) -> N
     job = launch(site, "flaky")
     page.goto(f"/jobs/{job}")  # while its first attempt runs
     log = page.locator("#log-output")
-    expect(log.locator(".attempt")).to_have_text(re.compile("attempt 2"), timeout=20_000)
+    # The page may open before the first attempt starts: then both are marked.
+    expect(log.locator(".attempt").last).to_have_text(re.compile("attempt 2"), timeout=20_000)
     expect(page.locator("#log-state")).to_contain_text("The job ended: completed, exit code 0")
     assert log.inner_text().count("attempt output") == 2
     expect(page.locator("#summary tbody tr").first).to_contain_text("failed")
@@ -219,7 +220,7 @@ def test_a_large_log_is_paged_not_loaded_whole(page: Any, site: Site) -> None:
     shown = len(log.inner_text())
     assert shown < 70 * 1024, shown
     page.get_by_role("button", name="Load earlier output").click()
-    expect(log).to_contain_text(re.compile(r"line 0003[56]\d{4} of a big log"))
+    expect(log).to_contain_text("line 000366000 of a big log")  # in the earlier page only
     assert 120 * 1024 < len(log.inner_text()) < 140 * 1024
 
 
