@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,7 @@ from jobyard.cli.connection import (
 from jobyard.cli.files import read_document
 from jobyard.cli.output import JsonOpt, OutputOpt, cell, status_text
 from jobyard.client import Client, Data, list_params
+from jobyard.client.models import Job
 
 TERMINAL = {"completed", "completed_with_issues", "failed", "timed_out", "cancelled", "lost"}
 JOB_COLUMNS = ("id", "status", "package", "device", "tags", "created", "exit")
@@ -139,7 +141,7 @@ def _follow(client: Client, job_id: str) -> int:
     return 1
 
 
-def _wait(client: Client, job: Data) -> int:
+def _wait(client: Client, job: Job) -> int:
     out = output.error_console()
     with out.status(f"job {job['id']}: {job['status']}") as spinner:
         while job["status"] not in TERMINAL:
@@ -151,7 +153,7 @@ def _wait(client: Client, job: Data) -> int:
     return int(code) if isinstance(code, int) else (0 if job["status"] == "completed" else 1)
 
 
-def _job_row(job: Data) -> list[str]:
+def _job_row(job: Mapping[str, Any]) -> list[str]:
     exit_code = job.get("exit_code")
     return [
         cell(job["id"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -103,7 +103,7 @@ def _plain(cell: str) -> str:
     return Text.from_markup(cell).plain.replace("\t", " ").replace("\n", " ")
 
 
-def details(data: dict[str, Any]) -> None:
+def details(data: Mapping[str, Any]) -> None:
     """One object as `key: value` lines (nested values as JSON)."""
     out = console()
     width = max((len(k) for k in data), default=0)

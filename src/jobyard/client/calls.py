@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from jobyard.client import models
 from jobyard.client.errors import JobyardClientError, error_for
 
 T = TypeVar("T")
@@ -162,13 +163,13 @@ class Calls:
     def _list(self, kind: str, params: Params) -> Call[Page]:
         return self._call("GET", f"/{kind}/", _page, params=params)
 
-    def _create(self, kind: str, values: Data) -> Call[Data]:
+    def _create(self, kind: str, values: Data) -> Call[Any]:
         return self._call("POST", f"/{kind}/", _data, body=values)
 
-    def _get(self, kind: str, object_id: int | str) -> Call[Data]:
+    def _get(self, kind: str, object_id: int | str) -> Call[Any]:
         return self._call("GET", f"/{kind}/{_id(object_id)}/", _data)
 
-    def _edit(self, kind: str, object_id: int | str, values: Data) -> Call[Data]:
+    def _edit(self, kind: str, object_id: int | str, values: Data) -> Call[Any]:
         return self._call("PATCH", f"/{kind}/{_id(object_id)}/", _data, body=values)
 
     def _delete(self, kind: str, object_id: int | str) -> Call[None]:
@@ -179,15 +180,15 @@ class Calls:
         return self._list("packages", params)
 
     @operation("POST", "/api/v1/packages/")
-    def create_package(self, values: Data) -> Call[Data]:
+    def create_package(self, values: Data) -> Call[models.Package]:
         return self._create("packages", values)
 
     @operation("GET", "/api/v1/packages/{id}/")
-    def get_package(self, package_id: int | str) -> Call[Data]:
+    def get_package(self, package_id: int | str) -> Call[models.Package]:
         return self._get("packages", package_id)
 
     @operation("PATCH", "/api/v1/packages/{id}/")
-    def edit_package(self, package_id: int | str, values: Data) -> Call[Data]:
+    def edit_package(self, package_id: int | str, values: Data) -> Call[models.Package]:
         return self._edit("packages", package_id, values)
 
     @operation("DELETE", "/api/v1/packages/{id}/")
@@ -199,15 +200,15 @@ class Calls:
         return self._list("devices", params)
 
     @operation("POST", "/api/v1/devices/")
-    def create_device(self, values: Data) -> Call[Data]:
+    def create_device(self, values: Data) -> Call[models.Device]:
         return self._create("devices", values)
 
     @operation("GET", "/api/v1/devices/{id}/")
-    def get_device(self, device_id: int | str) -> Call[Data]:
+    def get_device(self, device_id: int | str) -> Call[models.Device]:
         return self._get("devices", device_id)
 
     @operation("PATCH", "/api/v1/devices/{id}/")
-    def edit_device(self, device_id: int | str, values: Data) -> Call[Data]:
+    def edit_device(self, device_id: int | str, values: Data) -> Call[models.Device]:
         return self._edit("devices", device_id, values)
 
     @operation("DELETE", "/api/v1/devices/{id}/")
@@ -219,15 +220,15 @@ class Calls:
         return self._list("configs", params)
 
     @operation("POST", "/api/v1/configs/")
-    def create_config(self, values: Data) -> Call[Data]:
+    def create_config(self, values: Data) -> Call[models.Config]:
         return self._create("configs", values)
 
     @operation("GET", "/api/v1/configs/{id}/")
-    def get_config(self, config_id: int | str) -> Call[Data]:
+    def get_config(self, config_id: int | str) -> Call[models.Config]:
         return self._get("configs", config_id)
 
     @operation("PATCH", "/api/v1/configs/{id}/")
-    def edit_config(self, config_id: int | str, values: Data) -> Call[Data]:
+    def edit_config(self, config_id: int | str, values: Data) -> Call[models.Config]:
         return self._edit("configs", config_id, values)
 
     @operation("DELETE", "/api/v1/configs/{id}/")
@@ -241,11 +242,11 @@ class Calls:
         return self._list("jobs", params)
 
     @operation("POST", "/api/v1/jobs/")
-    def launch(self, request: Data) -> Call[Data]:
+    def launch(self, request: Data) -> Call[models.Job]:
         """One job: `{"package_id": "3", "options": {"tags": [...]}, ...}` (docs/api.md)."""
         return self._call("POST", "/jobs/", _data, body=request)
 
-    def bulk_launch(self, requests: Sequence[Data]) -> Call[list[Data]]:
+    def bulk_launch(self, requests: Sequence[Data]) -> Call[list[models.Job]]:
         body = {"jobs": list(requests)}
         return self._call("POST", "/jobs/", _data, params=[("bulk", "launch")], body=body)
 
@@ -256,17 +257,17 @@ class Calls:
         body = {"jobs": [{"id": _id(i)} for i in job_ids]} if job_ids else None
         return self._call("POST", "/jobs/", _nothing, params=params, body=body)
 
-    def interfaces(self, request: Data) -> Call[list[Data]]:
+    def interfaces(self, request: Data) -> Call[list[models.Interface]]:
         """The interfaces a launch would use, without launching."""
         params: Params = [("process", "interfaces")]
         return self._call("POST", "/jobs/", _data, params=params, body=request)
 
     @operation("GET", "/api/v1/jobs/{id}/")
-    def get_job(self, job_id: int | str) -> Call[Data]:
+    def get_job(self, job_id: int | str) -> Call[models.Job]:
         return self._call("GET", f"/jobs/{_id(job_id)}/", _data)
 
     @operation("PATCH", "/api/v1/jobs/{id}/")
-    def edit_job(self, job_id: int | str, values: Data) -> Call[Data]:
+    def edit_job(self, job_id: int | str, values: Data) -> Call[models.Job]:
         return self._call("PATCH", f"/jobs/{_id(job_id)}/", _data, body=values)
 
     @operation("DELETE", "/api/v1/jobs/{id}/")
@@ -274,20 +275,20 @@ class Calls:
         return self._call("DELETE", f"/jobs/{_id(job_id)}/", _nothing)
 
     @operation("POST", "/api/v1/jobs/{id}/relaunch/")
-    def relaunch_job(self, job_id: int | str) -> Call[Data]:
+    def relaunch_job(self, job_id: int | str) -> Call[models.Job]:
         return self._call("POST", f"/jobs/{_id(job_id)}/relaunch/", _data)
 
     @operation("POST", "/api/v1/jobs/{id}/cancel/")
-    def cancel_job(self, job_id: int | str) -> Call[Data]:
+    def cancel_job(self, job_id: int | str) -> Call[models.Job]:
         return self._call("POST", f"/jobs/{_id(job_id)}/cancel/", _data)
 
     @operation("POST", "/api/v1/jobs/{id}/start/")
-    def start_job(self, job_id: int | str) -> Call[Data]:
+    def start_job(self, job_id: int | str) -> Call[models.Job]:
         """Start an `external` job (its outcome ends it)."""
         return self._call("POST", f"/jobs/{_id(job_id)}/start/", _data)
 
     @operation("GET", "/api/v1/jobs/{id}/events/")
-    def job_events(self, job_id: int | str) -> Call[list[Data]]:
+    def job_events(self, job_id: int | str) -> Call[list[models.Event]]:
         return self._call("GET", f"/jobs/{_id(job_id)}/events/", _data)
 
     @operation("GET", "/api/v1/jobs/{id}/log/")
@@ -310,15 +311,15 @@ class Calls:
         return Call("GET", f"/api/v1/jobs/{_id(job_id)}/log/", checked, headers=headers)
 
     @operation("GET", "/api/v1/jobs/{id}/results/")
-    def job_results(self, job_id: int | str) -> Call[list[Data]]:
+    def job_results(self, job_id: int | str) -> Call[list[models.Result]]:
         return self._call("GET", f"/jobs/{_id(job_id)}/results/", _data)
 
     @operation("POST", "/api/v1/jobs/{id}/results/")
-    def add_result(self, job_id: int | str, result: Data) -> Call[Data]:
+    def add_result(self, job_id: int | str, result: Data) -> Call[models.Result]:
         return self._call("POST", f"/jobs/{_id(job_id)}/results/", _data, body=result)
 
     @operation("PUT", "/api/v1/jobs/{id}/outcome/")
-    def set_outcome(self, job_id: int | str, status: str, result: str) -> Call[Data]:
+    def set_outcome(self, job_id: int | str, status: str, result: str) -> Call[models.Job]:
         """`status`: `completedOk` or `completedWithIssues`; `result`: one the package allows."""
         body = {"status": status, "result": result}
         return self._call("PUT", f"/jobs/{_id(job_id)}/outcome/", _data, body=body)
@@ -330,16 +331,16 @@ class Calls:
         return self._list("schedules", params)
 
     @operation("POST", "/api/v1/schedules/")
-    def create_schedule(self, values: Data) -> Call[Data]:
+    def create_schedule(self, values: Data) -> Call[models.Schedule]:
         """A cron expression (`cron`, `timezone`) or an `interval`, and what it launches."""
         return self._create("schedules", values)
 
     @operation("GET", "/api/v1/schedules/{id}/")
-    def get_schedule(self, schedule_id: int | str) -> Call[Data]:
+    def get_schedule(self, schedule_id: int | str) -> Call[models.Schedule]:
         return self._get("schedules", schedule_id)
 
     @operation("PATCH", "/api/v1/schedules/{id}/")
-    def edit_schedule(self, schedule_id: int | str, values: Data) -> Call[Data]:
+    def edit_schedule(self, schedule_id: int | str, values: Data) -> Call[models.Schedule]:
         return self._edit("schedules", schedule_id, values)
 
     @operation("DELETE", "/api/v1/schedules/{id}/")
@@ -347,11 +348,11 @@ class Calls:
         return self._delete("schedules", schedule_id)
 
     @operation("POST", "/api/v1/schedules/{id}/pause/")
-    def pause_schedule(self, schedule_id: int | str) -> Call[Data]:
+    def pause_schedule(self, schedule_id: int | str) -> Call[models.Schedule]:
         return self._call("POST", f"/schedules/{_id(schedule_id)}/pause/", _data)
 
     @operation("POST", "/api/v1/schedules/{id}/resume/")
-    def resume_schedule(self, schedule_id: int | str) -> Call[Data]:
+    def resume_schedule(self, schedule_id: int | str) -> Call[models.Schedule]:
         return self._call("POST", f"/schedules/{_id(schedule_id)}/resume/", _data)
 
     @operation("GET", "/api/v1/schedules/{id}/fires/")
@@ -379,11 +380,11 @@ class Calls:
         return self._list("runs", params)
 
     @operation("GET", "/api/v1/runs/{id}/")
-    def get_run(self, run_id: int | str) -> Call[Data]:
+    def get_run(self, run_id: int | str) -> Call[models.Run]:
         return self._call("GET", f"/runs/{_id(run_id)}/", _data)
 
     @operation("GET", "/api/v1/workers/")
-    def list_workers(self, *, include_stopped: bool = False) -> Call[list[Data]]:
+    def list_workers(self, *, include_stopped: bool = False) -> Call[list[models.Worker]]:
         params: Params = [("all", "true")] if include_stopped else []
         return self._call("GET", "/workers/", _data, params=params)
 
@@ -402,19 +403,19 @@ class Calls:
         return self._list("users", params)
 
     @operation("POST", "/api/v1/users/")
-    def create_user(self, values: Data) -> Call[Data]:
+    def create_user(self, values: Data) -> Call[models.User]:
         return self._create("users", values)
 
     @operation("GET", "/api/v1/users/me/")
-    def current_user(self) -> Call[Data]:
+    def current_user(self) -> Call[models.User]:
         return self._call("GET", "/users/me/", _data)
 
     @operation("GET", "/api/v1/users/{id}/")
-    def get_user(self, user_id: int | str) -> Call[Data]:
+    def get_user(self, user_id: int | str) -> Call[models.User]:
         return self._get("users", user_id)
 
     @operation("PATCH", "/api/v1/users/{id}/")
-    def edit_user(self, user_id: int | str, values: Data) -> Call[Data]:
+    def edit_user(self, user_id: int | str, values: Data) -> Call[models.User]:
         return self._edit("users", user_id, values)
 
     @operation("DELETE", "/api/v1/users/{id}/")
@@ -426,7 +427,7 @@ class Calls:
         return self._list("tokens", params)
 
     @operation("POST", "/api/v1/tokens/")
-    def create_token(self, values: Data) -> Call[Data]:
+    def create_token(self, values: Data) -> Call[models.Token]:
         """A new token; its `secret` is in this answer only."""
         return self._create("tokens", values)
 
@@ -435,11 +436,11 @@ class Calls:
         return self._delete("tokens", token_id)
 
     @operation("GET", "/api/v1/tenants/")
-    def list_customers(self) -> Call[list[Data]]:
+    def list_customers(self) -> Call[list[models.Customer]]:
         return self._call("GET", "/tenants/", _data)
 
     @operation("POST", "/api/v1/tenants/")
-    def create_customer(self, name: str) -> Call[Data]:
+    def create_customer(self, name: str) -> Call[models.Customer]:
         return self._call("POST", "/tenants/", _data, body={"name": name})
 
     @operation("GET", "/api/v1/events/")
