@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import Progress
@@ -35,6 +35,7 @@ from jobyard.client.models import Job
 TERMINAL = {"completed", "completed_with_issues", "failed", "timed_out", "cancelled", "lost"}
 JOB_COLUMNS = ("id", "status", "package", "device", "tags", "created", "exit")
 POLL_SECONDS = 0.5
+T = TypeVar("T")
 
 jobs_app = typer.Typer(
     help="Jobs: list, show, cancel, delete, relaunch, in bulk.", no_args_is_help=True
@@ -218,12 +219,9 @@ def jobs_show(
         output.details(job)
 
 
-def _act(
-    job_id: str, verb: str, act: Any, url: Any, token: Any, server: Any, customer: Any
-) -> None:
-    answer = call(target(url, token, server, customer), act)
-    shown = f" as job {answer['id']}" if verb == "relaunched" and answer else ""
-    output.console().print(f"job {job_id} {verb}{shown}", highlight=False)
+def _act(found: Target, act: Callable[[Client], T], said: Callable[[T], str]) -> None:
+    """One action on one job, and what it says it did with the server's answer."""
+    output.console().print(said(call(found, act)), highlight=False)
 
 
 @jobs_app.command("cancel")
@@ -238,7 +236,8 @@ def jobs_cancel(
 
     Example: jobyard jobs cancel 42
     """
-    _act(job_id, "cancel requested", lambda c: c.cancel_job(job_id), url, token, server, customer)
+    found = target(url, token, server, customer)
+    _act(found, lambda c: c.cancel_job(job_id), lambda _: f"job {job_id} cancel requested")
 
 
 @jobs_app.command("delete")
@@ -253,7 +252,8 @@ def jobs_delete(
 
     Example: jobyard jobs delete 42
     """
-    _act(job_id, "deleted", lambda c: c.delete_job(job_id), url, token, server, customer)
+    found = target(url, token, server, customer)
+    _act(found, lambda c: c.delete_job(job_id), lambda _: f"job {job_id} deleted")
 
 
 @jobs_app.command("relaunch")
@@ -268,7 +268,13 @@ def jobs_relaunch(
 
     Example: jobyard jobs relaunch 42
     """
-    _act(job_id, "relaunched", lambda c: c.relaunch_job(job_id), url, token, server, customer)
+    found = target(url, token, server, customer)
+
+    _act(
+        found,
+        lambda c: c.relaunch_job(job_id),
+        lambda new: f"job {job_id} relaunched as job {new['id']}",
+    )
 
 
 BULK_CHUNK = 500  # jobs a bulk request carries, so that the progress bar moves

@@ -65,7 +65,14 @@ def read_log(
             return LogSlice(job_id, None, offset, offset, b"", job.status.terminal)
         if stream is not None:
             return _read_stream(conn, job_id, run, stream, offset, limit_bytes)
-        chunks = runs.read_output(conn, run.id, offset=offset, limit_bytes=limit_bytes, stream=None)
+        return _read_merged(conn, job_id, run, offset, limit_bytes)
+
+
+def _read_merged(
+    conn: Connection, job_id: int, run: Run, offset: int, limit_bytes: int
+) -> LogSlice:
+    """Both streams, in the order they were written, from the merged log's byte `offset`."""
+    chunks = runs.read_output(conn, run.id, offset=offset, limit_bytes=limit_bytes, stream=None)
     content = b"".join(c.data[max(0, offset - c.offset) :] for c in chunks)
     next_offset = chunks[-1].offset + len(chunks[-1].data) if chunks else offset
     complete = run.finished is not None and len(content) < limit_bytes
@@ -79,11 +86,12 @@ def read_log_tail(
     is named): where a page showing a long log starts."""
     require_on_job(actor, Scope.JOBS_READ, job_id)
     with rt.db.read() as conn:
-        job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
+        job = job_store.get_job(conn, job_id, tenant_id=actor.tenant_id)
         run = _pick_run(conn, job_id, attempt)
-        end = runs.stored_end(conn, run.id) if run is not None else 0
-    start = max(0, end - tail_bytes)
-    return read_log(rt, actor=actor, job_id=job_id, offset=start, attempt=attempt)
+        if run is None:
+            return LogSlice(job_id, None, 0, 0, b"", job.status.terminal)
+        start = max(0, runs.stored_end(conn, run.id) - tail_bytes)
+        return _read_merged(conn, job_id, run, start, LOG_PAGE_BYTES)
 
 
 def read_log_range(
