@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from jobyard.api.logs import RedactSecrets, redact
+from jobyard.logs import RedactSecrets, redact
 
 
 @pytest.mark.parametrize(
