@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +19,7 @@ from jobyard.services.runtime import Runtime
 from jobyard.settings import Settings
 
 SCRAPE = "a-token-for-prometheus"
+DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana" / "jobyard-dashboard.json"
 
 
 def _token_of(rt: Runtime, role: str) -> str:
@@ -75,3 +79,18 @@ def test_public_metrics_parse(settings: Settings) -> None:
         "jobyard_http_requests",
         "jobyard_http_request_duration_seconds",
     } <= names
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_that_exist(settings: Settings) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    asked = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bjobyard_\w+", target["expr"])
+    }
+    with TestClient(create_app(settings.with_overrides(metrics_public=True))) as client:
+        text = client.get("/metrics").text
+    exposed = {family.name for family in text_string_to_metric_families(text)}
+    assert asked, "the dashboard asks for no jobyard metric"
+    assert asked <= exposed
