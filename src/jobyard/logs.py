@@ -70,8 +70,17 @@ def formatter(log_format: str) -> logging.Formatter:
     return TextWithFields(TEXT_FORMAT)
 
 
+_configured = {"format": "text"}
+
+
+def configured_format() -> str:
+    """The format `configure` chose (text until it runs): the spawner processes follow it."""
+    return _configured["format"]
+
+
 def configure(log_format: str, level: str) -> None:
     """One handler on the root logger, for jobyard's and uvicorn's lines alike."""
+    _configured["format"] = log_format
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(RedactSecrets())

@@ -82,7 +82,7 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = utcnow()
-        with self.rt.db.transaction() as conn:
+        with self.rt.db.read() as conn:  # one snapshot, and no writer's turn on SQLite
             figures = read_fleet_figures(conn, now)
         jobs = GaugeMetricFamily(
             "jobyard_jobs", "Stored jobs by customer and status.", labels=["customer", "status"]
