@@ -31,8 +31,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# One pytest worker per core (pytest-xdist): most tests wait on servers, processes and
+# databases rather than compute. Tests that lease job uids share one worker (xdist_group).
+TEST_WORKERS ?= auto
 test: lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The fuzz test of make test with many more examples; what it finds goes to FUZZ_REPORT.
 FUZZ_EXAMPLES ?= 300

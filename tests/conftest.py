@@ -107,8 +107,13 @@ _ACCOUNTS: dict[str, list[tuple[sa.Table, list[dict[str, Any]]]]] = {}
 
 
 def _bootstrapped(url: str, data_dir: Path) -> None:
-    rt = open_runtime(Settings(data_dir=data_dir, database_url=url, admin_token=ADMIN_TOKEN))
+    """The customer and admin only: the token a first start makes (hashed under this data
+    directory's key, not a test's) and its audit go."""
+    rt = open_runtime(Settings(data_dir=data_dir, database_url=url))
     bootstrap_admin(rt)
+    with rt.db.transaction() as conn:
+        conn.execute(sa.delete(tables.tokens))
+        conn.execute(sa.delete(tables.audit_events))
     rt.db.dispose()
 
 

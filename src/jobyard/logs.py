@@ -15,7 +15,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 SECRET_PARAMETER = re.compile(r"((?:^|[?&])(?:password|token|api-token)=)[^&\s\"]*", re.I)
 BEARER = re.compile(r"(\bBearer\s+)[^\s\"']+", re.I)
-ACCESS_LOGGERS = ("uvicorn.access",)
+ACCESS_LOGGERS = ("uvicorn.access", "jobyard.requests")
 # The servers' own loggers: they write through jobyard's handler, not their own.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -93,7 +93,8 @@ def configure(log_format: str, level: str) -> None:
 
 
 def install_redaction() -> None:
-    """Idempotent: filter the access loggers once (for an app served without `configure`)."""
+    """Idempotent: filter the loggers of requests once, so that a path's secrets are masked
+    in whatever handlers an app served without `configure` has (a test's, an embedder's)."""
     for name in ACCESS_LOGGERS:
         target = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in target.filters):

@@ -32,6 +32,8 @@ from tests.conftest import AUTH
 
 def test_first_start_generates_a_token_once(runtime: Runtime) -> None:
     runtime.settings = Settings(**{**runtime.settings.__dict__, "admin_token": None})
+    with runtime.db.transaction() as conn:  # the tests' databases hold the admin already
+        conn.execute(sa.delete(tables.users))
 
     first = accounts.bootstrap_admin(runtime)
     second = accounts.bootstrap_admin(runtime)

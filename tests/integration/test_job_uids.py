@@ -24,7 +24,8 @@ from jobyard.settings import Settings
 from tests.conftest import LiveServer
 from tests.integration.test_isolation import _api, _data, _run, _sh, _wait
 
-pytestmark = pytest.mark.timeout(120)
+# The tests that lease job uids from the tests' range run on one pytest worker (make test).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("job-uids")]
 
 
 @pytest.fixture

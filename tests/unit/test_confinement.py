@@ -24,6 +24,9 @@ from jobyard.worker.confinement import (
 )
 from jobyard.worker.spawning import JobUser
 
+# The tests that lease job uids from the tests' range run on one pytest worker (make test).
+pytestmark = pytest.mark.xdist_group("job-uids")
+
 ROOT = 0
 SOMEONE = 4242  # a server started by an unprivileged user
 
@@ -236,6 +239,7 @@ HOLD_ALL = """
 import sys
 from jobyard.worker import uids
 from jobyard.worker.spawning import JobUser
+
 first, last = map(int, sys.argv[1:])
 uids.lease(JobUser("jobs", 4242, 4242, (4242,)), first, last, slots=(last - first + 1) // 2)
 print("held", flush=True)

@@ -134,11 +134,16 @@ def _run_or_explain(command: list[str], *, failed: str, hint: str, **options: An
 
 
 def create_job_user(name: str = JOB_USER) -> None:
-    _run_or_explain(
-        [*USERADD, name],
-        failed=f"cannot create the user {name} that jobs run as",
-        hint="create it yourself, or set JOBYARD_RUN_AS to an unprivileged user",
-    )
+    try:
+        _run_or_explain(
+            [*USERADD, name],
+            failed=f"cannot create the user {name} that jobs run as",
+            hint="create it yourself, or set JOBYARD_RUN_AS to an unprivileged user",
+        )
+    except ConfinementError:
+        if find_user(name) is None:
+            raise
+        return  # another jobyard process on this host made it first: the same user
     logger.warning("created the system user %s that jobs run as", name)
 
 
