@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from collections.abc import Mapping
@@ -41,6 +42,15 @@ DEFAULT_SCHEDULE_MISFIRE_GRACE_SECONDS = 60.0
 DEFAULT_RETENTION_INTERVAL_SECONDS = 60.0
 DEFAULT_RETENTION_BATCH = 200
 DEFAULT_RETENTION_PAUSE_SECONDS = 0.05
+# Webhooks (docs/webhooks.md): each try's time limit, the tries a delivery gets, the first
+# wait between two (doubling up to the longest), the deliveries in a row that may fail before
+# a webhook is disabled, and how often the dispatcher looks for new events.
+DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
+DEFAULT_WEBHOOK_MAX_ATTEMPTS = 8
+DEFAULT_WEBHOOK_RETRY_SECONDS = 10.0
+DEFAULT_WEBHOOK_RETRY_MAX_SECONDS = 3600.0
+DEFAULT_WEBHOOK_DISABLE_AFTER = 10
+DEFAULT_WEBHOOK_POLL_SECONDS = 1.0
 JOB_UIDS_NONE = "none"  # JOBYARD_JOB_UIDS: every job of a worker runs as the one job user
 # uid_t is 32 bits; (uid_t)-1 means "unchanged" to setresuid, and uids from 2^31 on trouble
 # some programs and kernel file systems (devpts): a range stays below.
@@ -87,6 +97,15 @@ class Settings:
     retention_interval_seconds: float = DEFAULT_RETENTION_INTERVAL_SECONDS
     retention_batch: int = DEFAULT_RETENTION_BATCH
     retention_pause_seconds: float = DEFAULT_RETENTION_PAUSE_SECONDS
+    # Networks (CIDRs) webhooks may deliver to although they are not public (loopback,
+    # private, ...); by default none.
+    webhook_allow_networks: tuple[str, ...] = ()
+    webhook_timeout_seconds: float = DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+    webhook_max_attempts: int = DEFAULT_WEBHOOK_MAX_ATTEMPTS
+    webhook_retry_seconds: float = DEFAULT_WEBHOOK_RETRY_SECONDS
+    webhook_retry_max_seconds: float = DEFAULT_WEBHOOK_RETRY_MAX_SECONDS
+    webhook_disable_after: int = DEFAULT_WEBHOOK_DISABLE_AFTER
+    webhook_poll_seconds: float = DEFAULT_WEBHOOK_POLL_SECONDS
 
     @property
     def effective_database_url(self) -> str:
@@ -219,6 +238,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retention_pause_seconds=_seconds(
             env, "JOBYARD_RETENTION_PAUSE_SECONDS", DEFAULT_RETENTION_PAUSE_SECONDS
         ),
+        webhook_allow_networks=_networks(env, "JOBYARD_WEBHOOK_ALLOW_NETWORKS"),
+        webhook_timeout_seconds=_seconds(
+            env, "JOBYARD_WEBHOOK_TIMEOUT_SECONDS", DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+        ),
+        webhook_max_attempts=_int(
+            env, "JOBYARD_WEBHOOK_MAX_ATTEMPTS", DEFAULT_WEBHOOK_MAX_ATTEMPTS, minimum=1
+        ),
+        webhook_retry_seconds=_seconds(
+            env, "JOBYARD_WEBHOOK_RETRY_SECONDS", DEFAULT_WEBHOOK_RETRY_SECONDS
+        ),
+        webhook_retry_max_seconds=_seconds(
+            env, "JOBYARD_WEBHOOK_RETRY_MAX_SECONDS", DEFAULT_WEBHOOK_RETRY_MAX_SECONDS
+        ),
+        webhook_disable_after=_int(
+            env, "JOBYARD_WEBHOOK_DISABLE_AFTER", DEFAULT_WEBHOOK_DISABLE_AFTER, minimum=1
+        ),
+        webhook_poll_seconds=_seconds(
+            env, "JOBYARD_WEBHOOK_POLL_SECONDS", DEFAULT_WEBHOOK_POLL_SECONDS
+        ),
     )
 
 
@@ -256,3 +294,18 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise ValidationFailed(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
     return raw
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (`127.0.0.0/8,10.0.0.0/8`), each checked and normalised."""
+    found = []
+    for part in env.get(name, "").split(","):
+        if not part.strip():
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise ValidationFailed(
+                f"{name} holds {part.strip()!r}, not a network such as 10.0.0.0/8 or fd00::/8"
+            ) from None
+    return tuple(found)

@@ -18,7 +18,16 @@ from jobyard.api import dialects as dialect_package
 from jobyard.api import docs_pages, errors, logs, openapi, web
 from jobyard.api.group_commit import LaunchQueue
 from jobyard.api.native import accounts as account_routes
-from jobyard.api.native import catalog, jobs, retention, runs, schedules, system, workers
+from jobyard.api.native import (
+    catalog,
+    jobs,
+    retention,
+    runs,
+    schedules,
+    system,
+    webhooks,
+    workers,
+)
 from jobyard.api.negotiation import XmlNegotiation
 from jobyard.services import accounts, schema
 from jobyard.services.runtime import Runtime, open_runtime, wait_for_database
@@ -27,6 +36,7 @@ from jobyard.worker.confinement import Confinement
 from jobyard.worker.engine import Engine
 from jobyard.worker.retention import Retainer
 from jobyard.worker.scheduler import Scheduler
+from jobyard.worker.webhooks import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +94,15 @@ def create_app(
         if run_workers and settings.workers:
             pool.start()
         app.state.pool = pool
-        scheduler, retainer = Scheduler(rt), Retainer(rt)
+        scheduler, retainer, dispatcher = Scheduler(rt), Retainer(rt), Dispatcher(rt)
         if settings.scheduler:
             scheduler.start()
             retainer.start()
+            dispatcher.start()
         try:
             yield
         finally:
+            dispatcher.stop()
             retainer.stop()
             scheduler.stop()
             pool.stop()
@@ -110,7 +122,17 @@ def create_app(
     docs_pages.install(app)
     logs.install_redaction()
     errors.install(app)
-    resources = (jobs, catalog, runs, schedules, retention, system, account_routes, workers)
+    resources = (
+        jobs,
+        catalog,
+        runs,
+        schedules,
+        retention,
+        webhooks,
+        system,
+        account_routes,
+        workers,
+    )
     routers = [m.router for m in resources]
     routers.append(account_routes.login_router)
     for dialect in dialects():

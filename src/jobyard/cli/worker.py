@@ -26,6 +26,7 @@ from jobyard.worker import confinement
 from jobyard.worker.engine import Engine
 from jobyard.worker.retention import Retainer
 from jobyard.worker.scheduler import Scheduler
+from jobyard.worker.webhooks import Dispatcher
 
 console = Console(stderr=True, soft_wrap=True)
 logger = logging.getLogger(__name__)
@@ -81,13 +82,15 @@ def run_worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     pool.start()
-    scheduler, retainer = Scheduler(rt), Retainer(rt)
+    scheduler, retainer, dispatcher = Scheduler(rt), Retainer(rt), Dispatcher(rt)
     if settings.scheduler:
         scheduler.start()
         retainer.start()
+        dispatcher.start()
     console.print(f"worker {pool.identity.name} running {settings.workers} slots")
     while not stop.wait(1.0):
         pass
+    dispatcher.stop()
     retainer.stop()
     scheduler.stop()
     pool.drain(settings.drain_seconds)

@@ -542,9 +542,7 @@ webhook_attempts = Table(
     "webhook_attempts",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "delivery_id", ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("delivery_id", ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Column("status_code", Integer, nullable=True),
     Column("error", Text, nullable=True),

@@ -145,7 +145,8 @@ def upgrade() -> None:
         sa.Column("updated", UTCDateTime(timezone=True), nullable=False),
         sa.Column("delivered", UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            "status IN ('pending', 'delivered', 'failed')", name=op.f("ck_webhook_deliveries_status")
+            "status IN ('pending', 'delivered', 'failed')",
+            name=op.f("ck_webhook_deliveries_status"),
         ),
         sa.ForeignKeyConstraint(
             ["webhook_id"],
@@ -181,9 +182,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
     )
-    op.create_index(
-        "ix_webhook_attempts_delivery_id_id", "webhook_attempts", ["delivery_id", "id"]
-    )
+    op.create_index("ix_webhook_attempts_delivery_id_id", "webhook_attempts", ["delivery_id", "id"])
     for statement in SQLITE_TRIGGERS if _is_sqlite() else PG_FUNCTIONS + PG_TRIGGERS:
         op.execute(statement)
 
