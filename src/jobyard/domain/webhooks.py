@@ -23,7 +23,7 @@ EVENT_HEADER = "Jobyard-Event"
 DELIVERY_HEADER = "Jobyard-Delivery"
 
 
-class Event(enum.StrEnum):
+class WebhookEvent(enum.StrEnum):
     """What a webhook may subscribe to; `ping` is only ever sent by a test of the webhook."""
 
     LAUNCHED = "job.launched"  # the job was made (pending)
@@ -33,8 +33,13 @@ class Event(enum.StrEnum):
     PING = "ping"
 
 
-SUBSCRIBABLE = (Event.LAUNCHED, Event.STARTED, Event.FINISHED, Event.OUTCOME)
-DEFAULT_EVENTS = (Event.FINISHED,)
+SUBSCRIBABLE = (
+    WebhookEvent.LAUNCHED,
+    WebhookEvent.STARTED,
+    WebhookEvent.FINISHED,
+    WebhookEvent.OUTCOME,
+)
+DEFAULT_EVENTS = (WebhookEvent.FINISHED,)
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -43,12 +48,12 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"  # every try failed (a redelivery queues it again)
 
 
-def parse_events(names: Iterable[str]) -> tuple[Event, ...]:
+def parse_events(names: Iterable[str]) -> tuple[WebhookEvent, ...]:
     """The events a webhook subscribes to: at least one, each known, in a stable order."""
     chosen = set()
     for name in names:
         try:
-            event = Event(name)
+            event = WebhookEvent(name)
         except ValueError:
             event = None
         if event not in SUBSCRIBABLE:
@@ -80,7 +85,7 @@ class Webhook:
     package_id: int | None
     url: str
     description: str
-    events: tuple[Event, ...]
+    events: tuple[WebhookEvent, ...]
     secret: str
     enabled: bool
     disabled_reason: str | None
@@ -89,7 +94,7 @@ class Webhook:
     created: datetime
     updated: datetime
 
-    def wants(self, event: Event, *, package_id: int | None) -> bool:
+    def wants(self, event: WebhookEvent, *, package_id: int | None) -> bool:
         """Whether this webhook is told of `event` about a job of `package_id`."""
         if not self.enabled or event not in self.events:
             return False
@@ -104,7 +109,7 @@ class OutboxEvent:
     job_id: int
     tenant_id: int
     package_id: int | None
-    event: Event
+    event: WebhookEvent
     status: str
     at: datetime
 
@@ -125,7 +130,7 @@ class Attempt:
 class Delivery:
     id: int
     webhook_id: int
-    event: Event
+    event: WebhookEvent
     job_id: int | None
     payload: Mapping[str, Any]
     status: DeliveryStatus
@@ -209,7 +214,7 @@ def payload(event: OutboxEvent, job: Job | None) -> dict[str, Any]:
 
 def ping_payload(webhook_id: int, at: datetime) -> dict[str, Any]:
     return {
-        "event": Event.PING.value,
+        "event": WebhookEvent.PING.value,
         "created": _time(at),
         "job_id": None,
         "status": None,

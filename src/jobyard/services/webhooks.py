@@ -28,10 +28,10 @@ from jobyard.domain.webhooks import (
     Attempt,
     Delivery,
     DeliveryStatus,
-    Event,
     OutboxEvent,
     RetryRules,
     Webhook,
+    WebhookEvent,
 )
 from jobyard.errors import Conflict, ValidationFailed
 from jobyard.services import audit
@@ -196,7 +196,9 @@ def ping(rt: Runtime, *, actor: Principal, webhook_id: int) -> Delivery:
         webhook = store.get_webhook(conn, webhook_id, tenant_id=actor.tenant_id)
         if not webhook.enabled:
             raise Conflict("the webhook is disabled: enable it (PATCH enabled) to ping it")
-        row = _delivery_row(webhook.id, Event.PING, None, rules.ping_payload(webhook.id, now), now)
+        row = _delivery_row(
+            webhook.id, WebhookEvent.PING, None, rules.ping_payload(webhook.id, now), now
+        )
         [delivery_id] = store.insert_deliveries(conn, [row])
         return store.get_delivery(conn, delivery_id, webhook_id=webhook_id)
 
@@ -214,7 +216,7 @@ def record_outcome(conn: Connection, job: Job, *, at: datetime) -> None:
             "job_id": job.id,
             "tenant_id": job.tenant_id,
             "package_id": job.package_id or None,
-            "event": Event.OUTCOME.value,
+            "event": WebhookEvent.OUTCOME.value,
             "status": job.status.value,
             "at": at,
         },
@@ -225,7 +227,7 @@ def record_outcome(conn: Connection, job: Job, *, at: datetime) -> None:
 
 
 def _delivery_row(
-    webhook_id: int, event: Event, job_id: int | None, payload: dict[str, Any], now: datetime
+    webhook_id: int, event: WebhookEvent, job_id: int | None, payload: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     return {
         "webhook_id": webhook_id,

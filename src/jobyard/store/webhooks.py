@@ -17,9 +17,9 @@ from jobyard.domain.webhooks import (
     Attempt,
     Delivery,
     DeliveryStatus,
-    Event,
     OutboxEvent,
     Webhook,
+    WebhookEvent,
 )
 from jobyard.errors import NotFound
 from jobyard.store import listing, tables
@@ -55,7 +55,7 @@ def webhook_from_row(row: Row[Any]) -> Webhook:
         package_id=row.package_id,
         url=row.url,
         description=row.description,
-        events=tuple(Event(e) for e in row.events),
+        events=tuple(WebhookEvent(e) for e in row.events),
         secret=row.secret,
         enabled=bool(row.enabled),
         disabled_reason=row.disabled_reason,
@@ -132,7 +132,7 @@ def take_outbox(conn: Connection, *, limit: int, pg: bool) -> list[OutboxEvent]:
             job_id=r.job_id,
             tenant_id=r.tenant_id,
             package_id=r.package_id,
-            event=Event(r.event),
+            event=WebhookEvent(r.event),
             status=r.status,
             at=r.at,
         )
@@ -158,7 +158,7 @@ def delivery_from_row(row: Row[Any], history: Sequence[Attempt] = ()) -> Deliver
     return Delivery(
         id=row.id,
         webhook_id=row.webhook_id,
-        event=Event(row.event),
+        event=WebhookEvent(row.event),
         job_id=row.job_id,
         payload=dict(row.payload),
         status=DeliveryStatus(row.status),

@@ -20,7 +20,7 @@ from jobyard.domain.outcomes import OutcomeStatus
 from jobyard.domain.run_end import Backoff
 from jobyard.domain.schedules import FireOutcome, Misfire
 from jobyard.domain.statuses import JobStatus, RunStatus
-from jobyard.domain.webhooks import DeliveryStatus, Event
+from jobyard.domain.webhooks import DeliveryStatus, WebhookEvent
 
 
 def _name_of(kind: Any) -> str:
@@ -273,7 +273,7 @@ class WebhookOut(TypedDict):
     url: str
     description: str
     package_id: str | None
-    events: list[Event]
+    events: list[WebhookEvent]
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int
@@ -298,7 +298,7 @@ class WebhookDeliveryOut(TypedDict):
 
     id: str
     webhook_id: str
-    event: Event
+    event: WebhookEvent
     job_id: str | None
     status: DeliveryStatus
     attempts: int
