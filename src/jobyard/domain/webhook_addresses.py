@@ -93,8 +93,8 @@ def why_refused(address: IPAddress, allowed: Sequence[IPNetwork]) -> str | None:
         ("unspecified", plain.is_unspecified),
         ("link-local", plain.is_link_local),
         ("multicast", plain.is_multicast),
-        ("private", plain.is_private),
         ("reserved", plain.is_reserved),
+        ("private", plain.is_private),
         ("not public", not plain.is_global),
     )
     for kind, applies in kinds:
