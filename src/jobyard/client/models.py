@@ -354,7 +354,7 @@ class WebhookDelivery(TypedDict):
 class Webhook(TypedDict):
     id: str
     url: str
-    description: str
+    description: str | None
     package_id: str | None
     events: list[WebhookEvent]
     enabled: bool

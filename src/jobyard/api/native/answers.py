@@ -271,7 +271,7 @@ class WebhookOut(TypedDict):
 
     id: str
     url: str
-    description: str
+    description: str | None
     package_id: str | None
     events: list[WebhookEvent]
     enabled: bool

@@ -209,7 +209,7 @@ def webhook(w: Webhook) -> dict[str, Any]:
     return {
         "id": str(w.id),
         "url": w.url,
-        "description": w.description,
+        "description": w.description or None,
         "package_id": ref(w.package_id),
         "events": [e.value for e in w.events],
         "enabled": w.enabled,
