@@ -9,12 +9,13 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobyard.domain.models import Job
 from jobyard.errors import ValidationFailed
 
+DELIVERIES_KEPT = timedelta(days=30)  # a done delivery's log, then retention deletes it
 MIN_SECRET_LENGTH = 16
 MAX_SECRET_LENGTH = 200
 SECRET_HINT_LENGTH = 4

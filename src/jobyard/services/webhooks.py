@@ -279,6 +279,10 @@ def take_due(rt: Runtime, *, limit: int = SEND_BATCH) -> list[tuple[Delivery, We
     """Deliveries due now, leased to this dispatcher for as long as their tries may take
     one after another."""
     now = utcnow()
+    with rt.db.read() as conn:  # a read first: on SQLite a write would queue for the writer
+        earliest = store.earliest_due(conn)
+    if earliest is None or earliest > now:
+        return []
     tries = rt.settings.webhook_timeout_seconds * limit
     lease = timedelta(seconds=tries + LEASE_MARGIN_SECONDS)
     with rt.db.transaction() as conn:

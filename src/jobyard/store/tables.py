@@ -529,6 +529,7 @@ webhook_deliveries = Table(
     Column("delivered", UTCDateTime(), nullable=True),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
     Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    Index("ix_webhook_deliveries_created", "created"),  # retention deletes the old ones
     Index(
         "ix_webhook_deliveries_due",
         "next_attempt",

@@ -281,3 +281,18 @@ def add_failure(conn: Connection, webhook_id: int) -> int:
     )
     value = conn.execute(select(W.c.consecutive_failures).where(W.c.id == webhook_id)).scalar()
     return int(value or 0)
+
+
+def delete_old_deliveries(conn: Connection, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` deliveries made before `before` that are done (delivered or
+    failed), with their tries; return how many."""
+    old = (
+        select(D.c.id)
+        .where(D.c.created < before, D.c.status != DeliveryStatus.PENDING.value)
+        .order_by(D.c.created)
+        .limit(limit)
+    )
+    ids = list(conn.execute(old).scalars())
+    if ids:
+        conn.execute(D.delete().where(D.c.id.in_(ids)))
+    return len(ids)

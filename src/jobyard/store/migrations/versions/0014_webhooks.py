@@ -10,7 +10,8 @@ transaction that changes the job's status (a launch, a start, an end), so that a
 between the change and its delivery loses nothing; the trigger only writes when the job's
 customer has an enabled webhook, so a deployment without webhooks pays one indexed lookup.
 The dispatcher moves outbox rows into `webhook_deliveries` (one per matching webhook) and
-keeps every try in `webhook_attempts`. An outcome set while a job runs changes no status:
+keeps every try in `webhook_attempts`; retention's sweep deletes finished deliveries after
+30 days (by `created`). An outcome set while a job runs changes no status:
 services/outcomes.py writes its outbox row itself.
 
 Outbox rows carry the job's customer and package, not a foreign key: the job may be deleted
@@ -45,9 +46,12 @@ def _event(row: str) -> str:
     )
 
 
+# Its first test, whether any webhook is enabled at all, spares a deployment without one the
+# job's lookup on every event (a bulk launch's too).
 SQLITE_TRIGGERS = (
     "CREATE TRIGGER job_events_webhook_outbox AFTER INSERT ON job_events "
-    f"WHEN ({_event('NEW')}) IS NOT NULL AND EXISTS (SELECT 1 FROM webhooks w "
+    "WHEN EXISTS (SELECT 1 FROM webhooks WHERE enabled) "
+    f"AND ({_event('NEW')}) IS NOT NULL AND EXISTS (SELECT 1 FROM webhooks w "
     "WHERE w.tenant_id = (SELECT tenant_id FROM jobs WHERE id = NEW.job_id) AND w.enabled) "
     "BEGIN "
     "INSERT INTO webhook_outbox (job_id, tenant_id, package_id, event, status, at) "
@@ -159,6 +163,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_webhook_id_id", "webhook_deliveries", ["webhook_id", "id"]
     )
+    op.create_index("ix_webhook_deliveries_created", "webhook_deliveries", ["created"])
     op.create_index(
         "ix_webhook_deliveries_due",
         "webhook_deliveries",
@@ -193,6 +198,7 @@ def downgrade() -> None:
     op.drop_index("ix_webhook_attempts_delivery_id_id", table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
     op.drop_index("ix_webhook_deliveries_due", table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_created", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_webhook_id_id", table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_outbox")
