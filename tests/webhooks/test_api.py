@@ -9,10 +9,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from jobyard.api.app import create_app
 from jobyard.settings import Settings
+from jobyard.store import tables
+from jobyard.store.db import Database
 from tests.api.helpers import create, launch, package, wait_for
 from tests.conftest import AUTH
 from tests.webhooks.receiver import Receiver
@@ -175,3 +178,28 @@ def test_a_package_with_a_webhook_cannot_be_deleted(hooks: TestClient) -> None:
     assert "webhook" in in_use.json()["detail"]
     assert hooks.delete(f"{API}/webhooks/{made['id']}/").status_code == 204
     assert hooks.delete(f"{API}/packages/{hello['id']}/").status_code == 204
+
+
+def test_secrets_are_sealed_under_the_servers_key(hook_settings: Settings) -> None:
+    """The database holds no secret in the clear; a server with another key cannot read the
+    secrets sealed under the old one, and says so in the delivery log."""
+    with TestClient(create_app(hook_settings), headers=AUTH) as client:
+        made = create(client, "webhooks", {"url": "http://127.0.0.1:9/"})
+    db = Database(hook_settings.database_url)
+    with db.read() as conn:
+        stored = conn.execute(sa.select(tables.webhooks.c.secret)).scalar_one()
+    db.dispose()
+    assert made["secret"] not in stored
+    assert stored.startswith("v1:")
+
+    rekeyed = replace(hook_settings, secret_key="another-key-for-the-whole-server")
+    with TestClient(create_app(rekeyed), headers=AUTH) as client:
+        assert client.post(f"{API}/webhooks/{made['id']}/test/").status_code == 200
+        deadline = time.monotonic() + 20
+        while True:
+            log = client.get(f"{API}/webhooks/{made['id']}/deliveries/").json()["data"]
+            if log[0]["history"]:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert "cannot be opened with this server's key" in log[0]["history"][0]["error"]

@@ -18,7 +18,8 @@ def test_old_finished_deliveries_go_with_the_sweep(runtime: Runtime) -> None:
     old, recent = now - timedelta(days=31), now - timedelta(days=29)
     with runtime.db.transaction() as conn:
         hook = {"tenant_id": 1, "url": "https://example.com/", "events": ["job.finished"]}
-        hook |= {"secret": "s" * 20, "user_id": admin, "created": now, "updated": now}
+        hook |= {"secret": "v1:unread", "secret_hint": "…unre", "user_id": admin}
+        hook |= {"created": now, "updated": now}
         webhook_id = conn.execute(
             sa.insert(tables.webhooks).values(**hook).returning(tables.webhooks.c.id)
         ).scalar_one()

@@ -87,7 +87,8 @@ class Webhook:
     url: str
     description: str
     events: tuple[WebhookEvent, ...]
-    secret: str
+    sealed_secret: str  # as stored: `services.sealing` opens it
+    secret_hint: str
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int

@@ -34,7 +34,7 @@ from jobyard.domain.webhooks import (
     WebhookEvent,
 )
 from jobyard.errors import Conflict, ValidationFailed
-from jobyard.services import audit
+from jobyard.services import audit, sealing
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.settings import Settings
 from jobyard.store import catalog
@@ -89,7 +89,8 @@ def _checked_values(
         row["events"] = [e.value for e in rules.parse_events(given["events"])]
     if "secret" in given:
         rules.check_secret(given["secret"])
-        row["secret"] = given["secret"]
+        row["secret"] = sealing.seal(rt.credentials.tokens, given["secret"])
+        row["secret_hint"] = rules.secret_hint(given["secret"])
     if "description" in given:
         row["description"] = given["description"]
     if "enabled" in given:
@@ -275,7 +276,24 @@ def _deliveries_of(conn: Connection, events: list[OutboxEvent]) -> int:
     return len(rows)
 
 
-def take_due(rt: Runtime, *, limit: int = SEND_BATCH) -> list[tuple[Delivery, Webhook]]:
+@dataclass(frozen=True)
+class Due:
+    """A delivery to try now, its webhook, and the webhook's secret (None: unreadable with
+    this server's key, which makes the try fail saying so)."""
+
+    delivery: Delivery
+    webhook: Webhook
+    secret: str | None
+
+
+def _opened(rt: Runtime, webhook: Webhook) -> str | None:
+    try:
+        return sealing.unseal(rt.credentials.tokens, webhook.sealed_secret)
+    except sealing.Unreadable:
+        return None
+
+
+def take_due(rt: Runtime, *, limit: int = SEND_BATCH) -> list[Due]:
     """Deliveries due now, leased to this dispatcher for as long as their tries may take
     one after another."""
     now = utcnow()
@@ -286,7 +304,8 @@ def take_due(rt: Runtime, *, limit: int = SEND_BATCH) -> list[tuple[Delivery, We
     tries = rt.settings.webhook_timeout_seconds * limit
     lease = timedelta(seconds=tries + LEASE_MARGIN_SECONDS)
     with rt.db.transaction() as conn:
-        return store.take_due(conn, now=now, lease_until=now + lease, limit=limit, pg=rt.pg)
+        taken = store.take_due(conn, now=now, lease_until=now + lease, limit=limit, pg=rt.pg)
+    return [Due(delivery, webhook, _opened(rt, webhook)) for delivery, webhook in taken]
 
 
 def seconds_until_due(rt: Runtime) -> float | None:

@@ -470,7 +470,9 @@ retention_marks = Table(
 )
 
 # A customer's subscription to job events, optionally of one package (migration 0014).
-# `secret` signs every delivery (HMAC-SHA256); it is shown once, when the webhook is made.
+# `secret` signs every delivery (HMAC-SHA256): it is shown once, when the webhook is made, and
+# stored sealed (AES-GCM) under a key derived from the server's (services/sealing.py), so a
+# copy of the database alone does not give it away; `secret_hint` is its end, for reads.
 webhooks = Table(
     "webhooks",
     metadata,
@@ -481,6 +483,7 @@ webhooks = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("events", json_type(), nullable=False),
     Column("secret", Text, nullable=False),
+    Column("secret_hint", String(8), nullable=False),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     Column("disabled_reason", Text, nullable=True),
     # Deliveries that failed in a row (every try used up); past the limit it is disabled.

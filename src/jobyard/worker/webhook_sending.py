@@ -38,13 +38,13 @@ def pinned_url(target: addresses.Target, address: addresses.IPAddress) -> httpx.
     return httpx.URL(target.url).copy_with(host=str(address), port=target.port)
 
 
-def headers_for(delivery: Delivery, webhook: Webhook, body: bytes, now: int) -> dict[str, str]:
+def headers_for(delivery: Delivery, secret: str, body: bytes, now: int) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         rules.EVENT_HEADER: delivery.event.value,
         rules.DELIVERY_HEADER: str(delivery.id),
-        rules.SIGNATURE_HEADER: rules.signature(webhook.secret, now, body),
+        rules.SIGNATURE_HEADER: rules.signature(secret, now, body),
     }
 
 
@@ -52,6 +52,7 @@ def send(
     client: httpx.Client,
     delivery: Delivery,
     webhook: Webhook,
+    secret: str,
     *,
     allowed: tuple[addresses.IPNetwork, ...],
     at: datetime,
@@ -72,7 +73,7 @@ def send(
     except OSError as error:
         return attempt(None, f"cannot resolve {target.host}: {error}")
     body = jsontext.dumps_bytes(delivery.body())
-    headers = headers_for(delivery, webhook, body, int(time.time()))
+    headers = headers_for(delivery, secret, body, int(time.time()))
     headers["Host"] = httpx.URL(webhook.url).netloc.decode("ascii")
     request = client.build_request(
         "POST",

@@ -11,7 +11,8 @@ import threading
 
 import httpx
 
-from jobyard.services import webhooks
+from jobyard.domain.webhooks import Attempt
+from jobyard.services import sealing, webhooks
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.worker import webhook_sending
 
@@ -59,14 +60,13 @@ class Dispatcher:
         allowed = webhooks.allowed_networks(self.rt.settings)
         while not self._stopped.is_set():
             due = webhooks.take_due(self.rt)
-            for delivery, webhook in due:
-                attempt = webhook_sending.send(
-                    client,
-                    delivery,
-                    webhook,
-                    allowed=allowed,
-                    at=utcnow(),
-                )
-                webhooks.record_result(self.rt, delivery, webhook, attempt)
+            for one in due:
+                if one.secret is None:
+                    attempt = Attempt(utcnow(), None, sealing.Unreadable().message, 0)
+                else:
+                    attempt = webhook_sending.send(
+                        client, one.delivery, one.webhook, one.secret, allowed=allowed, at=utcnow()
+                    )
+                webhooks.record_result(self.rt, one.delivery, one.webhook, attempt)
             if len(due) < webhooks.SEND_BATCH:
                 return

@@ -22,7 +22,7 @@ from jobyard.domain.models import (
     Run,
 )
 from jobyard.domain.schedules import Fire, Schedule
-from jobyard.domain.webhooks import Attempt, Delivery, Webhook, secret_hint
+from jobyard.domain.webhooks import Attempt, Delivery, Webhook
 from jobyard.repeats import map_shared
 from jobyard.services.runs import LogSlice
 
@@ -215,7 +215,7 @@ def webhook(w: Webhook) -> dict[str, Any]:
         "enabled": w.enabled,
         "disabled_reason": w.disabled_reason,
         "consecutive_failures": w.consecutive_failures,
-        "secret_hint": secret_hint(w.secret),
+        "secret_hint": w.secret_hint,
         "user_id": ident(w.user_id),
         "created": rfc3339(w.created),
         "updated": rfc3339(w.updated),

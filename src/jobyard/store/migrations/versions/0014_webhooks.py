@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), server_default="", nullable=False),
         sa.Column("events", json_type(), nullable=False),
         sa.Column("secret", sa.Text(), nullable=False),
+        sa.Column("secret_hint", sa.String(8), nullable=False),
         sa.Column("enabled", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("disabled_reason", sa.Text(), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), server_default="0", nullable=False),
