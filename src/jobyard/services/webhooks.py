@@ -132,6 +132,7 @@ def edit_webhook(
         row = _checked_values(rt, conn, values, tenant_id=actor.tenant_id)
         if row.get("enabled") and not before.enabled:
             row |= {"consecutive_failures": 0, "disabled_reason": None}
+            store.pending_due_now(conn, webhook_id, now=now)  # what waited goes out at once
         elif row.get("enabled") is False and before.enabled:
             row["disabled_reason"] = f"disabled by {actor.login or 'an admin'}"
         store.update_webhook(conn, webhook_id, row | {"updated": now})
@@ -353,9 +354,8 @@ def _count_failure(conn: Connection, webhook: Webhook, rules_: RetryRules) -> No
     if failures < rules_.disable_after:
         return
     reason = f"disabled after {failures} deliveries in a row failed"
-    store.update_webhook(
-        conn, webhook.id, {"enabled": False, "disabled_reason": reason, "updated": utcnow()}
-    )
+    if not store.disable_webhook(conn, webhook.id, reason=reason, now=utcnow()):
+        return  # disabled already (by a try sent alongside this one, or by an admin)
     audit.record(
         conn,
         None,

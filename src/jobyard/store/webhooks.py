@@ -273,6 +273,25 @@ def update_delivery(conn: Connection, delivery_id: int, values: Mapping[str, Any
     conn.execute(update(D).where(D.c.id == delivery_id).values(**values))
 
 
+def disable_webhook(conn: Connection, webhook_id: int, *, reason: str, now: datetime) -> bool:
+    """Disable an enabled webhook; False if it was not enabled."""
+    done = conn.execute(
+        update(W)
+        .where(W.c.id == webhook_id, W.c.enabled.is_(True))
+        .values(enabled=False, disabled_reason=reason, updated=now)
+    )
+    return bool(done.rowcount)
+
+
+def pending_due_now(conn: Connection, webhook_id: int, *, now: datetime) -> None:
+    """Make a webhook's pending deliveries due now (it was enabled again)."""
+    conn.execute(
+        update(D)
+        .where(D.c.webhook_id == webhook_id, D.c.status == DeliveryStatus.PENDING.value)
+        .values(next_attempt=now)
+    )
+
+
 def add_failure(conn: Connection, webhook_id: int) -> int:
     """Count one more delivery failed in a row; return the count."""
     conn.execute(
