@@ -5,6 +5,7 @@ signature against the documented check, and the settings read from the environme
 from __future__ import annotations
 
 import ipaddress
+import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from jobyard.domain import webhooks as rules
 from jobyard.domain.webhooks import OutboxEvent, RetryRules, Webhook, WebhookEvent
 from jobyard.errors import RuleViolation, ValidationFailed
 from jobyard.settings import load_settings
+from jobyard.worker import webhook_sending
 from tests.webhooks.receiver import documented_verify
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -156,3 +158,24 @@ def test_the_settings_read_from_the_environment() -> None:
         load_settings({"JOBYARD_WEBHOOK_ALLOW_NETWORKS": "localhost"})
     with pytest.raises(ValidationFailed, match="JOBYARD_WEBHOOK_MAX_ATTEMPTS"):
         load_settings({"JOBYARD_WEBHOOK_MAX_ATTEMPTS": "0"})
+
+
+def test_a_name_is_resolved_and_every_address_judged_before_a_try() -> None:
+    """The host's own name resolves (through the system's resolver) to an address of this
+    host, never public: refused, unless its network is allowed, and then pinned."""
+    name = socket.gethostname()
+    try:
+        found = webhook_sending.resolve(addresses.parse_url(f"http://{name}/"))
+    except OSError:
+        pytest.skip(f"this host's name {name!r} does not resolve here")
+    if any(a.is_global for a in found):
+        pytest.skip(f"this host's name {name!r} resolves to a public address")
+    with pytest.raises(webhook_sending.Refused, match="JOBYARD_WEBHOOK_ALLOW_NETWORKS"):
+        webhook_sending.checked_target(f"http://{name}:8080/hooks", ())
+    everything = addresses.parse_networks(["0.0.0.0/0", "::/0"])
+    target, address = webhook_sending.checked_target(f"http://{name}:8080/hooks", everything)
+    assert address in found
+    pinned = webhook_sending.pinned_url(target, address)
+    assert (pinned.host, pinned.port, pinned.path) == (str(address), 8080, "/hooks")
+    with pytest.raises(webhook_sending.Refused, match="cannot resolve"):
+        webhook_sending.checked_target("http://no-such-host.invalid/", everything)

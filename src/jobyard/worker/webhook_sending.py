@@ -48,6 +48,30 @@ def headers_for(delivery: Delivery, secret: str, body: bytes, now: int) -> dict[
     }
 
 
+class Refused(Exception):
+    """The try is not made; the message says why."""
+
+
+def checked_target(
+    url: str, allowed: tuple[addresses.IPNetwork, ...]
+) -> tuple[addresses.Target, addresses.IPAddress]:
+    """The URL's target and the address to connect to, every address of its host judged."""
+    try:
+        target = addresses.parse_url(url)
+        httpx.URL(url)  # what httpx refuses (an invalid international name) is refused here
+    except (RuleViolation, httpx.InvalidURL) as error:
+        raise Refused(f"refused: {getattr(error, 'message', error)}") from None
+    try:
+        found = resolve(target)
+    except (OSError, UnicodeError) as error:
+        raise Refused(f"cannot resolve {target.host}: {error}") from None
+    try:
+        addresses.check_addresses(found, allowed)
+    except RuleViolation as refused:
+        raise Refused(f"refused: {refused.message}") from None
+    return target, found[0]
+
+
 def send(
     client: httpx.Client,
     delivery: Delivery,
@@ -65,19 +89,15 @@ def send(
         return Attempt(at=at, status_code=status_code, error=error, duration_ms=took)
 
     try:
-        target = addresses.parse_url(webhook.url)
-        found = resolve(target)
-        addresses.check_addresses(found, allowed)
-    except RuleViolation as refused:
-        return attempt(None, f"refused: {refused.message}")
-    except OSError as error:
-        return attempt(None, f"cannot resolve {target.host}: {error}")
+        target, address = checked_target(webhook.url, allowed)
+    except Refused as refused:
+        return attempt(None, str(refused))
     body = jsontext.dumps_bytes(delivery.body())
     headers = headers_for(delivery, secret, body, int(time.time()))
     headers["Host"] = httpx.URL(webhook.url).netloc.decode("ascii")
     request = client.build_request(
         "POST",
-        pinned_url(target, found[0]),
+        pinned_url(target, address),
         content=body,
         headers=headers,
         extensions={"sni_hostname": target.host},
