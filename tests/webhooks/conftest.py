@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from jobyard.api.app import create_app
 from jobyard.settings import Settings
 from tests.conftest import AUTH
+from tests.e2e.test_fleet import fleet_settings, workers  # noqa: F401 (the fleet's fixtures)
 from tests.webhooks.receiver import Receiver
 
 LOOPBACK = ("127.0.0.0/8",)
