@@ -9,7 +9,6 @@ only system admins define what a package runs, unless the deployment lets custom
 from __future__ import annotations
 
 import base64
-import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -334,7 +333,7 @@ def test_the_system_admin_changes_what_a_customer_package_runs(
 @pytest.fixture
 def permissive_client(settings: Settings) -> Iterator[TestClient]:
     """The app of a deployment that lets customer admins define what runs."""
-    allowing = dataclasses.replace(settings, customer_admins_define_commands=True)
+    allowing = settings.with_overrides(customer_admins_define_commands=True)
     with TestClient(create_app(allowing), headers=AUTH) as test_client:
         yield test_client
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,7 +212,7 @@ def test_the_retention_thread_sweeps_in_the_background(
     plain = package(runtime, admin, "plain", keep_days=1)
     old = job(runtime, admin, plain, ago=timedelta(days=2))
     young = job(runtime, admin, plain, ago=timedelta(hours=2))
-    rt = open_runtime(replace(settings, retention_interval_seconds=0.05))
+    rt = open_runtime(settings.with_overrides(retention_interval_seconds=0.05))
     retainer = Retainer(rt)
     retainer.start()
     try:

@@ -102,7 +102,7 @@ def test_settings_read_run_as_runs_dir_and_sandbox() -> None:
     defaults = load_settings({})
     assert (defaults.run_as, defaults.sandbox) == ("", "none")
     assert defaults.effective_runs_dir.name == f"jobyard-runs-{os.getuid()}"
-    with pytest.raises(ValidationFailed, match="JOBYARD_SANDBOX must be one of none, bwrap"):
+    with pytest.raises(ValidationFailed, match="JOBYARD_SANDBOX must be one of 'none' or 'bwrap'"):
         load_settings({"JOBYARD_SANDBOX": "docker"})
 
 

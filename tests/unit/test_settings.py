@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from jobyard.cli.main import app
 from jobyard.errors import ValidationFailed
 from jobyard.settings import load_settings
 from jobyard.store.db import Timeouts
@@ -51,7 +55,7 @@ def test_flags_win_over_the_environment_and_unset_flags_do_not() -> None:
     ("name", "value", "message"),
     [
         ("JOBYARD_PORT", "http", "JOBYARD_PORT must be an integer"),
-        ("JOBYARD_WORKERS", "-1", "JOBYARD_WORKERS must be at least 0"),
+        ("JOBYARD_WORKERS", "-1", "JOBYARD_WORKERS must be 0 or more"),
         ("JOBYARD_CANCEL_GRACE_SECONDS", "soon", "must be a number"),
         ("JOBYARD_MAX_CONCURRENT_HASHES", "0", "JOBYARD_MAX_CONCURRENT_HASHES must be at least 1"),
     ],
@@ -80,7 +84,7 @@ def test_customer_admins_define_commands_is_a_strict_boolean(raw: str, expected:
     assert load_settings(env).customer_admins_define_commands is expected
 
 
-@pytest.mark.parametrize("raw", ["on", "y", "2", "truee", "false!"])
+@pytest.mark.parametrize("raw", ["2", "truee", "false!", "enabled"])
 def test_customer_admins_define_commands_refuses_anything_else(raw: str) -> None:
     env = {"JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS": raw}
     with pytest.raises(ValidationFailed, match="JOBYARD_CUSTOMER_ADMINS_DEFINE_COMMANDS must be"):
@@ -120,3 +124,73 @@ def test_database_limits_become_libpq_parameters() -> None:
     heartbeat = Timeouts().at_most(lock=15 / 4, statement=15 / 2)
     assert (heartbeat.lock, heartbeat.statement) == (3.75, 7.5)
     assert Timeouts(lock=0).at_most(lock=1, statement=60).lock == 1  # none: the limit given
+
+
+# --- the config file (jobyard.toml, or JOBYARD_CONFIG's) ------------------------------------
+
+
+def test_a_config_file_under_the_environment_under_flags(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text('port = 9000\nworkers = 8\nlog_format = "json"\nsandbox = "BWRAP"\n')
+    env = {"JOBYARD_CONFIG": str(config), "JOBYARD_WORKERS": "4"}
+    settings = load_settings(env).with_overrides(port=9100)
+    assert (settings.port, settings.workers, settings.log_format) == (9100, 4, "json")
+    assert settings.sandbox == "bwrap"
+
+
+def test_jobyard_toml_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}).port == 8080
+    (tmp_path / "jobyard.toml").write_text("port = 9001\n")
+    assert load_settings({}).port == 9001
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('port = "http"\n', r"port in .*server.toml must be an integer, not 'http'"),
+        ("prot = 9000\n", r"prot in .*server.toml is not a setting jobyard knows$"),
+        ("workers = -2\n", r"workers in .*server.toml must be 0 or more"),
+        ('log_format = "xml"\n', r"log_format in .*must be one of 'text' or 'json'"),
+        ("port = [\n", r"server.toml: "),
+    ],
+)
+def test_a_wrong_config_file_is_named_with_its_setting(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(text)
+    with pytest.raises(ValidationFailed, match=message):
+        load_settings({"JOBYARD_CONFIG": str(config)})
+
+
+def test_a_missing_named_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed, match=r"JOBYARD_CONFIG=.*: no such file"):
+        load_settings({"JOBYARD_CONFIG": str(tmp_path / "absent.toml")})
+
+
+def test_a_wrong_flag_is_named_as_a_flag() -> None:
+    with pytest.raises(ValidationFailed, match="--log-format must be one of"):
+        load_settings({}).with_overrides(log_format="yaml")
+
+
+def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "jobyard.toml"
+    config.write_text('admin_token = "t0ken-value"\nmetrics_token = "m3trics"\n')
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("JOBYARD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("JOBYARD_DATABASE_URL", "postgresql://ops:pa55word@db:5432/jobs")
+    monkeypatch.setenv("JOBYARD_SECRET_KEY", "a-key-of-enough-length")
+    result = CliRunner().invoke(app, ["config", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["admin_token"] == shown["metrics_token"] == shown["secret_key"] == "***"
+    assert shown["database_url"] == "postgresql://ops:***@db:5432/jobs"
+    assert shown["port"] == 8080
+    for secret in ("t0ken-value", "m3trics", "pa55word", "a-key-of-enough-length"):
+        assert secret not in result.output
+    plain = CliRunner().invoke(app, ["config", "show"])
+    assert 'log_format = "text"' in plain.stdout

@@ -4,7 +4,6 @@ allowed to deliver to the loopback (where the test receiver listens)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,20 +14,21 @@ from tests.conftest import AUTH
 from tests.e2e.test_fleet import fleet_settings, workers  # noqa: F401 (the fleet's fixtures)
 from tests.webhooks.receiver import Receiver
 
-LOOPBACK = ("127.0.0.0/8",)
+LOOPBACK = "127.0.0.0/8"
 
 
 @pytest.fixture
 def hook_settings(settings: Settings) -> Settings:
-    return replace(
-        settings,
-        webhook_allow_networks=LOOPBACK,
-        webhook_poll_seconds=0.05,
-        webhook_timeout_seconds=2.0,
-        webhook_max_attempts=3,
-        webhook_retry_seconds=0.1,
-        webhook_retry_max_seconds=0.2,
-        webhook_disable_after=2,
+    return settings.model_copy(
+        update={
+            "webhook_allow_networks": LOOPBACK,
+            "webhook_poll_seconds": 0.05,
+            "webhook_timeout_seconds": 2.0,
+            "webhook_max_attempts": 3,
+            "webhook_retry_seconds": 0.1,
+            "webhook_retry_max_seconds": 0.2,
+            "webhook_disable_after": 2,
+        }
     )
 
 

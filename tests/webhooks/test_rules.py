@@ -151,9 +151,9 @@ def test_the_settings_read_from_the_environment() -> None:
             "JOBYARD_WEBHOOK_RETRY_SECONDS": "0.5",
         }
     )
-    assert settings.webhook_allow_networks == ("127.0.0.0/8", "fd00::/8")
+    assert settings.webhook_allow_networks == "127.0.0.0/8,fd00::/8"
     assert (settings.webhook_max_attempts, settings.webhook_retry_seconds) == (3, 0.5)
-    assert load_settings({}).webhook_allow_networks == ()
+    assert load_settings({}).webhook_allow_networks == ""
     with pytest.raises(ValidationFailed, match="JOBYARD_WEBHOOK_ALLOW_NETWORKS"):
         load_settings({"JOBYARD_WEBHOOK_ALLOW_NETWORKS": "localhost"})
     with pytest.raises(ValidationFailed, match="JOBYARD_WEBHOOK_MAX_ATTEMPTS"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,7 +49,7 @@ def test_racing_dispatchers_make_and_take_each_delivery_once(runtime: Runtime) -
                 for n in range(1, EVENTS + 1)
             ],
         )
-    settings = replace(runtime.settings, webhook_timeout_seconds=1.0)
+    settings = runtime.settings.model_copy(update={"webhook_timeout_seconds": 1.0})
     others = [open_runtime(settings) for _ in range(3)]
     try:
         made = race(others, webhooks.fan_out)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,7 +24,9 @@ JOBS = 6
 @pytest.fixture
 def quiet_api(fleet_settings: Settings) -> Iterator[TestClient]:
     """The API alone, without a dispatcher (nor workers)."""
-    settings = replace(fleet_settings, scheduler=False, webhook_allow_networks=LOOPBACK)
+    settings = fleet_settings.model_copy(
+        update={"scheduler": False, "webhook_allow_networks": LOOPBACK}
+    )
     with TestClient(create_app(settings), headers=AUTH) as client:
         yield client
 
@@ -35,7 +36,7 @@ def test_workers_deliver_each_event_once(
 ) -> None:
     made = create(quiet_api, "webhooks", {"url": receiver.url})
     dispatching = {
-        "JOBYARD_WEBHOOK_ALLOW_NETWORKS": LOOPBACK[0],
+        "JOBYARD_WEBHOOK_ALLOW_NETWORKS": LOOPBACK,
         "JOBYARD_WEBHOOK_POLL_SECONDS": "0.05",
     }
     procs = [workers.start(slots=2, **dispatching) for _ in range(2)]

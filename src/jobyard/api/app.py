@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobyard import __version__
+from jobyard import __version__, logs
 from jobyard.api import dialects as dialect_package
-from jobyard.api import docs_pages, errors, logs, openapi, web
+from jobyard.api import docs_pages, errors, metrics, openapi, web
 from jobyard.api.group_commit import LaunchQueue
 from jobyard.api.native import accounts as account_routes
 from jobyard.api.native import (
@@ -29,6 +29,7 @@ from jobyard.api.native import (
     workers,
 )
 from jobyard.api.negotiation import XmlNegotiation
+from jobyard.api.observing import ObserveRequests
 from jobyard.services import accounts, schema
 from jobyard.services.runtime import Runtime, open_runtime, wait_for_database
 from jobyard.settings import Settings
@@ -134,6 +135,7 @@ def create_app(
         workers,
     )
     routers = [m.router for m in resources]
+    routers.append(metrics.router)
     routers.append(account_routes.login_router)
     for dialect in dialects():
         routers.append(dialect.router)
@@ -147,6 +149,8 @@ def create_app(
                 route.operation_id = openapi.operation_id(route)
             app.router.routes.append(route)
     web.install(app)
+    # Innermost, so that it sees the route the router matched (the others copy the scope).
+    app.add_middleware(ObserveRequests)
     app.add_middleware(XmlNegotiation)
     app.add_middleware(TrailingSlash)
     return app

@@ -7,19 +7,28 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from jobyard.cli.lazy import lazy_module
 from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
 from jobyard.domain.permissions import SYSTEM_TENANT_ID, Principal
 from jobyard.errors import JobyardError
-from jobyard.services import accounts, authentication, schema
-from jobyard.services.runtime import Runtime, open_runtime, utcnow
-from jobyard.settings import load_settings
+
+if TYPE_CHECKING:
+    from jobyard import settings
+    from jobyard.services import accounts, authentication, runtime, schema
+    from jobyard.services.runtime import Runtime
+else:  # loaded when a command runs (see `cli.lazy`)
+    settings = lazy_module("jobyard.settings")
+    accounts = lazy_module("jobyard.services.accounts")
+    authentication = lazy_module("jobyard.services.authentication")
+    runtime = lazy_module("jobyard.services.runtime")
+    schema = lazy_module("jobyard.services.schema")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -44,8 +53,10 @@ def register(app: typer.Typer, panel: str) -> None:
 def _runtime(data_dir: Path | None, database_url: str | None) -> Iterator[Runtime]:
     """The database, migrated and bootstrapped, with errors shown as messages (exit 1)."""
     try:
-        settings = load_settings().with_overrides(data_dir=data_dir, database_url=database_url)
-        rt = open_runtime(settings)
+        chosen = settings.load_settings().with_overrides(
+            data_dir=data_dir, database_url=database_url
+        )
+        rt = runtime.open_runtime(chosen)
         schema.upgrade(rt)
         started = accounts.bootstrap_admin(rt)
         if started.new_token:
@@ -153,7 +164,7 @@ def create_token(
     with _runtime(data_dir, database_url) as rt:
         user = accounts.find_user(rt, login=login)
         scopes = scope or accounts.role_scope_names(user.role)
-        expires = utcnow() + timedelta(seconds=expires_in) if expires_in else None
+        expires = runtime.utcnow() + timedelta(seconds=expires_in) if expires_in else None
         issued = _as_admin(
             rt,
             user.tenant_id,

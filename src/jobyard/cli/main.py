@@ -4,9 +4,10 @@ grouped apart in `--help`."""
 
 from __future__ import annotations
 
-import logging
+import json
+import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,12 +18,24 @@ from jobyard.cli import catalog_commands, job_commands
 from jobyard.cli import login as login_commands
 from jobyard.cli.gc_tuning import settle_garbage_collector
 from jobyard.cli.gil_tuning import share_the_gil_often
+from jobyard.cli.lazy import lazy_module
 from jobyard.cli.worker import run_worker
 from jobyard.errors import JobyardError
-from jobyard.services import retention, schema
-from jobyard.services.runtime import open_runtime
-from jobyard.settings import Settings, load_settings
-from jobyard.worker import confinement, hardening
+from jobyard.worker import hardening
+
+if TYPE_CHECKING:
+    from jobyard import logs
+    from jobyard import settings as configuration
+    from jobyard.services import retention, runtime, schema
+    from jobyard.settings import Settings
+    from jobyard.worker import confinement
+else:  # loaded when a server command runs (see `cli.lazy`)
+    logs = lazy_module("jobyard.logs")
+    configuration = lazy_module("jobyard.settings")
+    retention = lazy_module("jobyard.services.retention")
+    runtime = lazy_module("jobyard.services.runtime")
+    schema = lazy_module("jobyard.services.schema")
+    confinement = lazy_module("jobyard.worker.confinement")
 
 app = typer.Typer(
     help="jobyard: a self-hosted job server. Start with `jobyard login`, then `jobyard launch`.",
@@ -54,6 +67,12 @@ DatabaseOpt = Annotated[
     str | None,
     typer.Option(help="Database URL (env JOBYARD_DATABASE_URL, SQLite in the data directory)"),
 ]
+LogLevelOpt = Annotated[
+    str | None, typer.Option(help="debug, info, warning or error (env JOBYARD_LOG_LEVEL, info)")
+]
+LogFormatOpt = Annotated[
+    str | None, typer.Option(help="text or json: one line per event (env JOBYARD_LOG_FORMAT)")
+]
 WorkersOpt = Annotated[
     int | None,
     typer.Option(help="Embedded worker slots (env JOBYARD_WORKERS, 2); 0: API only, runs no jobs"),
@@ -62,7 +81,7 @@ WorkersOpt = Annotated[
 
 def _settings(**overrides: Any) -> Settings:
     try:
-        return load_settings().with_overrides(**overrides)
+        return configuration.load_settings().with_overrides(**overrides)
     except JobyardError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
@@ -75,7 +94,8 @@ def serve(
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
     workers: WorkersOpt = None,
-    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+    log_level: LogLevelOpt = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the API server, with an embedded worker pool unless --workers 0 (API only)."""
     # Here, not at the top: the user commands (`jobyard jobs ls`) start without the server.
@@ -83,12 +103,16 @@ def serve(
 
     from jobyard.api.app import create_app, prepare  # noqa: PLC0415
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = _settings(
-        host=host, port=port, data_dir=data_dir, database_url=database_url, workers=workers
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        workers=workers,
+        log_level=log_level,
+        log_format=log_format,
     )
+    logs.configure(settings.log_format, settings.log_level)
     try:
         rt, bootstrap = prepare(settings)
         rt.db.dispose()
@@ -97,7 +121,7 @@ def serve(
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
     console.print(f"jobyard {__version__} listening on [bold]{settings.base_url}[/bold]")
-    console.print(f"database: {_redact(settings.effective_database_url)}")
+    console.print(f"database: {configuration.redact_url(settings.effective_database_url)}")
     console.print(_runs_jobs(settings.workers))
     if bootstrap.new_token:
         console.print(f"admin API token (shown once, keep it): [bold]{bootstrap.new_token}[/bold]")
@@ -119,7 +143,9 @@ def serve(
         application,
         host=settings.host,
         port=settings.port,
-        log_level=log_level.lower(),
+        log_level=settings.log_level,
+        log_config=None,  # jobyard's handler writes uvicorn's lines too (see `logs`)
+        access_log=False,  # each request has its own line from `api.observing`
         loop="asyncio",  # uvloop spawns child processes several times slower
         http="httptools",
     )
@@ -135,13 +161,6 @@ def _runs_jobs(slots: int) -> str:
     )
 
 
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
-
-
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
@@ -149,7 +168,7 @@ def db_upgrade(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Apply migrations up to REVISION (the newest by default)."""
-    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    rt = runtime.open_runtime(_settings(data_dir=data_dir, database_url=database_url))
     schema.upgrade(rt, revision)
     console.print(f"database at revision {schema.current_revision(rt)}")
 
@@ -161,7 +180,7 @@ def db_downgrade(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Undo migrations down to REVISION."""
-    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    rt = runtime.open_runtime(_settings(data_dir=data_dir, database_url=database_url))
     schema.downgrade(rt, revision)
     console.print(f"database at revision {schema.current_revision(rt)}")
 
@@ -169,7 +188,7 @@ def db_downgrade(
 @db_app.command("current")
 def db_current(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
     """Show the database's revision and the newest one."""
-    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    rt = runtime.open_runtime(_settings(data_dir=data_dir, database_url=database_url))
     console.print(f"current: {schema.current_revision(rt)}; head: {schema.head_revision()}")
 
 
@@ -177,7 +196,7 @@ def db_current(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) ->
 def db_vacuum(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
     """SQLite: rewrite the file so that retention's deletions give space back to the file
     system (once, for a database made before 0.2; stop the server first)."""
-    rt = open_runtime(_settings(data_dir=data_dir, database_url=database_url))
+    rt = runtime.open_runtime(_settings(data_dir=data_dir, database_url=database_url))
     if retention.compact_sqlite(rt):
         console.print(
             "the SQLite file now gives deleted rows' space back (auto_vacuum incremental)"
@@ -191,3 +210,29 @@ def db_vacuum(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> 
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+config_app = typer.Typer(help="The settings this server would run with.", no_args_is_help=True)
+app.add_typer(config_app, name="config", rich_help_panel=SERVER_PANEL)
+
+
+@config_app.command("show")
+def config_show(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON rather than TOML-like lines")
+    ] = False,
+) -> None:
+    """Print the effective settings: defaults, then jobyard.toml (or the file JOBYARD_CONFIG
+    names), then JOBYARD_* variables; secrets masked.
+
+    Example: JOBYARD_PORT=9000 jobyard config show
+    """
+    settings = _settings()
+    values = settings.shown()
+    source = configuration.config_file(os.environ)
+    if as_json:
+        typer.echo(json.dumps(values, indent=2))
+        return
+    console.print(f"# config file: {source or 'none'}; JOBYARD_* variables override it")
+    for name, value in values.items():
+        typer.echo(f"{name} = {json.dumps(value)}")

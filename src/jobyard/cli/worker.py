@@ -12,21 +12,31 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from jobyard.cli.gc_tuning import settle_garbage_collector
+from jobyard.cli.lazy import lazy_module
 from jobyard.errors import JobyardError
-from jobyard.services import schema
-from jobyard.services.runtime import open_runtime, wait_for_database
-from jobyard.settings import load_settings
-from jobyard.worker import confinement
-from jobyard.worker.engine import Engine
-from jobyard.worker.retention import Retainer
-from jobyard.worker.scheduler import Scheduler
-from jobyard.worker.webhooks import Dispatcher
+
+if TYPE_CHECKING:
+    from jobyard import logs
+    from jobyard import settings as configuration
+    from jobyard.services import metrics, runtime, schema
+    from jobyard.worker import confinement, engine, retention, scheduler, webhooks
+else:  # loaded when the worker starts (see `cli.lazy`)
+    configuration = lazy_module("jobyard.settings")
+    logs = lazy_module("jobyard.logs")
+    metrics = lazy_module("jobyard.services.metrics")
+    runtime = lazy_module("jobyard.services.runtime")
+    schema = lazy_module("jobyard.services.schema")
+    confinement = lazy_module("jobyard.worker.confinement")
+    engine = lazy_module("jobyard.worker.engine")
+    retention = lazy_module("jobyard.worker.retention")
+    scheduler = lazy_module("jobyard.worker.scheduler")
+    webhooks = lazy_module("jobyard.worker.webhooks")
 
 console = Console(stderr=True, soft_wrap=True)
 logger = logging.getLogger(__name__)
@@ -46,28 +56,40 @@ def run_worker(
         float | None,
         typer.Option(help="How long running jobs may finish after a stop signal (30)"),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error (env JOBYARD_LOG_LEVEL)")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="text or json (env JOBYARD_LOG_FORMAT, text)")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's own /metrics on this port (env JOBYARD_METRICS_PORT)"
+        ),
+    ] = None,
 ) -> None:
     """Run jobs from the database until stopped (SIGTERM drains, a second one forces)."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
-        settings = load_settings().with_overrides(
+        settings = configuration.load_settings().with_overrides(
             workers=slots,
             database_url=database_url,
             data_dir=data_dir,
             drain_seconds=drain_seconds,
+            log_level=log_level,
+            log_format=log_format,
+            metrics_port=metrics_port,
         )
-        rt = open_runtime(settings)
-        wait_for_database(rt)
+        logs.configure(settings.log_format, settings.log_level)
+        rt = runtime.open_runtime(settings)
+        runtime.wait_for_database(rt)
         schema.upgrade(rt)
         confined = confinement.prepare(settings)
     except JobyardError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
     rt.in_process_only = False  # other processes launch work: poll (SQLite) or LISTEN (PG)
-    pool = Engine(rt, slots=settings.workers, confinement=confined)
+    pool = engine.Engine(rt, slots=settings.workers, confinement=confined)
     settle_garbage_collector()
     stop = threading.Event()
 
@@ -82,9 +104,12 @@ def run_worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     pool.start()
-    scheduler, retainer, dispatcher = Scheduler(rt), Retainer(rt), Dispatcher(rt)
+    if settings.metrics_port is not None:
+        metrics.serve_process_metrics(settings.host, settings.metrics_port)
+    firing, retainer = scheduler.Scheduler(rt), retention.Retainer(rt)
+    dispatcher = webhooks.Dispatcher(rt)
     if settings.scheduler:
-        scheduler.start()
+        firing.start()
         retainer.start()
         dispatcher.start()
     console.print(f"worker {pool.identity.name} running {settings.workers} slots")
@@ -92,7 +117,7 @@ def run_worker(
         pass
     dispatcher.stop()
     retainer.stop()
-    scheduler.stop()
+    firing.stop()
     pool.drain(settings.drain_seconds)
     pool.stop()
     rt.db.dispose()

@@ -193,6 +193,7 @@ class ClaimedJob:
     attempts: int
     outcome: Outcome | None = None
     sandbox: Mapping[str, Any] = field(default_factory=dict)  # the package's, at launch
+    run_at: datetime | None = None  # when it became due (its launch, or a later run_at)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def retry_rules(settings: Settings) -> RetryRules:
 
 
 def allowed_networks(settings: Settings) -> tuple[addresses.IPNetwork, ...]:
-    return addresses.parse_networks(settings.webhook_allow_networks)
+    return addresses.parse_networks(settings.webhook_allow_networks.split(","))
 
 
 # Defining webhooks ----------------------------------------------------------------------

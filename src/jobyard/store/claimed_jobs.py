@@ -31,6 +31,7 @@ CLAIMED_JOB_COLUMNS = (
     J.c.outcome_status,
     J.c.outcome_result,
     J.c.sandbox,
+    J.c.run_at,
 )
 
 
@@ -47,6 +48,7 @@ def claimed_job_from_row(row: Row[Any]) -> ClaimedJob:
         attempts=row.attempts,
         outcome=outcome_of(row),
         sandbox=row.sandbox or {},
+        run_at=row.run_at,
     )
 
 

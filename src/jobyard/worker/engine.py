@@ -29,7 +29,7 @@ from jobyard.services.execution import Work
 from jobyard.services.runtime import Runtime
 from jobyard.services.wakeup import WorkListener
 from jobyard.services.worker_registry import WorkerIdentity
-from jobyard.worker import confinement
+from jobyard.worker import confinement, observing
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.leases import Every, Leases
 from jobyard.worker.output import Backoff, OutputRecorder
@@ -318,6 +318,10 @@ class Engine:
                 if running.run_id in statuses:
                     running.recorder.stored()
                     self._running.pop(running.run_id, None)
+        for running, result in ended:
+            status = statuses.get(running.run_id)
+            if status is not None and not running.handing_back:
+                observing.run_ended(running, result, status)
         return works
 
     def _retry_later(
@@ -368,6 +372,7 @@ class Engine:
 
     def _process_ended(self, running: Running, result: ProcessEnd) -> None:
         running.recorder.close()
+        running.ended_at = time.monotonic()
         with self._lock:
             running.process_ended = True
             self._free += 1

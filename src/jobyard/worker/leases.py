@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from jobyard.services import execution, worker_registry
+from jobyard.services import execution, metrics, worker_registry
 from jobyard.services.runtime import Runtime
 from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker.confinement import Confinement
@@ -143,4 +143,5 @@ class Leases:
                 self._out_of_touch_at = time.monotonic()
             raise
         if ended:
+            metrics.RUNS_REAPED.inc(ended)
             logger.warning("ended %d runs whose worker stopped renewing its lease", ended)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jobyard import logs
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel
 from jobyard.worker.spawning import OutputCallback, ProcessSpec, StartCallback, Stream
@@ -77,9 +78,10 @@ class _SpawnerProcess:
             channel.widen(fd)
         fds = (commands_read, reports_write)
         level = logging.getLevelName(logging.getLogger("jobyard").getEffectiveLevel())
+        arguments = [*map(str, fds), str(level), logs.configured_format()]
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobyard.worker.spawner", *map(str, fds), str(level)],
+                [sys.executable, "-m", "jobyard.worker.spawner", *arguments],
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

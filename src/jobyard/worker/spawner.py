@@ -194,12 +194,17 @@ class Spawner:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m jobyard.worker.spawner COMMANDS_FD REPORTS_FD LOG_LEVEL`"""
-    commands, reports, level = int(argv[0]), int(argv[1]), argv[2]
+    """`python -m jobyard.worker.spawner COMMANDS_FD REPORTS_FD LOG_LEVEL LOG_FORMAT`"""
+    commands, reports, level, log_format = int(argv[0]), int(argv[1]), argv[2], argv[3]
     hardening.harden_process()  # the jobs inherit its umask: what they write is theirs
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
-    )
+    if log_format == "json":  # rare lines (a failed spawn) in the server's format
+        from jobyard import logs  # noqa: PLC0415 - only then: the spawner starts light
+
+        logs.configure(log_format, level)
+    else:
+        logging.basicConfig(
+            level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+        )
     Spawner(commands, reports).run()
 
 

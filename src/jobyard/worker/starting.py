@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
 from jobyard.services.execution import Work
 from jobyard.settings import Settings
-from jobyard.worker import confinement, rundir, spawning, survivors
+from jobyard.worker import confinement, observing, rundir, spawning, survivors
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.output import OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor
@@ -41,6 +41,7 @@ class Running:
     end_attempts: int = 0  # turns that refused its end
     pid: int = 0
     started_at: float = 0.0  # monotonic, when its process started
+    ended_at: float = 0.0  # monotonic, when its process ended
     spawned: float = 0.0  # the same moment, in seconds since the epoch (the run's `spawned`)
     pid_recorded: bool = False
 
@@ -48,6 +49,7 @@ class Running:
         self.started_at = time.monotonic()
         self.pid = pid
         self.spawned = spawned
+        observing.run_started(self)
 
     def should_stop(self) -> bool:
         return self.stop_requested
