@@ -4,6 +4,7 @@ delivery log shows every try."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -47,7 +48,14 @@ def test_each_finished_job_is_a_signed_event(hooks: TestClient, receiver: Receiv
     assert (failed["package_name"], failed["exit_code"], failed["status"]) == ("bad", 1, "failed")
     assert failed["finished"] is not None
 
-    log = hooks.get(f"{API}/webhooks/{made['id']}/deliveries/").json()
+    # The receiver has the requests before the dispatcher records their answers.
+    deadline = time.monotonic() + 10
+    while True:
+        log = hooks.get(f"{API}/webhooks/{made['id']}/deliveries/").json()
+        if all(d["status"] != "pending" for d in log["data"]):
+            break
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
     assert log["links"]["total"] == 3
     for delivery in log["data"]:
         assert delivery["status"] == "delivered"
