@@ -3,6 +3,7 @@ both; validated as a whole when a command starts, never at import time."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from collections.abc import Mapping
@@ -62,6 +63,15 @@ DEFAULT_SCHEDULE_MISFIRE_GRACE_SECONDS = 60.0
 DEFAULT_RETENTION_INTERVAL_SECONDS = 60.0
 DEFAULT_RETENTION_BATCH = 200
 DEFAULT_RETENTION_PAUSE_SECONDS = 0.05
+# Webhooks (docs/webhooks.md): each try's time limit, the tries a delivery gets, the first
+# wait between two (doubling up to the longest), the deliveries in a row that may fail before
+# a webhook is disabled, and how often the dispatcher looks for new events.
+DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
+DEFAULT_WEBHOOK_MAX_ATTEMPTS = 8
+DEFAULT_WEBHOOK_RETRY_SECONDS = 10.0
+DEFAULT_WEBHOOK_RETRY_MAX_SECONDS = 3600.0
+DEFAULT_WEBHOOK_DISABLE_AFTER = 10
+DEFAULT_WEBHOOK_POLL_SECONDS = 1.0
 JOB_UIDS_NONE = "none"  # JOBYARD_JOB_UIDS: every job of a worker runs as the one job user
 # uid_t is 32 bits; (uid_t)-1 means "unchanged" to setresuid, and uids from 2^31 on trouble
 # some programs and kernel file systems (devpts): a range stays below.
@@ -124,6 +134,15 @@ class Settings(BaseModel):
     metrics_token: str | None = Field(None, repr=False)
     metrics_public: bool = False
     metrics_port: int | None = Field(None, ge=0, le=65535)  # `jobyard worker`'s own /metrics
+    # Networks webhooks may deliver to although they are not public (loopback, private, ...):
+    # comma-separated CIDRs, `127.0.0.0/8,10.0.0.0/8`; by default none.
+    webhook_allow_networks: str = ""
+    webhook_timeout_seconds: float = Field(DEFAULT_WEBHOOK_TIMEOUT_SECONDS, gt=0)
+    webhook_max_attempts: int = Field(DEFAULT_WEBHOOK_MAX_ATTEMPTS, ge=1)
+    webhook_retry_seconds: Seconds = DEFAULT_WEBHOOK_RETRY_SECONDS
+    webhook_retry_max_seconds: Seconds = DEFAULT_WEBHOOK_RETRY_MAX_SECONDS
+    webhook_disable_after: int = Field(DEFAULT_WEBHOOK_DISABLE_AFTER, ge=1)
+    webhook_poll_seconds: float = Field(DEFAULT_WEBHOOK_POLL_SECONDS, gt=0)
 
     @field_validator(
         "sandbox",
@@ -148,6 +167,11 @@ class Settings(BaseModel):
     def _a_uid_range(cls, value: str) -> str:
         parse_job_uids(value)
         return value
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        return ",".join(parse_networks(value))
 
     @property
     def effective_database_url(self) -> str:
@@ -326,3 +350,20 @@ def parse_job_uids(raw: str) -> tuple[int, int] | None:
     if not 0 < start <= end <= MAX_JOB_UID:
         raise ValueError(f"must be uids from 1 to {MAX_JOB_UID}, the first not above the last")
     return start, end
+
+
+def parse_networks(raw: str) -> tuple[str, ...]:
+    """`JOBYARD_WEBHOOK_ALLOW_NETWORKS`'s CIDRs, each checked and normalised."""
+    found = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            shown = part.strip()
+            raise ValueError(
+                f"must be networks such as 10.0.0.0/8 or fd00::/8, comma-separated ({shown!r}"
+                " is none)"
+            ) from None
+    return tuple(found)

@@ -851,6 +851,14 @@ EVERY_ROUTE = [
     ("GET", "/events/"),
     ("GET", "/system/hostname/"),
     ("GET", "/system/version/"),
+    ("GET", "/webhooks/"),
+    ("POST", "/webhooks/"),
+    ("GET", "/webhooks/1/"),
+    ("PATCH", "/webhooks/1/"),
+    ("DELETE", "/webhooks/1/"),
+    ("GET", "/webhooks/1/deliveries/"),
+    ("POST", "/webhooks/1/deliveries/1/redeliver/"),
+    ("POST", "/webhooks/1/test/"),
 ]
 BAD_CREDENTIALS = {
     "none": {"Authorization": ""},

@@ -39,6 +39,18 @@ NULLABLE: dict[str, set[str]] = {
     "audit_event": {"user_id", "token_id", "object_id"},
     "result": {"by"},
     "log": {"run_id", "attempt"},
+    "webhook": {"package_id", "description", "disabled_reason"},
+    "webhook_delivery": {
+        "job_id",
+        "next_attempt",
+        "last_status_code",
+        "last_error",
+        "delivered",
+        # A ping is about no job; a job deleted before its event was dispatched is null.
+        "payload.job_id",
+        "payload.status",
+        "payload.job",
+    },
 }
 # A package's negative_results: null is "no negative end" (never completes with issues), which
 # [] is not (any result may then complete with issues).
@@ -93,6 +105,8 @@ DECLARED = {
     "audit_event": "AuditEventOut",
     "result": "ResultOut",
     "log": "LogOut",
+    "webhook": "WebhookOut",
+    "webhook_delivery": "WebhookDeliveryOut",
 }
 
 
@@ -235,3 +249,23 @@ def test_a_deleted_config_leaves_its_jobs_without_its_id(client: TestClient) -> 
     assert client.delete(f"{API}/configs/{config['id']}/").status_code == 204
     after = data(client, f"jobs/{job['id']}/")
     assert (after["config_id"], after["config_name"]) == ("0", "gone")
+
+
+def test_webhooks_follow_the_one_rule(client: TestClient) -> None:
+    """A webhook, enabled and disabled, and its deliveries (pending: nothing here allows the
+    loopback, and example.com is not asked before a try)."""
+    document = client.get("/openapi.json").json()
+    bare = package(client, "bare", command=["true"])
+    hook = create(client, "webhooks", {"url": "https://example.com/hooks"})
+    assert hook.pop("secret")  # like a token's: in the answer that creates it only
+    scoped = create(
+        client,
+        "webhooks",
+        {"url": "https://example.com/b", "package_id": bare["id"], "description": "ci"},
+    )
+    scoped.pop("secret")
+    off = client.patch(f"{API}/webhooks/{scoped['id']}/", json={"enabled": False})
+    check("webhook", [hook, scoped, off.json()["data"], *data(client, "webhooks/")], document)
+    ping = client.post(f"{API}/webhooks/{hook['id']}/test/").json()["data"]
+    deliveries = data(client, f"webhooks/{hook['id']}/deliveries/")
+    check("webhook_delivery", [ping, *deliveries], document)

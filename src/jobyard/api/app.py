@@ -18,7 +18,16 @@ from jobyard.api import dialects as dialect_package
 from jobyard.api import docs_pages, errors, metrics, openapi, web
 from jobyard.api.group_commit import LaunchQueue
 from jobyard.api.native import accounts as account_routes
-from jobyard.api.native import catalog, jobs, retention, runs, schedules, system, workers
+from jobyard.api.native import (
+    catalog,
+    jobs,
+    retention,
+    runs,
+    schedules,
+    system,
+    webhooks,
+    workers,
+)
 from jobyard.api.negotiation import XmlNegotiation
 from jobyard.api.observing import ObserveRequests
 from jobyard.services import accounts, schema
@@ -28,6 +37,7 @@ from jobyard.worker.confinement import Confinement
 from jobyard.worker.engine import Engine
 from jobyard.worker.retention import Retainer
 from jobyard.worker.scheduler import Scheduler
+from jobyard.worker.webhooks import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +95,15 @@ def create_app(
         if run_workers and settings.workers:
             pool.start()
         app.state.pool = pool
-        scheduler, retainer = Scheduler(rt), Retainer(rt)
+        scheduler, retainer, dispatcher = Scheduler(rt), Retainer(rt), Dispatcher(rt)
         if settings.scheduler:
             scheduler.start()
             retainer.start()
+            dispatcher.start()
         try:
             yield
         finally:
+            dispatcher.stop()
             retainer.stop()
             scheduler.stop()
             pool.stop()
@@ -111,7 +123,17 @@ def create_app(
     docs_pages.install(app)
     logs.install_redaction()
     errors.install(app)
-    resources = (jobs, catalog, runs, schedules, retention, system, account_routes, workers)
+    resources = (
+        jobs,
+        catalog,
+        runs,
+        schedules,
+        retention,
+        webhooks,
+        system,
+        account_routes,
+        workers,
+    )
     routers = [m.router for m in resources]
     routers.append(metrics.router)
     routers.append(account_routes.login_router)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from jobyard import logs
     from jobyard import settings as configuration
     from jobyard.services import metrics, runtime, schema
-    from jobyard.worker import confinement, engine, retention, scheduler
+    from jobyard.worker import confinement, engine, retention, scheduler, webhooks
 else:  # loaded when the worker starts (see `cli.lazy`)
     configuration = lazy_module("jobyard.settings")
     logs = lazy_module("jobyard.logs")
@@ -36,6 +36,7 @@ else:  # loaded when the worker starts (see `cli.lazy`)
     engine = lazy_module("jobyard.worker.engine")
     retention = lazy_module("jobyard.worker.retention")
     scheduler = lazy_module("jobyard.worker.scheduler")
+    webhooks = lazy_module("jobyard.worker.webhooks")
 
 console = Console(stderr=True, soft_wrap=True)
 logger = logging.getLogger(__name__)
@@ -106,12 +107,15 @@ def run_worker(
     if settings.metrics_port is not None:
         metrics.serve_process_metrics(settings.host, settings.metrics_port)
     firing, retainer = scheduler.Scheduler(rt), retention.Retainer(rt)
+    dispatcher = webhooks.Dispatcher(rt)
     if settings.scheduler:
         firing.start()
         retainer.start()
+        dispatcher.start()
     console.print(f"worker {pool.identity.name} running {settings.workers} slots")
     while not stop.wait(1.0):
         pass
+    dispatcher.stop()
     retainer.stop()
     firing.stop()
     pool.drain(settings.drain_seconds)

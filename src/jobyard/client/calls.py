@@ -373,6 +373,47 @@ class Calls:
         """What retention would delete now (a dry run)."""
         return self._call("GET", "/retention/preview/", _data)
 
+    # Webhooks -----------------------------------------------------------------------------
+
+    @operation("GET", "/api/v1/webhooks/")
+    def list_webhooks(self, params: Params) -> Call[Page]:
+        return self._list("webhooks", params)
+
+    @operation("POST", "/api/v1/webhooks/")
+    def create_webhook(self, values: Data) -> Call[models.Webhook]:
+        """A new webhook: `{"url": ..., "events": [...]}`; its `secret` is in this answer only."""
+        return self._create("webhooks", values)
+
+    @operation("GET", "/api/v1/webhooks/{id}/")
+    def get_webhook(self, webhook_id: int | str) -> Call[models.Webhook]:
+        return self._get("webhooks", webhook_id)
+
+    @operation("PATCH", "/api/v1/webhooks/{id}/")
+    def edit_webhook(self, webhook_id: int | str, values: Data) -> Call[models.Webhook]:
+        """`{"enabled": true}` re-enables a disabled webhook."""
+        return self._edit("webhooks", webhook_id, values)
+
+    @operation("DELETE", "/api/v1/webhooks/{id}/")
+    def delete_webhook(self, webhook_id: int | str) -> Call[None]:
+        return self._delete("webhooks", webhook_id)
+
+    @operation("GET", "/api/v1/webhooks/{id}/deliveries/")
+    def webhook_deliveries(self, webhook_id: int | str, params: Params) -> Call[Page]:
+        """The delivery log, newest first."""
+        return self._list(f"webhooks/{_id(webhook_id)}/deliveries", params)
+
+    @operation("POST", "/api/v1/webhooks/{id}/deliveries/{id}/redeliver/")
+    def redeliver(
+        self, webhook_id: int | str, delivery_id: int | str
+    ) -> Call[models.WebhookDelivery]:
+        path = f"/webhooks/{_id(webhook_id)}/deliveries/{_id(delivery_id)}/redeliver/"
+        return self._call("POST", path, _data)
+
+    @operation("POST", "/api/v1/webhooks/{id}/test/")
+    def test_webhook(self, webhook_id: int | str) -> Call[models.WebhookDelivery]:
+        """Send a `ping` event now."""
+        return self._call("POST", f"/webhooks/{_id(webhook_id)}/test/", _data)
+
     # Runs, workers, system ----------------------------------------------------------------
 
     @operation("GET", "/api/v1/runs/")

@@ -8,6 +8,8 @@ from typing import Any, Literal, TypedDict
 
 Backoff = Literal["fixed", "exponential"]
 
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
 FireOutcome = Literal["launched", "skipped_running", "refused"]
 
 JobStatus = Literal[
@@ -28,6 +30,8 @@ OutcomeStatus = Literal["completedOk", "completedWithIssues"]
 PackageKind = Literal["command", "external"]
 
 RunStatus = Literal["running", "completed", "failed", "timed_out", "cancelled", "lost"]
+
+WebhookEvent = Literal["job.launched", "job.started", "job.finished", "job.outcome", "ping"]
 
 
 class AuditEvent(TypedDict):
@@ -321,6 +325,46 @@ class User(TypedDict):
 
 class Version(TypedDict):
     version: str
+
+
+class WebhookAttempt(TypedDict):
+    at: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDelivery(TypedDict):
+    id: str
+    webhook_id: str
+    event: WebhookEvent
+    job_id: str | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt: str | None
+    last_status_code: int | None
+    last_error: str | None
+    created: str
+    updated: str
+    delivered: str | None
+    payload: dict[str, Any]
+    history: list[WebhookAttempt]
+
+
+class Webhook(TypedDict):
+    id: str
+    url: str
+    description: str | None
+    package_id: str | None
+    events: list[WebhookEvent]
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    secret_hint: str
+    user_id: str
+    created: str
+    updated: str
+    secret: str
 
 
 class Worker(TypedDict):

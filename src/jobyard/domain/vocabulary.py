@@ -112,6 +112,18 @@ SCHEDULE_FIELDS: Kinds = {
     "updated": _D,
 }
 
+WEBHOOK_FIELDS: Kinds = {
+    "id": _I,
+    "url": _S,
+    "description": _S,
+    "package_id": _I,
+    "enabled": _B,
+    "consecutive_failures": _I,
+    "user_id": _I,
+    "created": _D,
+    "updated": _D,
+}
+
 USER_FIELDS: Kinds = {"id": _I, "login": _S, "role": _S, "created": _D}
 TOKEN_FIELDS: Kinds = {
     "id": _I,
@@ -139,4 +151,6 @@ NOT_FOUND_MESSAGES: Mapping[str, str] = {
     "configs": "no such config",
     "packages": "no such package",
     "schedules": "no such schedule",
+    "webhooks": "no such webhook",
+    "webhook_deliveries": "no such delivery",
 }

@@ -21,7 +21,10 @@ from jobyard.store import retention as retention_store
 
 DEVICE_IN_USE = "the device is used by a package or a schedule; change those first"
 CONFIG_IN_USE = "the config is used by a package or a schedule; change those first"
-PACKAGE_IN_USE = "the package is in use (a schedule launches it); delete the schedule first"
+PACKAGE_IN_USE = (
+    "the package is in use (a schedule launches it, or a webhook is for its jobs); delete those"
+    " first"
+)
 
 
 def _check_references(conn: Connection, values: Mapping[str, Any], tenant_id: int) -> None:

@@ -162,6 +162,11 @@ class TokenKey:
     def digest(self, token: str) -> str:
         return hmac.new(self._secret(), token.encode(), hashlib.sha256).hexdigest()
 
+    def derived(self, purpose: str) -> bytes:
+        """A key of 32 bytes for one purpose, derived from the server's key (so that no two
+        uses share a key, and the server's own is never used as is)."""
+        return hmac.new(self._secret(), f"jobyard:{purpose}".encode(), hashlib.sha256).digest()
+
     @staticmethod
     def legacy_digest(token: str) -> str:
         """Plain SHA-256, as earlier releases stored tokens: accepted once, then re-hashed."""

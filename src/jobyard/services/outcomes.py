@@ -12,7 +12,7 @@ from jobyard.domain.permissions import Principal, Scope, require_on_job
 from jobyard.domain.run_end import Ended, RetryPolicy, RunEnd, decide
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound, RuleViolation
-from jobyard.services import audit
+from jobyard.services import audit, webhooks
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, queue, runs, transitions
 from jobyard.store import jobs as job_store
@@ -52,6 +52,10 @@ def set_outcome(rt: Runtime, *, actor: Principal, job_id: int, outcome: Outcome)
             [job_id],
             detail={"status": outcome.status.value, "result": outcome.result},
         )
+        # No status changes here (a command job ends later): the trigger on job events
+        # writes no outbox row for it, so the outcome's event is written here, before an
+        # external job's end (its job.finished) below.
+        webhooks.record_outcome(conn, job, at=now)
         if job.kind is PackageKind.EXTERNAL:
             reported = evolve(job, outcome=outcome)
             _end_external(conn, reported, Ended.REPORTED, actor=actor)

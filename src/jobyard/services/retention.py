@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from jobyard.domain import idempotency as idempotency_rules
+from jobyard.domain import webhooks as webhook_rules
 from jobyard.domain.permissions import Principal, Scope, require
 from jobyard.domain.retention import Retention, Swept
 from jobyard.services import audit
@@ -27,6 +28,7 @@ from jobyard.store import idempotency as idempotency_store
 from jobyard.store import retention as store
 from jobyard.store import schedules as schedule_store
 from jobyard.store import sqlite_space
+from jobyard.store import webhooks as webhook_store
 
 FIRES_KEPT = 1000  # a schedule's newest fire times kept; older ones go with the sweep
 VACUUM_PAGES = 2000  # pages given back to an SQLite file after each batch
@@ -78,8 +80,9 @@ Stop = Callable[[], bool]
 
 
 def sweep(rt: Runtime, *, now: datetime | None = None, stop: Stop = lambda: False) -> Swept:
-    """Delete what every customer's retention lets go, and idempotency keys and schedule
-    fire times past their time; each customer's counts go to its audit trail."""
+    """Delete what every customer's retention lets go, and idempotency keys, schedule fire
+    times and webhook deliveries past their time; each customer's counts go to its audit
+    trail."""
     moment = now or utcnow()
     with rt.db.read() as conn:
         customers = store.all_policies(conn)
@@ -98,7 +101,8 @@ def sweep(rt: Runtime, *, now: datetime | None = None, stop: Stop = lambda: Fals
                     detail={"jobs": swept.jobs, "output_chunks": swept.outputs},
                 )
         total += swept
-    return total + _expire_keys(rt, moment, stop) + _trim_fires(rt, stop)
+    expired = _expire_keys(rt, moment, stop) + _trim_fires(rt, stop)
+    return total + expired + _expire_deliveries(rt, moment, stop)
 
 
 def _sweep_customer(rt: Runtime, policies: store.Policies, now: datetime, stop: Stop) -> Swept:
@@ -149,6 +153,19 @@ def _expire_keys(rt: Runtime, now: datetime, stop: Stop) -> Swept:
         if deleted < rt.settings.retention_batch:
             break
     return Swept(keys=gone)
+
+
+def _expire_deliveries(rt: Runtime, now: datetime, stop: Stop) -> Swept:
+    """Webhook deliveries done (delivered or failed) longer ago than their log is kept."""
+    before = now - webhook_rules.DELIVERIES_KEPT
+    limit = rt.settings.retention_batch
+    while not stop():
+        deleted = _batch(
+            rt, partial(webhook_store.delete_old_deliveries, before=before, limit=limit)
+        )
+        if deleted < limit:
+            break
+    return Swept()
 
 
 def _trim_fires(rt: Runtime, stop: Stop) -> Swept:

@@ -468,3 +468,88 @@ retention_marks = Table(
     Column("finished", UTCDateTime(), nullable=False),
     Column("job_id", BigInteger, nullable=False),
 )
+
+# A customer's subscription to job events, optionally of one package (migration 0014).
+# `secret` signs every delivery (HMAC-SHA256): it is shown once, when the webhook is made, and
+# stored sealed (AES-GCM) under a key derived from the server's (services/sealing.py), so a
+# copy of the database alone does not give it away; `secret_hint` is its end, for reads.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("package_id", ForeignKey("packages.id", ondelete="RESTRICT"), nullable=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("events", json_type(), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("secret_hint", String(8), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("disabled_reason", Text, nullable=True),
+    # Deliveries that failed in a row (every try used up); past the limit it is disabled.
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    # The job events trigger looks for an enabled webhook of the job's customer here.
+    Index("ix_webhooks_tenant_id_enabled", "tenant_id", "enabled"),
+    Index("ix_webhooks_package_id", "package_id"),
+)
+
+# Events to notify, written by a trigger on `job_events` in the transaction of the status
+# change (and by an outcome's), moved into deliveries by the dispatcher. Not foreign keys:
+# the event outlives a job deleted before it is dispatched.
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("tenant_id", BigInteger, nullable=False),
+    Column("package_id", BigInteger, nullable=True),
+    Column("event", String(40), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+# One event for one webhook: its payload, where its tries stand, and the latest answer.
+# A pending delivery is sent once `next_attempt` is past; a sender that takes it moves
+# `next_attempt` on by a lease, so that a sender that dies leaves it to be tried again.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("job_id", BigInteger, nullable=True),
+    Column("payload", json_type(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt", UTCDateTime(), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    Column("delivered", UTCDateTime(), nullable=True),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    Index("ix_webhook_deliveries_created", "created"),  # retention deletes the old ones
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+# Every try of a delivery: the answer's status code, or why there was none.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_webhook_attempts_delivery_id_id", "delivery_id", "id"),
+)

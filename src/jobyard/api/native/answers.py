@@ -20,6 +20,7 @@ from jobyard.domain.outcomes import OutcomeStatus
 from jobyard.domain.run_end import Backoff
 from jobyard.domain.schedules import FireOutcome, Misfire
 from jobyard.domain.statuses import JobStatus, RunStatus
+from jobyard.domain.webhooks import DeliveryStatus, WebhookEvent
 
 
 def _name_of(kind: Any) -> str:
@@ -263,6 +264,52 @@ class RetentionPreviewOut(TypedDict):
     jobs: int
     output_chunks: int
     packages: list[RetentionPackageOut]
+
+
+class WebhookOut(TypedDict):
+    """A webhook; its `secret` is in the answer that creates it only (`secret_hint` after)."""
+
+    id: str
+    url: str
+    description: str | None
+    package_id: str | None
+    events: list[WebhookEvent]
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    secret_hint: str
+    user_id: str
+    created: str
+    updated: str
+    secret: NotRequired[str]
+
+
+class WebhookAttemptOut(TypedDict):
+    """One try of a delivery: the receiver's status code, or why there was none."""
+
+    at: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDeliveryOut(TypedDict):
+    """One event sent to one webhook, with every try (`history`)."""
+
+    id: str
+    webhook_id: str
+    event: WebhookEvent
+    job_id: str | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt: str | None
+    last_status_code: int | None
+    last_error: str | None
+    created: str
+    updated: str
+    delivered: str | None
+    payload: dict[str, Any]
+    history: list[WebhookAttemptOut]
 
 
 class DeviceOut(TypedDict):

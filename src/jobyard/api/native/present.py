@@ -22,6 +22,7 @@ from jobyard.domain.models import (
     Run,
 )
 from jobyard.domain.schedules import Fire, Schedule
+from jobyard.domain.webhooks import Attempt, Delivery, Webhook
 from jobyard.repeats import map_shared
 from jobyard.services.runs import LogSlice
 
@@ -201,6 +202,51 @@ def fire(f: Fire) -> dict[str, Any]:
         "job_status": f.job_status,
         "note": f.note,
         "at": rfc3339(f.at),
+    }
+
+
+def webhook(w: Webhook) -> dict[str, Any]:
+    return {
+        "id": str(w.id),
+        "url": w.url,
+        "description": w.description or None,
+        "package_id": ref(w.package_id),
+        "events": [e.value for e in w.events],
+        "enabled": w.enabled,
+        "disabled_reason": w.disabled_reason,
+        "consecutive_failures": w.consecutive_failures,
+        "secret_hint": w.secret_hint,
+        "user_id": ident(w.user_id),
+        "created": rfc3339(w.created),
+        "updated": rfc3339(w.updated),
+    }
+
+
+def webhook_attempt(a: Attempt) -> dict[str, Any]:
+    return {
+        "at": rfc3339(a.at),
+        "status_code": a.status_code,
+        "error": a.error,
+        "duration_ms": a.duration_ms,
+    }
+
+
+def webhook_delivery(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": str(d.id),
+        "webhook_id": str(d.webhook_id),
+        "event": d.event.value,
+        "job_id": ref(d.job_id),
+        "status": d.status.value,
+        "attempts": d.attempts,
+        "next_attempt": _time(d.next_attempt),
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created": rfc3339(d.created),
+        "updated": rfc3339(d.updated),
+        "delivered": _time(d.delivered),
+        "payload": d.body(),
+        "history": [webhook_attempt(a) for a in d.history],
     }
 
 

@@ -241,6 +241,39 @@ class RetentionIn(Strict):
     )
 
 
+class WebhookIn(Strict):
+    """A webhook: where to deliver which events of the customer's jobs (docs/webhooks.md).
+    In an edit, a field left out or null stays as it is."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"url": "https://ci.example.com/hooks/jobyard", "events": ["job.finished"]}
+            ]
+        }
+    )
+
+    url: StrictStr | None = Field(
+        default=None, max_length=2000, description="An http(s) URL; required to create"
+    )
+    description: StrictStr | None = Field(default=None, max_length=1000)
+    package_id: Any = reference("package")
+    events: list[StrictStr] | None = Field(
+        default=None,
+        max_length=10,
+        description="Of job.launched, job.started, job.finished, job.outcome (by default "
+        "job.finished)",
+    )
+    secret: StrictStr | None = Field(
+        default=None,
+        max_length=200,
+        description="The signing secret (16 to 200 characters); made by the server if left out",
+    )
+    enabled: StrictBool | None = Field(
+        default=None, description="true re-enables a disabled webhook and forgets its failures"
+    )
+
+
 class DeviceIn(Strict):
     name: str | None = optional_name()
     description: str | None = None
