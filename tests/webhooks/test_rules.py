@@ -43,6 +43,9 @@ def refused(address: str, allowed: tuple[str, ...] = ()) -> str | None:
         ("192.168.0.1", "private"),
         ("fd12::1", "private"),
         ("::ffff:192.168.0.1", "private"),
+        ("2002:7f00:1::", "loopback"),  # 6to4 around 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 around the metadata address
+        ("::10.0.0.1", "private"),  # IPv4-compatible
         ("100.64.0.1", "not public"),
         ("240.0.0.1", "reserved"),
     ],

@@ -76,10 +76,22 @@ def parse_networks(texts: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(text.strip(), strict=False) for text in texts if text.strip())
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, but still an IPv4 inside
+
+
 def _unmapped(address: IPAddress) -> IPAddress:
-    """An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is the IPv4 address it maps."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    """The IPv4 address an IPv6 one carries, where it reaches that IPv4 address: mapped
+    (::ffff:127.0.0.1), 6to4 (2002:7f00:1::), NAT64 (64:ff9b::7f00:1) or IPv4-compatible
+    (::127.0.0.1); Python calls the last three global, whatever the address inside."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
