@@ -1,5 +1,6 @@
 """The jobs list over many jobs: every sort key, the filters users use alone and combined with
 a status and a sort, page 1 and a deep page, on each database; p50 and p99 against the goal.
+Then a scrape of `/metrics`, whose figures are read from the same database.
 
 `python -m benchmarks --only lists` runs this section alone.
 """
@@ -146,6 +147,22 @@ def _too_slow(report: Report, kind: str, case: Case, page: int) -> None:
     report.note(name, "over the server's query time limit (503)", f"≤ {GOAL_MS:.0f} ms p50: missed")
 
 
+def measure_metrics(api: httpx.Client, report: Report, kind: str, jobs: int) -> None:
+    """A Prometheus scrape of `/metrics` over the seeded jobs (its figures are read from the
+    database at each scrape): p50 and p99 of SAMPLES."""
+    url = api.base_url.copy_with(path="/metrics")
+    api.get(url).raise_for_status()
+    samples = []
+    for _ in range(SAMPLES):
+        began = time.perf_counter()
+        api.get(url).raise_for_status()
+        samples.append((time.perf_counter() - began) * 1000)
+    report.note(
+        f"{kind}: /metrics over {jobs:,} jobs",
+        f"p50 {statistics.median(samples):,.1f} ms, p99 {_p99(samples):,.1f} ms ({SAMPLES})",
+    )
+
+
 def measure(api: httpx.Client, catalog: Catalog, report: Report, kind: str) -> None:
     met = rows = 0
     for case in cases(catalog):
@@ -172,3 +189,4 @@ def run(report: Report, jobs: int) -> None:
             report.note(f"{kind}: seed {jobs:,} jobs", f"{time.perf_counter() - began:.1f} s")
             with dep.client() as api:
                 measure(api, catalog, report, kind)
+                measure_metrics(api, report, kind, jobs)
