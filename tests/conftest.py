@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
@@ -215,16 +216,33 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
+def wait_until_healthy(
+    proc: subprocess.Popen[bytes], url: str, log: Path, seconds: float = 30
+) -> None:
+    """Until a `jobyard serve` started as a process answers `/healthz` (its log is the
+    failure's message if it dies or stays silent)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
 class LiveServer:
     def __init__(self, settings: Settings) -> None:
-        port = _free_port()
+        port = free_port()
         self.settings = Settings(**{**settings.__dict__, "port": port})
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(

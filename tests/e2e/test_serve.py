@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,41 +12,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from jobyard.client import AuthenticationFailed, Client
 from jobyard.store import migrate
+from tests.conftest import free_port, wait_until_healthy
 
 JOBYARD = [sys.executable, "-m", "jobyard"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(env: dict[str, str], log: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
     full_env = {**inherited, **env, "JOBYARD_PORT": str(port)}
     with log.open("wb") as out:
         proc = subprocess.Popen([*JOBYARD, "serve"], env=full_env, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_until_healthy(proc, url, log)
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)

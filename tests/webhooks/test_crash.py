@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
 from jobyard.client import Client
 from jobyard.settings import Settings
 from jobyard.store import tables
 from jobyard.store.db import Database
-from tests.conftest import ADMIN_TOKEN, _free_port
+from tests.conftest import ADMIN_TOKEN, free_port, wait_until_healthy
 from tests.webhooks.receiver import Receiver, documented_verify
 
 TERMINAL = {"completed", "completed_with_issues", "failed", "timed_out", "cancelled", "lost"}
@@ -31,7 +30,7 @@ def serve(
     settings: Settings, log: Path, **env: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`jobyard serve` on the test's database, as its own process."""
-    port = _free_port()
+    port = free_port()
     full_env = (
         {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
         | {
@@ -52,16 +51,7 @@ def serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_until_healthy(proc, url, log)
         yield proc, url
     finally:
         if proc.poll() is None:
