@@ -279,8 +279,15 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 
 # Uids for the tests of JOBYARD_JOB_UIDS: in a stretch nothing assigns (see
-# worker/confinement.DEFAULT_JOB_UIDS), apart from jobyard's own default.
-TEST_JOB_UIDS = (0x7A5E_0000, 0x7A5E_003F)
+# worker/confinement.DEFAULT_JOB_UIDS), apart from jobyard's own default; 64 for each pytest
+# worker (`make test` runs one per core), so that one worker's jobs never hold another's uids.
+TEST_JOB_UIDS_BASE = 0x7A5E_0000
+TEST_JOB_UIDS_EACH = 64
+_WORKER_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+TEST_JOB_UIDS = (
+    TEST_JOB_UIDS_BASE + TEST_JOB_UIDS_EACH * _WORKER_INDEX,
+    TEST_JOB_UIDS_BASE + TEST_JOB_UIDS_EACH * (_WORKER_INDEX + 1) - 1,
+)
 
 
 def _running_uids() -> set[int]:

@@ -27,6 +27,9 @@ from jobyard.store.db import Database
 from tests.chaos.proxy import Proxy
 from tests.conftest import AUTH
 
+# Kills jobyard processes, whose next start stops what their runs left on this host: alone.
+pytestmark = pytest.mark.alone
+
 LEASE_SECONDS = 2.0
 # Every server and worker of a fleet hashes tokens with the same key.
 FLEET_KEY = "the-fleet-s-shared-token-key"

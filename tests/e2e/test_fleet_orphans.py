@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from jobyard.settings import Settings
 from tests.e2e.test_fleet import LEASE_SECONDS, TERMINAL, Workers, _package, _runs, _wait
 
-# The tests that lease job uids from the tests' range run on one pytest worker (make test).
-pytestmark = pytest.mark.xdist_group("job-uids")
+# Kills jobyard processes, whose next start stops what their runs left on this host: alone.
+pytestmark = pytest.mark.alone
 
 MODES = ["as the server", "with job uids"]
 

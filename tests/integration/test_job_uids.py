@@ -24,8 +24,8 @@ from jobyard.settings import Settings
 from tests.conftest import LiveServer
 from tests.integration.test_isolation import _api, _data, _run, _sh, _wait
 
-# The tests that lease job uids from the tests' range run on one pytest worker (make test).
-pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("job-uids")]
+# Kills jobyard processes, whose next start stops what their runs left on this host: alone.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]
 
 
 @pytest.fixture

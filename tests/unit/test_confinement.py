@@ -24,9 +24,6 @@ from jobyard.worker.confinement import (
 )
 from jobyard.worker.spawning import JobUser
 
-# The tests that lease job uids from the tests' range run on one pytest worker (make test).
-pytestmark = pytest.mark.xdist_group("job-uids")
-
 ROOT = 0
 SOMEONE = 4242  # a server started by an unprivileged user
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from jobyard.client import Client
@@ -21,6 +22,9 @@ from jobyard.store import tables
 from jobyard.store.db import Database
 from tests.conftest import ADMIN_TOKEN, free_port, wait_until_healthy
 from tests.webhooks.receiver import Receiver, documented_verify
+
+# Kills jobyard processes, whose next start stops what their runs left on this host: alone.
+pytestmark = pytest.mark.alone
 
 TERMINAL = {"completed", "completed_with_issues", "failed", "timed_out", "cancelled", "lost"}
 
