@@ -16,16 +16,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobyard.api.app import create_app
 from jobyard.settings import Settings
 from jobyard.store import tables
 from jobyard.store.db import Database
 from tests.chaos.proxy import Proxy
-from tests.conftest import AUTH
+from tests.conftest import AUTH, free_port
 
 # Kills jobyard processes, whose next start stops what their runs left on this host: alone.
 pytestmark = pytest.mark.alone
@@ -450,3 +452,28 @@ def test_with_no_wait_allowed_a_start_without_its_database_fails_at_once(
     assert done.returncode == 2, done.stderr
     assert "the database cannot be reached" in done.stderr
     assert time.monotonic() - started < 10
+
+
+def test_a_worker_serves_its_own_metrics(
+    api: TestClient, workers: Workers, fleet_settings: Settings
+) -> None:
+    """`jobyard worker --metrics-port`: the runs it ended, counted in its own registry."""
+    port = free_port()
+    package_id = _package(api, ["true"])
+    _launch(api, package_id, 3)
+    workers.start(slots=2, JOBYARD_METRICS_PORT=str(port))
+
+    def scraped() -> dict[str, float]:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        except httpx.TransportError:
+            return {}
+        return {
+            s.name: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name in {"jobyard_runs_ended_total", "jobyard_launch_to_start_seconds_count"}
+        }
+
+    _wait(lambda: scraped().get("jobyard_runs_ended_total") == 3, 30, "three runs counted")
+    assert scraped()["jobyard_launch_to_start_seconds_count"] == 3
