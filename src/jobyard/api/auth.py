@@ -35,7 +35,8 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return login, password
 
 
-def _bearer(header: str) -> str | None:
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer …` header; None for any other."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
@@ -57,7 +58,7 @@ def customer_id(request: Request) -> int | None:
 
 def _token(request: Request, header: str) -> str | None:
     """A bearer token, else a `token` parameter unless the header is HTTP Basic."""
-    token = _bearer(header)
+    token = bearer_token(header)
     if token is not None or header.partition(" ")[0].lower() == "basic":
         return token
     for name in ("token", "api-token"):

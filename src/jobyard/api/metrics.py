@@ -4,19 +4,17 @@ the metrics token (`JOBYARD_METRICS_TOKEN`) or a system admin's as a bearer, or 
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from jobyard.api.auth import authenticate
+from jobyard.api.auth import authenticate, bearer_token
 from jobyard.api.calls import runtime_of
 from jobyard.api.openapi import problems
-from jobyard.errors import Forbidden
+from jobyard.domain.permissions import require_system_admin
 from jobyard.services import metrics
-from jobyard.settings import Settings
 
 router = APIRouter(tags=["system"])
 TEXT_FORMAT: dict[int | str, dict[str, Any]] = {
@@ -32,23 +30,10 @@ TEXT_FORMAT: dict[int | str, dict[str, Any]] = {
 )
 async def prometheus_metrics(request: Request) -> Response:
     """This process's request and run metrics, and the database's job, queue and slot
-    figures, in Prometheus's text format (docs/metrics.md)."""
+    figures, in Prometheus's text format (docs/observability.md)."""
     rt = runtime_of(request)
-    if not _token_fits(rt.settings, request):
-        caller = await authenticate(request)
-        if not caller.is_system_admin:
-            raise Forbidden("the metrics token or a system admin's token is needed")
+    bearer = bearer_token(request.headers.get("authorization", ""))
+    if not metrics.token_admits(rt.settings, bearer):
+        require_system_admin(await authenticate(request), "the metrics (or bring their token)")
     body = await run_in_threadpool(metrics.exposition, rt)
     return Response(body, media_type=metrics.CONTENT_TYPE)
-
-
-def _token_fits(settings: Settings, request: Request) -> bool:
-    if settings.metrics_public:
-        return True
-    expected = settings.metrics_token
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return bool(
-        expected
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(given.strip().encode(), expected.encode())
-    )

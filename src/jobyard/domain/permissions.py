@@ -91,6 +91,11 @@ def effective_scopes(role: Role, token_scopes: frozenset[Scope] | None) -> froze
     return allowed if token_scopes is None else allowed & token_scopes
 
 
+def require_system_admin(principal: Principal, what: str) -> None:
+    if not principal.is_system_admin:
+        raise Forbidden(f"only an admin of the system tenant may read {what}")
+
+
 def require_person(principal: Principal) -> None:
     """Refuse a job's own token: beyond its job (`require_on_job`) it may do nothing, not
     even read who launched it or what the server is."""

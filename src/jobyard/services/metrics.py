@@ -10,6 +10,7 @@ Two kinds of figures, so that they stay right with any number of API processes a
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -25,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobyard.services.runtime import Runtime, utcnow
+from jobyard.settings import Settings
 from jobyard.store.fleet_figures import read_fleet_figures
 
 # `_created` series double every counter's and histogram's lines for a figure that
@@ -114,6 +116,16 @@ class FleetCollector(Collector):
         slots.add_metric(["busy"], figures.slots_busy)
         slots.add_metric(["total"], figures.slots_total)
         yield slots
+
+
+def token_admits(settings: Settings, bearer: str | None) -> bool:
+    """Whether a scrape needs no account: the metrics are public, or it brings the metrics
+    token (`JOBYARD_METRICS_TOKEN`). Anyone else must be a system admin: the figures name
+    every customer's packages."""
+    if settings.metrics_public:
+        return True
+    expected = settings.metrics_token
+    return bool(expected and bearer and hmac.compare_digest(bearer.encode(), expected.encode()))
 
 
 def exposition(rt: Runtime) -> bytes:
