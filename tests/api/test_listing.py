@@ -349,6 +349,29 @@ def test_multi_key_sort(client: TestClient, tagged: dict[str, int]) -> None:
     assert ids(client, "?sort=-package_name,+id") == [j4, j5, j3, j6, j1, j2]
 
 
+def test_ties_follow_the_direction_of_the_last_sort_key(
+    client: TestClient, tagged: dict[str, int]
+) -> None:
+    j1, j2, j3, j4, j5, j6 = tagged.values()
+
+    assert ids(client, [("sort", "package_name")]) == [j1, j2, j3, j6, j4, j5]
+    assert ids(client, [("sort", "-package_name")]) == [j5, j4, j6, j3, j2, j1]
+    assert ids(client, [("sort", "-status")]) == [j6, j5, j4, j3, j2, j1]
+
+
+def test_a_job_whose_package_is_gone_sorts_as_package_id_zero(client: TestClient) -> None:
+    kept = package(client, "kept", command=["true"])["id"]
+    gone = package(client, "gone", command=["true"])["id"]
+    first, orphan, last = pending(client, kept), pending(client, gone), pending(client, kept)
+    assert client.post(f"{JOBS}{orphan}/cancel/").status_code == 200
+    assert client.delete(f"{PACKAGES}{gone}/").status_code == 204
+    assert client.get(f"{JOBS}{orphan}/").json()["data"]["package_id"] == "0"
+
+    assert ids(client, [("sort", "package_id")]) == [orphan, first, last]
+    assert ids(client, [("sort", "-package_id")]) == [last, first, orphan]
+    assert ids(client, [("sort", "package_id"), ("limit", "1"), ("page", "2")]) == [first]
+
+
 def test_sort_and_paging_together(client: TestClient, tagged: dict[str, int]) -> None:
     j1, j2, j3, j4, j5, j6 = tagged.values()
     query = [("sort", "-package_name,+id"), ("limit", "4")]

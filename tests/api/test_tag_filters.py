@@ -65,3 +65,28 @@ def test_deleted_jobs_are_no_longer_found_by_tag(client: TestClient) -> None:
     response = client.post(JOBS, params={"bulk": "delete"}, json=body)
     assert response.status_code == 204, response.text
     assert filtered(client, "tags@>{nightly}") == [kept]
+
+
+def test_a_tag_lists_and_counts_only_the_customers_own_jobs(client: TestClient) -> None:
+    """Each customer's `tags@>{x}` finds its jobs and totals them from its own tag rows."""
+    created = client.post("/api/v1/tenants/", json={"name": "tagged-elsewhere"})
+    assert created.status_code == 200, created.text
+    elsewhere = {"Customer-Id": created.json()["data"]["id"]}
+    mine = pending(client, package(client, command=["true"])["id"], ["nightly"])
+    theirs_package = client.post(
+        "/api/v1/packages/", json={"name": "theirs", "command": ["true"]}, headers=elsewhere
+    ).json()["data"]["id"]
+    body = {"package_id": theirs_package, "run_at": FUTURE, "options": {"tags": ["nightly"]}}
+    theirs = [
+        client.post(JOBS, json=body, headers=elsewhere).json()["data"]["id"] for _ in range(3)
+    ]
+
+    listed = client.get(JOBS, params={"filter": "tags@>{nightly}", "limit": "1"})
+    assert [job["id"] for job in listed.json()["data"]] == [str(mine)]
+    assert listed.json()["links"]["total"] == 1
+    listed = client.get(
+        JOBS, params={"filter": "tags@>{nightly}", "sort": "-id", "limit": "2"}, headers=elsewhere
+    )
+    assert [job["id"] for job in listed.json()["data"]] == theirs[:0:-1]
+    assert listed.json()["links"]["total"] == 3
+    assert listed.json()["links"]["last"] == 2

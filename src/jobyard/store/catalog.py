@@ -194,7 +194,7 @@ def list_rows(
 ) -> tuple[list[Row[Any]], int]:
     fields = FIELDS_BY_TABLE[table.name]
     query = select(table).where(table.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, fields, pg=pg, tiebreak=table.c.id.asc())
+    query = listing.apply(query, request, fields, pg=pg, tiebreak=table.c.id)
     return listing.fetch_page(conn, query, request.page)
 
 
@@ -203,5 +203,5 @@ def select_ids(
 ) -> list[int]:
     fields = FIELDS_BY_TABLE[table.name]
     query = select(table.c.id).where(table.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, fields, pg=pg, tiebreak=table.c.id.asc())
+    query = listing.apply(query, request, fields, pg=pg, tiebreak=table.c.id)
     return [row.id for row in listing.run(conn, query)]

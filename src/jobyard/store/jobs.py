@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC
 from types import SimpleNamespace
 from typing import Any
@@ -68,14 +69,19 @@ def _id_or_zero_equals(column: ColumnElement[Any]) -> listing.IndexedCondition:
     return condition
 
 
-def _tags_held(op: Op, values: tuple[str, ...]) -> Any:
-    """Tag containment and overlap through `job_tags`, whose (tag, job_id) index holds each
-    tag's jobs, instead of reading every job's JSON array."""
-    if op is Op.CONTAINS and values:
-        return and_(*(J.c.id.in_(select(T.c.job_id).where(T.c.tag == v)) for v in set(values)))
-    if op is Op.OVERLAPS:
-        return J.c.id.in_(select(T.c.job_id).where(T.c.tag.in_(values))) if values else false()
-    return None
+def _tags_held(tenant_id: int) -> listing.IndexedCondition:
+    """Tag containment and overlap through `job_tags`, whose (tenant, tag, job_id) index
+    holds each tag's jobs of a customer, instead of reading every job's JSON array."""
+    tagged = select(T.c.job_id).where(T.c.tenant_id == tenant_id)
+
+    def held(op: Op, values: tuple[str, ...]) -> Any:
+        if op is Op.CONTAINS and values:
+            return and_(*(J.c.id.in_(tagged.where(T.c.tag == v)) for v in sorted(set(values))))
+        if op is Op.OVERLAPS:
+            return J.c.id.in_(tagged.where(T.c.tag.in_(values))) if values else false()
+        return None
+
+    return held
 
 
 JOB_FIELDS = listing.fields(
@@ -113,10 +119,22 @@ JOB_FIELDS = listing.fields(
         "package_id": _id_or_zero_equals(J.c.package_id),
         "device_id": _id_or_zero_equals(J.c.target_device_id),
         "target_device_id": _id_or_zero_equals(J.c.target_device_id),
-        "tags": _tags_held,
-        "options.tags": _tags_held,
+    },
+    sqlite_sorts={
+        "package_id": J.c.package_id,
+        "device_id": J.c.target_device_id,
+        "target_device_id": J.c.target_device_id,
     },
 )
+
+
+TAG_FIELDS = ("tags", "options.tags")
+
+
+def job_fields(tenant_id: int) -> dict[str, listing.Field]:
+    """JOB_FIELDS for one customer's list: its tag filters read that customer's tags."""
+    held = _tags_held(tenant_id)
+    return JOB_FIELDS | {name: replace(JOB_FIELDS[name], indexed=held) for name in TAG_FIELDS}
 
 
 def options_to_json(options: JobOptions) -> dict[str, Any]:
@@ -306,10 +324,10 @@ def get_job(conn: Connection | KeyReads, job_id: int, *, tenant_id: int | None =
 def list_jobs(
     conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Job], int]:
-    tiebreak = J.c.id.asc()
+    fields = job_fields(tenant_id)
     query = select(J).where(J.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=tiebreak)
-    keyed = listing.Keyed(J.c.id, listing.ordering(request, JOB_FIELDS, tiebreak))
+    query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
+    keyed = listing.Keyed(J.c.id, listing.ordering(request, fields, J.c.id, pg=pg))
     known = _counted_total(conn, request, tenant_id)
     rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
@@ -327,8 +345,13 @@ def _statuses_filtered(request: Listing) -> set[str] | None:
 
 
 def _counted_total(conn: Connection, request: Listing, tenant_id: int) -> int | None:
-    """The total from `job_counts` (exact, kept by triggers) when the filters allow it: a
-    COUNT over a large tenant's jobs costs far more than the page itself."""
+    """The total without counting jobs when the filters allow it: from `job_counts` (exact,
+    kept by triggers) for statuses alone, from `job_tags` for one tag alone. A COUNT over a
+    large tenant's jobs costs far more than the page itself."""
+    tag = _one_tag_filtered(request)
+    if tag is not None:
+        tagged = select(func.count()).where(T.c.tenant_id == tenant_id, T.c.tag == tag)
+        return int(conn.execute(tagged).scalar_one())
     statuses = _statuses_filtered(request)
     if statuses is None:
         return None
@@ -339,9 +362,21 @@ def _counted_total(conn: Connection, request: Listing, tenant_id: int) -> int | 
     return int(conn.execute(query).scalar_one())
 
 
+def _one_tag_filtered(request: Listing) -> str | None:
+    """The tag, when the only filter is that a job holds one given tag."""
+    if len(request.filters) != 1:
+        return None
+    [f] = request.filters
+    if f.field not in TAG_FIELDS or f.op is not Op.CONTAINS:
+        return None
+    value = typed_value(f, FieldKind.ARRAY)
+    values = set(value) if isinstance(value, tuple) else set()
+    return str(values.pop()) if len(values) == 1 else None
+
+
 def select_job_ids(conn: Connection, request: Listing, *, tenant_id: int, pg: bool) -> list[int]:
     query = select(J.c.id).where(J.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, JOB_FIELDS, pg=pg, tiebreak=J.c.id.asc())
+    query = listing.apply(query, request, job_fields(tenant_id), pg=pg, tiebreak=J.c.id)
     return [row.id for row in listing.run(conn, query)]
 
 

@@ -43,12 +43,16 @@ class Field:
     kind: FieldKind
     column: ColumnElement[Any]
     indexed: IndexedCondition | None = None
+    # On SQLite, what a sort orders by instead of `column`, when an index holds it in the
+    # same order: an id that may be NULL, shown as 0, sorts as NULL does (below any id).
+    sqlite_sort: ColumnElement[Any] | None = None
 
 
 def fields(
     kinds: Mapping[str, FieldKind],
     columns: Mapping[str, ColumnElement[Any]],
     indexed: Mapping[str, IndexedCondition] | None = None,
+    sqlite_sorts: Mapping[str, ColumnElement[Any]] | None = None,
 ) -> dict[str, Field]:
     """A listed resource's fields: the domain's names and kinds, each with its column (and,
     for some, a condition an index answers). The store maps every name the domain lists, and
@@ -58,8 +62,11 @@ def fields(
         raise LookupError(
             f"fields without a column: {unmapped}; columns without a field: {unknown}"
         )
-    rewrites = indexed or {}
-    return {name: Field(kinds[name], columns[name], rewrites.get(name)) for name in kinds}
+    rewrites, sorts = indexed or {}, sqlite_sorts or {}
+    return {
+        name: Field(kinds[name], columns[name], rewrites.get(name), sorts.get(name))
+        for name in kinds
+    }
 
 
 def _pg_array_condition(column: ColumnElement[Any], op: Op, values: tuple[str, ...]) -> Any:
@@ -140,18 +147,22 @@ def apply(
         query = query.where(
             and_(*conditions) if listing.combine is Combine.INTER else or_(*conditions)
         )
-    return query.order_by(*ordering(listing, fields, tiebreak))
+    return query.order_by(*ordering(listing, fields, tiebreak, pg=pg))
 
 
 def ordering(
-    listing: Listing, fields: Mapping[str, Field], tiebreak: ColumnElement[Any]
+    listing: Listing, fields: Mapping[str, Field], tiebreak: ColumnElement[Any], *, pg: bool
 ) -> list[ColumnElement[Any]]:
-    """The sort as ORDER BY terms, ties broken by `tiebreak`."""
-    order = [
-        fields[key.field].column.desc() if key.descending else fields[key.field].column.asc()
-        for key in listing.sort
-    ]
-    return [*order, tiebreak]
+    """The sort as ORDER BY terms, ties broken by `tiebreak` (a unique column) in the
+    direction of the last sort key: an index (…, key, id) then gives the order read either
+    way, where a tie-break against the key's direction makes the database sort every row."""
+    order = []
+    for key in listing.sort:
+        field = fields[key.field]
+        column = field.column if pg or field.sqlite_sort is None else field.sqlite_sort
+        order.append(column.desc() if key.descending else column.asc())
+    descending = bool(listing.sort) and listing.sort[-1].descending
+    return [*order, tiebreak.desc() if descending else tiebreak.asc()]
 
 
 def run(conn: Connection, query: Select[Any]) -> list[Any]:

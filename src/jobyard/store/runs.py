@@ -92,7 +92,7 @@ def list_runs(
     conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Run], int]:
     query = select(R).join(J, J.c.id == R.c.job_id).where(J.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, RUN_FIELDS, pg=pg, tiebreak=R.c.id.asc())
+    query = listing.apply(query, request, RUN_FIELDS, pg=pg, tiebreak=R.c.id)
     rows, total = listing.fetch_page(conn, query, request.page)
     return [run_from_row(r) for r in rows], total
 

@@ -87,7 +87,7 @@ def list_schedules(
     conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Schedule], int]:
     query = select(S).where(S.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, FIELDS, pg=pg, tiebreak=S.c.id.asc())
+    query = listing.apply(query, request, FIELDS, pg=pg, tiebreak=S.c.id)
     rows, total = listing.fetch_page(conn, query, request.page)
     return [schedule_from_row(r) for r in rows], total
 

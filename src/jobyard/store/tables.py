@@ -270,14 +270,16 @@ job_counts = Table(
     Index("ix_job_counts_tenant_id_status", "tenant_id", "status"),
 )
 
-# A job's tags, one row each, kept by triggers on `jobs` (migration 0009), so that a tag
-# filter (`tags@>{nightly}`) reads an index instead of every job's JSON.
+# A job's tags, one row each with its job's customer, kept by triggers on `jobs` (migrations
+# 0009, 0015), so that a tag filter (`tags@>{nightly}`) reads one range of an index instead
+# of every job's JSON.
 job_tags = Table(
     "job_tags",
     metadata,
     Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", Integer, nullable=False),
     Column("tag", Text, primary_key=True),
-    Index("ix_job_tags_tag_job_id", "tag", "job_id"),
+    Index("ix_job_tags_tenant_id_tag_job_id", "tenant_id", "tag", "job_id"),
 )
 
 # The interfaces a job needs, one row each, so a claim can test them in SQL.

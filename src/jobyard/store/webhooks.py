@@ -82,7 +82,7 @@ def list_webhooks(
     conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Webhook], int]:
     query = select(W).where(W.c.tenant_id == tenant_id)
-    query = listing.apply(query, request, FIELDS, pg=pg, tiebreak=W.c.id.asc())
+    query = listing.apply(query, request, FIELDS, pg=pg, tiebreak=W.c.id)
     rows, total = listing.fetch_page(conn, query, request.page)
     return [webhook_from_row(r) for r in rows], total
 
