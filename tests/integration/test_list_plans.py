@@ -11,7 +11,7 @@ from jobyard.domain.listing import Listing
 from jobyard.domain.vocabulary import JOB_FIELDS
 from jobyard.services.runtime import Runtime
 from jobyard.store import listing, tables
-from jobyard.store.jobs import JOB_FIELDS as JOB_COLUMNS
+from jobyard.store.jobs import job_fields
 
 J = tables.jobs
 
@@ -24,13 +24,17 @@ SHAPES = [
     ((), "finished", "ix_jobs_tenant_id_finished_id"),
     ((), "package_name", "ix_jobs_tenant_id_package_name_id"),
     ((), "status", "ix_jobs_tenant_id_status_id"),
+    ((), "-status", "ix_jobs_tenant_id_status_id"),
+    ((), "-package_name", "ix_jobs_tenant_id_package_name_id"),
+    ((), "package_id", "ix_jobs_tenant_id_package_id_id"),
+    ((), "-device_id", "ix_jobs_tenant_id_target_device_id_id"),
     (("status=pending",), "-id", "ix_jobs_tenant_id_status_id"),
     (("status=completed",), "-created", "ix_jobs_tenant_id_status_created"),
     (("package_id=3",), "id", "ix_jobs_tenant_id_package_id_id"),
     (("package_name=p3",), "-id", "ix_jobs_tenant_id_package_name_id"),
     (("device_id=2",), "-id", "ix_jobs_tenant_id_target_device_id_id"),
     (("device_id=0",), "id", "ix_jobs_tenant_id_target_device_id_id"),
-    (("tags@>{nightly}",), "-id", "ix_job_tags_tag_job_id"),
+    (("tags@>{nightly}",), "-id", "ix_job_tags_tenant_id_tag_job_id"),
 ]
 
 
@@ -40,7 +44,7 @@ def _plan(conn: sa.Connection, filters: tuple[str, ...], sort: str) -> str:
         sort=check_sort(parse_sort(sort), JOB_FIELDS),
     )
     query = sa.select(J).where(J.c.tenant_id == 1)
-    query = listing.apply(query, request, JOB_COLUMNS, pg=False, tiebreak=J.c.id.asc())
+    query = listing.apply(query, request, job_fields(1), pg=False, tiebreak=J.c.id)
     sql = query.limit(25).compile(conn, compile_kwargs={"literal_binds": True})
     return "\n".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
 

@@ -128,3 +128,19 @@ def test_upgrade_copies_the_tags_of_the_jobs_already_there(runtime: Runtime) -> 
     with runtime.db.transaction() as conn:
         conn.execute(sa.delete(tables.jobs).where(tables.jobs.c.id == tagged))
     assert _job_tags(runtime) == {(later, "smoke")}
+
+
+def test_upgrade_to_0015_gives_each_tag_its_jobs_customer(runtime: Runtime) -> None:
+    tagged = _insert_tagged_job(runtime, ["nightly"])
+    migrate.downgrade(runtime.db, "0014")
+    with runtime.db.engine.connect() as conn:
+        assert "tenant_id" not in {c["name"] for c in sa.inspect(conn).get_columns("job_tags")}
+    migrate.upgrade(runtime.db)
+    later = _insert_tagged_job(runtime, ["smoke"])
+    query = sa.select(
+        tables.job_tags.c.job_id, tables.job_tags.c.tenant_id, tables.jobs.c.tenant_id
+    )
+    with runtime.db.read() as conn:
+        rows = conn.execute(query.join_from(tables.job_tags, tables.jobs)).all()
+    assert {row[0] for row in rows} == {tagged, later}
+    assert all(row[1] == row[2] for row in rows)

@@ -247,12 +247,13 @@ Index(
     postgresql_where=text("status = 'pending'"),
 )
 
-# A tenant's jobs by status, newest first (ties by id), walked without sorting.
+# A tenant's jobs by status and creation (ties by id), walked either way without sorting
+# (migration 0015: ties follow the sort's direction, so `created DESC, id` no longer fits).
 Index(
     "ix_jobs_tenant_id_status_created",
     jobs.c.tenant_id,
     jobs.c.status,
-    jobs.c.created.desc(),
+    jobs.c.created,
     jobs.c.id,
 )
 

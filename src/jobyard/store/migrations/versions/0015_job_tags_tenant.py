@@ -1,4 +1,4 @@
-"""job tags carry their job's customer
+"""job tags carry their job's customer; the status list index reads either way
 
 Revision ID: 0015
 Revises: 0014
@@ -8,6 +8,10 @@ A tag filter (`tags@>{nightly}`) lists one customer's jobs: with the customer in
 and an index (tenant, tag, job_id), its rows are one range of that index, so a page walks it
 and the total counts it without reading a job. The table is made anew (its rows are copied
 from `jobs.tags`, as 0009 did), and the triggers copy the customer too.
+
+A list's ties now follow the direction of its last sort key, so `status=…&sort=-created`
+orders by (created DESC, id DESC): the (tenant, status, created DESC, id) index of 0002 no
+longer gives that order, and (tenant, status, created, id), read backwards, does.
 """
 
 from __future__ import annotations
@@ -157,9 +161,19 @@ def _replace(*, with_tenant: bool) -> None:
         op.execute(PG_BACKFILL.format(columns=columns, values=pg_values))
 
 
+STATUS_CREATED = "ix_jobs_tenant_id_status_created"
+
+
+def _status_created(created: sa.ColumnElement[object] | str) -> None:
+    op.drop_index(STATUS_CREATED, table_name="jobs")
+    op.create_index(STATUS_CREATED, "jobs", ["tenant_id", "status", created, "id"])
+
+
 def upgrade() -> None:
     _replace(with_tenant=True)
+    _status_created("created")
 
 
 def downgrade() -> None:
+    _status_created(sa.literal_column("created DESC"))
     _replace(with_tenant=False)
