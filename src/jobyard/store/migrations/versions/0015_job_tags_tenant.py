@@ -16,6 +16,8 @@ longer gives that order, and (tenant, status, created, id), read backwards, does
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -27,75 +29,81 @@ depends_on = None
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _sqlite_copy(columns: str, values: str) -> str:
-    return f"INSERT OR IGNORE INTO job_tags ({columns}) SELECT {values} FROM json_each(NEW.tags) AS tag;"
+class Shape(NamedTuple):  # not a dataclass: alembic loads this file outside sys.modules
+    """A shape of `job_tags`: its columns and index, and what the triggers watch and copy."""
+
+    columns: str  # as inserted
+    values: str  # for each of `columns`, from `{row}` and its `tag` (a JSON array element)
+    indexed: tuple[str, ...]  # the index over them
+    watched: tuple[str, ...]  # the jobs columns whose change rewrites a job's rows
+
+    @property
+    def index_name(self) -> str:
+        return "ix_job_tags_" + "_".join(self.indexed)
+
+    def changed(self, differ: str) -> str:
+        return " OR ".join(f"OLD.{c} {differ} NEW.{c}" for c in self.watched)
 
 
-def _sqlite_triggers(columns: str, values: str, watched: str) -> tuple[str, ...]:
-    copy = _sqlite_copy(columns, values)
+WITH_TENANT = Shape(
+    "job_id, tenant_id, tag",
+    "{row}.id, {row}.tenant_id, {tag}",
+    ("tenant_id", "tag", "job_id"),
+    ("tags", "tenant_id"),
+)
+AS_IN_0009 = Shape("job_id, tag", "{row}.id, {tag}", ("tag", "job_id"), ("tags",))
+
+
+def _sqlite_statements(shape: Shape) -> tuple[str, ...]:
+    copy = (
+        f"INSERT OR IGNORE INTO job_tags ({shape.columns}) "
+        f"SELECT {shape.values.format(row='NEW', tag='tag.value')} "
+        "FROM json_each(NEW.tags) AS tag;"
+    )
     return (
-        f"CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs WHEN NEW.tags <> '[]' BEGIN {copy} END",
-        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {watched} ON jobs "
-        f"WHEN OLD.tags IS NOT NEW.tags OR OLD.tenant_id IS NOT NEW.tenant_id BEGIN "
-        f"DELETE FROM job_tags WHERE job_id = OLD.id; {copy} END",
+        "CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs WHEN NEW.tags <> '[]' "
+        f"BEGIN {copy} END",
+        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {', '.join(shape.watched)} ON jobs "
+        f"WHEN {shape.changed('IS NOT')} BEGIN DELETE FROM job_tags WHERE job_id = OLD.id; "
+        f"{copy} END",
+        f"INSERT OR IGNORE INTO job_tags ({shape.columns}) "
+        f"SELECT {shape.values.format(row='jobs', tag='tag.value')} "
+        "FROM jobs, json_each(jobs.tags) AS tag",
     )
 
 
-SQLITE_NEW = _sqlite_triggers(
-    "job_id, tenant_id, tag", "NEW.id, NEW.tenant_id, tag.value", "tags, tenant_id"
-)
-SQLITE_OLD = (  # 0009's
-    "CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs WHEN NEW.tags <> '[]' BEGIN "
-    + _sqlite_copy("job_id, tag", "NEW.id, tag.value")
-    + " END",
-    "CREATE TRIGGER jobs_tags_update AFTER UPDATE OF tags ON jobs "
-    "WHEN OLD.tags IS NOT NEW.tags BEGIN "
-    "DELETE FROM job_tags WHERE job_id = OLD.id; "
-    + _sqlite_copy("job_id, tag", "NEW.id, tag.value")
-    + " END",
-)
-SQLITE_DROPS = (
-    "DROP TRIGGER IF EXISTS jobs_tags_insert",
-    "DROP TRIGGER IF EXISTS jobs_tags_update",
-)
-SQLITE_BACKFILL = (
-    "INSERT OR IGNORE INTO job_tags ({columns}) "
-    "SELECT {values} FROM jobs, json_each(jobs.tags) AS tag"
-)
+def _pg_statements(shape: Shape) -> tuple[str, ...]:
+    def copy(row: str, source: str) -> str:
+        return (
+            f"INSERT INTO job_tags ({shape.columns}) "
+            f"SELECT DISTINCT {shape.values.format(row=row, tag='tag')} FROM {source} "
+            f"CROSS JOIN LATERAL jsonb_array_elements_text({row}.tags) AS tag"
+        )
 
-
-def _pg_functions(columns: str, values: str) -> tuple[str, ...]:
     return (
         # Per statement on insert: a bulk launch or COPY copies all its tags in one statement.
         "CREATE FUNCTION jobyard_copy_new_job_tags() RETURNS trigger AS $$ "
-        f"BEGIN INSERT INTO job_tags ({columns}) SELECT DISTINCT {values.format(row='j')} "
-        "FROM new_jobs AS j CROSS JOIN LATERAL jsonb_array_elements_text(j.tags) AS tag; "
-        "RETURN NULL; END $$ LANGUAGE plpgsql",
-        # Per row on update, and only of the tags or the customer: status changes never fire it.
+        f"BEGIN {copy('j', 'new_jobs AS j')}; RETURN NULL; END $$ LANGUAGE plpgsql",
+        # Per row on update, and only of the watched columns: status changes never fire it.
         "CREATE FUNCTION jobyard_replace_job_tags() RETURNS trigger AS $$ "
         "BEGIN DELETE FROM job_tags WHERE job_id = OLD.id; "
-        f"INSERT INTO job_tags ({columns}) SELECT DISTINCT {values.format(row='NEW')} "
+        f"INSERT INTO job_tags ({shape.columns}) "
+        f"SELECT DISTINCT {shape.values.format(row='NEW', tag='tag')} "
         "FROM jsonb_array_elements_text(NEW.tags) AS tag; "
         "RETURN NULL; END $$ LANGUAGE plpgsql",
-    )
-
-
-def _pg_triggers(watched: str, changed: str) -> tuple[str, ...]:
-    return (
         "CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs "
         "REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT "
         "EXECUTE FUNCTION jobyard_copy_new_job_tags()",
-        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {watched} ON jobs FOR EACH ROW "
-        f"WHEN ({changed}) EXECUTE FUNCTION jobyard_replace_job_tags()",
+        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {', '.join(shape.watched)} ON jobs "
+        f"FOR EACH ROW WHEN ({shape.changed('IS DISTINCT FROM')}) "
+        "EXECUTE FUNCTION jobyard_replace_job_tags()",
+        copy("jobs", "jobs"),
     )
 
 
-PG_NEW = _pg_functions("job_id, tenant_id, tag", "{row}.id, {row}.tenant_id, tag") + _pg_triggers(
-    "tags, tenant_id",
-    "OLD.tags IS DISTINCT FROM NEW.tags OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id",
-)
-PG_OLD = _pg_functions("job_id, tag", "{row}.id, tag") + _pg_triggers(
-    "tags", "OLD.tags IS DISTINCT FROM NEW.tags"
+SQLITE_DROPS = (
+    "DROP TRIGGER IF EXISTS jobs_tags_insert",
+    "DROP TRIGGER IF EXISTS jobs_tags_update",
 )
 PG_DROPS = (
     "DROP TRIGGER IF EXISTS jobs_tags_insert ON jobs",
@@ -103,62 +111,37 @@ PG_DROPS = (
     "DROP FUNCTION IF EXISTS jobyard_copy_new_job_tags()",
     "DROP FUNCTION IF EXISTS jobyard_replace_job_tags()",
 )
-PG_BACKFILL = (
-    "INSERT INTO job_tags ({columns}) SELECT DISTINCT {values} "
-    "FROM jobs CROSS JOIN LATERAL jsonb_array_elements_text(jobs.tags) AS tag"
-)
 
 
 def _is_sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
 
-def _make_table(*, with_tenant: bool) -> None:
-    columns: list[sa.schema.SchemaItem] = [
-        sa.Column("job_id", Id, nullable=False),
-        sa.Column("tag", sa.Text(), nullable=False),
-    ]
-    if with_tenant:
-        columns.insert(1, sa.Column("tenant_id", sa.Integer(), nullable=False))
+def _replace(shape: Shape) -> None:
+    """Make `job_tags` anew in `shape`: triggers first (on PostgreSQL creating them locks
+    `jobs` against writes until the migration commits), then the copy of every job's tags."""
+    sqlite = _is_sqlite()
+    for statement in SQLITE_DROPS if sqlite else PG_DROPS:
+        op.execute(statement)
+    op.drop_table("job_tags")
+    tenant = (
+        [sa.Column("tenant_id", sa.Integer(), nullable=False)]
+        if "tenant_id" in shape.indexed
+        else []
+    )
     op.create_table(
         "job_tags",
-        *columns,
+        sa.Column("job_id", Id, nullable=False),
+        *tenant,
+        sa.Column("tag", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_job_tags_job_id_jobs"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("job_id", "tag", name=op.f("pk_job_tags")),
     )
-
-
-def _replace(*, with_tenant: bool) -> None:
-    """Make `job_tags` anew in the given shape: triggers first (on PostgreSQL creating them
-    locks `jobs` against writes until the migration commits), then the copy of every job's
-    tags."""
-    sqlite = _is_sqlite()
-    for statement in SQLITE_DROPS if sqlite else PG_DROPS:
+    op.create_index(shape.index_name, "job_tags", list(shape.indexed))
+    for statement in _sqlite_statements(shape) if sqlite else _pg_statements(shape):
         op.execute(statement)
-    op.drop_table("job_tags")
-    _make_table(with_tenant=with_tenant)
-    if with_tenant:
-        op.create_index(
-            "ix_job_tags_tenant_id_tag_job_id", "job_tags", ["tenant_id", "tag", "job_id"]
-        )
-        columns, sqlite_values, pg_values = (
-            "job_id, tenant_id, tag",
-            "jobs.id, jobs.tenant_id, tag.value",
-            "jobs.id, jobs.tenant_id, tag",
-        )
-    else:
-        op.create_index("ix_job_tags_tag_job_id", "job_tags", ["tag", "job_id"])
-        columns, sqlite_values, pg_values = "job_id, tag", "jobs.id, tag.value", "jobs.id, tag"
-    if sqlite:
-        for statement in SQLITE_NEW if with_tenant else SQLITE_OLD:
-            op.execute(statement)
-        op.execute(SQLITE_BACKFILL.format(columns=columns, values=sqlite_values))
-    else:
-        for statement in PG_NEW if with_tenant else PG_OLD:
-            op.execute(statement)
-        op.execute(PG_BACKFILL.format(columns=columns, values=pg_values))
 
 
 STATUS_CREATED = "ix_jobs_tenant_id_status_created"
@@ -170,10 +153,10 @@ def _status_created(created: sa.ColumnElement[object] | str) -> None:
 
 
 def upgrade() -> None:
-    _replace(with_tenant=True)
+    _replace(WITH_TENANT)
     _status_created("created")
 
 
 def downgrade() -> None:
     _status_created(sa.literal_column("created DESC"))
-    _replace(with_tenant=False)
+    _replace(AS_IN_0009)
