@@ -1,9 +1,11 @@
 """What a dead worker's jobs left running is found and stopped, also when their pid was never
 recorded (the worker died within a moment of starting them): by the run id in their
-environment. Real processes, each in a session of its own as a job's is."""
+environment; never another deployment's job, known by its token. Real processes, each in a
+session of its own as a job's is."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import time
@@ -13,9 +15,23 @@ from jobyard.domain.models import RunProcess
 from jobyard.worker import survivors
 
 
-def _job(run_id: int) -> subprocess.Popen[bytes]:
+def _job(run_id: int, token: str = "") -> subprocess.Popen[bytes]:
     env = {"PATH": os.defpath, "JOBYARD_RUN_ID": str(run_id)}
+    env |= {"JOBYARD_TOKEN": token} if token else {}
     return subprocess.Popen(["sh", "-c", "sleep 30 & wait"], env=env, start_new_session=True)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_run_token(token: str, token_hash: str) -> bool:
+    """As the server's check, with a plain SHA-256 for its keyed hash."""
+    return _digest(token) == token_hash
+
+
+def _stop(survivors_: list[RunProcess]) -> list[int]:
+    return survivors.stop_groups(survivors_, uids={os.getuid()}, is_run_token=_is_run_token)
 
 
 def _started() -> datetime:
@@ -27,7 +43,7 @@ def test_an_unrecorded_run_is_found_by_its_run_id_and_stopped_with_its_group() -
     mine, other = _job(4242), _job(4243)
     try:
         time.sleep(0.2)  # both shells have started their sleeps
-        stopped = survivors.stop_groups([RunProcess(4242, 0, began)], uids={os.getuid()})
+        stopped = _stop([RunProcess(4242, 0, began)])
         assert stopped == [4242]
         assert mine.wait(5) == -9
         assert other.poll() is None, "another run's process was killed"
@@ -43,8 +59,27 @@ def test_a_process_that_started_long_before_the_run_is_left_alone() -> None:
     try:
         time.sleep(0.2)
         later = datetime.fromtimestamp(time.time() + 60, UTC)  # a run started a minute on
-        assert survivors.stop_groups([RunProcess(4244, 0, later)], uids={os.getuid()}) == []
+        assert _stop([RunProcess(4244, 0, later)]) == []
         assert proc.poll() is None
     finally:
         os.killpg(proc.pid, 9)
         proc.wait(5)
+
+
+def test_another_deployments_job_with_the_same_run_id_is_left_alone() -> None:
+    """Two deployments on one host number their runs alike: the token tells them apart,
+    whether the pid was recorded or not."""
+    began = _started()
+    mine, theirs = _job(4245, "jyj_mine"), _job(4245, "jyj_theirs")
+    try:
+        time.sleep(0.2)
+        recorded_theirs = RunProcess(4245, theirs.pid, began, _digest("jyj_mine"))
+        assert _stop([recorded_theirs]) == []
+        assert _stop([RunProcess(4245, 0, began, _digest("jyj_mine"))]) == [4245]
+        assert mine.wait(5) == -9
+        assert theirs.poll() is None, "another deployment's job was killed"
+    finally:
+        for proc in (mine, theirs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.wait(5)

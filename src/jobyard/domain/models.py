@@ -199,11 +199,13 @@ class ClaimedJob:
 @dataclass(frozen=True)
 class RunProcess:
     """A run's process as recorded on its worker's host: the pid that leads its process
-    group and session (0: not recorded yet), and when the run started."""
+    group and session (0: not recorded yet), when the run started, and the stored hash of
+    the token its process started with (None for runs older than job tokens)."""
 
     run_id: int
     pid: int
     run_started: datetime
+    token_hash: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -49,8 +50,11 @@ STOPPED_RENEWING = "its worker stopped renewing the lease"
 PAST_TIMEOUT = "past its timeout: ended by the reaper"
 
 
-# Stops what the given runs' processes left running on this host (see worker/survivors.py).
-StopSurvivors = Callable[[Sequence[RunProcess]], None]
+# Whether a secret is the token of the run that stores this hash (see tokens.is_run_token).
+RunTokenCheck = Callable[[str, str], bool]
+# Stops what the given runs' processes left running on this host (see worker/survivors.py),
+# knowing each run's process by the token it started with.
+StopSurvivors = Callable[[Sequence[RunProcess], RunTokenCheck], None]
 
 
 def reap_expired(rt: Runtime, *, stop_survivors: StopSurvivors | None = None) -> int:
@@ -88,7 +92,7 @@ def _reap_in(
         lost = [e.claim.run_id for e in endings if e.end.how is Ended.LOST]
         here = queue.processes_on_host(conn, lost, socket.gethostname())
         if here:
-            stop_survivors(here)
+            stop_survivors(here, functools.partial(tokens.is_run_token, rt))
     _, retrying = _end_in(conn, rt, endings, now=now)
     silent_since = now - timedelta(seconds=rt.settings.lease_seconds)
     fleet.mark_silent_stopped(conn, heard_before=silent_since, at=now)
@@ -392,7 +396,7 @@ def recover_orphans(rt: Runtime, *, stop_survivors: StopSurvivors | None = None)
         dead = [claim for claim, worker_pid in orphans if not _pid_alive(worker_pid)]
         processes = queue.processes_on_host(conn, [c.run_id for c in dead], host)
     if stop_survivors is not None:
-        stop_survivors(processes)
+        stop_survivors(processes, functools.partial(tokens.is_run_token, rt))
     died = RunEnd(Ended.LOST, reason="its worker process died")
     endings = [Ending(claim, died) for claim in dead]
     if endings:

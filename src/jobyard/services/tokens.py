@@ -3,6 +3,7 @@ each run of a job reports on itself with."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,3 +68,13 @@ def store_token(
 def new_job_tokens(count: int) -> list[str]:
     """Secrets for `count` new runs (their hashes go on the runs)."""
     return [JOB_TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES) for _ in range(count)]
+
+
+def is_run_token(rt: Runtime, secret: str, token_hash: str) -> bool:
+    """Whether `secret` is the token of the run that stores `token_hash` (keyed, or plain
+    SHA-256 for a run started by an earlier release)."""
+    keys = rt.credentials.tokens
+    return any(
+        hmac.compare_digest(digest, token_hash)
+        for digest in (keys.digest(secret), keys.legacy_digest(secret))
+    )

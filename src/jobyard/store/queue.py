@@ -335,7 +335,10 @@ def processes_on_host(conn: Connection, run_ids: Sequence[int], host: str) -> li
     """Of these runs, those whose worker ran on `host`, with their recorded processes."""
     if not run_ids:
         return []
-    query = select(R.c.id, R.c.process_id, R.c.started).where(
+    query = select(R.c.id, R.c.process_id, R.c.started, R.c.token_hash).where(
         R.c.id.in_(list(run_ids)), R.c.worker.like(f"{host}:%")
     )
-    return [RunProcess(row.id, row.process_id or 0, row.started) for row in conn.execute(query)]
+    return [
+        RunProcess(row.id, row.process_id or 0, row.started, row.token_hash)
+        for row in conn.execute(query)
+    ]

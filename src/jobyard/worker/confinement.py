@@ -74,15 +74,18 @@ class Confinement:
         if self.uids is not None and user is not None:
             self.uids.give_back(user, swept=swept)
 
-    def stop_survivors(self, recorded: Sequence[RunProcess]) -> None:
+    def stop_survivors(
+        self, recorded: Sequence[RunProcess], is_run_token: Callable[[str, str], bool]
+    ) -> None:
         """Stop what dead workers' jobs left running on this host, before their runs are
         retried: every process of a job uid no live worker holds, and the recorded
-        processes (`recorded`) that are still their runs' (see `survivors`)."""
+        processes (`recorded`) that are still their runs' (see `survivors`; `is_run_token`
+        tells a run's token from its stored hash)."""
         if self.uids is not None:
             swept = self.uids.stop_survivors()
             if swept:
                 logger.warning("killed what ran as the job uids %s of a dead worker", swept)
-        stopped = survivors.stop_groups(recorded, uids=self.job_uids())
+        stopped = survivors.stop_groups(recorded, uids=self.job_uids(), is_run_token=is_run_token)
         if stopped:
             logger.warning("killed the processes of runs %s of a dead worker", stopped)
 

@@ -7,8 +7,9 @@ twice. What can be stopped depends on what is known of it:
   with that uid's sweep (`spawning.sweep`), which nothing it runs can escape by forking.
 - A run's recorded process (its pid is recorded a moment after it starts) is killed with its
   process group if it is still that process: a session leader (a job starts a session of its
-  own), started when its run started, running as a job's uid. A pid reused since is left
-  alone.
+  own), started when its run started, running as a job's uid, that started with its run's
+  token (`JOBYARD_TOKEN`, checked against the run's stored hash). A pid reused since is left
+  alone, and so is another deployment's job on the same host, whose run ids are its own.
 - A run whose pid was never recorded (its worker died within a moment of starting it) is found
   by the run id every job's process starts with in its environment (`JOBYARD_RUN_ID`), and
   stopped the same way, under the same checks.
@@ -23,7 +24,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from jobyard.domain.models import RunProcess
@@ -36,7 +37,9 @@ logger = logging.getLogger(__name__)
 STARTED_BEFORE_RUN_SECONDS = 2.0
 STARTED_AFTER_RUN_SECONDS = 10.0
 GONE_WAIT_SECONDS = 2.0
-RUN_ID_VARIABLE = b"JOBYARD_RUN_ID="  # every job's process starts with it (see `starting`)
+# Every job's process starts with both (see `starting`).
+RUN_ID_VARIABLE = b"JOBYARD_RUN_ID"
+TOKEN_VARIABLE = b"JOBYARD_TOKEN"
 
 
 def sweep_uids(uids: Sequence[int], *, sweeper: int) -> None:
@@ -70,11 +73,21 @@ def running_uids(first: int, last: int) -> set[int]:
     return found
 
 
-def stop_groups(survivors: Sequence[RunProcess], *, uids: Collection[int]) -> list[int]:
-    """Kill the process groups of the survivors that are still their runs' processes; the
-    run ids of those killed."""
+def stop_groups(
+    survivors: Sequence[RunProcess],
+    *,
+    uids: Collection[int],
+    is_run_token: Callable[[str, str], bool],
+) -> list[int]:
+    """Kill the process groups of the survivors that are still their runs' processes (a
+    process's token is its run's if `is_run_token(token, the run's token hash)`); the run
+    ids of those killed."""
     candidates = [s for s in survivors if s.pid > 0] + _unrecorded(survivors)
-    stopped = [s for s in candidates if _same_process(s, uids) and _kill_group(s.pid)]
+    stopped = [
+        s
+        for s in candidates
+        if _same_process(s, uids) and _started_with_token(s, is_run_token) and _kill_group(s.pid)
+    ]
     deadline = time.monotonic() + GONE_WAIT_SECONDS
     for survivor in stopped:
         while _exists(survivor.pid) and time.monotonic() < deadline:
@@ -99,16 +112,30 @@ def _unrecorded(survivors: Sequence[RunProcess]) -> list[RunProcess]:
 
 def _run_id_of(pid: int) -> int | None:
     """The run id a process started with in its environment, if any."""
+    value = _environment(pid).get(RUN_ID_VARIABLE, b"")
+    return int(value) if value.isdigit() else None
+
+
+def _started_with_token(survivor: RunProcess, is_run_token: Callable[[str, str], bool]) -> bool:
+    """Whether the process may be its run's by the token it started with: the run ids (and
+    the pids and start times) of two deployments on one host may meet, their tokens never
+    do. A process that started with another token is another run's; one with none (it
+    replaced its environment) is judged by the other checks, as is a run older than job
+    tokens, which has no hash."""
+    token = _environment(survivor.pid).get(TOKEN_VARIABLE)
+    if survivor.token_hash is None or token is None:
+        return True
+    return is_run_token(token.decode(errors="replace"), survivor.token_hash)
+
+
+def _environment(pid: int) -> dict[bytes, bytes]:
+    """The environment a process started with (empty if it cannot be read)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as environ:
             variables = environ.read().split(b"\0")
     except OSError:
-        return None
-    for variable in variables:
-        if variable.startswith(RUN_ID_VARIABLE):
-            value = variable[len(RUN_ID_VARIABLE) :]
-            return int(value) if value.isdigit() else None
-    return None
+        return {}
+    return dict(v.split(b"=", 1) for v in variables if b"=" in v)
 
 
 def _same_process(survivor: RunProcess, uids: Collection[int]) -> bool:
