@@ -7,9 +7,9 @@ twice. What can be stopped depends on what is known of it:
   with that uid's sweep (`spawning.sweep`), which nothing it runs can escape by forking.
 - A run's recorded process (its pid is recorded a moment after it starts) is killed with its
   process group if it is still that process: a session leader (a job starts a session of its
-  own), started when its run started, running as a job's uid, that started with its run's
-  token (`JOBYARD_TOKEN`, checked against the run's stored hash). A pid reused since is left
-  alone, and so is another deployment's job on the same host, whose run ids are its own.
+  own), started when its run started, running as a job's uid, and not started with another
+  run's token (`JOBYARD_TOKEN`, checked against the run's stored hash). A pid reused since is
+  left alone, and so is another deployment's job on the same host, whose run ids are its own.
 - A run whose pid was never recorded (its worker died within a moment of starting it) is found
   by the run id every job's process starts with in its environment (`JOBYARD_RUN_ID`), and
   stopped the same way, under the same checks.
