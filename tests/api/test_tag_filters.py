@@ -90,3 +90,26 @@ def test_a_tag_lists_and_counts_only_the_customers_own_jobs(client: TestClient) 
     assert [job["id"] for job in listed.json()["data"]] == theirs[:0:-1]
     assert listed.json()["links"]["total"] == 3
     assert listed.json()["links"]["last"] == 2
+
+
+def _page(client: TestClient, page: int, **params: str) -> tuple[list[int], dict[str, int]]:
+    query = {"filter": "tags@>{nightly}", "limit": "2", "page": str(page)} | params
+    listed = client.get(JOBS, params=query)
+    assert listed.status_code == 200, listed.text
+    return [int(job["id"]) for job in listed.json()["data"]], listed.json()["links"]
+
+
+def test_a_tag_in_id_order_pages_through_its_jobs_alone(client: TestClient) -> None:
+    """One tag sorted by id (or not sorted) is paged from the tag's own rows: every page
+    holds the right jobs in the right order, the total and the last page are the tag's."""
+    pid = package(client, command=["true"])["id"]
+    tags = [["nightly"], [], ["lab"], ["nightly", "lab"], ["nightly"], [], ["nightly"]] * 2
+    ids = _bulk(client, pid, tags)
+    nightly = [job_id for job_id, held in zip(ids, tags, strict=True) if "nightly" in held]
+    for sort, order in (("id", nightly), ("-id", nightly[::-1]), ("id,-id", nightly)):
+        pages = [_page(client, n, sort=sort) for n in (1, 2, 3, 4, 5)]
+        assert [job for found, _ in pages for job in found] == order, sort
+        assert pages[0][1]["total"] == len(nightly) == 8
+        assert pages[0][1]["last"] == 4
+    assert [job for n in (1, 2, 3, 4) for job in _page(client, n)[0]] == nightly
+    assert filtered(client, "tags@>{nightly}", sort="-id") == nightly[::-1]

@@ -8,10 +8,11 @@ import sqlalchemy as sa
 
 from jobyard.domain.filters import check_filter, check_sort, parse_filter, parse_sort
 from jobyard.domain.listing import Listing
+from jobyard.domain.paging import PageRequest
 from jobyard.domain.vocabulary import JOB_FIELDS
 from jobyard.services.runtime import Runtime
 from jobyard.store import listing, tables
-from jobyard.store.jobs import job_fields
+from jobyard.store.jobs import job_fields, tag_page
 
 J = tables.jobs
 
@@ -60,3 +61,23 @@ def test_the_list_walks_an_index_in_its_order(
     assert f"INDEX {index} (" in plan, plan
     assert "SCAN jobs" not in plan, plan
     assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["-id", "id", ""])
+def test_a_tag_in_id_order_walks_the_tags_index_alone(runtime: Runtime, sort: str) -> None:
+    """Page 1,000 of one tag in id order: the tag's index gives the page's ids in order; only
+    the page's jobs are read, by key."""
+    if runtime.pg:
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    request = Listing(
+        sort=check_sort(parse_sort(sort), JOB_FIELDS) if sort else (),
+        page=PageRequest(1000, 25),
+    )
+    sql = tag_page(request, 1, "nightly").compile(
+        dialect=sa.dialects.sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    with runtime.db.read() as conn:
+        plan = "\n".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "COVERING INDEX ix_job_tags_tenant_id_tag_job_id (" in plan, plan
+    assert "SCAN jobs" not in plan, plan
+    assert "TEMP B-TREE" not in plan, plan

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     and_,
     bindparam,
     delete,
@@ -325,12 +326,43 @@ def list_jobs(
     conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Job], int]:
     fields = job_fields(tenant_id)
+    known = _counted_total(conn, request, tenant_id)
+    tag = _one_tag_filtered(request)
+    if tag is not None and known is not None and _sorted_by_id_alone(request):
+        return [
+            job_from_row(r) for r in listing.run(conn, tag_page(request, tenant_id, tag))
+        ], known
     query = select(J).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
     keyed = listing.Keyed(J.c.id, listing.ordering(request, fields, J.c.id, pg=pg))
-    known = _counted_total(conn, request, tenant_id)
     rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
+
+
+def tag_page(request: Listing, tenant_id: int, tag: str) -> Select[Any]:
+    """One page of a customer's jobs that hold `tag`, in id order: its ids are a walk along
+    `job_tags`' (customer, tag, job) index, which holds them in that order, and only the
+    page's jobs are read (matching every tagged job against the jobs' id order first costs
+    tens of milliseconds with 100,000 of them)."""
+    descending = bool(request.sort) and request.sort[0].descending  # the first key decides
+    ids = (
+        select(T.c.job_id)
+        .where(T.c.tenant_id == tenant_id, T.c.tag == tag)
+        .order_by(T.c.job_id.desc() if descending else T.c.job_id.asc())
+    )
+    page = request.page
+    if page.limit is not None:
+        ids = ids.limit(page.limit).offset(page.offset)
+    return (
+        select(J)
+        .where(J.c.tenant_id == tenant_id, J.c.id.in_(ids.scalar_subquery()))
+        .order_by(J.c.id.desc() if descending else J.c.id.asc())
+    )
+
+
+def _sorted_by_id_alone(request: Listing) -> bool:
+    """Whether the list is in id order: sorted by id, or not sorted (ties go by id)."""
+    return all(key.field == "id" for key in request.sort)
 
 
 def _statuses_filtered(request: Listing) -> set[str] | None:
