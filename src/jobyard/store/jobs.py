@@ -334,7 +334,8 @@ def list_jobs(
         ], known
     query = select(J).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
-    keyed = listing.Keyed(J.c.id, listing.ordering(request, fields, J.c.id, pg=pg))
+    order = listing.ordering(request, fields, J.c.id, pg=pg)
+    keyed = listing.Keyed(J.c.id, order, first_page=not pg)
     rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
 
