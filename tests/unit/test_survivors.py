@@ -5,10 +5,12 @@ session of its own as a job's is."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from jobyard.domain.models import RunProcess
@@ -38,48 +40,42 @@ def _started() -> datetime:
     return datetime.now(UTC)
 
 
-def test_an_unrecorded_run_is_found_by_its_run_id_and_stopped_with_its_group() -> None:
-    began = _started()
-    mine, other = _job(4242), _job(4243)
+@contextlib.contextmanager
+def _jobs(*jobs: tuple[int, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Jobs of these (run id, token), their shells' sleeps started; killed after, if alive."""
+    procs = [_job(run_id, token) for run_id, token in jobs]
     try:
-        time.sleep(0.2)  # both shells have started their sleeps
-        stopped = _stop([RunProcess(4242, 0, began)])
-        assert stopped == [4242]
-        assert mine.wait(5) == -9
-        assert other.poll() is None, "another run's process was killed"
+        time.sleep(0.2)
+        yield procs
     finally:
-        for proc in (mine, other):
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
                 proc.wait(5)
 
 
+def test_an_unrecorded_run_is_found_by_its_run_id_and_stopped_with_its_group() -> None:
+    began = _started()
+    with _jobs((4242, ""), (4243, "")) as (mine, other):
+        assert _stop([RunProcess(4242, 0, began)]) == [4242]
+        assert mine.wait(5) == -9
+        assert other.poll() is None, "another run's process was killed"
+
+
 def test_a_process_that_started_long_before_the_run_is_left_alone() -> None:
-    proc = _job(4244)
-    try:
-        time.sleep(0.2)
+    with _jobs((4244, "")) as (proc,):
         later = datetime.fromtimestamp(time.time() + 60, UTC)  # a run started a minute on
         assert _stop([RunProcess(4244, 0, later)]) == []
         assert proc.poll() is None
-    finally:
-        os.killpg(proc.pid, 9)
-        proc.wait(5)
 
 
 def test_another_deployments_job_with_the_same_run_id_is_left_alone() -> None:
     """Two deployments on one host number their runs alike: the token tells them apart,
     whether the pid was recorded or not."""
     began = _started()
-    mine, theirs = _job(4245, "jyj_mine"), _job(4245, "jyj_theirs")
-    try:
-        time.sleep(0.2)
+    with _jobs((4245, "jyj_mine"), (4245, "jyj_theirs")) as (mine, theirs):
         recorded_theirs = RunProcess(4245, theirs.pid, began, _digest("jyj_mine"))
         assert _stop([recorded_theirs]) == []
         assert _stop([RunProcess(4245, 0, began, _digest("jyj_mine"))]) == [4245]
         assert mine.wait(5) == -9
         assert theirs.poll() is None, "another deployment's job was killed"
-    finally:
-        for proc in (mine, theirs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, 9)
-                proc.wait(5)
