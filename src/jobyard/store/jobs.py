@@ -329,9 +329,8 @@ def list_jobs(
     known = _counted_total(conn, request, tenant_id)
     tag = _one_tag_filtered(request)
     if tag is not None and known is not None and _sorted_by_id_alone(request):
-        return [
-            job_from_row(r) for r in listing.run(conn, tag_page(request, tenant_id, tag))
-        ], known
+        rows = listing.run(conn, tag_page(request, tenant_id, tag))
+        return [job_from_row(r) for r in rows], known
     query = select(J).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
     order = listing.ordering(request, fields, J.c.id, pg=pg)
@@ -345,7 +344,7 @@ def tag_page(request: Listing, tenant_id: int, tag: str) -> Select[Any]:
     `job_tags`' (customer, tag, job) index, which holds them in that order, and only the
     page's jobs are read (matching every tagged job against the jobs' id order first costs
     tens of milliseconds with 100,000 of them)."""
-    descending = bool(request.sort) and request.sort[0].descending  # the first key decides
+    descending = bool(request.sort) and request.sort[0].descending  # `id,-id` ascends
     ids = (
         select(T.c.job_id)
         .where(T.c.tenant_id == tenant_id, T.c.tag == tag)
