@@ -70,8 +70,9 @@ class Configuration:
 
 def configurations(python: Path, stores: dict[str, str]) -> list[Configuration]:
     """jobyard (SQLite with embedded slots, also with four concurrent one-by-one clients, the
-    comparison's own; and a PostgreSQL fleet, a candidate for its best) and every peer
-    configuration in `peer.PEERS`."""
+    comparison's own; SQLite with the slots in a `jobyard worker` process beside the API,
+    and a PostgreSQL fleet, candidates for its best) and every peer configuration in
+    `peer.PEERS`."""
     found = [
         Configuration(
             JOBYARD,
@@ -79,6 +80,13 @@ def configurations(python: Path, stores: dict[str, str]) -> list[Configuration]:
             (MODES[0], jobyard_system.CONCURRENT_SINGLE, MODES[1]),
             "posix_spawn",
             jobyard_system.session,
+        ),
+        Configuration(
+            JOBYARD,
+            "SQLite worker process",
+            (MODES[0], jobyard_system.CONCURRENT_SINGLE, MODES[1]),
+            "posix_spawn",
+            lambda slots: jobyard_system.session(slots, "sqlite-worker"),
         ),
         Configuration(
             JOBYARD,
@@ -111,9 +119,12 @@ class Measured:
     def record(self, cell: Cell, round_index: int, jobs_per_second: float) -> None:
         self.samples.setdefault(cell, [math.nan] * self.rounds)[round_index] = jobs_per_second
 
-    def against_best_peer(self, every: list[Configuration], slots: int, mode: str) -> Ratios:
-        """jobyard's own configuration (the first) over the round's best peer, round by round."""
-        ours = every[0].name
+    def against_best_peer(
+        self, every: list[Configuration], slots: int, mode: str, ours: str = ""
+    ) -> Ratios:
+        """A jobyard configuration (its own, the first, unless named) over the round's best
+        peer, round by round."""
+        ours = ours or every[0].name
         theirs = [self.samples[(c.name, slots, mode)] for c in every if c.system != JOBYARD]
         return Ratios.by_round(self.samples[(ours, slots, mode)], theirs)
 
@@ -179,25 +190,37 @@ def _report(
     limits: dict[str, Figure],
     sizes: Sizes,
 ) -> None:
-    ours = every[0].name
-    for slots in SLOT_COUNTS:
-        for mode in MODES:
-            ratios = measured.against_best_peer(every, slots, mode)
-            report.note(
-                f"matrix: jobyard / best peer, {slots} slots, {mode}", ratios.text(), GOALS[mode]
-            )
-        concurrent = Ratios.by_round(
-            measured.samples[(ours, slots, jobyard_system.CONCURRENT_SINGLE)],
-            [measured.samples[(ours, slots, MODES[0])]],
-        )
-        report.note(
-            f"matrix: jobyard 4 clients / 1 client, {slots} slots", concurrent.text(), "≥ 2x"
-        )
+    for ours in (c for c in every if c.system == JOBYARD):
+        _report_configuration(report, every, measured, ours)
     _report_bests(report, every, measured, limits)
     _report_idle(report, every, measured)
     for failure in measured.failures:
         report.note("matrix: failed", failure)
     report.note("matrix: size", f"{sizes.jobs} jobs per burst, {sizes.rounds} rounds, rotated")
+
+
+def _report_configuration(
+    report: Report, every: list[Configuration], measured: Measured, ours: Configuration
+) -> None:
+    """A jobyard configuration against the best peer at each slot count, and its four
+    concurrent clients against one."""
+    for slots in SLOT_COUNTS:
+        for mode in MODES:
+            ratios = measured.against_best_peer(every, slots, mode, ours.name)
+            report.note(
+                f"matrix: {ours.name} / best peer, {slots} slots, {mode}",
+                ratios.text(),
+                GOALS[mode],
+            )
+        if jobyard_system.CONCURRENT_SINGLE not in ours.modes:
+            continue
+        concurrent = Ratios.by_round(
+            measured.samples[(ours.name, slots, jobyard_system.CONCURRENT_SINGLE)],
+            [measured.samples[(ours.name, slots, MODES[0])]],
+        )
+        report.note(
+            f"matrix: {ours.name}, 4 clients / 1 client, {slots} slots", concurrent.text(), "≥ 2x"
+        )
 
 
 def _report_bests(

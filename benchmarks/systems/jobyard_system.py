@@ -1,7 +1,7 @@
 """jobyard's driver, the same shape as a peer's: `jobyard serve` on SQLite with `slots`
-embedded slots, or on PostgreSQL with `jobyard worker` processes (`benchmarks.deploy`);
-launches through the HTTP API as any client makes them, and each job's end read from the
-`runs` table. Its jobs start through `posix_spawn`."""
+embedded slots or beside a `jobyard worker` process, or on PostgreSQL with `jobyard worker`
+processes (`benchmarks.deploy`); launches through the HTTP API as any client makes them, and
+each job's end read from the `runs` table. Its jobs start through `posix_spawn`."""
 
 from __future__ import annotations
 
@@ -122,15 +122,17 @@ def _epoch(stamp: object) -> float:
 @contextmanager
 def session(slots: int, kind: str = "sqlite") -> Iterator[JobyardSession]:
     """`slots` slots on a fresh database, warmed up (the first claims compile their
-    statements): on SQLite embedded in `jobyard serve`, on PostgreSQL in `jobyard worker`
-    processes (one per core, up to `slots`) behind an API-only server."""
-    workers = min(slots, FLEET_WORKERS) if kind == "postgres" else 0
+    statements). `kind`: `sqlite`, embedded in `jobyard serve`; `sqlite-worker`, in one
+    `jobyard worker` process beside an API-only server on the same file; `postgres`, in
+    `jobyard worker` processes (one per core, up to `slots`) behind an API-only server."""
+    workers = {"sqlite": 0, "sqlite-worker": 1, "postgres": min(slots, FLEET_WORKERS)}[kind]
     placement = (
         {"embedded_slots": 0, "workers": workers, "slots": slots // workers}
         if workers
         else {"embedded_slots": slots}
     )
-    with deploy.database(kind) as url, deploy.deployment(url, **placement) as dep:
+    store = "postgres" if kind == "postgres" else "sqlite"
+    with deploy.database(store) as url, deploy.deployment(url, **placement) as dep:
         running = JobyardSession(dep, dep.package(["true"]))
         try:
             running.burst(CONCURRENT_SINGLE, WARM_UP_JOBS)

@@ -10,8 +10,9 @@ from benchmarks.systems import jobyard_system
 
 
 @pytest.mark.slow
-def test_the_driver_measures_each_mode_from_the_servers_own_records() -> None:
-    with jobyard_system.session(2) as running:
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-worker"])
+def test_the_driver_measures_each_mode_from_the_servers_own_records(kind: str) -> None:
+    with jobyard_system.session(2, kind) as running:
         before = time.time()
         for mode in ("single", jobyard_system.CONCURRENT_SINGLE, "bulk"):
             burst = running.burst(mode, 6)

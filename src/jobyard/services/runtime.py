@@ -30,7 +30,8 @@ class Runtime:
     # Wakes this process's scheduler when a schedule changes (services/schedules.py).
     schedule_changes: Wakeup = field(default_factory=Wakeup)
     # True when every process using an SQLite database is this one (jobyard serve with its
-    # embedded workers): in-memory wake-ups then reach every worker, so none need to poll.
+    # embedded workers): in-memory wake-ups then reach every worker. A `jobyard worker`
+    # listens for the other processes' doorbell (polling where it cannot).
     in_process_only: bool = True
     # Password hashing and the token key are the process's: one set per runtime.
     credentials: Credentials = field(init=False)
@@ -38,6 +39,8 @@ class Runtime:
     log_watch: LogWatch = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.db.doorbell is not None:
+            self.wakeup.announce = self.db.doorbell.ring
         self.credentials = Credentials(self.settings)
         self.log_watch = LogWatch(self.db)
 

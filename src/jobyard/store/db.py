@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from jobyard import jsontext
 from jobyard.store import sqlite
+from jobyard.store.doorbell import Doorbell
 from jobyard.store.key_reads import KeyReads
 
 PG_POOL_SIZE = 10
@@ -140,8 +141,14 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self.query_timeout = query_timeout
         self.timeouts = Timeouts() if timeouts is None else timeouts
-        if self.is_sqlite:
-            sqlite.private_file(make_url(self.url).database)
+        # The SQLite file, which other processes may share (None: PostgreSQL or memory).
+        self.sqlite_file = (
+            sqlite.local_file(make_url(self.url).database) if self.is_sqlite else None
+        )
+        if self.sqlite_file:
+            sqlite.private_file(self.sqlite_file)
+        # Rung after new work is committed, for workers of other processes on the same file.
+        self.doorbell = Doorbell(self.sqlite_file) if self.sqlite_file else None
         self.engine: Engine = self._create_engine(pool_size)
         self._owns_writers = writers is None
         if writers is None and self.is_sqlite:
@@ -258,6 +265,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.doorbell is not None:
+            self.doorbell.close()
         if self._writers is not None and self._owns_writers:
             self._writers.close()
 

@@ -32,11 +32,16 @@ POOL_SIZE = 24
 FILE_MODE = 0o600
 
 
-def private_file(database: str | None) -> None:
+def local_file(database: str | None) -> str | None:
+    """The file an SQLite URL's database names (None for memory and `file:` URIs)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def private_file(database: str) -> None:
     """Create the SQLite file the server's alone (0600), or make the one there so: SQLite
     gives its WAL and shared-memory files the database file's mode, whatever the umask."""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return
     # An existing file is never opened here: closing a descriptor of a file drops every
     # POSIX lock this process holds on it, SQLite's included, and without its shared lock
     # another process's last connection would checkpoint and remove the WAL under ours.

@@ -27,7 +27,7 @@ from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
 from jobyard.services import execution, worker_registry
 from jobyard.services.execution import Work
 from jobyard.services.runtime import Runtime
-from jobyard.services.wakeup import WorkListener
+from jobyard.services.wakeup import DoorbellWorkListener, WorkListener
 from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker import confinement, observing
 from jobyard.worker.confinement import Confinement
@@ -38,9 +38,11 @@ from jobyard.worker.starting import Running, Starter
 
 logger = logging.getLogger(__name__)
 
-IDLE_WAIT_SECONDS = 1.0  # with wake-ups (in process, or NOTIFY) an idle pool re-checks this often
+IDLE_WAIT_SECONDS = (
+    1.0  # with wake-ups (in process, NOTIFY, doorbell) an idle pool re-checks this often
+)
 LISTEN_SECONDS = 0.25  # how long the listener blocks before checking whether to stop
-SQLITE_POLL_SECONDS = 0.1  # other processes on SQLite cannot wake us: poll this often
+SQLITE_POLL_SECONDS = 0.1  # where other processes on SQLite cannot wake us: poll this often
 HOUSEKEEPING_SECONDS = 0.2  # cancels and quiet output are picked up this fast
 ERROR_BACKOFF_SECONDS = 1.0  # the listener's, after its connection broke
 MAX_BATCH = 128  # jobs claimed in one transaction
@@ -80,7 +82,7 @@ class Engine:
         self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_after_turn`)
         self._ended_in_last_turn = 0  # processes that ended while the last turn was taken
         self._starter: Starter | None = None
-        self._listener: WorkListener | None = None
+        self._listener: WorkListener | DoorbellWorkListener | None = None
         self._backoff = Backoff()  # writes after the database failed one (engine, recorders)
         self._spool_dir = rt.settings.data_dir / "spool"
         self._leases = Leases(self, self._stopped)
@@ -103,12 +105,24 @@ class Engine:
         self._engine = self._spawn(self._engine_loop, "jobyard-engine")
         self._spawn(self._housekeeping_loop, "jobyard-housekeeping")
         self._spawn(self._leases.heartbeat_loop, "jobyard-heartbeat")
-        if self.rt.pg:
-            listener = self._listener = WorkListener(
-                self.rt.db.url, self.rt.db.timeouts.connect_args()
-            )
+        listener = self._listener = self._work_listener()
+        if listener is not None:
             self._spawn(lambda: self._listen_loop(listener), "jobyard-listener")
         logger.info("worker %s started with %d slots", self.identity.name, self.slots)
+
+    def _work_listener(self) -> WorkListener | DoorbellWorkListener | None:
+        """What hears other processes' launches: PostgreSQL's NOTIFY, or SQLite's doorbell
+        when other processes share the file (None: only this process launches, or the
+        doorbell cannot be watched here and the engine polls)."""
+        if self.rt.pg:
+            return WorkListener(self.rt.db.url, self.rt.db.timeouts.connect_args())
+        if self.rt.in_process_only or self.rt.db.sqlite_file is None:
+            return None
+        try:
+            return DoorbellWorkListener(self.rt.db.sqlite_file)
+        except OSError as error:
+            logger.warning("cannot watch the doorbell (%s): polling for work instead", error)
+            return None
 
     def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -180,7 +194,8 @@ class Engine:
     # The engine -------------------------------------------------------------------------
 
     def _idle_wait(self) -> float:
-        return IDLE_WAIT_SECONDS if self.rt.pg or self.rt.in_process_only else SQLITE_POLL_SECONDS
+        heard = self.rt.in_process_only or self._listener is not None
+        return IDLE_WAIT_SECONDS if heard else SQLITE_POLL_SECONDS
 
     def _engine_loop(self) -> None:
         """Watch the children; take a turn at the database whenever runs have ended or slots
@@ -430,12 +445,12 @@ class Engine:
         for recorder in recorders:
             recorder.flush_if_stale()
 
-    def _listen_loop(self, listener: WorkListener) -> None:
-        """PostgreSQL NOTIFY wakes the engine at once (polling is only the fallback)."""
+    def _listen_loop(self, listener: WorkListener | DoorbellWorkListener) -> None:
+        """Other processes' launches wake the engine at once (polling is only the fallback)."""
         while not self._stopped.is_set():
             try:
                 if listener.wait(LISTEN_SECONDS):
-                    self.rt.wakeup.notify()
+                    self.rt.wakeup.heard()
             except Exception:
                 logger.exception("listening for work failed; reconnecting")
                 listener.close()
