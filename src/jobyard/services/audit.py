@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
-
 from jobyard.domain.accounts import AuditRecord
 from jobyard.domain.listing import Listing
 from jobyard.domain.permissions import Principal, Scope, require
 from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import accounts
+from jobyard.store.driver import DriverStatements
 
 
 def record(
-    conn: Connection,
+    conn: DriverStatements,
     actor: Principal | None,
     action: str,
     object_type: str,

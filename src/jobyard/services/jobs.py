@@ -34,6 +34,7 @@ from jobyard.services.runtime import Runtime, utcnow
 from jobyard.store import catalog, job_events, notify, tables, transitions
 from jobyard.store import idempotency as idempotency_store
 from jobyard.store import jobs as job_store
+from jobyard.store.driver import DriverStatements
 from jobyard.store.key_reads import KeyReads
 
 logger = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ def check_launch(conn: Connection, request: LaunchRequest, *, tenant_id: int) ->
     _resolve(_Lookups(conn, tenant_id), request)
 
 
-def _audit_many(conn: Connection, actor: Principal, verb: str, ids: Sequence[int]) -> None:
+def _audit_many(conn: DriverStatements, actor: Principal, verb: str, ids: Sequence[int]) -> None:
     """One event per job for a single action; one event listing them for a bulk one."""
     if len(ids) == 1:
         audit.record(conn, actor, f"job.{verb}", "job", ids)
@@ -331,7 +332,7 @@ def launch_each(rt: Runtime, launches: Sequence[tuple[Principal, LaunchRequest]]
     now = utcnow()
     lookups: dict[int, _Lookups] = {}
     answers: list[Launched | dict[str, Any]] = []
-    with rt.db.transaction() as conn:
+    with rt.db.quick_transaction() as conn:
         for actor, request in launches:
             tenant = actor.tenant_id
             if tenant not in lookups:

@@ -27,6 +27,7 @@ from jobyard.domain.listing import Listing
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import listing, tables
 from jobyard.store.catalog import insert_row
+from jobyard.store.driver import DriverStatements, RowsInsert
 from jobyard.store.key_reads import KeyReads
 from jobyard.store.records import RecordReader
 from jobyard.store.types import UTCDateTime
@@ -283,14 +284,14 @@ def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
 # Audit ------------------------------------------------------------------------------------
 
 
-INSERT_AUDIT = insert(A)
+INSERT_AUDIT_ROWS = RowsInsert(
+    A, ("tenant_id", "at", "user_id", "token_id", "action", "object_type", "object_id", "detail")
+)
 
 
-def record(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
-    if len(entries) == 1:
-        conn.execute(INSERT_AUDIT, dict(entries[0]))
-    elif entries:
-        conn.execute(INSERT_AUDIT, list(entries))
+def record(conn: DriverStatements, entries: Sequence[Mapping[str, Any]]) -> None:
+    if entries:
+        INSERT_AUDIT_ROWS.execute_mappings(conn, entries)
 
 
 def list_audit(

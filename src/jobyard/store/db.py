@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from jobyard import jsontext
 from jobyard.store import sqlite
 from jobyard.store.doorbell import Doorbell
+from jobyard.store.driver_transaction import DriverConnection, driver_transaction
 from jobyard.store.key_reads import KeyReads
 
 PG_POOL_SIZE = 10
@@ -214,6 +215,17 @@ class Database:
             yield conn
 
     @contextmanager
+    def quick_transaction(self) -> Iterator[Connection | DriverConnection]:
+        """`transaction` for statements built for the driver (`driver.RowsInsert`,
+        `exec_driver_sql`): on SQLite straight on a pooled driver connection."""
+        if self._writers is None:
+            with self.transaction() as conn:
+                yield conn
+            return
+        with self._writers.turn(), driver_transaction(self.engine) as conn:
+            yield conn
+
+    @contextmanager
     def writer_turn_if_free(self) -> Iterator[bool]:
         """On SQLite, take the writer's turn if nobody holds it, without waiting: True if
         taken (a transaction in this thread then starts at once). Elsewhere always False."""
@@ -245,11 +257,15 @@ class Database:
         with self.read_one() as conn:
             yield conn
 
-    def key_reads_beside(self, conn: Connection) -> Connection | KeyReads:
+    def key_reads_beside(self, conn: Connection | DriverConnection) -> Connection | KeyReads:
         """Reads by key for the write transaction `conn` of tables it has not written: on
         SQLite the transaction holds the only writer's lock, so the committed file a
         driver connection reads is what the transaction sees of those tables."""
-        return KeyReads(self.engine) if self.is_sqlite else conn
+        if self.is_sqlite:
+            return KeyReads(self.engine)
+        if not isinstance(conn, Connection):
+            raise TypeError("a transaction on the driver is SQLite's alone")
+        return conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -19,11 +19,12 @@ import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Column, Connection, Table
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 
 from jobyard import jsontext
 from jobyard.repeats import map_shared
@@ -33,6 +34,15 @@ from jobyard.store.types import UTCDateTime, sqlite_time_text
 MAX_VALUES = 30_000
 
 Convert = Callable[[Any], Any]
+
+
+class DriverStatements(Protocol):
+    """What runs statements written for the driver: a SQLAlchemy `Connection`, or on SQLite
+    a transaction straight on the driver (`driver_transaction.DriverConnection`)."""
+
+    dialect: Dialect
+
+    def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any: ...
 
 
 def _converter(column: Column[Any], sqlite: bool) -> Convert | None:
@@ -68,7 +78,7 @@ class RowsInsert:
         self._per_statement = max(1, MAX_VALUES // len(self.columns))
 
     def execute_mappings(
-        self, conn: Connection, rows: Sequence[Mapping[str, Any]], *, ordered: bool = False
+        self, conn: DriverStatements, rows: Sequence[Mapping[str, Any]], *, ordered: bool = False
     ) -> list[Any]:
         """The same, for rows given as mappings by column name."""
         if len(self.columns) == 1:
@@ -80,7 +90,7 @@ class RowsInsert:
         return self.execute(conn, values, ordered=ordered)
 
     def execute(
-        self, conn: Connection, rows: Sequence[Sequence[Any]], *, ordered: bool = False
+        self, conn: DriverStatements, rows: Sequence[Sequence[Any]], *, ordered: bool = False
     ) -> list[Any]:
         sqlite = conn.dialect.name == "sqlite"
         if not sqlite and (ordered or len(rows) >= ARRAYS_FROM_ROWS):
@@ -100,7 +110,9 @@ class RowsInsert:
                 returned.extend(result.all())
         return returned
 
-    def _execute_as_arrays(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def _execute_as_arrays(
+        self, conn: DriverStatements, rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         if not rows:
             return []
         arrays = [list(values) for values in zip(*rows, strict=True)]

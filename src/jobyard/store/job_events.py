@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from jobyard.domain.models import JobEvent
 from jobyard.domain.statuses import JobStatus
 from jobyard.store import tables
-from jobyard.store.driver import RowsInsert
+from jobyard.store.driver import DriverStatements, RowsInsert
 
 
 def record_events(
@@ -24,7 +24,6 @@ def record_events(
     )
 
 
-INSERT_EVENT = insert(tables.job_events)
 INSERT_EVENTS = RowsInsert(
     tables.job_events, ("job_id", "from_status", "to_status", "at", "user_id", "reason")
 )
@@ -61,11 +60,9 @@ def event_row(
     }
 
 
-def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One row in a plain INSERT; several in one multi-row INSERT."""
-    if len(rows) == 1:
-        conn.execute(INSERT_EVENT, rows[0])
-    elif rows:
+def insert_events(conn: DriverStatements, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The rows in one INSERT."""
+    if rows:
         INSERT_EVENTS.execute_mappings(conn, rows)
 
 

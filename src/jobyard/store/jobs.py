@@ -43,7 +43,7 @@ from jobyard.errors import NotFound
 from jobyard.repeats import map_shared
 from jobyard.store import job_events, listing, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
-from jobyard.store.driver import RowsInsert
+from jobyard.store.driver import DriverStatements, RowsInsert
 from jobyard.store.key_reads import KeyReads, KeyRow
 from jobyard.store.types import in_ids
 
@@ -231,23 +231,18 @@ NEW_JOB_DEFAULTS: dict[str, Any] = {
     "outcome_status": None,
     "outcome_result": None,
 }
-INSERT_JOB_IDS = insert(J).returning(J.c.id)
-INSERT_JOB_IDS_IN_ORDER = insert(J).returning(J.c.id, sort_by_parameter_order=True)
-INSERT_JOB_INTERFACES = insert(tables.job_interfaces)
+INSERT_JOB_INTERFACES = RowsInsert(tables.job_interfaces, ("job_id", "name"))
 
 
-def _insert_job_rows(conn: Connection, rows: list[Mapping[str, Any]]) -> list[int]:
-    """The new ids, in the order of `rows` (SQLAlchemy would keep that order on SQLite only
-    by inserting row by row)."""
-    if len(rows) == 1:  # the common single launch: no executemany machinery
-        return [int(conn.execute(INSERT_JOB_IDS, dict(rows[0])).scalar_one())]
+def _insert_job_rows(conn: DriverStatements, rows: list[Mapping[str, Any]]) -> list[int]:
+    """The new ids, in the order of `rows`."""
     columns = tuple(rows[0])
     if all(tuple(row) == columns for row in rows):
-        inserted = _rows_insert(columns).execute_mappings(conn, rows, ordered=True)
+        ordered = len(rows) > 1
+        inserted = _rows_insert(columns).execute_mappings(conn, rows, ordered=ordered)
         return sorted(int(job_id) for (job_id,) in inserted)
-    if conn.dialect.name == "sqlite":
-        return sorted(int(row.id) for row in conn.execute(INSERT_JOB_IDS, rows))
-    return [int(row.id) for row in conn.execute(INSERT_JOB_IDS_IN_ORDER, rows)]
+    # Rows of different columns (none of jobyard's own launches): one statement each.
+    return [int(_rows_insert(tuple(row)).execute_mappings(conn, [row])[0][0]) for row in rows]
 
 
 @functools.lru_cache(maxsize=8)  # launches write the same columns every time
@@ -255,7 +250,9 @@ def _rows_insert(columns: tuple[str, ...]) -> RowsInsert:
     return RowsInsert(J, columns, returning=("id",))
 
 
-def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: str) -> list[Job]:
+def insert_jobs(
+    conn: DriverStatements, rows: Sequence[Mapping[str, Any]], *, reason: str
+) -> list[Job]:
     """Insert pending jobs with their interfaces and first events, a few statements for all
     of them (bulk launches); return them, in the order given, as a read would."""
     if not rows:
@@ -267,7 +264,7 @@ def insert_jobs(conn: Connection, rows: Sequence[Mapping[str, Any]], *, reason: 
         for name in row.get("interface_names") or []
     ]
     if interfaces:
-        conn.execute(INSERT_JOB_INTERFACES, interfaces)
+        INSERT_JOB_INTERFACES.execute_mappings(conn, interfaces)
     job_events.insert_events(
         conn,
         [

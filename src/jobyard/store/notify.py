@@ -1,7 +1,7 @@
 """Telling idle workers on other hosts that there is work: PostgreSQL LISTEN/NOTIFY.
 
 SQLite has no such channel; there, workers in the same process are woken in memory and
-workers in other processes poll.
+workers in other processes by the doorbell (`doorbell`).
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
+
+from jobyard.store.driver import DriverStatements
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "jobyard_work"
 
 
-def announce_work(conn: Connection) -> None:
+def announce_work(conn: DriverStatements) -> None:
     """Wake listening workers when this transaction commits (PostgreSQL only)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text(f"NOTIFY {CHANNEL}"))
+        conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
 
 
 class Listener:
