@@ -477,3 +477,23 @@ def test_a_worker_serves_its_own_metrics(
 
     _wait(lambda: scraped().get("jobyard_runs_ended_total") == 3, 30, "three runs counted")
     assert scraped()["jobyard_launch_to_start_seconds_count"] == 3
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_worker_stopped_while_it_starts_ends_on_its_own_terms(
+    workers: Workers, tmp_path: Path
+) -> None:
+    """A SIGTERM while the worker still waits for its database (an orchestrator stopping a
+    fleet that is coming up) is heard: the worker is not killed by it, and ends once the
+    wait is over, having claimed nothing."""
+    closed = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+    proc = workers.start(JOBYARD_DATABASE_URL=closed, JOBYARD_DB_WAIT_SECONDS="4")
+    log = tmp_path / "worker0.log"
+    deadline = time.monotonic() + 30
+    while "waiting" not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, "the worker never said it waits for its database"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+
+    assert proc.wait(30) == 2, log.read_text(errors="replace")  # the database never came

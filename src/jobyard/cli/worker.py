@@ -70,6 +70,21 @@ def run_worker(
     ] = None,
 ) -> None:
     """Run jobs from the database until stopped (SIGTERM drains, a second one forces)."""
+    # Stopping is heard from the first moment: a stop while the worker waits for its database
+    # or migrates ends it cleanly once that is done, before it claims anything.
+    stop = threading.Event()
+    started: list[engine.Engine] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set() and started:
+            logger.warning("second %s: handing running jobs back now", signal.Signals(signum).name)
+            started[0].hand_back_all()
+        else:
+            logger.info("%s: draining (a second signal forces)", signal.Signals(signum).name)
+            stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         settings = configuration.load_settings().with_overrides(
             workers=slots,
@@ -88,21 +103,14 @@ def run_worker(
     except JobyardError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
-    rt.in_process_only = False  # other processes launch work: poll (SQLite) or LISTEN (PG)
+    if stop.is_set():
+        rt.db.dispose()
+        console.print("worker stopped before it started")
+        return
+    rt.in_process_only = False  # other processes launch work: the doorbell (SQLite) or LISTEN
     pool = engine.Engine(rt, slots=settings.workers, confinement=confined)
     settle_garbage_collector()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            logger.warning("second %s: handing running jobs back now", signal.Signals(signum).name)
-            pool.hand_back_all()
-        else:
-            logger.info("%s: draining (a second signal forces)", signal.Signals(signum).name)
-            stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    started.append(pool)
     pool.start()
     if settings.metrics_port is not None:
         metrics.serve_process_metrics(settings.host, settings.metrics_port)
