@@ -88,7 +88,7 @@ def test_the_doorbell_is_as_private_as_the_database(database_file: str) -> None:
 def test_a_runtime_rings_for_new_work_but_not_for_what_it_heard(
     database_file: str, listener: DoorbellListener, settings: Settings
 ) -> None:
-    rt = open_runtime(_with(settings, database_url=f"sqlite:///{database_file}"))
+    rt = open_runtime(settings.with_overrides(database_url=f"sqlite:///{database_file}"))
 
     rt.wakeup.heard()  # another process's announcement, passed on to this one's workers
     assert not listener.wait(QUIET)
@@ -106,7 +106,7 @@ def test_a_launch_through_another_process_wakes_a_listening_worker(settings: Set
     pool = Engine(worker_rt, slots=2)
     pool.start()
     try:
-        with TestClient(create_app(_with(settings, workers=0)), headers=AUTH) as api:
+        with TestClient(create_app(settings.with_overrides(workers=0)), headers=AUTH) as api:
             package_id = package(api, name="quick", command=["true"])["id"]
             before = worker_rt.wakeup.mark()
             job = launch(api, package_id=package_id)
@@ -122,7 +122,3 @@ def _wait_until(condition: Any, what: str, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
-
-
-def _with(settings: Settings, **changes: Any) -> Settings:
-    return Settings(**{**settings.__dict__, **changes})
