@@ -60,6 +60,7 @@ def open_runtime(settings: Settings) -> Runtime:
         settings.effective_database_url,
         query_timeout=settings.query_timeout_seconds,
         timeouts=database_timeouts(settings),
+        background_checkpoints=True,
     )
     return Runtime(settings=settings, db=db)
 

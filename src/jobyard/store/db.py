@@ -20,6 +20,7 @@ from jobyard.store import sqlite
 from jobyard.store.doorbell import Doorbell
 from jobyard.store.driver_transaction import DriverConnection, driver_transaction
 from jobyard.store.key_reads import KeyReads
+from jobyard.store.sqlite_checkpoints import Checkpointer, without_auto_checkpoints
 
 PG_POOL_SIZE = 10
 TIME_LIMIT_OPTION = "jobyard_time_limit"
@@ -137,6 +138,7 @@ class Database:
         pool_size: int | None = None,
         writers: sqlite.WriterQueue | None = None,
         timeouts: Timeouts | None = None,
+        background_checkpoints: bool = False,
     ) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
@@ -151,10 +153,24 @@ class Database:
         # Rung after new work is committed, for workers of other processes on the same file.
         self.doorbell = Doorbell(self.sqlite_file) if self.sqlite_file else None
         self.engine: Engine = self._create_engine(pool_size)
+        # This process's writes to an SQLite file take turns (see `sqlite.WriterQueue`), so
+        # one connection serves them, and keeps its page cache from one to the next: a
+        # connection's cache is dropped when another has written since its last use.
+        self._write_engine = self.engine
+        if self.sqlite_file:
+            self._write_engine = self._create_engine(sqlite.WRITER_POOL_SIZE)
+            event.listen(self._write_engine, "connect", sqlite.for_writes)
         self._owns_writers = writers is None
         if writers is None and self.is_sqlite:
             writers = sqlite.WriterQueue(self.engine)
         self._writers = writers
+        # The log's checkpoints, off the committing threads (see `sqlite_checkpoints`).
+        self._checkpointer: Checkpointer | None = None
+        if background_checkpoints and self.sqlite_file and writers is not None:
+            for engine in {self.engine, self._write_engine}:
+                event.listen(engine, "connect", without_auto_checkpoints)
+            self._checkpointer = Checkpointer(self.engine, self.writer_turn)
+            self._checkpointer.start()
 
     def _create_engine(self, pool_size: int | None) -> Engine:
         limit = {TIME_LIMIT_OPTION: self.query_timeout} if self.query_timeout > 0 else {}
@@ -211,7 +227,7 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._writers.turn(), self.engine.begin() as conn:
+        with self._writers.turn(), self._write_engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -222,8 +238,17 @@ class Database:
             with self.transaction() as conn:
                 yield conn
             return
-        with self._writers.turn(), driver_transaction(self.engine) as conn:
+        with self._writers.turn(), driver_transaction(self._write_engine) as conn:
             yield conn
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        """On SQLite, hold the writer's turn (waiting for it) without a transaction."""
+        if self._writers is None:
+            yield
+            return
+        with self._writers.turn():
+            yield
 
     @contextmanager
     def writer_turn_if_free(self) -> Iterator[bool]:
@@ -280,6 +305,9 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        self._write_engine.dispose()
         self.engine.dispose()
         if self.doorbell is not None:
             self.doorbell.close()

@@ -28,6 +28,8 @@ BUSY_TIMEOUT_MS = 30_000
 # Enough kept connections for the request threads and embedded workers at once: a
 # connection beyond the pool is opened (with its PRAGMAs) and closed on every use.
 POOL_SIZE = 24
+# The writers' own pool (see `Database`): the one connection that one writer at a time uses.
+WRITER_POOL_SIZE = 1
 
 FILE_MODE = 0o600
 
@@ -81,6 +83,17 @@ def set_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
     # Replaces SQLAlchemy's REGEXP, Python's `re`: it backtracks, holding the GIL meanwhile.
     dbapi_conn.create_function("regexp", 2, regex.search, deterministic=True)
+
+
+def for_writes(dbapi_conn: Any, _record: Any) -> None:
+    """The set-up of the writers' connections, after `set_pragmas`. A statement that may
+    fail halfway through a transaction (a job's insert: its triggers, its checks) keeps the
+    pages it changes in a statement journal, which SQLite writes to a file in /var/tmp
+    (opened, unlinked, written, closed) once it passes 64 KiB, as a launch's did: here it
+    stays in memory. Only writers' connections: a reader's large sort spills to disk."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.close()
 
 
 class WriterQueue:

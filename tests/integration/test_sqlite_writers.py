@@ -1,0 +1,145 @@
+"""How a process writes to an SQLite file: its writes share one connection (whose page cache
+survives from one write to the next), keep statement journals in memory, and leave the
+write-ahead log's checkpoints to a thread of their own, which keeps the log bounded under a
+steady stream of writes."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from jobyard.store.db import Database
+from jobyard.store.sqlite_checkpoints import Checkpointer
+
+TEMP_STORE_MEMORY = 2
+SQLITE_DEFAULT_AUTOCHECKPOINT = 1000
+
+
+def _database(tmp_path: Path, *, background_checkpoints: bool) -> Database:
+    db = Database(
+        f"sqlite:///{tmp_path / 'writers.db'}", background_checkpoints=background_checkpoints
+    )
+    with db.transaction() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body)")
+    return db
+
+
+def _pragma(conn: sa.Connection, name: str) -> int:
+    return int(conn.exec_driver_sql(f"PRAGMA {name}").scalar_one())
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "jobyard-sqlite-checkpoints"]
+
+
+def test_one_connection_serves_the_writes_one_after_another(tmp_path: Path) -> None:
+    db = _database(tmp_path, background_checkpoints=False)
+    try:
+        drivers = []
+        for _ in range(3):
+            with db.transaction() as conn:
+                drivers.append(conn.connection.driver_connection)
+        with db.quick_transaction() as quick:
+            quick.exec_driver_sql("INSERT INTO notes (body) VALUES ('quick')")
+        with db.transaction() as conn:
+            drivers.append(conn.connection.driver_connection)
+
+        assert len({id(d) for d in drivers}) == 1
+    finally:
+        db.dispose()
+
+
+def test_writers_keep_statement_journals_in_memory_and_readers_do_not(tmp_path: Path) -> None:
+    db = _database(tmp_path, background_checkpoints=False)
+    try:
+        with db.transaction() as conn:
+            assert _pragma(conn, "temp_store") == TEMP_STORE_MEMORY
+        with db.read() as conn:
+            assert _pragma(conn, "temp_store") != TEMP_STORE_MEMORY
+    finally:
+        db.dispose()
+
+
+def test_with_a_checkpointer_no_connection_checkpoints_as_it_commits(tmp_path: Path) -> None:
+    db = _database(tmp_path, background_checkpoints=True)
+    try:
+        with db.transaction() as conn:
+            assert _pragma(conn, "wal_autocheckpoint") == 0
+        with db.read() as conn:
+            assert _pragma(conn, "wal_autocheckpoint") == 0
+        assert len(_checkpoint_threads()) == 1
+    finally:
+        db.dispose()
+    assert _checkpoint_threads() == []
+
+
+def test_without_one_connections_checkpoint_as_sqlite_does(tmp_path: Path) -> None:
+    db = _database(tmp_path, background_checkpoints=False)
+    try:
+        with db.transaction() as conn:
+            assert _pragma(conn, "wal_autocheckpoint") == SQLITE_DEFAULT_AUTOCHECKPOINT
+        assert _checkpoint_threads() == []
+    finally:
+        db.dispose()
+
+
+def test_a_checkpoint_copies_the_whole_log_while_writers_go_on(tmp_path: Path) -> None:
+    db = _database(tmp_path, background_checkpoints=False)
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            with db.transaction() as conn:
+                conn.exec_driver_sql("INSERT INTO notes (body) VALUES (randomblob(600))")
+
+    writers = [threading.Thread(target=write) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(0.2)
+        logged, copied = Checkpointer(db.engine, db.writer_turn).checkpoint()
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+        db.dispose()
+
+    assert logged > 0
+    assert copied == logged
+
+
+def test_the_log_stays_bounded_under_a_steady_stream_of_writes(tmp_path: Path) -> None:
+    """Commits landing while a checkpoint copies would keep the log from ever starting over,
+    were the last of it not copied holding the writer's turn."""
+    db = _database(tmp_path, background_checkpoints=True)
+    wal = Path(f"{tmp_path / 'writers.db'}-wal")
+    stop = threading.Event()
+    written = [0]
+
+    def write() -> None:
+        while not stop.is_set():
+            with db.transaction() as conn:
+                conn.exec_driver_sql("INSERT INTO notes (body) VALUES (randomblob(600))")
+            written[0] += 1
+
+    writers = [threading.Thread(target=write) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(3)
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+        largest = os.stat(wal).st_size
+        db.dispose()
+
+    # Each note's commit adds at least a page to the log, so without its starting over the
+    # log would hold a page for every note; it holds what an interval or two commits.
+    pages = largest / 4096
+    assert written[0] > 1_000, "too few writes to tell"
+    assert pages < written[0] / 3
