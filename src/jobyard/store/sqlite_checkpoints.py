@@ -58,7 +58,9 @@ class Checkpointer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread, after one last checkpoint if it was running."""
+        """Stop the thread, once a checkpoint under way has ended. No last one: it would wait
+        for the writer's turn, which the caller or another process may hold, and the last
+        connection to close the database checkpoints what is left."""
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join()
@@ -76,15 +78,12 @@ class Checkpointer:
             raw.close()
 
     def _run(self) -> None:
-        while True:
-            stopping = self._stopping.wait(self._interval)
+        while not self._stopping.wait(self._interval):
             try:
                 self.checkpoint()
             except Exception:
                 # The next round tries again; the log only grows meanwhile.
                 logger.warning("checkpoint of the SQLite log failed", exc_info=True)
-            if stopping:
-                return
 
 
 def _passive_checkpoint(raw: Any) -> tuple[int, int]:
