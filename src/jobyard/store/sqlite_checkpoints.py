@@ -6,10 +6,11 @@ instead of 50 µs, about 60 % of all the time commits took, and every such launc
 latency outlier. As SQLite's documentation suggests for such servers, the connections of a
 process that runs a `Checkpointer` do not checkpoint (`wal_autocheckpoint=0`); the
 checkpointer copies what the log holds every `interval` seconds, while the GIL is free for
-requests (the driver releases it around its I/O). It holds the writer's turn meanwhile: a
-log is rewritten from its start only by the first write after a checkpoint that copied all
-of it, which commits landing during the checkpoint would prevent, so that under a steady
-stream of writes the log would grow without end. Readers never wait for it. A process
+requests (the driver releases it around its I/O). It copies most of the log while writers
+go on, then the few pages they added meanwhile holding the writer's turn: a log is
+rewritten from its start only by the first write after a checkpoint that copied all of it,
+which commits landing during the checkpoint would prevent, so that under a steady stream
+of writes the log would grow without end. Readers never wait for it. A process
 without one (a short CLI command) checkpoints as SQLite does by default, and the last
 connection to close a database checkpoints whatever is left.
 """
