@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,6 +30,16 @@ def _database(tmp_path: Path, *, background_checkpoints: bool) -> Database:
     return db
 
 
+@contextmanager
+def _opened(tmp_path: Path, *, background_checkpoints: bool) -> Iterator[Database]:
+    """`_database`, disposed on the way out."""
+    db = _database(tmp_path, background_checkpoints=background_checkpoints)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
 def _pragma(conn: sa.Connection, name: str) -> int:
     return int(conn.exec_driver_sql(f"PRAGMA {name}").scalar_one())
 
@@ -37,8 +49,7 @@ def _checkpoint_threads() -> list[threading.Thread]:
 
 
 def test_one_connection_serves_the_writes_one_after_another(tmp_path: Path) -> None:
-    db = _database(tmp_path, background_checkpoints=False)
-    try:
+    with _opened(tmp_path, background_checkpoints=False) as db:
         drivers = []
         for _ in range(3):
             with db.transaction() as conn:
@@ -49,42 +60,31 @@ def test_one_connection_serves_the_writes_one_after_another(tmp_path: Path) -> N
             drivers.append(conn.connection.driver_connection)
 
         assert len({id(d) for d in drivers}) == 1
-    finally:
-        db.dispose()
 
 
 def test_writers_keep_statement_journals_in_memory_and_readers_do_not(tmp_path: Path) -> None:
-    db = _database(tmp_path, background_checkpoints=False)
-    try:
+    with _opened(tmp_path, background_checkpoints=False) as db:
         with db.transaction() as conn:
             assert _pragma(conn, "temp_store") == TEMP_STORE_MEMORY
         with db.read() as conn:
             assert _pragma(conn, "temp_store") != TEMP_STORE_MEMORY
-    finally:
-        db.dispose()
 
 
 def test_with_a_checkpointer_no_connection_checkpoints_as_it_commits(tmp_path: Path) -> None:
-    db = _database(tmp_path, background_checkpoints=True)
-    try:
+    with _opened(tmp_path, background_checkpoints=True) as db:
         with db.transaction() as conn:
             assert _pragma(conn, "wal_autocheckpoint") == 0
         with db.read() as conn:
             assert _pragma(conn, "wal_autocheckpoint") == 0
         assert len(_checkpoint_threads()) == 1
-    finally:
-        db.dispose()
     assert _checkpoint_threads() == []
 
 
 def test_without_one_connections_checkpoint_as_sqlite_does(tmp_path: Path) -> None:
-    db = _database(tmp_path, background_checkpoints=False)
-    try:
+    with _opened(tmp_path, background_checkpoints=False) as db:
         with db.transaction() as conn:
             assert _pragma(conn, "wal_autocheckpoint") == SQLITE_DEFAULT_AUTOCHECKPOINT
         assert _checkpoint_threads() == []
-    finally:
-        db.dispose()
 
 
 def test_a_checkpoint_copies_the_whole_log_while_writers_go_on(tmp_path: Path) -> None:
