@@ -57,6 +57,21 @@ def test_jobs_list_and_launch_declare_what_they_read(document: JSON) -> None:
     assert {"text/plain", "text/event-stream"} <= set(log["responses"]["200"]["content"])
 
 
+def test_every_operation_that_authenticates_declares_customer_id(document: JSON) -> None:
+    authenticated = [(m, p, o) for m, p, o in operations(document) if o.get("security") != []]
+    assert len(authenticated) > 60
+    for method, path, operation in authenticated:
+        declared = [p for p in operation.get("parameters", []) if p["name"] == "Customer-Id"]
+        if path == "/metrics":  # its own token, or a system admin's: no customer to choose
+            assert declared == []
+            continue
+        assert len(declared) == 1, (method, path)
+        assert declared[0]["in"] == "header"
+    for method, path, operation in operations(document):
+        if operation.get("security") == []:
+            assert "Customer-Id" not in parameter_names(operation, "header"), (method, path)
+
+
 def test_every_answer_and_error_has_a_schema(document: JSON) -> None:
     for method, path, operation in operations(document):
         for code, answer in operation["responses"].items():

@@ -42,8 +42,8 @@ def test_every_key_read_gives_what_a_connection_gives(runtime: Runtime) -> None:
         job = conn.execute(sa.insert(tables.jobs).values(row).returning(tables.jobs.c.id))
         job_id = job.scalar_one()
     hashed = tokens.hash_token(runtime, ADMIN_TOKEN)
-    reads = KeyReads(runtime.db.engine)
-    with runtime.db.read() as conn:
+    with runtime.db.read() as conn, runtime.db.read_key() as reads:
+        assert isinstance(reads, KeyReads)
         pairs = [
             (
                 catalog_store.get_device(conn, device, tenant_id=1),

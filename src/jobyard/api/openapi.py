@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
+from jobyard.api.auth import CUSTOMER_HEADER_DECLARED, authenticate
 from jobyard.api.native.answers import Problem
 from jobyard.api.negotiation import NATIVE_PREFIX, XML_TYPES
 from jobyard.api.render import PROBLEM_TYPE
@@ -130,6 +132,7 @@ def build(app: FastAPI) -> JSON:
         schemas.setdefault(model.__name__, schema)
     components["securitySchemes"] = SECURITY_SCHEMES
     document["security"] = ANY_CREDENTIALS
+    _declare_customer_header(app, document)
     for path, operations in document["paths"].items():
         for operation in operations.values():
             _drop_unused_validation_error(operation)
@@ -140,6 +143,27 @@ def build(app: FastAPI) -> JSON:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     return document
+
+
+def _declare_customer_header(app: FastAPI, document: JSON) -> None:
+    """Every operation that authenticates takes `Customer-Id`, unless it declares its own."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        if not _authenticates(route.dependant):
+            continue
+        for method in route.methods or ():
+            operation = document["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            parameters = operation.setdefault("parameters", [])
+            named = {(p["name"].lower(), p["in"]) for p in parameters}
+            if ("customer-id", "header") not in named:
+                parameters.append(dict(CUSTOMER_HEADER_DECLARED))
+
+
+def _authenticates(dependant: Dependant) -> bool:
+    return any(d.call is authenticate or _authenticates(d) for d in dependant.dependencies)
 
 
 def _without_null(schema: JSON) -> JSON:

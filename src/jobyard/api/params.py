@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query
 from starlette.datastructures import QueryParams
@@ -13,6 +13,19 @@ from jobyard.domain.filters import FieldKind
 from jobyard.domain.listing import Listing
 from jobyard.domain.numbers import MAX_INT64, ascii_int
 from jobyard.errors import NotFound, ValidationFailed
+
+
+def read_by_hand(name: str, description: str, *, many: bool = False) -> dict[str, Any]:
+    """The API description of an optional query parameter that a route reads itself from
+    `request.query_params` (for its `openapi_extra`): a string, or a list of them if `many`."""
+    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if many else {}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
 
 
 def id_in_path(kind: str) -> object:

@@ -21,6 +21,7 @@ from jobyard.store.doorbell import Doorbell
 from jobyard.store.driver_transaction import DriverConnection, driver_transaction
 from jobyard.store.key_reads import KeyReads
 from jobyard.store.sqlite_checkpoints import Checkpointer, without_auto_checkpoints
+from jobyard.store.thread_connections import ThreadConnections
 
 PG_POOL_SIZE = 10
 TIME_LIMIT_OPTION = "jobyard_time_limit"
@@ -160,6 +161,8 @@ class Database:
         if self.sqlite_file:
             self._write_engine = self._create_engine(sqlite.WRITER_POOL_SIZE)
             event.listen(self._write_engine, "connect", sqlite.for_writes)
+        # Reads by key on SQLite, each thread on a connection of its own (see `read_key`).
+        self._key_readers = ThreadConnections(self.engine) if self.is_sqlite else None
         self._owns_writers = writers is None
         if writers is None and self.is_sqlite:
             writers = sqlite.WriterQueue(self.engine)
@@ -275,22 +278,28 @@ class Database:
     @contextmanager
     def read_key(self) -> Iterator[Connection | KeyReads]:
         """For statements that each read one row by key (`.first()`): on SQLite straight on
-        a pooled driver connection (see `key_reads`), elsewhere as `read_one`."""
-        if self.is_sqlite:
-            yield KeyReads(self.engine)
+        the calling thread's own driver connection (see `key_reads`, `thread_connections`),
+        elsewhere as `read_one`."""
+        if self._key_readers is None:
+            with self.read_one() as conn:
+                yield conn
             return
-        with self.read_one() as conn:
-            yield conn
+        try:
+            yield KeyReads(self.engine.dialect, self._key_readers.get())
+        except DBAPIError:
+            self._key_readers.discard()  # the next read starts on a fresh connection
+            raise
 
     def key_reads_beside(self, conn: Connection | DriverConnection) -> Connection | KeyReads:
-        """Reads by key for the write transaction `conn` of tables it has not written: on
-        SQLite the transaction holds the only writer's lock, so the committed file a
-        driver connection reads is what the transaction sees of those tables."""
-        if self.is_sqlite:
-            return KeyReads(self.engine)
-        if not isinstance(conn, Connection):
-            raise TypeError("a transaction on the driver is SQLite's alone")
-        return conn
+        """Reads by key inside the write transaction `conn`: on SQLite on the transaction's
+        own driver connection, whose page cache is warm from the writes before."""
+        if not self.is_sqlite:
+            if not isinstance(conn, Connection):
+                raise TypeError("a transaction on the driver is SQLite's alone")
+            return conn
+        if isinstance(conn, DriverConnection):
+            return KeyReads(conn.dialect, conn.raw)
+        return KeyReads(conn.dialect, conn.connection.driver_connection)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -307,6 +316,8 @@ class Database:
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        if self._key_readers is not None:
+            self._key_readers.close_all()
         self._write_engine.dispose()
         self.engine.dispose()
         if self.doorbell is not None:

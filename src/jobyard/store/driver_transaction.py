@@ -31,10 +31,10 @@ class DriverConnection:
 
     def __init__(self, dialect: Dialect, raw: Any) -> None:
         self.dialect = dialect
-        self._raw = raw
+        self.raw = raw  # the DBAPI connection, for reads by key inside the transaction
 
     def exec_driver_sql(self, statement: str, parameters: Any = None) -> DriverResult:
-        cursor = self._raw.cursor()
+        cursor = self.raw.cursor()
         try:
             cursor.execute(statement, parameters or ())
             return DriverResult(cursor.fetchall())

@@ -4,9 +4,10 @@ Every request reads its token by hash, and most then read one object by id. On S
 SELECT takes about 5 µs in the driver, and its way through a SQLAlchemy `Connection` (pool
 checkout events, execution context, result metadata, reset on return) another 60 to 80 µs:
 most of a request's own cost. `KeyReads` runs the same statements, compiled by SQLAlchemy
-once, on a pooled DBAPI connection, and converts each value with the column type's own result
-processor, so a row reads exactly as it does through a `Connection`. It answers `.first()`
-only: anything else goes through a `Connection`.
+once, on a DBAPI connection it is given (a thread's own, see `thread_connections`, or a write
+transaction's), and converts each value with the column type's own result processor, so a
+row reads exactly as it does through a `Connection`. It answers `.first()` only: anything
+else goes through a `Connection`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
@@ -70,21 +70,22 @@ class _First:
 
 
 class KeyReads:
-    """A stand-in for a `Connection` whose statements each read one row by key."""
+    """A stand-in for a `Connection` whose statements each read one row by key, on the DBAPI
+    connection `raw` (which stays its owner's to close)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, dialect: Dialect, raw: Any) -> None:
+        self._dialect = dialect
+        self._raw = raw
 
     def execute(self, statement: Select[Any], parameters: Mapping[str, Any]) -> _First:
-        dialect = self._engine.dialect
+        dialect = self._dialect
         compiled = _compile(statement, dialect)
         values = [
             processor(parameters[name]) if processor else parameters[name]
             for name, processor in compiled.binds
         ]
-        raw = self._engine.raw_connection()
         try:
-            cursor = raw.cursor()
+            cursor = self._raw.cursor()
             try:
                 cursor.execute(compiled.sql, values)
                 found = cursor.fetchone()
@@ -94,8 +95,6 @@ class KeyReads:
             raise DBAPIError.instance(
                 compiled.sql, values, exc, dialect.loaded_dbapi.Error
             ) from exc
-        finally:
-            raw.close()
         if found is None:
             return _First(None)
         return _First(
