@@ -93,7 +93,7 @@ def postgres_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     with Database(rendered).transaction() as conn:
         _ACCOUNTS[rendered] = [
             (table, [dict(row._mapping) for row in conn.execute(sa.select(table))])
-            for table in (tables.tenants, tables.users)
+            for table in (tables.tenants, tables.users, tables.credentials_epoch)
         ]
     yield rendered
     with admin.connect() as conn:

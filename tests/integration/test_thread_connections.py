@@ -114,8 +114,9 @@ def test_dispose_closes_every_kept_connection(tmp_path: Path) -> None:
 
 def test_after_an_error_the_thread_reads_on_a_fresh_connection(db: Database) -> None:
     broken = sa.select(sa.column("nothing")).select_from(sa.table("no_such_table"))
-    with pytest.raises(DBAPIError), db.read_key() as reads:
+    with db.read_key() as reads:
         failed = _raw(reads)
+    with pytest.raises(DBAPIError), db.read_key() as reads:
         reads.execute(broken, {}).first()
     assert _closed(failed)
     assert _body(db, 1) == "first"
@@ -127,9 +128,11 @@ def test_inside_a_write_transaction_reads_see_its_own_writes(db: Database) -> No
     with db.quick_transaction() as quick:
         quick.exec_driver_sql("INSERT INTO notes (id, body) VALUES (3, 'not yet committed')")
         row = db.key_reads_beside(quick).execute(NOTE_BY_ID, {"id": 3}).first()
-        assert row is not None and row.body == "not yet committed"
+        assert row is not None
+        assert row.body == "not yet committed"
         assert _body(db, 3) is None  # other connections see the committed file
     with db.transaction() as conn:
         conn.exec_driver_sql("INSERT INTO notes (id, body) VALUES (4, 'in a Connection')")
         row = db.key_reads_beside(conn).execute(NOTE_BY_ID, {"id": 4}).first()
-        assert row is not None and row.body == "in a Connection"
+        assert row is not None
+        assert row.body == "in a Connection"

@@ -72,11 +72,24 @@ class TokenCheck:
     rehash: tuple[str, str] | None = None  # (the stored hash, its replacement)
 
 
-def _find_token(rt: Runtime, token: str) -> tuple[tuple[TokenRecord, UserRecord] | None, bool]:
-    """The token's row and user, and whether its stored hash is the legacy one."""
+def _find_token(
+    rt: Runtime, token: str, hashed: str
+) -> tuple[tuple[TokenRecord, UserRecord] | None, bool]:
+    """The token's row and user (`hashed`: its keyed hash), and whether its stored hash is
+    the legacy one."""
+    cache = rt.token_cache
     with rt.db.read_key() as conn:
-        found = accounts.token_by_hash(conn, tokens.hash_token(rt, token))
+        # The epoch first: a change committed after it is read raises it, so a row read
+        # below is never older than the epoch it is remembered at.
+        epoch = accounts.credentials_epoch(conn) if cache is not None else None
+        if cache is not None and epoch is not None:
+            remembered = cache.get(hashed, epoch)
+            if remembered is not None:
+                return remembered, False
+        found = accounts.token_by_hash(conn, hashed)
         if found is not None:
+            if cache is not None and epoch is not None:
+                cache.put(hashed, epoch, found)
             return found, False
         legacy = accounts.token_by_hash(conn, rt.credentials.tokens.legacy_digest(token))
     return legacy, legacy is not None
@@ -90,7 +103,8 @@ def check_token(rt: Runtime, token: str) -> TokenCheck:
     if token.startswith(tokens.JOB_TOKEN_PREFIX):
         return TokenCheck(_job_principal(rt, token), touch_due=False)
     now = utcnow()
-    found, legacy = _find_token(rt, token)
+    hashed = tokens.hash_token(rt, token)
+    found, legacy = _find_token(rt, token, hashed)
     if found is None:
         raise Unauthenticated()
     record, user = found
@@ -101,7 +115,7 @@ def check_token(rt: Runtime, token: str) -> TokenCheck:
     due = record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION
     rehash = None
     if legacy:
-        rehash = (rt.credentials.tokens.legacy_digest(token), tokens.hash_token(rt, token))
+        rehash = (rt.credentials.tokens.legacy_digest(token), hashed)
     return TokenCheck(_principal(user, record), touch_due=due or legacy, rehash=rehash)
 
 
@@ -225,7 +239,7 @@ def _basic_token(rt: Runtime, login: str, password: str) -> Principal | None:
         except Unauthenticated:
             return None  # perhaps a password that merely looks like one
         return principal if login in {"", principal.login} else None
-    found, _ = _find_token(rt, password)
+    found, _ = _find_token(rt, password, tokens.hash_token(rt, password))
     if found is not None and login in {"", found[1].login}:
         return authenticate_token(rt, password)
     return None

@@ -13,6 +13,7 @@ from pathlib import Path
 from jobyard.errors import DatabaseUnavailable
 from jobyard.services.credentials import Credentials
 from jobyard.services.log_watch import LogWatch
+from jobyard.services.token_cache import TokenCache
 from jobyard.services.wakeup import Wakeup
 from jobyard.settings import Settings
 from jobyard.store.db import DATABASE_ERROR_TYPES, Database, Timeouts, transient
@@ -37,12 +38,17 @@ class Runtime:
     credentials: Credentials = field(init=False)
     # One watcher of followed logs per process, however many follow (services/log_watch.py).
     log_watch: LogWatch = field(init=False)
+    # Tokens read, remembered while the credentials epoch holds (services/token_cache.py):
+    # on SQLite, where the epoch's read costs less than the token's. On PostgreSQL both are
+    # a round trip, and the token is read each time.
+    token_cache: TokenCache | None = field(init=False)
 
     def __post_init__(self) -> None:
         if self.db.doorbell is not None:
             self.wakeup.announce = self.db.doorbell.ring
         self.credentials = Credentials(self.settings)
         self.log_watch = LogWatch(self.db)
+        self.token_cache = TokenCache() if self.db.quick_reads else None
 
     @property
     def pg(self) -> bool:

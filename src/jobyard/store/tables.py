@@ -92,6 +92,17 @@ tokens = Table(
     Column("revoked", UTCDateTime(), nullable=True),
 )
 
+# One row: an epoch that triggers raise with any change that can make a token stand for
+# something else or for nothing (migration 0016), which a process that remembers tokens
+# reads on every request (services/token_cache.py).
+credentials_epoch = Table(
+    "credentials_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("id = 1", name="one_row"),
+)
+
 audit_events = Table(
     "audit_events",
     metadata,
