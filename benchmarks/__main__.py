@@ -282,9 +282,12 @@ def latency(plan: Plan, report: Report) -> None:
             "spawn": "launch→process exists",
             "finish": "launch→finished",
         }
+        # From the server's `created` stamp, at a steady rate (the goals of docs/performance.md
+        # for it); idle launch→start is read from the matrix (`peer_matrix`), whose clock is
+        # the client's, as the peers' is.
         for key, label in labels.items():
             for share in ("p50", "p99"):
-                goal = {"spawn_p50": "≤ 2 ms", "spawn_p99": "≤ 5 ms"}.get(f"{key}_{share}", "")
+                goal = {"spawn_p50": "≤ 5 ms", "spawn_p99": "≤ 50 ms"}.get(f"{key}_{share}", "")
                 figure = Figure(tuple(s[f"{key}_{share}"] for s in samples))
                 report.add(f"{kind}: {label} {share}", figure, "ms", goal)
 
