@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from jobyard.store.db import Database
@@ -60,6 +61,27 @@ def test_one_connection_serves_the_writes_one_after_another(tmp_path: Path) -> N
             drivers.append(conn.connection.driver_connection)
 
         assert len({id(d) for d in drivers}) == 1
+
+
+def _insert_then_repeat_an_id(db: Database) -> None:
+    with db.quick_transaction() as quick:
+        quick.exec_driver_sql("INSERT INTO notes (id, body) VALUES (2, 'undone')")
+        quick.exec_driver_sql("INSERT INTO notes (id, body) VALUES (1, 'a repeated id')")
+
+
+def test_a_failed_quick_write_leaves_nothing_and_the_next_writes_go_on(tmp_path: Path) -> None:
+    with _opened(tmp_path, background_checkpoints=False) as db:
+        with db.quick_transaction() as quick:
+            quick.exec_driver_sql("INSERT INTO notes (id, body) VALUES (1, 'kept')")
+        with pytest.raises(sa.exc.IntegrityError):
+            _insert_then_repeat_an_id(db)
+        with db.quick_transaction() as quick:
+            quick.exec_driver_sql("INSERT INTO notes (id, body) VALUES (3, 'after')")
+        with db.transaction() as conn:
+            conn.exec_driver_sql("INSERT INTO notes (id, body) VALUES (4, 'through SQLAlchemy')")
+        with db.read() as conn:
+            ids = conn.exec_driver_sql("SELECT id FROM notes ORDER BY id").scalars().all()
+        assert ids == [1, 3, 4]
 
 
 def test_writers_keep_statement_journals_in_memory_and_readers_do_not(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 
 
 class DriverResult:
@@ -47,18 +47,14 @@ class DriverConnection:
 
 
 @contextmanager
-def driver_transaction(engine: Engine) -> Iterator[DriverConnection]:
-    """BEGIN IMMEDIATE on a pooled connection; commit on a clean exit, roll back on any
-    exception. The caller holds the writer's turn."""
-    raw = engine.raw_connection()
-    conn = DriverConnection(engine.dialect, raw)
+def driver_transaction(dialect: Dialect, raw: PoolProxiedConnection) -> Iterator[DriverConnection]:
+    """BEGIN IMMEDIATE on the pooled connection `raw` (which stays the caller's to give back);
+    commit on a clean exit, roll back on any exception. The caller holds the writer's turn."""
+    conn = DriverConnection(dialect, raw)
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
     try:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            raw.rollback()
-            raise
-        conn.exec_driver_sql("COMMIT")
-    finally:
-        raw.close()
+        yield conn
+    except BaseException:
+        raw.rollback()
+        raise
+    conn.exec_driver_sql("COMMIT")
