@@ -21,10 +21,10 @@ from jobyard.domain.permissions import (
     parse_scopes,
 )
 from jobyard.errors import NotFound, TooManyAttempts, Unauthenticated
-from jobyard.services import audit, tokens
+from jobyard.services import audit, remembered, tokens
 from jobyard.services.credentials import LOCK_AFTER_FAILURES, LOCK_SECONDS
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import accounts
+from jobyard.store import accounts, epochs
 
 logger = logging.getLogger(__name__)
 
@@ -77,15 +77,15 @@ def _find_token(
 ) -> tuple[tuple[TokenRecord, UserRecord] | None, bool]:
     """The token's row and user (`hashed`: its keyed hash), and whether its stored hash is
     the legacy one."""
-    cache = rt.token_cache
+    cache = rt.tokens_read
     with rt.db.read_key() as conn:
         # The epoch first: a change committed after it is read raises it, so a row read
         # below is never older than the epoch it is remembered at.
-        epoch = accounts.credentials_epoch(conn) if cache is not None else None
+        epoch = epochs.read_epoch(conn, remembered.CREDENTIALS) if cache is not None else None
         if cache is not None and epoch is not None:
-            remembered = cache.get(hashed, epoch)
-            if remembered is not None:
-                return remembered, False
+            known = cache.get(hashed, epoch)
+            if known is not None:
+                return known, False
         found = accounts.token_by_hash(conn, hashed)
         if found is not None:
             if cache is not None and epoch is not None:

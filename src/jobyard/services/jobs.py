@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -29,9 +29,10 @@ from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import Conflict, JobyardError, NotFound, RuleViolation, ValidationFailed
 from jobyard.repeats import map_shared
-from jobyard.services import audit, outcomes
+from jobyard.services import audit, outcomes, remembered
+from jobyard.services.remembered import Remembered
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, job_events, notify, tables, transitions
+from jobyard.store import catalog, epochs, job_events, notify, tables, transitions
 from jobyard.store import idempotency as idempotency_store
 from jobyard.store import jobs as job_store
 from jobyard.store.driver import DriverStatements
@@ -68,23 +69,49 @@ class JobEdit:
 
 
 class _Lookups:
-    """Packages, configs and devices read once per transaction, for bulk launches."""
+    """Packages, configs and devices read once per transaction, for bulk launches; and what
+    launches of them resolve to, remembered across transactions where the runtime does so
+    (see `services/remembered.py`), under the catalog's epoch read in this transaction."""
 
-    def __init__(self, conn: Connection | KeyReads, tenant_id: int) -> None:
+    def __init__(
+        self,
+        conn: Connection | KeyReads,
+        tenant_id: int,
+        *,
+        remembered: Remembered[Hashable, object] | None = None,
+    ) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
         self._packages: dict[int, Package] = {}
         self._configs: dict[int, Config] = {}
         self._devices: dict[int, Device] = {}
         self._resolved: dict[tuple[int, int | None, int | None, JobOptions], _Resolved] = {}
+        self._remembered = remembered
+        self._epoch: int | None = None
 
     def resolve(self, request: LaunchRequest) -> _Resolved:
         """`_resolve`, once per package, device, config and options: a bulk launch mostly
         repeats one of them, and planning it (variables, templates) is the per-job cost."""
         key = (request.package_id, request.device_id, request.config_id, request.options)
         if key not in self._resolved:
-            self._resolved[key] = _resolve(self, request)
+            self._resolved[key] = self._remembered_or_resolved(request, key)
         return self._resolved[key]
+
+    def _remembered_or_resolved(self, request: LaunchRequest, key: tuple[Any, ...]) -> _Resolved:
+        if self._remembered is None:
+            return _resolve(self, request)
+        if self._epoch is None:
+            self._epoch = epochs.read_epoch(self.conn, remembered.CATALOG)
+            if self._epoch is None:
+                self._remembered = None  # no epoch to trust: read every time
+                return _resolve(self, request)
+        with_tenant = (self.tenant_id, *key)
+        known = self._remembered.get(with_tenant, self._epoch)
+        if isinstance(known, _Resolved):
+            return known
+        resolved = _resolve(self, request)
+        self._remembered.put(with_tenant, self._epoch, resolved)
+        return resolved
 
     def package(self, package_id: int) -> Package:
         if package_id not in self._packages:
@@ -191,7 +218,9 @@ def _insert_launches(
     rt: Runtime, conn: Connection, requests: Sequence[LaunchRequest], *, actor: Principal
 ) -> list[Job]:
     # The launch writes jobs, never packages, configs or devices: they are read beside it.
-    lookups = _Lookups(rt.db.key_reads_beside(conn), actor.tenant_id)
+    lookups = _Lookups(
+        rt.db.key_reads_beside(conn), actor.tenant_id, remembered=rt.launches_resolved
+    )
     now = utcnow()
     # The API's launch requests share one request for equal items.
     rows = map_shared(lambda r: _job_row(r, lookups.resolve(r), now=now, actor=actor), requests)
@@ -206,7 +235,9 @@ def launch_scheduled(
     """A schedule's launch, in the scheduler's transaction (the one that claims the fire
     time): marked automatic, launched on behalf of the schedule's owner, audited with the
     schedule. A refused launch raises before anything is written."""
-    lookups = _Lookups(rt.db.key_reads_beside(conn), owner.tenant_id)
+    lookups = _Lookups(
+        rt.db.key_reads_beside(conn), owner.tenant_id, remembered=rt.launches_resolved
+    )
     row = _job_row(request, lookups.resolve(request), now=utcnow(), actor=owner, automatic=True)
     [job] = job_store.insert_jobs(conn, [row], reason=f"launched by schedule {schedule_id}")
     audit.record(conn, owner, "job.launch", "job", [job.id], detail={"schedule_id": schedule_id})
@@ -336,7 +367,9 @@ def launch_each(rt: Runtime, launches: Sequence[tuple[Principal, LaunchRequest]]
         for actor, request in launches:
             tenant = actor.tenant_id
             if tenant not in lookups:
-                lookups[tenant] = _Lookups(rt.db.key_reads_beside(conn), tenant)
+                lookups[tenant] = _Lookups(
+                    rt.db.key_reads_beside(conn), tenant, remembered=rt.launches_resolved
+                )
             try:
                 require(actor, Scope.JOBS_WRITE)
                 row = _job_row(request, lookups[tenant].resolve(request), now=now, actor=actor)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import logging
 import stat
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobyard.domain.accounts import TokenRecord, UserRecord
 from jobyard.errors import DatabaseUnavailable
 from jobyard.services.credentials import Credentials
 from jobyard.services.log_watch import LogWatch
-from jobyard.services.token_cache import TokenCache
+from jobyard.services.remembered import Remembered
 from jobyard.services.wakeup import Wakeup
 from jobyard.settings import Settings
 from jobyard.store.db import DATABASE_ERROR_TYPES, Database, Timeouts, transient
@@ -38,17 +40,19 @@ class Runtime:
     credentials: Credentials = field(init=False)
     # One watcher of followed logs per process, however many follow (services/log_watch.py).
     log_watch: LogWatch = field(init=False)
-    # Tokens read, remembered while the credentials epoch holds (services/token_cache.py):
-    # on SQLite, where the epoch's read costs less than the token's. On PostgreSQL both are
-    # a round trip, and the token is read each time.
-    token_cache: TokenCache | None = field(init=False)
+    # Tokens read (with their user) and launches resolved, remembered while their epoch
+    # holds (services/remembered.py): on SQLite, where reading the epoch costs less than
+    # reading the rows. None on PostgreSQL, where both are a round trip.
+    tokens_read: Remembered[str, tuple[TokenRecord, UserRecord]] | None = field(init=False)
+    launches_resolved: Remembered[Hashable, object] | None = field(init=False)
 
     def __post_init__(self) -> None:
         if self.db.doorbell is not None:
             self.wakeup.announce = self.db.doorbell.ring
         self.credentials = Credentials(self.settings)
         self.log_watch = LogWatch(self.db)
-        self.token_cache = TokenCache() if self.db.quick_reads else None
+        self.tokens_read = Remembered() if self.db.quick_reads else None
+        self.launches_resolved = Remembered() if self.db.quick_reads else None
 
     @property
     def pg(self) -> bool:

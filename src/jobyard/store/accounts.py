@@ -172,17 +172,6 @@ def token_by_hash(
     return token_from_row(row), user_from_row(row, prefix="owner_")
 
 
-# What a remembered token was read at (migration 0016): None if the row is missing.
-CREDENTIALS_EPOCH = select(tables.credentials_epoch.c.epoch).where(
-    tables.credentials_epoch.c.id == bindparam("row_id")
-)
-
-
-def credentials_epoch(conn: Connection | KeyReads) -> int | None:
-    row = conn.execute(CREDENTIALS_EPOCH, {"row_id": 1}).first()
-    return None if row is None else int(row.epoch)
-
-
 # A job token's run, while it runs: the job (for its tenant) and the user it acts as. The
 # status is written into the SQL so that both databases use the index of running runs.
 _RUN_TOKEN_OWNER = (

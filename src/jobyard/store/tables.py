@@ -92,15 +92,14 @@ tokens = Table(
     Column("revoked", UTCDateTime(), nullable=True),
 )
 
-# One row: an epoch that triggers raise with any change that can make a token stand for
-# something else or for nothing (migration 0016), which a process that remembers tokens
-# reads on every request (services/token_cache.py).
-credentials_epoch = Table(
-    "credentials_epoch",
+# A row per kind of thing a process may remember between requests ("credentials",
+# "catalog"), whose epoch triggers raise with any change to it (migration 0016); a process
+# reads the epoch on every use of what it remembers (services/remembered.py).
+epochs = Table(
+    "epochs",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(40), primary_key=True),
     Column("epoch", BigInteger, nullable=False, server_default="0"),
-    CheckConstraint("id = 1", name="one_row"),
 )
 
 audit_events = Table(

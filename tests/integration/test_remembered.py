@@ -1,25 +1,31 @@
-"""Tokens remembered while the credentials epoch holds (`services/token_cache.py`, migration
-0016): a remembered token is served without reading its row, and any change that can make it
-stand for something else or for nothing (through the services or straight in the database,
-as another process would) takes effect at the next request; expiry still counts at each one;
-failed logins change no epoch; unknown tokens are not remembered."""
+"""What a process remembers while its epoch holds (`services/remembered.py`, migration 0016).
+Tokens: a remembered token is served without reading its row, and any change that can make
+it stand for something else or for nothing (through the services or straight in the
+database, as another process would) takes effect at the next request; expiry still counts
+at each one; failed logins change no epoch; unknown tokens are not remembered. Launches: a
+package, device or config changed or deleted counts at the next launch, and what one
+customer's launch resolved is never another's."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from jobyard.domain.models import Job
 from jobyard.domain.permissions import Principal, Role
-from jobyard.errors import Unauthenticated
-from jobyard.services import accounts, authentication, tokens
+from jobyard.errors import NotFound, Unauthenticated
+from jobyard.services import accounts, authentication, catalog, jobs, tokens
+from jobyard.services.remembered import CATALOG, CREDENTIALS, Remembered
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.services.token_cache import TokenCache
 from jobyard.store import accounts as account_store
+from jobyard.store import epochs, tables
+from jobyard.store import jobs as job_store
 from jobyard.store.key_reads import KeyReads
 from tests.conftest import ADMIN_TOKEN
 
@@ -30,9 +36,9 @@ def admin(runtime: Runtime) -> Principal:
     return authentication.check_token(runtime, ADMIN_TOKEN).principal
 
 
-def _epoch(runtime: Runtime) -> int:
+def _epoch(runtime: Runtime, name: str = CREDENTIALS) -> int:
     with runtime.db.read_key() as conn:
-        epoch = account_store.credentials_epoch(conn)
+        epoch = epochs.read_epoch(conn, name)
     assert epoch is not None
     return epoch
 
@@ -96,8 +102,8 @@ def test_failed_logins_change_no_epoch(runtime: Runtime, admin: Principal) -> No
 
 @pytest.fixture
 def sqlite_runtime(runtime: Runtime) -> Runtime:
-    if runtime.token_cache is None:
-        pytest.skip("tokens are remembered on SQLite only")
+    if runtime.tokens_read is None:
+        pytest.skip("tokens and launches are remembered on SQLite only")
     return runtime
 
 
@@ -124,7 +130,7 @@ def test_a_remembered_token_is_not_read_again(
     statements.clear()
     again = authentication.check_token(sqlite_runtime, secret).principal
     assert again == first
-    assert any("credentials_epoch" in s for s in statements)
+    assert any("FROM epochs" in s for s in statements)
     assert not any("FROM tokens" in s for s in statements)
 
 
@@ -172,7 +178,7 @@ def test_a_remembered_token_still_expires(sqlite_runtime: Runtime, admin: Princi
 
 
 def test_unknown_tokens_are_not_remembered(sqlite_runtime: Runtime, admin: Principal) -> None:
-    cache = sqlite_runtime.token_cache
+    cache = sqlite_runtime.tokens_read
     assert cache is not None
     known = len(cache)
     for n in range(5):
@@ -185,10 +191,86 @@ def test_beyond_its_capacity_the_oldest_go_first(sqlite_runtime: Runtime, admin:
     with sqlite_runtime.db.read_key() as conn:
         found = account_store.token_by_hash(conn, tokens.hash_token(sqlite_runtime, ADMIN_TOKEN))
     assert found is not None
-    cache = TokenCache(capacity=3)
+    cache: Remembered[str, object] = Remembered(capacity=3)
     for n in range(5):
         cache.put(f"hash-{n}", 7, found)
     assert len(cache) == 3
     assert cache.get("hash-1", 7) is None
     assert cache.get("hash-4", 7) == found
     assert cache.get("hash-4", 8) is None  # read at another epoch
+
+
+# Launches -----------------------------------------------------------------------------------
+
+
+def _package(runtime: Runtime, admin: Principal, name: str, command: list[str]) -> int:
+    values = {"name": name, "command": command}
+    return catalog.create_package(runtime, actor=admin, values=values).id
+
+
+def _launch_argv(runtime: Runtime, actor: Principal, package_id: int) -> list[str]:
+    job = jobs.launch_job(runtime, actor=actor, request=jobs.LaunchRequest(package_id))
+    return list(job.argv)
+
+
+def test_every_change_to_the_catalog_raises_its_epoch(runtime: Runtime, admin: Principal) -> None:
+    package = _package(runtime, admin, "p", ["true"])
+    device = catalog.create_device(runtime, actor=admin, values={"name": "d"}).id
+    config = catalog.create_config(runtime, actor=admin, values={"name": "c"}).id
+    changes = [
+        ("UPDATE packages SET command = '[\"false\"]' WHERE id = :id", package),
+        ("UPDATE devices SET name = 'd2' WHERE id = :id", device),
+        ("UPDATE configs SET name = 'c2' WHERE id = :id", config),
+        ("DELETE FROM configs WHERE id = :id", config),
+        ("DELETE FROM devices WHERE id = :id", device),
+        ("DELETE FROM packages WHERE id = :id", package),
+    ]
+    for statement, row in changes:
+        before = _epoch(runtime, CATALOG)
+        _elsewhere(runtime, statement, id=row)
+        assert _epoch(runtime, CATALOG) > before, statement
+
+
+@pytest.mark.parametrize("where", ["service", "elsewhere"])
+def test_a_launch_after_an_edit_runs_the_edited_package(
+    sqlite_runtime: Runtime, admin: Principal, where: str
+) -> None:
+    package = _package(sqlite_runtime, admin, "p", ["echo", "before"])
+    assert _launch_argv(sqlite_runtime, admin, package) == ["echo", "before"]
+    assert _launch_argv(sqlite_runtime, admin, package) == ["echo", "before"]  # remembered
+    if where == "service":
+        catalog.edit_package(
+            sqlite_runtime, actor=admin, package_id=package, values={"command": ["echo", "after"]}
+        )
+    else:
+        _elsewhere(
+            sqlite_runtime,
+            'UPDATE packages SET command = \'["echo", "after"]\' WHERE id = :id',
+            id=package,
+        )
+    assert _launch_argv(sqlite_runtime, admin, package) == ["echo", "after"]
+
+
+def test_a_remembered_package_once_deleted_launches_nothing(
+    sqlite_runtime: Runtime, admin: Principal
+) -> None:
+    package = _package(sqlite_runtime, admin, "p", ["true"])
+    _launch_argv(sqlite_runtime, admin, package)
+    jobs.delete_jobs(sqlite_runtime, actor=admin, job_ids=[j.id for j in _all_jobs(sqlite_runtime)])
+    catalog.delete_package(sqlite_runtime, actor=admin, package_id=package)
+    with pytest.raises(NotFound):
+        _launch_argv(sqlite_runtime, admin, package)
+
+
+def test_one_customers_launch_is_never_anothers(sqlite_runtime: Runtime, admin: Principal) -> None:
+    package = _package(sqlite_runtime, admin, "p", ["true"])
+    _launch_argv(sqlite_runtime, admin, package)  # remembered for the system customer
+    acme = accounts.create_tenant(sqlite_runtime, actor=admin, name="acme")
+    with pytest.raises(NotFound):
+        _launch_argv(sqlite_runtime, replace(admin, tenant_id=acme), package)
+
+
+def _all_jobs(runtime: Runtime) -> list[Job]:
+    with runtime.db.read() as conn:
+        ids = conn.execute(sa.select(tables.jobs.c.id)).scalars().all()
+        return [job_store.get_job(conn, job_id) for job_id in ids]
