@@ -218,9 +218,10 @@ def _insert_launches(
     rt: Runtime, conn: Connection, requests: Sequence[LaunchRequest], *, actor: Principal
 ) -> list[Job]:
     # The launch writes jobs, never packages, configs or devices: they are read beside it.
-    lookups = _Lookups(
-        rt.db.key_reads_beside(conn), actor.tenant_id, remembered=rt.launches_resolved
-    )
+    # A batch shares its own work (`_Lookups`): only a launch of one item is remembered, so
+    # that a bulk launch of many different items does not crowd out what single ones reuse.
+    one = rt.launches_resolved if len(requests) == 1 else None
+    lookups = _Lookups(rt.db.key_reads_beside(conn), actor.tenant_id, remembered=one)
     now = utcnow()
     # The API's launch requests share one request for equal items.
     rows = map_shared(lambda r: _job_row(r, lookups.resolve(r), now=now, actor=actor), requests)
