@@ -191,7 +191,7 @@ def test_beyond_its_capacity_the_oldest_go_first(sqlite_runtime: Runtime, admin:
     with sqlite_runtime.db.read_key() as conn:
         found = account_store.token_by_hash(conn, tokens.hash_token(sqlite_runtime, ADMIN_TOKEN))
     assert found is not None
-    cache: Remembered[str, object] = Remembered(capacity=3)
+    cache: Remembered[str, object] = Remembered(CREDENTIALS, capacity=3)
     for n in range(5):
         cache.put(f"hash-{n}", 7, found)
     assert len(cache) == 3

@@ -15,16 +15,19 @@ from jobyard.domain.numbers import MAX_INT64, ascii_int
 from jobyard.errors import NotFound, ValidationFailed
 
 
-def read_by_hand(name: str, description: str, *, many: bool = False) -> dict[str, Any]:
-    """The API description of an optional query parameter that a route reads itself from
-    `request.query_params` (for its `openapi_extra`): a string, or a list of them if `many`."""
-    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if many else {}
+def read_by_hand(
+    name: str, description: str, *, where: str = "query", many: bool = False
+) -> dict[str, Any]:
+    """The API description of an optional parameter (`where`: query or header) that the
+    code reads itself from the request, for an operation's `openapi_extra`: a string, or a
+    list of them if `many`."""
+    string = {"type": "string"}
     return {
         "name": name,
-        "in": "query",
+        "in": where,
         "required": False,
         "description": description,
-        "schema": schema or {"type": "string"},
+        "schema": {"type": "array", "items": string} if many else string,
     }
 
 

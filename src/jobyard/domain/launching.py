@@ -26,6 +26,16 @@ class LaunchPlan:
     interfaces: tuple[Interface, ...]
 
 
+@dataclass(frozen=True)
+class ResolvedLaunch:
+    """A launch's package, device and config as read, and the plan made of them."""
+
+    package: Package
+    device: Device | None
+    config: Config | None
+    plan: LaunchPlan
+
+
 def resolve_variables(
     *,
     builtins: Mapping[str, str],

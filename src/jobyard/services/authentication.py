@@ -21,10 +21,10 @@ from jobyard.domain.permissions import (
     parse_scopes,
 )
 from jobyard.errors import NotFound, TooManyAttempts, Unauthenticated
-from jobyard.services import audit, remembered, tokens
+from jobyard.services import audit, tokens
 from jobyard.services.credentials import LOCK_AFTER_FAILURES, LOCK_SECONDS
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import accounts, epochs
+from jobyard.store import accounts
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +79,12 @@ def _find_token(
     the legacy one."""
     cache = rt.tokens_read
     with rt.db.read_key() as conn:
-        # The epoch first: a change committed after it is read raises it, so a row read
-        # below is never older than the epoch it is remembered at.
-        epoch = epochs.read_epoch(conn, remembered.CREDENTIALS) if cache is not None else None
-        if cache is not None and epoch is not None:
-            known = cache.get(hashed, epoch)
-            if known is not None:
-                return known, False
-        found = accounts.token_by_hash(conn, hashed)
+        if cache is None:
+            found = accounts.token_by_hash(conn, hashed)
+        else:
+            epoch = cache.epoch(conn)
+            found = cache.through(epoch, hashed, lambda: accounts.token_by_hash(conn, hashed))
         if found is not None:
-            if cache is not None and epoch is not None:
-                cache.put(hashed, epoch, found)
             return found, False
         legacy = accounts.token_by_hash(conn, rt.credentials.tokens.legacy_digest(token))
     return legacy, legacy is not None

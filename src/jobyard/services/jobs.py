@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from jobyard.domain import idempotency as idempotency_rules
 from jobyard.domain import launching, vocabulary
 from jobyard.domain.idempotency import Idempotency
+from jobyard.domain.launching import ResolvedLaunch
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import (
     Config,
@@ -29,10 +30,10 @@ from jobyard.domain.permissions import Principal, Scope, require, require_on_job
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import Conflict, JobyardError, NotFound, RuleViolation, ValidationFailed
 from jobyard.repeats import map_shared
-from jobyard.services import audit, outcomes, remembered
+from jobyard.services import audit, outcomes
 from jobyard.services.remembered import Remembered
 from jobyard.services.runtime import Runtime, utcnow
-from jobyard.store import catalog, epochs, job_events, notify, tables, transitions
+from jobyard.store import catalog, job_events, notify, tables, transitions
 from jobyard.store import idempotency as idempotency_store
 from jobyard.store import jobs as job_store
 from jobyard.store.driver import DriverStatements
@@ -78,18 +79,18 @@ class _Lookups:
         conn: Connection | KeyReads,
         tenant_id: int,
         *,
-        remembered: Remembered[Hashable, object] | None = None,
+        remembered: Remembered[Hashable, ResolvedLaunch] | None = None,
     ) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
         self._packages: dict[int, Package] = {}
         self._configs: dict[int, Config] = {}
         self._devices: dict[int, Device] = {}
-        self._resolved: dict[tuple[int, int | None, int | None, JobOptions], _Resolved] = {}
+        self._resolved: dict[tuple[int, int | None, int | None, JobOptions], ResolvedLaunch] = {}
         self._remembered = remembered
         self._epoch: int | None = None
 
-    def resolve(self, request: LaunchRequest) -> _Resolved:
+    def resolve(self, request: LaunchRequest) -> ResolvedLaunch:
         """`_resolve`, once per package, device, config and options: a bulk launch mostly
         repeats one of them, and planning it (variables, templates) is the per-job cost."""
         key = (request.package_id, request.device_id, request.config_id, request.options)
@@ -97,21 +98,15 @@ class _Lookups:
             self._resolved[key] = self._remembered_or_resolved(request, key)
         return self._resolved[key]
 
-    def _remembered_or_resolved(self, request: LaunchRequest, key: tuple[Any, ...]) -> _Resolved:
+    def _remembered_or_resolved(
+        self, request: LaunchRequest, key: tuple[Any, ...]
+    ) -> ResolvedLaunch:
         if self._remembered is None:
             return _resolve(self, request)
-        if self._epoch is None:
-            self._epoch = epochs.read_epoch(self.conn, remembered.CATALOG)
-            if self._epoch is None:
-                self._remembered = None  # no epoch to trust: read every time
-                return _resolve(self, request)
+        if self._epoch is None:  # once per transaction, before any of its rows
+            self._epoch = self._remembered.epoch(self.conn)
         with_tenant = (self.tenant_id, *key)
-        known = self._remembered.get(with_tenant, self._epoch)
-        if isinstance(known, _Resolved):
-            return known
-        resolved = _resolve(self, request)
-        self._remembered.put(with_tenant, self._epoch, resolved)
-        return resolved
+        return self._remembered.through(self._epoch, with_tenant, lambda: _resolve(self, request))
 
     def package(self, package_id: int) -> Package:
         if package_id not in self._packages:
@@ -139,15 +134,7 @@ class _Lookups:
         return self._devices[device_id]
 
 
-@dataclass(frozen=True)
-class _Resolved:
-    package: Package
-    device: Device | None
-    config: Config | None
-    plan: launching.LaunchPlan
-
-
-def _resolve(lookups: _Lookups, request: LaunchRequest) -> _Resolved:
+def _resolve(lookups: _Lookups, request: LaunchRequest) -> ResolvedLaunch:
     """Everything a launch needs, checked: unknown ids and bad templates fail here."""
     package = lookups.package(request.package_id)
     device = lookups.device(request.device_id or package.device_id)
@@ -172,12 +159,12 @@ def _resolve(lookups: _Lookups, request: LaunchRequest) -> _Resolved:
         extra_args=extra_args,
         interface_config=config,
     )
-    return _Resolved(package, device, config, plan)
+    return ResolvedLaunch(package, device, config, plan)
 
 
 def _job_row(
     request: LaunchRequest,
-    resolved: _Resolved,
+    resolved: ResolvedLaunch,
     *,
     now: datetime,
     actor: Principal,

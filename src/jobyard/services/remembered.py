@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar, overload
+
+from sqlalchemy import Connection
+
+from jobyard.store import epochs
+from jobyard.store.key_reads import KeyReads
 
 CAPACITY = 4096  # entries remembered at most; the oldest go first
 
@@ -38,12 +43,40 @@ class _Entry(Generic[Value]):
 
 
 class Remembered(Generic[Key, Value]):
-    """Values by key, each with the epoch it was read at."""
+    """Values by key, each with the epoch (of the kind `epoch_name`) it was read at."""
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, epoch_name: str, capacity: int = CAPACITY) -> None:
+        self._epoch_name = epoch_name
         self._capacity = capacity
         self._lock = threading.Lock()
         self._entries: dict[Key, _Entry[Value]] = {}
+
+    def epoch(self, conn: Connection | KeyReads) -> int | None:
+        """The epoch now, to read before the rows it stands for: a change committed after
+        it raises it, so a row read after is never older than the epoch it is remembered at.
+        None if the database has no such epoch (then nothing is remembered)."""
+        return epochs.read_epoch(conn, self._epoch_name)
+
+    @overload
+    def through(self, epoch: int | None, key: Key, read: Callable[[], Value]) -> Value: ...
+    @overload
+    def through(
+        self, epoch: int | None, key: Key, read: Callable[[], Value | None]
+    ) -> Value | None: ...
+    def through(
+        self, epoch: int | None, key: Key, read: Callable[[], Value | None]
+    ) -> Value | None:
+        """The value remembered at `epoch`, else `read()`'s, remembered if it found one
+        (None: nothing found, nothing remembered)."""
+        if epoch is None:
+            return read()
+        known = self.get(key, epoch)
+        if known is not None:
+            return known
+        value = read()
+        if value is not None:
+            self.put(key, epoch, value)
+        return value
 
     def get(self, key: Key, epoch: int) -> Value | None:
         """The value read at `epoch`, if remembered from then."""

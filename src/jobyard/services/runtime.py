@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jobyard.domain.accounts import TokenRecord, UserRecord
+from jobyard.domain.launching import ResolvedLaunch
 from jobyard.errors import DatabaseUnavailable
 from jobyard.services.credentials import Credentials
 from jobyard.services.log_watch import LogWatch
-from jobyard.services.remembered import Remembered
+from jobyard.services.remembered import CATALOG, CREDENTIALS, Remembered
 from jobyard.services.wakeup import Wakeup
 from jobyard.settings import Settings
 from jobyard.store.db import DATABASE_ERROR_TYPES, Database, Timeouts, transient
@@ -44,15 +45,15 @@ class Runtime:
     # holds (services/remembered.py): on SQLite, where reading the epoch costs less than
     # reading the rows. None on PostgreSQL, where both are a round trip.
     tokens_read: Remembered[str, tuple[TokenRecord, UserRecord]] | None = field(init=False)
-    launches_resolved: Remembered[Hashable, object] | None = field(init=False)
+    launches_resolved: Remembered[Hashable, ResolvedLaunch] | None = field(init=False)
 
     def __post_init__(self) -> None:
         if self.db.doorbell is not None:
             self.wakeup.announce = self.db.doorbell.ring
         self.credentials = Credentials(self.settings)
         self.log_watch = LogWatch(self.db)
-        self.tokens_read = Remembered() if self.db.quick_reads else None
-        self.launches_resolved = Remembered() if self.db.quick_reads else None
+        self.tokens_read = Remembered(CREDENTIALS) if self.db.quick_reads else None
+        self.launches_resolved = Remembered(CATALOG) if self.db.quick_reads else None
 
     @property
     def pg(self) -> bool:

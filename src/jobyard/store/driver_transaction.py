@@ -31,7 +31,7 @@ class DriverConnection:
 
     def __init__(self, dialect: Dialect, raw: Any) -> None:
         self.dialect = dialect
-        self.raw = raw  # the DBAPI connection, for reads by key inside the transaction
+        self.raw = raw  # the pooled DBAPI connection, for reads by key inside the transaction
 
     def exec_driver_sql(self, statement: str, parameters: Any = None) -> DriverResult:
         cursor = self.raw.cursor()
