@@ -84,6 +84,25 @@ def test_a_failed_quick_write_leaves_nothing_and_the_next_writes_go_on(tmp_path:
         assert ids == [1, 3, 4]
 
 
+def test_a_failed_transaction_leaves_nothing_and_the_next_writes_go_on(tmp_path: Path) -> None:
+    with _opened(tmp_path, background_checkpoints=False) as db:
+
+        def repeat_an_id() -> None:
+            with db.transaction() as conn:
+                conn.exec_driver_sql("INSERT INTO notes (id, body) VALUES (1, 'undone')")
+                conn.exec_driver_sql("INSERT INTO notes (id, body) VALUES (1, 'a repeated id')")
+
+        with pytest.raises(sa.exc.IntegrityError):
+            repeat_an_id()
+        with db.transaction() as conn:
+            conn.exec_driver_sql("INSERT INTO notes (id, body) VALUES (1, 'after')")
+        with db.quick_transaction() as quick:
+            quick.exec_driver_sql("INSERT INTO notes (id, body) VALUES (2, 'quick')")
+        with db.read() as conn:
+            rows = conn.exec_driver_sql("SELECT id, body FROM notes ORDER BY id").all()
+        assert [tuple(row) for row in rows] == [(1, "after"), (2, "quick")]
+
+
 def test_writers_keep_statement_journals_in_memory_and_readers_do_not(tmp_path: Path) -> None:
     with _opened(tmp_path, background_checkpoints=False) as db:
         with db.transaction() as conn:

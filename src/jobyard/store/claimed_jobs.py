@@ -14,6 +14,7 @@ from jobyard.domain.models import ClaimedJob
 from jobyard.domain.outcomes import Outcome
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
+from jobyard.store.direct import DirectStatement, direct
 from jobyard.store.jobs import J, outcome_of
 from jobyard.store.types import in_ids
 
@@ -75,7 +76,7 @@ class JobState:
 def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, JobState]:
     """The current state of running jobs, by id: all a worker needs to re-read when a run
     ends (the rest it read when it claimed the job)."""
-    rows = conn.execute(_JOB_STATES, {"ids": list(job_ids)})
+    rows = _JOB_STATES.rows(direct(conn), {"ids": list(job_ids)})
     return {
         row.id: JobState(
             status=JobStatus(row.status),
@@ -86,6 +87,8 @@ def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, JobState]:
     }
 
 
-_JOB_STATES = select(
-    J.c.id, J.c.status, J.c.attempts, J.c.outcome_status, J.c.outcome_result
-).where(in_ids(J.c.id, "ids"))
+_JOB_STATES = DirectStatement(
+    select(J.c.id, J.c.status, J.c.attempts, J.c.outcome_status, J.c.outcome_result).where(
+        in_ids(J.c.id, "ids")
+    )
+)

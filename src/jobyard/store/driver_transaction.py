@@ -19,11 +19,17 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 
 class DriverResult:
-    def __init__(self, rows: list[Any]) -> None:
+    """What a statement gave: its rows, and how many rows it changed."""
+
+    def __init__(self, rows: list[Any], rowcount: int = -1) -> None:
         self._rows = rows
+        self.rowcount = rowcount
 
     def all(self) -> list[Any]:
         return self._rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
 
 
 class DriverConnection:
@@ -37,7 +43,7 @@ class DriverConnection:
         cursor = self.raw.cursor()
         try:
             cursor.execute(statement, parameters or ())
-            return DriverResult(cursor.fetchall())
+            return DriverResult(cursor.fetchall(), cursor.rowcount)
         except self.dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 statement, parameters, exc, self.dialect.loaded_dbapi.Error

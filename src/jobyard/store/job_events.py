@@ -16,7 +16,7 @@ from jobyard.store.driver import DriverStatements, RowsInsert
 
 
 def record_events(
-    conn: Connection, events: Sequence[tuple[int, JobStatus, JobStatus, str]], *, at: datetime
+    conn: DriverStatements, events: Sequence[tuple[int, JobStatus, JobStatus, str]], *, at: datetime
 ) -> None:
     """Status changes made by the system, as (job id, from, to, reason), in one statement."""
     insert_events(

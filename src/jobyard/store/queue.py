@@ -45,6 +45,7 @@ from jobyard.store.claimed_jobs import (
     claimed_job_from_row,
     get_claimed_job,
 )
+from jobyard.store.direct import DirectStatement, direct
 from jobyard.store.jobs import J
 from jobyard.store.types import UTCDateTime, in_ids
 
@@ -142,12 +143,15 @@ def _claim_query(pg: bool) -> Any:
     return query.with_for_update(skip_locked=True, of=J) if pg else _sqlite_indexed(query)
 
 
+_SQLITE_CLAIM = DirectStatement(_claim_query(False))
+
+
 def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> list[Row[Any]]:
     """The next jobs to run (with their package's concurrency limit), locked on PostgreSQL."""
-    query = _claim_query(pg)
     given = {"now": now, "limit": limit}
     if not pg:
-        return list(conn.execute(query, given))
+        return _SQLITE_CLAIM.rows(direct(conn), given)
+    query = _claim_query(pg)
     # A queue's statistics are stale by nature: analysed while few jobs waited, PostgreSQL
     # plans a bitmap scan and a sort of every pending job (25 ms a claim with 5,000 waiting)
     # instead of walking the pending index in claim order. So sorting is ruled out for this
@@ -217,7 +221,7 @@ def start_runs(
         return []
     run_key = int(now.timestamp())
     inserted = INSERT_RUNS.execute(
-        conn,
+        direct(conn),
         [
             (
                 job.id,

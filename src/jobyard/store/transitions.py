@@ -23,6 +23,7 @@ from jobyard.domain.statuses import (
 )
 from jobyard.errors import Conflict, InvalidTransition, NotFound
 from jobyard.store import driver, job_events, tables
+from jobyard.store.direct import DirectStatement, direct
 from jobyard.store.jobs import J, job_from_row
 from jobyard.store.types import UTCDateTime, in_ids
 
@@ -98,27 +99,28 @@ def apply_changes(conn: Connection, changes: Sequence[JobChange], *, at: datetim
         check_transition(change.job.status, change.new)
         key = (change.new, change.job.status, tuple(sorted(change.values.items())))
         groups.setdefault(key, []).append(change.job.id)
+    on_driver = direct(conn)
     for (new, old, values), job_ids in groups.items():
         statement = _batch_transition_statement(new, tuple(name for name, _ in values))
         params = {"b_job_ids": job_ids, "b_from": old.value, "b_at": at}
         params |= {f"v_{name}": value for name, value in values}
-        changed = conn.execute(statement, params).rowcount
+        changed = statement.execute(on_driver, params).rowcount
         if changed != len(job_ids):
             raise InvalidTransition(f"{len(job_ids) - changed} jobs changed status meanwhile")
     job_events.record_events(
-        conn,
+        on_driver,
         [(change.job.id, change.job.status, change.new, change.reason) for change in changes],
         at=at,
     )
 
 
-_BATCH_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], Any] = {}
+_BATCH_TRANSITIONS: dict[tuple[JobStatus, tuple[str, ...]], DirectStatement] = {}
 
 
-def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> Any:
+def _batch_transition_statement(new: JobStatus, keys: tuple[str, ...]) -> DirectStatement:
     statement = _BATCH_TRANSITIONS.get((new, keys))
     if statement is None:
-        statement = (
+        statement = DirectStatement(
             update(J)
             .where(
                 in_ids(J.c.id, "b_job_ids"),
@@ -164,19 +166,20 @@ def _mark_claimed() -> Any:
     )
 
 
-_MARK_CLAIMED = _mark_claimed()
+_MARK_CLAIMED = DirectStatement(_mark_claimed())
 
 
 def mark_claimed(
     conn: Connection, jobs: Sequence[ClaimedJob], *, at: datetime, worker: str
 ) -> None:
     """Move claimed jobs to running (their new runs inserted in this transaction)."""
-    claimed = conn.execute(_MARK_CLAIMED, {"ids": [job.id for job in jobs], "now": at})
+    on_driver = direct(conn)
+    claimed = _MARK_CLAIMED.execute(on_driver, {"ids": [job.id for job in jobs], "now": at})
     if claimed.rowcount != len(jobs):  # the claim query locked (or, on SQLite, saw) them
         raise Conflict("a claimed job changed meanwhile")
     reason = f"claimed by {worker}"
     job_events.record_events(
-        conn, [(job.id, job.status, JobStatus.RUNNING, reason) for job in jobs], at=at
+        on_driver, [(job.id, job.status, JobStatus.RUNNING, reason) for job in jobs], at=at
     )
 
 
@@ -200,6 +203,7 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime) -> set
     by it: a lost lease fences its writer); return the ids of those closed. One statement
     for the batch: each run's end is joined to it as a row of VALUES."""
     closed: set[int] = set()
+    on_driver = direct(conn)
     finished = driver.time_value(conn, at)
     for start in range(0, len(ends), CLOSE_AT_ONCE):
         chunk = ends[start : start + CLOSE_AT_ONCE]
@@ -217,7 +221,7 @@ def close_runs(conn: Connection, ends: Sequence[RunEnd], *, at: datetime) -> set
                 driver.time_value(conn, end.spawned),
             )
         sql = driver.sql(conn, _close_runs_sql(len(chunk), conn.dialect.name))
-        closed.update(run_id for (run_id,) in conn.exec_driver_sql(sql, tuple(values)))
+        closed.update(run_id for (run_id,) in on_driver.exec_driver_sql(sql, tuple(values)))
     return closed
 
 

@@ -42,8 +42,12 @@ SPAWNS_PER_REPORT = 4
 
 
 def outcome_fields(outcome: ProcessEnd) -> tuple[object, ...]:
-    """A process's end as it crosses the pipe: its fields in their order."""
-    return dataclasses.astuple(outcome)
+    """A process's end as it crosses the pipe: its fields in their order (shallow: they are
+    plain values, and `dataclasses.astuple` copies deeply)."""
+    return tuple(getattr(outcome, name) for name in _OUTCOME_FIELDS)
+
+
+_OUTCOME_FIELDS = tuple(field.name for field in dataclasses.fields(ProcessEnd))
 
 
 class StoppedByEngine(Exception):
