@@ -19,6 +19,7 @@ every system call spend their time waiting for each other. The same engine runs 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -55,11 +56,12 @@ MAX_END_ATTEMPTS = 3
 # Measured with 5,000 `true` jobs on 128 slots: 0.27 ms of server CPU per job with 2 ms,
 # 0.24 with 10, 0.23 with 20.
 GATHER_SECONDS = 0.02
-# With nothing to claim, a run's end is stored at most this long after its process ended,
-# and sooner with the next claim: one-by-one launches are a few milliseconds apart, so the
-# next launch's claim carries the last job's end, one turn a job instead of two (the turn is
-# most of the engine's work: measured with 1,000 sequential `true` launches on 16 slots,
-# 1.49 turns a job became 0.98). An end also waits for nothing when the pool drains.
+# While claims come less than this far apart, a run's end (with nothing to claim) waits up
+# to this long for the next claim and is stored in its turn: one-by-one launches a few
+# milliseconds apart then cost one turn a job instead of two (the turn is most of the
+# engine's work: 1,000 sequential `true` launches on 16 slots took 1.49 turns a job before,
+# 0.98 after). Claims further apart, and a draining pool, store each end at once: a wait
+# there would only make the job's end later (launches at 100/s: launch→finished 5 → 10 ms).
 END_WAIT_SECONDS = 0.005
 
 
@@ -95,6 +97,8 @@ class Engine:
         self._batch = max(1, slots // 2)  # the batch worth waiting a moment for under load
         self._claim_limit = FIRST_CLAIM  # what a turn may claim at most (see `_after_turn`)
         self._ended_in_last_turn = 0  # processes that ended while the last turn was taken
+        self._last_claim = -math.inf  # monotonic, when a turn last claimed a job
+        self._claim_gap = math.inf  # seconds between the last two turns that claimed
         self._starter: Starter | None = None
         self._listener: WorkListener | DoorbellWorkListener | None = None
         self._backoff = Backoff()  # writes after the database failed one (engine, recorders)
@@ -231,6 +235,8 @@ class Engine:
                 self._backoff.succeeded()
                 self._hand_out(works)
                 self._after_turn(asked=free, got=len(works))
+                if works:
+                    self._claimed_at(time.monotonic())
                 if len(works) < free:
                     idle_mark, idle_until = mark, time.monotonic() + self._idle_wait()
                 elif self._busy() and self._free_slots() < self._batch:
@@ -267,6 +273,9 @@ class Engine:
             return claims_due if ends_due is None else min(claims_due, ends_due)
         return ends_due
 
+    def _claimed_at(self, now: float) -> None:
+        self._claim_gap, self._last_claim = now - self._last_claim, now
+
     def _ends_due(self) -> bool:
         return self._ends_due_in(time.monotonic()) == 0.0
 
@@ -276,7 +285,7 @@ class Engine:
         with self._lock:
             if not self._ended:
                 return None
-            if self._draining.is_set():
+            if self._draining.is_set() or self._claim_gap >= self._end_wait:
                 return 0.0
             oldest = min(running.ended_at for running, _ in self._ended)
         return max(0.0, oldest + self._end_wait - now)
