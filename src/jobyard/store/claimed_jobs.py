@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from jobyard.domain import vocabulary
 from jobyard.domain.models import ClaimedJob
@@ -36,7 +36,8 @@ CLAIMED_JOB_COLUMNS = (
 )
 
 
-def claimed_job_from_row(row: Row[Any]) -> ClaimedJob:
+def claimed_job_from_row(row: Any) -> ClaimedJob:
+    """A claimed job from a row with its columns (`CLAIMED_JOB_COLUMNS`) by name."""
     return ClaimedJob(
         id=row.id,
         status=JobStatus(row.status),

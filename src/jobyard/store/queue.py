@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Integer,
-    Row,
     Select,
     and_,
     bindparam,
@@ -146,8 +145,10 @@ def _claim_query(pg: bool) -> Any:
 _SQLITE_CLAIM = DirectStatement(_claim_query(False))
 
 
-def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> list[Row[Any]]:
-    """The next jobs to run (with their package's concurrency limit), locked on PostgreSQL."""
+def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> list[Any]:
+    """The next jobs to run (with their package's concurrency limit), locked on PostgreSQL:
+    rows with the claim's columns by name (named tuples on SQLite, where the query runs on
+    the driver)."""
     given = {"now": now, "limit": limit}
     if not pg:
         return _SQLITE_CLAIM.rows(direct(conn), given)
@@ -178,7 +179,7 @@ def _within_package_limit(conn: Connection, job: ClaimedJob) -> bool:
     return int(running) < int(limit)
 
 
-def _claimable_jobs(conn: Connection, rows: Sequence[Row[Any]], *, pg: bool) -> list[ClaimedJob]:
+def _claimable_jobs(conn: Connection, rows: Sequence[Any], *, pg: bool) -> list[ClaimedJob]:
     """Of the candidates, those this batch may take: the query saw room under each package's
     concurrency limit for one more job, so a limited package gets at most one per batch; and
     a job whose interfaces another job holds (or took earlier in this batch) waits."""
