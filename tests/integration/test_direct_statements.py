@@ -1,6 +1,7 @@
 """A Core statement run on the driver (`store/direct.py`) gives what `Connection.execute`
 gives: parameters converted by their types (times, id lists), rows converted back (JSON,
-times), the rows an UPDATE changed; inside the same transaction, on both databases."""
+times, numbers), the rows an UPDATE changed; inside the same transaction, on both
+databases."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ AT = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
 def _jobs(runtime: Runtime, count: int) -> list[int]:
     user_id = accounts.bootstrap_admin(runtime).admin_user_id
     row = job_row(tenant_id=1, user_id=user_id, status="pending", at=AT)
-    rows = [row | {"argv": ["echo", f"n{n}"], "env": {"N": str(n)}} for n in range(count)]
+    rows = [
+        row | {"argv": ["echo", f"n{n}"], "env": {"N": str(n)}, "timeout_seconds": n + 0.5}
+        for n in range(count)
+    ]
     with runtime.db.transaction() as conn:
         inserted = conn.execute(sa.insert(J).returning(J.c.id), rows)
         return sorted(inserted.scalars())
@@ -31,7 +35,7 @@ def _jobs(runtime: Runtime, count: int) -> list[int]:
 
 def test_a_query_reads_as_execute_does(runtime: Runtime) -> None:
     ids = _jobs(runtime, 3)
-    query = sa.select(J.c.id, J.c.argv, J.c.env, J.c.run_at, J.c.status).where(
+    query = sa.select(J.c.id, J.c.argv, J.c.env, J.c.run_at, J.c.status, J.c.timeout_seconds).where(
         in_ids(J.c.id, "ids"), J.c.run_at <= sa.bindparam("now", type_=UTCDateTime())
     )
     given = {"ids": ids[:2], "now": AT}
@@ -42,6 +46,7 @@ def test_a_query_reads_as_execute_does(runtime: Runtime) -> None:
     assert found[1].argv == ["echo", "n1"]
     assert found[1].env == {"N": "1"}
     assert found[0].run_at == AT
+    assert found[1].timeout_seconds == 1.5  # PostgreSQL's processors for numbers need its type
 
 
 def test_an_update_counts_its_rows_inside_the_transaction(runtime: Runtime) -> None:

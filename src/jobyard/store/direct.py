@@ -12,13 +12,14 @@ driver connection (`direct`): the same transaction, without SQLAlchemy in betwee
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.types import TypeEngine
 
 from jobyard.store.driver import DriverStatements
 from jobyard.store.driver_transaction import DriverConnection
@@ -36,12 +37,29 @@ def direct(conn: Connection | DriverConnection) -> DriverStatements:
 
 @dataclass(frozen=True)
 class _Compiled:
+    dialect: Dialect
     sql: str
     positional: tuple[str, ...] | None  # the parameters' order, or None for named ones
     fixed: Mapping[str, Any]  # values written into the statement (its literals)
     binds: Mapping[str, Convert | None]
     row: Callable[..., Any] | None  # a row's type, with the result's column names
-    results: tuple[Convert | None, ...]
+    types: tuple[TypeEngine[Any], ...]  # each result column's, as the dialect has it
+    # Each column's result processor, by the driver's type codes of the columns (None where
+    # the driver gives none): PostgreSQL's for numbers depend on the code.
+    _processors: dict[tuple[Any, ...] | None, tuple[Convert | None, ...]] = field(
+        default_factory=dict
+    )
+
+    def processors(self, codes: tuple[Any, ...] | None) -> tuple[Convert | None, ...]:
+        found = self._processors.get(codes)
+        if found is None:
+            given = codes if codes is not None else (None,) * len(self.types)
+            found = tuple(
+                kind.result_processor(self.dialect, code)
+                for kind, code in zip(self.types, given, strict=True)
+            )
+            self._processors[codes] = found
+        return found
 
 
 class DirectStatement:
@@ -54,32 +72,49 @@ class DirectStatement:
     def execute(self, conn: DriverStatements, params: Mapping[str, Any]) -> Any:
         """Run it with these parameters (by name); the driver's result (`rowcount`, rows)."""
         compiled = self._compile(conn.dialect)
-        values = dict(compiled.fixed)
-        for name, value in params.items():
-            convert = compiled.binds[name]
-            values[name] = value if convert is None else convert(value)
+        values = _values(compiled, params)
         if compiled.positional is None:
             return conn.exec_driver_sql(compiled.sql, values)
         return conn.exec_driver_sql(compiled.sql, tuple(values[n] for n in compiled.positional))
 
     def rows(self, conn: DriverStatements, params: Mapping[str, Any]) -> list[Any]:
         """Run a query; its rows as named tuples, each value as `execute` would give it."""
-        compiled = self._compile(conn.dialect)
-        if compiled.row is None:
-            raise TypeError("the statement returns no rows")
-        make, results = compiled.row, compiled.results
-        found = []
-        for raw in self.execute(conn, params):
-            found.append(
-                make(*(v if f is None else f(v) for f, v in zip(results, raw, strict=True)))
-            )
-        return found
+        result = self.execute(conn, params)
+        return _rows(self._compile(conn.dialect), result, _type_codes(result))
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = _compile(self.statement, dialect)
         return compiled
+
+
+def _values(compiled: _Compiled, params: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(compiled.fixed)
+    for name, value in params.items():
+        convert = compiled.binds[name]
+        values[name] = value if convert is None else convert(value)
+    return values
+
+
+def _type_codes(result: Any) -> tuple[Any, ...] | None:
+    """The driver's type codes of a result's columns, where it gives them (a cursor, or
+    SQLAlchemy's result of one; SQLite's are all None, and its processors need none)."""
+    cursor = getattr(result, "cursor", result)
+    description = getattr(cursor, "description", None)
+    return None if description is None else tuple(column[1] for column in description)
+
+
+def _rows(
+    compiled: _Compiled, found: Iterable[Sequence[Any]], codes: tuple[Any, ...] | None
+) -> list[Any]:
+    if compiled.row is None:
+        raise TypeError("the statement returns no rows")
+    make, results = compiled.row, compiled.processors(codes)
+    return [
+        make(*(v if f is None else f(v) for f, v in zip(results, raw, strict=True)))
+        for raw in found
+    ]
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
@@ -95,6 +130,6 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     }
     columns: Sequence[Any] = getattr(statement, "selected_columns", ())
     row = namedtuple("Row", [c.name for c in columns]) if columns else None
-    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    types = tuple(c.type.dialect_impl(dialect) for c in columns)
     positional = tuple(compiled.positiontup) if compiled.positional else None
-    return _Compiled(compiled.string, positional, fixed, binds, row, results)
+    return _Compiled(dialect, compiled.string, positional, fixed, binds, row, types)
