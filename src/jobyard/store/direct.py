@@ -21,10 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeEngine
 
-from jobyard.store.driver import DriverStatements
+from jobyard.store.driver import Convert, DriverStatements
 from jobyard.store.driver_transaction import DriverConnection
-
-Convert = Callable[[Any], Any]
 
 
 def direct(conn: Connection | DriverConnection) -> DriverStatements:
