@@ -22,9 +22,17 @@ def test_there_is_one_head() -> None:
     assert len(heads) == 1
 
 
+# SQLAlchemy reflects no index of an expression on SQLite (PostgreSQL's are compared).
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_migrations_produce_the_models_schema(runtime: Runtime) -> None:
     with runtime.db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        include = lambda _obj, name, kind, *_: (  # noqa: E731
+            kind != "index" or tables.on_database(conn.dialect.name, name)
+        )
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include}
+        )
         differences = compare_metadata(context, tables.metadata)
     assert differences == []
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    not_,
     or_,
     select,
     update,
@@ -41,7 +42,7 @@ from jobyard.domain.outcomes import Outcome, OutcomeStatus
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
 from jobyard.repeats import map_shared
-from jobyard.store import job_events, listing, tables
+from jobyard.store import job_events, listing, segmented, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import DriverStatements, RowsInsert
 from jobyard.store.key_reads import KeyReads, KeyRow
@@ -49,9 +50,8 @@ from jobyard.store.types import in_ids
 
 J = tables.jobs
 T = tables.job_tags
-_OPTIONS = {
-    name: J.c.options[name].as_string() for name in ("begin_at", "end_at", "extra_cli_args")
-}
+OPTIONS = ("begin_at", "end_at", "extra_cli_args")
+_OPTIONS = {name: tables.job_option(name) for name in OPTIONS}
 
 
 def _id_or_zero_equals(column: ColumnElement[Any]) -> listing.IndexedCondition:
@@ -127,6 +127,45 @@ JOB_FIELDS = listing.fields(
         "target_device_id": J.c.target_device_id,
     },
 )
+
+
+def _around_usual(name: str, usual: int | str) -> segmented.SegmentedKey:
+    """A key whose other values may sort on either side of its usual one."""
+    column, unusual = tables.UNUSUAL[name]
+    return segmented.SegmentedKey(
+        (
+            segmented.Segment(and_(unusual, column < usual), column),
+            segmented.Segment(column == usual),
+            segmented.Segment(and_(unusual, column > usual), column),
+        ),
+        usual=1,
+    )
+
+
+def _first_usual(name: str, usual: ColumnElement[bool]) -> segmented.SegmentedKey:
+    """A key whose usual value sorts before every other: none, '', false."""
+    column, unusual = tables.UNUSUAL[name]
+    return segmented.SegmentedKey(
+        (segmented.Segment(usual), segmented.Segment(unusual, column)), usual=0
+    )
+
+
+_RUNNING = J.c.status == JobStatus.RUNNING.value
+
+# The sort keys whose values are nearly all one, read in segments (store/segmented.py).
+SEGMENTED_SORTS = {
+    "priority": _around_usual("priority", 0),
+    "kind": _around_usual("kind", PackageKind.COMMAND.value),
+    "automatic": _first_usual("automatic", J.c.automatic == false()),
+    "config_id": _first_usual("config_id", J.c.target_config_id.is_(None)),
+    "config_name": _first_usual("config_name", J.c.config_name == ""),
+    **{name: _first_usual(name, tables.job_option(name) == "") for name in OPTIONS},
+    **{f"options.{name}": _first_usual(name, tables.job_option(name) == "") for name in OPTIONS},
+    # Few jobs run at once: the running ones by the (tenant, status, id) index.
+    "active": segmented.SegmentedKey(
+        (segmented.Segment(not_(_RUNNING)), segmented.Segment(_RUNNING)), usual=0
+    ),
+}
 
 
 TAG_FIELDS = ("tags", "options.tags")
@@ -331,9 +370,31 @@ def list_jobs(
     query = select(J).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
     order = listing.ordering(request, fields, J.c.id, pg=pg)
+    segments = _segmented_sort(request)
+    if segments is not None:
+        total = listing.count(conn, query) if known is None else known
+        ids = segmented.page_ids(
+            conn,
+            query.order_by(None),
+            segments,
+            descending=request.sort[0].descending,
+            page=request.page,
+            total=total,
+            id_column=J.c.id,
+            ids_walked=not pg and not request.filters,
+        )
+        rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
+        return [job_from_row(r) for r in rows], total
     keyed = listing.Keyed(J.c.id, order, first_page=not pg)
     rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
+
+
+def _segmented_sort(request: Listing) -> segmented.SegmentedKey | None:
+    """The segments of the list's one sort key, where it has them and the list a page size."""
+    if len(request.sort) != 1 or request.page.limit is None:
+        return None
+    return SEGMENTED_SORTS.get(request.sort[0].field)
 
 
 def tag_page(request: Listing, tenant_id: int, tag: str) -> Select[Any]:

@@ -215,9 +215,14 @@ def fetch_page(
     then read whole, by key.
     """
     if total is None:
-        counted = run(conn, select(func.count()).select_from(query.order_by(None).subquery()))
-        total = int(counted[0][0])
+        total = count(conn, query)
     return run(conn, page_query(query, page, keyed)), total
+
+
+def count(conn: Connection, query: Select[Any]) -> int:
+    """How many rows the query gives, within the database's time limit."""
+    counted = run(conn, select(func.count()).select_from(query.order_by(None).subquery()))
+    return int(counted[0][0])
 
 
 def page_query(query: Select[Any], page: PageRequest, keyed: Keyed | None = None) -> Select[Any]:

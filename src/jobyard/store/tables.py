@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
+    ColumnElement,
     Float,
     ForeignKey,
     Index,
@@ -17,7 +20,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
     text,
+    true,
 )
 
 from jobyard.domain.statuses import JobStatus, RunStatus
@@ -57,8 +63,8 @@ tenants = Table(
 )
 
 
-def tenant_column() -> Column[int]:
-    return Column("tenant_id", ForeignKey("tenants.id"), nullable=False, index=True)
+def tenant_column(*, index: bool = True) -> Column[int]:
+    return Column("tenant_id", ForeignKey("tenants.id"), nullable=False, index=index)
 
 
 users = Table(
@@ -184,11 +190,21 @@ packages = Table(
     CheckConstraint("max_attempts >= 1", name="max_attempts"),
 )
 
+# Indexes that exist on one database only (Alembic's comparison does not read `ddl_if`).
+ONE_DATABASE = {"ix_jobs_tenant_id": "sqlite", "ix_jobs_tenant_id_id": "postgresql"}
+
+
+def on_database(dialect: str, index_name: str | None) -> bool:
+    """Whether an index of the models exists on a database of `dialect`."""
+    return ONE_DATABASE.get(index_name or "", dialect) == dialect
+
+
 jobs = Table(
     "jobs",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    tenant_column(),
+    # Indexed with the id below: a customer's jobs in id order.
+    tenant_column(index=False),
     Column("status", String(30), nullable=False),
     # A package that still has jobs can be deleted once they have ended; the job keeps its name.
     Column("package_id", ForeignKey("packages.id", ondelete="SET NULL"), nullable=True),
@@ -231,6 +247,13 @@ jobs = Table(
     CheckConstraint(f"status IN ({JOB_STATUSES})", name="status"),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_package_id", "package_id"),
+    # A customer's jobs in id order, from the index alone: SQLite's index of the customer
+    # holds the rowid already; PostgreSQL's needs the id (default lists, deep pages, the
+    # usual segment of a sort by a key of one usual value: store/segmented.py).
+    Index("ix_jobs_tenant_id", "tenant_id").ddl_if(dialect=ONE_DATABASE["ix_jobs_tenant_id"]),
+    Index("ix_jobs_tenant_id_id", "tenant_id", "id").ddl_if(
+        dialect=ONE_DATABASE["ix_jobs_tenant_id_id"]
+    ),
 )
 
 # The keys users most list a tenant's jobs by (sorted, or filtered on), each with the id that
@@ -266,6 +289,46 @@ Index(
     jobs.c.created,
     jobs.c.id,
 )
+
+
+def job_option(name: str) -> ColumnElement[str]:
+    """A job's option as text, '' where unset, written alike on both databases (SQLite 3.38
+    and later reads `->>` as PostgreSQL does), so that an index of it serves a list."""
+    read = jobs.c.options.op("->>", return_type=String())(literal_column(f"'{name}'"))
+    return func.coalesce(read, literal_column("''"), type_=String())
+
+
+def _literal(value: int | str) -> ColumnElement[Any]:
+    # A constant in an index's WHERE must reach the database as written there, not bound:
+    # neither database proves a partial index's condition from a parameter's value.
+    return literal_column(repr(value) if isinstance(value, str) else str(value))
+
+
+# Keys whose values are nearly all one: the jobs with another value, and only those, are in a
+# partial index (tenant, key, id), which a launch of the usual value never writes; a list
+# sorted by such a key reads it in segments (store/segmented.py, migration 0017). The
+# conditions are the indexes' own: a query names them as written here to use the index.
+UNUSUAL = {
+    "priority": (jobs.c.priority, jobs.c.priority != _literal(0)),
+    "automatic": (jobs.c.automatic, jobs.c.automatic == true()),
+    "kind": (jobs.c.kind, jobs.c.kind != _literal("command")),
+    "config_id": (jobs.c.target_config_id, jobs.c.target_config_id.is_not(None)),
+    "config_name": (jobs.c.config_name, jobs.c.config_name != _literal("")),
+    **{
+        name: (job_option(name), job_option(name) != _literal(""))
+        for name in ("begin_at", "end_at", "extra_cli_args")
+    },
+}
+for _key, (_column, _unusual) in UNUSUAL.items():
+    Index(
+        f"ix_jobs_unusual_{_key}",
+        jobs.c.tenant_id,
+        _column,
+        jobs.c.id,
+        sqlite_where=_unusual,
+        postgresql_where=_unusual,
+    )
+
 
 # How many jobs each tenant has in each status, kept exact by triggers on `jobs` (migration
 # 0002), so that a list's total need not count the jobs. A (tenant, status) may have several

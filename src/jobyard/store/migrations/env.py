@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from jobyard.store.tables import metadata
+from jobyard.store.tables import metadata, on_database
 
 
 def run_migrations(connection: Connection) -> None:
@@ -14,6 +14,9 @@ def run_migrations(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=lambda _obj, name, kind, *_: (
+            kind != "index" or on_database(connection.dialect.name, name)
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

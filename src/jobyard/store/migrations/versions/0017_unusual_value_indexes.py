@@ -1,0 +1,64 @@
+"""partial indexes of the keys whose values are nearly all one
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-12-06
+
+Nearly every job has priority 0, no config, no begin or end time and no extra arguments, is
+launched by hand and runs a command. For each such key a partial index (tenant, key, id)
+holds only the jobs with another value: a launch of the usual value writes nothing to it,
+and a list sorted by the key reads the other values along it and the usual one along the
+customer's id index (store/segmented.py). An option is read with `->>`, as the models write
+it, on both databases (SQLite 3.38 and later).
+
+On PostgreSQL the customer's index of jobs becomes (tenant, id), so that a walk of a
+customer's jobs in id order reads the index alone; SQLite's index of the customer holds the
+rowid already.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0017"
+down_revision = "0016"
+branch_labels = None
+depends_on = None
+
+
+def _option(name: str) -> str:
+    return f"coalesce(options ->> '{name}', '')"
+
+
+# A copy of tables.UNUSUAL as it is at this revision: (name, key, condition) per database.
+INDEXES = (
+    ("priority", "priority", "priority != 0", "priority != 0"),
+    ("automatic", "automatic", "automatic = 1", "automatic = true"),
+    ("kind", "kind", "kind != 'command'", "kind != 'command'"),
+    ("config_id", "target_config_id", "target_config_id IS NOT NULL", None),
+    ("config_name", "config_name", "config_name != ''", None),
+    *(
+        (name, _option(name), f"{_option(name)} != ''", None)
+        for name in ("begin_at", "end_at", "extra_cli_args")
+    ),
+)
+
+
+def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if not sqlite:
+        op.drop_index("ix_jobs_tenant_id", table_name="jobs")
+        op.create_index("ix_jobs_tenant_id_id", "jobs", ["tenant_id", "id"])
+    for name, key, sqlite_where, pg_where in INDEXES:
+        where = sqlite_where if sqlite or pg_where is None else pg_where
+        op.execute(
+            f"CREATE INDEX ix_jobs_unusual_{name} ON jobs (tenant_id, {key}, id) WHERE {where}"
+        )
+
+
+def downgrade() -> None:
+    for name, *_ in INDEXES:
+        op.execute(f"DROP INDEX ix_jobs_unusual_{name}")
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_index("ix_jobs_tenant_id_id", table_name="jobs")
+        op.create_index("ix_jobs_tenant_id", "jobs", ["tenant_id"])
