@@ -414,6 +414,9 @@ def _text(value: object) -> str:
     return str(value)
 
 
+# The reflection reads every table's rows; SQLAlchemy reflects no index of an expression on
+# SQLite (the job options' partial indexes), which is nothing this test reads.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_no_secret_is_stored_in_clear(
     client: TestClient, settings: Settings, tmp_path: Path
 ) -> None:

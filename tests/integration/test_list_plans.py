@@ -37,6 +37,8 @@ SHAPES = [
     (("package_name=p3",), "-id", "ix_jobs_tenant_id_package_name_id"),
     (("device_id=2",), "-id", "ix_jobs_tenant_id_target_device_id_id"),
     (("device_id=0",), "id", "ix_jobs_tenant_id_target_device_id_id"),
+    ((), "-device_name", "ix_jobs_tenant_id_device_name_id"),
+    (("device_name=lab-7",), "-id", "ix_jobs_tenant_id_device_name_id"),
     (("tags@>{nightly}",), "-id", "ix_job_tags_tenant_id_tag_job_id"),
 ]
 

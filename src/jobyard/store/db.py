@@ -143,6 +143,8 @@ class Database:
     ) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            sqlite.check_version()
         self.query_timeout = query_timeout
         self.timeouts = Timeouts() if timeouts is None else timeouts
         # The SQLite file, which other processes may share (None: PostgreSQL or memory).

@@ -10,6 +10,7 @@ import itertools
 import logging
 import math
 import os
+import sqlite3
 import stat
 import threading
 import time
@@ -32,6 +33,16 @@ POOL_SIZE = 24
 WRITER_POOL_SIZE = 1
 
 FILE_MODE = 0o600
+
+# The `->>` operator, which indexes of job options are written with (migration 0017).
+LEAST_VERSION = (3, 38, 0)
+
+
+def check_version(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Refuse an SQLite library older than jobyard's schema needs, saying which it is."""
+    if version < LEAST_VERSION:
+        found, least = ".".join(map(str, version)), ".".join(map(str, LEAST_VERSION))
+        raise RuntimeError(f"SQLite {least} or later is needed; Python's sqlite3 has {found}")
 
 
 def local_file(database: str | None) -> str | None:

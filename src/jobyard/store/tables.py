@@ -267,6 +267,7 @@ LISTED_BY = (
     "package_name",
     "package_id",
     "target_device_id",
+    "device_name",  # migration 0017: a lab lists a device's jobs by its name
 )
 for _key in LISTED_BY:
     Index(f"ix_jobs_tenant_id_{_key}_id", jobs.c.tenant_id, jobs.c[_key], jobs.c.id)

@@ -1,4 +1,4 @@
-"""partial indexes of the keys whose values are nearly all one
+"""partial indexes of the keys whose values are nearly all one; jobs listed by device name
 
 Revision ID: 0017
 Revises: 0016
@@ -10,6 +10,9 @@ holds only the jobs with another value: a launch of the usual value writes nothi
 and a list sorted by the key reads the other values along it and the usual one along the
 customer's id index (store/segmented.py). An option is read with `->>`, as the models write
 it, on both databases (SQLite 3.38 and later).
+
+A lab lists a device's jobs by its name (`device_name=…`, sorted by it): that key gets the
+index (tenant, key, id) the other listed keys have (migration 0009), written once, at launch.
 
 On PostgreSQL the customer's index of jobs becomes (tenant, id), so that a walk of a
 customer's jobs in id order reads the index alone; SQLite's index of the customer holds the
@@ -45,6 +48,7 @@ INDEXES = (
 
 
 def upgrade() -> None:
+    op.create_index("ix_jobs_tenant_id_device_name_id", "jobs", ["tenant_id", "device_name", "id"])
     sqlite = op.get_bind().dialect.name == "sqlite"
     if not sqlite:
         op.drop_index("ix_jobs_tenant_id", table_name="jobs")
@@ -57,6 +61,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_tenant_id_device_name_id", table_name="jobs")
     for name, *_ in INDEXES:
         op.execute(f"DROP INDEX ix_jobs_unusual_{name}")
     if op.get_bind().dialect.name != "sqlite":
