@@ -112,3 +112,23 @@ def test_a_first_page_sorted_from_many_jobs_sorts_their_ids_alone(runtime: Runti
         plan = "\n".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
     assert "SEARCH jobs USING COVERING INDEX ix_jobs_tenant_id_finished_id (" in plan, plan
     assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["package_id", "-package_id", "device_id", "-device_id"])
+def test_postgres_walks_the_nulls_first_index_of_an_id_that_may_be_null(
+    runtime: Runtime, sort: str
+) -> None:
+    """A package or device id that may be NULL sorts as 0, NULLs first: PostgreSQL's index
+    holds them in that order, so the list walks it either way instead of sorting."""
+    if not runtime.pg:
+        pytest.skip("SQLite's index holds NULLs first already (the SQLite plans above)")
+    request = Listing(sort=check_sort(parse_sort(sort), JOB_FIELDS))
+    query = listing.apply(
+        sa.select(J).where(J.c.tenant_id == 1), request, job_fields(1), pg=True, tiebreak=J.c.id
+    )
+    with runtime.db.read() as conn:
+        sql = query.limit(25).compile(conn, compile_kwargs={"literal_binds": True})
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's table is tiny
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    assert "_nulls_first_id on jobs" in plan, plan
+    assert "Sort" not in plan, plan

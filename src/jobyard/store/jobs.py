@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 from jobyard.domain import vocabulary
-from jobyard.domain.filters import Combine, FieldKind, Op, typed_value
+from jobyard.domain.filters import Combine, FieldKind, Op, SortKey, typed_value
 from jobyard.domain.listing import Listing
 from jobyard.domain.models import (
     Interface,
@@ -42,7 +42,7 @@ from jobyard.domain.outcomes import Outcome, OutcomeStatus
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
 from jobyard.repeats import map_shared
-from jobyard.store import job_events, listing, segmented, tables
+from jobyard.store import job_events, listing, segmented, shadowed, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import DriverStatements, RowsInsert
 from jobyard.store.key_reads import KeyReads, KeyRow
@@ -121,7 +121,7 @@ JOB_FIELDS = listing.fields(
         "device_id": _id_or_zero_equals(J.c.target_device_id),
         "target_device_id": _id_or_zero_equals(J.c.target_device_id),
     },
-    sqlite_sorts={
+    nulls_first_sorts={
         "package_id": J.c.package_id,
         "device_id": J.c.target_device_id,
         "target_device_id": J.c.target_device_id,
@@ -166,6 +166,11 @@ SEGMENTED_SORTS = {
         (segmented.Segment(not_(_RUNNING)), segmented.Segment(_RUNNING)), usual=0
     ),
 }
+
+
+# The sort keys equal to another, indexed key on nearly every row (store/shadowed.py).
+SHADOWED_SORTS = {"run_at": shadowed.ShadowedKey(J.c.run_at, J.c.created, tables.RUN_AT_DIFFERS)}
+PARTS_INDEXED = SEGMENTED_SORTS.keys() | SHADOWED_SORTS.keys()
 
 
 TAG_FIELDS = ("tags", "options.tags")
@@ -370,19 +375,10 @@ def list_jobs(
     query = select(J).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
     order = listing.ordering(request, fields, J.c.id, pg=pg)
-    segments = _segmented_sort(request)
-    if segments is not None:
+    sort = _one_sort_key(request)
+    if sort is not None and sort.field in PARTS_INDEXED:
         total = listing.count(conn, query) if known is None else known
-        ids = segmented.page_ids(
-            conn,
-            query.order_by(None),
-            segments,
-            descending=request.sort[0].descending,
-            page=request.page,
-            total=total,
-            id_column=J.c.id,
-            ids_walked=not pg and not request.filters,
-        )
+        ids = _page_ids_by_parts(conn, request, query.order_by(None), sort, total, pg=pg)
         rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
         return [job_from_row(r) for r in rows], total
     keyed = listing.Keyed(J.c.id, order, first_page=not pg)
@@ -390,11 +386,43 @@ def list_jobs(
     return [job_from_row(r) for r in rows], total
 
 
-def _segmented_sort(request: Listing) -> segmented.SegmentedKey | None:
-    """The segments of the list's one sort key, where it has them and the list a page size."""
+def _one_sort_key(request: Listing) -> SortKey | None:
+    """The list's sort key where it has one alone, and a page size."""
     if len(request.sort) != 1 or request.page.limit is None:
         return None
-    return SEGMENTED_SORTS.get(request.sort[0].field)
+    return request.sort[0]
+
+
+def _page_ids_by_parts(
+    conn: Connection,
+    request: Listing,
+    filtered: Select[Any],
+    sort: SortKey,
+    total: int,
+    *,
+    pg: bool,
+) -> list[int]:
+    """One page's ids of a list sorted by a key read in parts (SEGMENTED_SORTS or
+    SHADOWED_SORTS)."""
+    if sort.field in SHADOWED_SORTS:
+        return shadowed.page_ids(
+            conn,
+            filtered,
+            SHADOWED_SORTS[sort.field],
+            descending=sort.descending,
+            page=request.page,
+            id_column=J.c.id,
+        )
+    return segmented.page_ids(
+        conn,
+        filtered,
+        SEGMENTED_SORTS[sort.field],
+        descending=sort.descending,
+        page=request.page,
+        total=total,
+        id_column=J.c.id,
+        ids_walked=not pg and not request.filters,
+    )
 
 
 def tag_page(request: Listing, tenant_id: int, tag: str) -> Select[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Connection,
     Select,
     and_,
@@ -43,16 +44,16 @@ class Field:
     kind: FieldKind
     column: ColumnElement[Any]
     indexed: IndexedCondition | None = None
-    # On SQLite, what a sort orders by instead of `column`, when an index holds it in the
-    # same order: an id that may be NULL, shown as 0, sorts as NULL does (below any id).
-    sqlite_sort: ColumnElement[Any] | None = None
+    # What a sort orders by instead of `column`, NULLs first as an index holds them: an id
+    # that may be NULL, shown as 0, sorts as NULL does (below any id).
+    nulls_first_sort: ColumnElement[Any] | None = None
 
 
 def fields(
     kinds: Mapping[str, FieldKind],
     columns: Mapping[str, ColumnElement[Any]],
     indexed: Mapping[str, IndexedCondition] | None = None,
-    sqlite_sorts: Mapping[str, ColumnElement[Any]] | None = None,
+    nulls_first_sorts: Mapping[str, ColumnElement[Any]] | None = None,
 ) -> dict[str, Field]:
     """A listed resource's fields: the domain's names and kinds, each with its column (and,
     for some, a condition an index answers). The store maps every name the domain lists, and
@@ -62,7 +63,7 @@ def fields(
         raise LookupError(
             f"fields without a column: {unmapped}; columns without a field: {unknown}"
         )
-    rewrites, sorts = indexed or {}, sqlite_sorts or {}
+    rewrites, sorts = indexed or {}, nulls_first_sorts or {}
     return {
         name: Field(kinds[name], columns[name], rewrites.get(name), sorts.get(name))
         for name in kinds
@@ -159,13 +160,21 @@ def ordering(
     order = []
     for key in listing.sort:
         field = fields[key.field]
-        column = field.column if pg or field.sqlite_sort is None else field.sqlite_sort
-        order.append(column.desc() if key.descending else column.asc())
+        order.append(_ordered(field, key.descending, pg=pg))
     descending = bool(listing.sort) and listing.sort[-1].descending
     return [*order, tiebreak.desc() if descending else tiebreak.asc()]
 
 
-def run(conn: Connection, query: Select[Any]) -> list[Any]:
+def _ordered(field: Field, descending: bool, *, pg: bool) -> ColumnElement[Any]:
+    column = field.nulls_first_sort
+    if column is None:
+        return field.column.desc() if descending else field.column.asc()
+    if not pg:  # SQLite's NULLs are below every value, both ways
+        return column.desc() if descending else column.asc()
+    return column.desc().nulls_last() if descending else column.asc().nulls_first()
+
+
+def run(conn: Connection, query: Select[Any] | CompoundSelect[Any]) -> list[Any]:
     """Execute a filtered query within the database's time limit (QueryTooSlow past it); a
     filter the database itself refuses is the client's error.
 

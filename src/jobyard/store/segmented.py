@@ -33,7 +33,7 @@ class Segment:
 @dataclass(frozen=True)
 class SegmentedKey:
     """A sort key's segments in ascending order; `usual` is the index of the one with the
-    usual value, which is never counted (it holds nearly every row)."""
+    usual value (a segment of one value: its `key` is None), which is never counted."""
 
     segments: tuple[Segment, ...]
     usual: int

@@ -191,7 +191,14 @@ packages = Table(
 )
 
 # Indexes that exist on one database only (Alembic's comparison does not read `ddl_if`).
-ONE_DATABASE = {"ix_jobs_tenant_id": "sqlite", "ix_jobs_tenant_id_id": "postgresql"}
+ONE_DATABASE = {
+    "ix_jobs_tenant_id": "sqlite",
+    "ix_jobs_tenant_id_id": "postgresql",
+    "ix_jobs_tenant_id_package_id_id": "sqlite",
+    "ix_jobs_tenant_id_package_id_nulls_first_id": "postgresql",
+    "ix_jobs_tenant_id_target_device_id_id": "sqlite",
+    "ix_jobs_tenant_id_target_device_id_nulls_first_id": "postgresql",
+}
 
 
 def on_database(dialect: str, index_name: str | None) -> bool:
@@ -269,8 +276,19 @@ LISTED_BY = (
     "target_device_id",
     "device_name",  # migration 0017: a lab lists a device's jobs by its name
 )
+# An id that may be NULL is shown and sorted as 0, below every id: SQLite's index holds the
+# NULLs first already; PostgreSQL's says so (its ascending index puts them last), and lists
+# sort NULLS FIRST there (migration 0017).
+NULLS_FIRST = ("package_id", "target_device_id")
 for _key in LISTED_BY:
-    Index(f"ix_jobs_tenant_id_{_key}_id", jobs.c.tenant_id, jobs.c[_key], jobs.c.id)
+    _name = f"ix_jobs_tenant_id_{_key}_id"
+    _index = Index(_name, jobs.c.tenant_id, jobs.c[_key], jobs.c.id)
+    if _key in NULLS_FIRST:
+        _index.ddl_if(dialect=ONE_DATABASE[_name])
+        _pg_name = f"ix_jobs_tenant_id_{_key}_nulls_first_id"
+        Index(_pg_name, jobs.c.tenant_id, jobs.c[_key].nulls_first(), jobs.c.id).ddl_if(
+            dialect=ONE_DATABASE[_pg_name]
+        )
 
 # Claims walk pending jobs in claim order (highest priority, then oldest) without sorting.
 Index(
@@ -320,6 +338,18 @@ UNUSUAL = {
         for name in ("begin_at", "end_at", "extra_cli_args")
     },
 }
+# A job is due when launched unless launched for later or waiting for a retry: only those
+# jobs are in the partial index of `run_at`; a list sorted by it merges them with the others
+# in `created` order (store/shadowed.py, migration 0017).
+RUN_AT_DIFFERS = jobs.c.run_at != jobs.c.created
+Index(
+    "ix_jobs_shadowed_run_at",
+    jobs.c.tenant_id,
+    jobs.c.run_at,
+    jobs.c.id,
+    sqlite_where=RUN_AT_DIFFERS,
+    postgresql_where=RUN_AT_DIFFERS,
+)
 for _key, (_column, _unusual) in UNUSUAL.items():
     Index(
         f"ix_jobs_unusual_{_key}",

@@ -11,12 +11,19 @@ and a list sorted by the key reads the other values along it and the usual one a
 customer's id index (store/segmented.py). An option is read with `->>`, as the models write
 it, on both databases (SQLite 3.38 and later).
 
+A job is due when it is launched, unless launched for later or waiting for a retry: only
+those jobs, whose `run_at` differs from their `created`, are in a partial index of `run_at`,
+and a list sorted by it merges them with the others read in `created` order
+(store/shadowed.py).
+
 A lab lists a device's jobs by its name (`device_name=…`, sorted by it): that key gets the
 index (tenant, key, id) the other listed keys have (migration 0009), written once, at launch.
 
 On PostgreSQL the customer's index of jobs becomes (tenant, id), so that a walk of a
 customer's jobs in id order reads the index alone; SQLite's index of the customer holds the
-rowid already.
+rowid already. And the indexes of a package or device id, which may be NULL (shown and
+sorted as 0), hold the NULLs first, as SQLite's do: a list sorted by them walks the index
+instead of sorting every job by the coalesced id.
 """
 
 from __future__ import annotations
@@ -47,12 +54,25 @@ INDEXES = (
 )
 
 
+NULLS_FIRST = ("package_id", "target_device_id")
+
+
 def upgrade() -> None:
     op.create_index("ix_jobs_tenant_id_device_name_id", "jobs", ["tenant_id", "device_name", "id"])
+    op.execute(
+        "CREATE INDEX ix_jobs_shadowed_run_at ON jobs (tenant_id, run_at, id) "
+        "WHERE run_at != created"
+    )
     sqlite = op.get_bind().dialect.name == "sqlite"
     if not sqlite:
         op.drop_index("ix_jobs_tenant_id", table_name="jobs")
         op.create_index("ix_jobs_tenant_id_id", "jobs", ["tenant_id", "id"])
+        for key in NULLS_FIRST:
+            op.drop_index(f"ix_jobs_tenant_id_{key}_id", table_name="jobs")
+            op.execute(
+                f"CREATE INDEX ix_jobs_tenant_id_{key}_nulls_first_id "
+                f"ON jobs (tenant_id, {key} NULLS FIRST, id)"
+            )
     for name, key, sqlite_where, pg_where in INDEXES:
         where = sqlite_where if sqlite or pg_where is None else pg_where
         op.execute(
@@ -61,9 +81,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX ix_jobs_shadowed_run_at")
     op.drop_index("ix_jobs_tenant_id_device_name_id", table_name="jobs")
     for name, *_ in INDEXES:
         op.execute(f"DROP INDEX ix_jobs_unusual_{name}")
     if op.get_bind().dialect.name != "sqlite":
         op.drop_index("ix_jobs_tenant_id_id", table_name="jobs")
         op.create_index("ix_jobs_tenant_id", "jobs", ["tenant_id"])
+        for key in NULLS_FIRST:
+            op.drop_index(f"ix_jobs_tenant_id_{key}_nulls_first_id", table_name="jobs")
+            op.create_index(f"ix_jobs_tenant_id_{key}_id", "jobs", ["tenant_id", key, "id"])
