@@ -39,6 +39,8 @@ SHAPES = [
     (("device_id=0",), "id", "ix_jobs_tenant_id_target_device_id_id"),
     ((), "-device_name", "ix_jobs_tenant_id_device_name_id"),
     (("device_name=lab-7",), "-id", "ix_jobs_tenant_id_device_name_id"),
+    ((), "-user_id", "ix_jobs_tenant_id_user_id_id"),
+    (("user_id=2",), "-id", "ix_jobs_tenant_id_user_id_id"),
     (("tags@>{nightly}",), "-id", "ix_job_tags_tenant_id_tag_job_id"),
 ]
 

@@ -274,7 +274,10 @@ LISTED_BY = (
     "package_name",
     "package_id",
     "target_device_id",
-    "device_name",  # migration 0017: a lab lists a device's jobs by its name
+    # Migration 0017: a lab lists a device's jobs by its name, a user their own jobs; both
+    # are written once, at launch.
+    "device_name",
+    "user_id",
 )
 # An id that may be NULL is shown and sorted as 0, below every id: SQLite's index holds the
 # NULLs first already; PostgreSQL's says so (its ascending index puts them last), and lists

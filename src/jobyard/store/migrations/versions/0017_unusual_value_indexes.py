@@ -1,4 +1,4 @@
-"""partial indexes of the keys whose values are nearly all one; jobs listed by device name
+"""partial indexes of the keys whose values are nearly all one; jobs by device name, user
 
 Revision ID: 0017
 Revises: 0016
@@ -16,8 +16,9 @@ those jobs, whose `run_at` differs from their `created`, are in a partial index 
 and a list sorted by it merges them with the others read in `created` order
 (store/shadowed.py).
 
-A lab lists a device's jobs by its name (`device_name=…`, sorted by it): that key gets the
-index (tenant, key, id) the other listed keys have (migration 0009), written once, at launch.
+A lab lists a device's jobs by its name (`device_name=…`, sorted by it), a user their own
+jobs (`user_id=…`): those keys get the index (tenant, key, id) the other listed keys have
+(migration 0009), written once, at launch.
 
 On PostgreSQL the customer's index of jobs becomes (tenant, id), so that a walk of a
 customer's jobs in id order reads the index alone; SQLite's index of the customer holds the
@@ -58,7 +59,8 @@ NULLS_FIRST = ("package_id", "target_device_id")
 
 
 def upgrade() -> None:
-    op.create_index("ix_jobs_tenant_id_device_name_id", "jobs", ["tenant_id", "device_name", "id"])
+    for key in ("device_name", "user_id"):
+        op.create_index(f"ix_jobs_tenant_id_{key}_id", "jobs", ["tenant_id", key, "id"])
     op.execute(
         "CREATE INDEX ix_jobs_shadowed_run_at ON jobs (tenant_id, run_at, id) "
         "WHERE run_at != created"
@@ -82,7 +84,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX ix_jobs_shadowed_run_at")
-    op.drop_index("ix_jobs_tenant_id_device_name_id", table_name="jobs")
+    for key in ("device_name", "user_id"):
+        op.drop_index(f"ix_jobs_tenant_id_{key}_id", table_name="jobs")
     for name, *_ in INDEXES:
         op.execute(f"DROP INDEX ix_jobs_unusual_{name}")
     if op.get_bind().dialect.name != "sqlite":
