@@ -42,6 +42,10 @@ SHAPES = [
     ((), "-user_id", "ix_jobs_tenant_id_user_id_id"),
     (("user_id=2",), "-id", "ix_jobs_tenant_id_user_id_id"),
     (("tags@>{nightly}",), "-id", "ix_job_tags_tenant_id_tag_job_id"),
+    (("package_name=p3",), "-created", "ix_jobs_tenant_id_package_name_created_id"),
+    (("package_id=3",), "created", "ix_jobs_tenant_id_package_id_created_id"),
+    (("device_id=2",), "-created", "ix_jobs_tenant_id_target_device_id_created_id"),
+    (("device_name=lab-7",), "-created", "ix_jobs_tenant_id_device_name_created_id"),
 ]
 
 

@@ -293,6 +293,19 @@ for _key in LISTED_BY:
             dialect=ONE_DATABASE[_pg_name]
         )
 
+# The jobs of one package or device, newest first (`package_name=…&sort=-created`), as a list
+# of them is most often read: (tenant, key, created, id), written once at launch (migration
+# 0017). Sorted by id or by the key itself they walk the (tenant, key, id) indexes above.
+LISTED_NEWEST_BY = ("package_name", "package_id", "target_device_id", "device_name")
+for _key in LISTED_NEWEST_BY:
+    Index(
+        f"ix_jobs_tenant_id_{_key}_created_id",
+        jobs.c.tenant_id,
+        jobs.c[_key],
+        jobs.c.created,
+        jobs.c.id,
+    )
+
 # Claims walk pending jobs in claim order (highest priority, then oldest) without sorting.
 Index(
     "ix_jobs_claimable",

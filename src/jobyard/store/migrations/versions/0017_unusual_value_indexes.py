@@ -18,7 +18,10 @@ and a list sorted by it merges them with the others read in `created` order
 
 A lab lists a device's jobs by its name (`device_name=…`, sorted by it), a user their own
 jobs (`user_id=…`): those keys get the index (tenant, key, id) the other listed keys have
-(migration 0009), written once, at launch.
+(migration 0009), written once, at launch. And the jobs of one package or device are
+mostly read newest first (`package_name=…&sort=-created`): (tenant, key, created, id)
+indexes give that order, where the (tenant, key, id) ones made the list sort every job of
+the package by its creation.
 
 On PostgreSQL the customer's index of jobs becomes (tenant, id), so that a walk of a
 customer's jobs in id order reads the index alone; SQLite's index of the customer holds the
@@ -56,11 +59,16 @@ INDEXES = (
 
 
 NULLS_FIRST = ("package_id", "target_device_id")
+NEWEST_BY = ("package_name", "package_id", "target_device_id", "device_name")
 
 
 def upgrade() -> None:
     for key in ("device_name", "user_id"):
         op.create_index(f"ix_jobs_tenant_id_{key}_id", "jobs", ["tenant_id", key, "id"])
+    for key in NEWEST_BY:
+        op.create_index(
+            f"ix_jobs_tenant_id_{key}_created_id", "jobs", ["tenant_id", key, "created", "id"]
+        )
     op.execute(
         "CREATE INDEX ix_jobs_shadowed_run_at ON jobs (tenant_id, run_at, id) "
         "WHERE run_at != created"
@@ -86,6 +94,8 @@ def downgrade() -> None:
     op.execute("DROP INDEX ix_jobs_shadowed_run_at")
     for key in ("device_name", "user_id"):
         op.drop_index(f"ix_jobs_tenant_id_{key}_id", table_name="jobs")
+    for key in NEWEST_BY:
+        op.drop_index(f"ix_jobs_tenant_id_{key}_created_id", table_name="jobs")
     for name, *_ in INDEXES:
         op.execute(f"DROP INDEX ix_jobs_unusual_{name}")
     if op.get_bind().dialect.name != "sqlite":
