@@ -50,6 +50,7 @@ from jobyard.store.types import in_ids
 
 J = tables.jobs
 T = tables.job_tags
+_RUNNING = J.c.status == JobStatus.RUNNING.value
 OPTIONS = ("begin_at", "end_at", "extra_cli_args")
 _OPTIONS = {name: tables.job_option(name) for name in OPTIONS}
 
@@ -90,7 +91,7 @@ JOB_FIELDS = listing.fields(
     {
         "id": J.c.id,
         "status": J.c.status,
-        "active": J.c.status == JobStatus.RUNNING.value,
+        "active": _RUNNING,
         "package_id": func.coalesce(J.c.package_id, 0),
         "package_name": J.c.package_name,
         # A job's device_id and config_id are those it runs with, as the API shows them.
@@ -149,8 +150,6 @@ def _first_usual(name: str, usual: ColumnElement[bool]) -> segmented.SegmentedKe
         (segmented.Segment(usual), segmented.Segment(unusual, column)), usual=0
     )
 
-
-_RUNNING = J.c.status == JobStatus.RUNNING.value
 
 # The sort keys whose values are nearly all one, read in segments (store/segmented.py).
 SEGMENTED_SORTS = {

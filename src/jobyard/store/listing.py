@@ -165,12 +165,17 @@ def ordering(
     return [*order, tiebreak.desc() if descending else tiebreak.asc()]
 
 
+def directed(column: ColumnElement[Any], descending: bool) -> ColumnElement[Any]:
+    """An ORDER BY term of `column` in the sort's direction."""
+    return column.desc() if descending else column.asc()
+
+
 def _ordered(field: Field, descending: bool, *, pg: bool) -> ColumnElement[Any]:
     column = field.nulls_first_sort
     if column is None:
-        return field.column.desc() if descending else field.column.asc()
+        return directed(field.column, descending)
     if not pg:  # SQLite's NULLs are below every value, both ways
-        return column.desc() if descending else column.asc()
+        return directed(column, descending)
     return column.desc().nulls_last() if descending else column.asc().nulls_first()
 
 

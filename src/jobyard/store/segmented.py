@@ -96,7 +96,9 @@ def page_ids(
     for part in slices(counts, page.offset, page.limit):
         index = order[part.segment]
         if index == key.usual and others == 0:  # every row has the usual value
-            query = filtered.with_only_columns(id_column).order_by(_by(id_column, descending))
+            query = filtered.with_only_columns(id_column).order_by(
+                listing.directed(id_column, descending)
+            )
         elif index == key.usual and ids_walked and 2 * others <= part.offset + part.limit:
             query = _excluding_others(filtered, key, id_column, descending=descending)
         else:
@@ -123,7 +125,7 @@ def segment_query(
     return (
         filtered.with_only_columns(id_column)
         .where(segment.condition)
-        .order_by(*(_by(t, descending) for t in terms))
+        .order_by(*(listing.directed(t, descending) for t in terms))
     )
 
 
@@ -136,8 +138,4 @@ def _excluding_others(
     ids = filtered.with_only_columns(id_column)
     others = [ids.where(s.condition) for i, s in enumerate(key.segments) if i != key.usual]
     excluded = others[0] if len(others) == 1 else union_all(*others)
-    return ids.where(id_column.not_in(excluded)).order_by(_by(id_column, descending))
-
-
-def _by(column: ColumnElement[Any], descending: bool) -> ColumnElement[Any]:
-    return column.desc() if descending else column.asc()
+    return ids.where(id_column.not_in(excluded)).order_by(listing.directed(id_column, descending))

@@ -67,12 +67,16 @@ def merged_query(
     else the merge of both parts."""
     ids = filtered.with_only_columns(id_column).order_by(None)
     if not _any_differ(conn, ids, key):
-        return ids.order_by(_by(key.shadow, descending), _by(id_column, descending))
+        return ids.order_by(
+            listing.directed(key.shadow, descending), listing.directed(id_column, descending)
+        )
     differing = ids.add_columns(key.key.label(_KEY)).where(key.differs)
     same = ids.add_columns(key.shadow.label(_KEY)).where(not_(key.differs))
     sort_key: ColumnElement[Any] = literal_column(_KEY)
     key_id: ColumnElement[Any] = literal_column(id_column.key or "id")
-    return union_all(differing, same).order_by(_by(sort_key, descending), _by(key_id, descending))
+    return union_all(differing, same).order_by(
+        listing.directed(sort_key, descending), listing.directed(key_id, descending)
+    )
 
 
 def _any_differ(conn: Connection, ids: Select[Any], key: ShadowedKey) -> bool:
@@ -80,7 +84,3 @@ def _any_differ(conn: Connection, ids: Select[Any], key: ShadowedKey) -> bool:
     # row its statistics expect almost everywhere (they know nothing of `run_at <> created`).
     first = ids.where(key.differs).order_by(key.key, ids.selected_columns[0]).limit(1)
     return bool(listing.run(conn, first))
-
-
-def _by(column: ColumnElement[Any], descending: bool) -> ColumnElement[Any]:
-    return column.desc() if descending else column.asc()
