@@ -14,7 +14,8 @@ from jobyard.domain.paging import PageRequest
 from jobyard.domain.vocabulary import JOB_FIELDS
 from jobyard.services.runtime import Runtime
 from jobyard.store import listing, tables
-from jobyard.store.jobs import job_fields, tag_page
+from jobyard.store.jobs import _tag_walk, job_fields, tagged_page
+from jobyard.store.tagged import holding
 
 J = tables.jobs
 
@@ -73,24 +74,49 @@ def test_the_list_walks_an_index_in_its_order(
     assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
 
 
-@pytest.mark.parametrize("sort", ["-id", "id", ""])
-def test_a_tag_in_id_order_walks_the_tags_index_alone(runtime: Runtime, sort: str) -> None:
-    """Page 1,000 of one tag in id order: the tag's index gives the page's ids in order; only
-    the page's jobs are read, by key."""
+TAGS_INDEX = "ix_job_tags_tenant_id_tag_job_id"
+TAGS_CREATED_INDEX = "ix_job_tags_tenant_id_tag_created_job_id"
+PAIRS_INDEX = "ix_job_tag_pairs_tenant_id_first_tag_second_tag_job_id"
+PAIRS_CREATED_INDEX = "ix_job_tag_pairs_tenant_id_first_tag_second_tag_created_job_id"
+# Tags alone, a sort, and the index whose range gives the page's ids in the list's order.
+TAG_SHAPES = [
+    (("nightly",), "-id", TAGS_INDEX),
+    (("nightly",), "id", TAGS_INDEX),
+    (("nightly",), "", TAGS_INDEX),
+    (("nightly",), "-created", TAGS_CREATED_INDEX),
+    (("nightly",), "created", TAGS_CREATED_INDEX),
+    (("nightly", "lab"), "-id", PAIRS_INDEX),
+    (("nightly", "lab"), "created", PAIRS_CREATED_INDEX),
+    (("nightly", "lab", "wifi"), "-created", PAIRS_CREATED_INDEX),
+]
+
+
+@pytest.mark.parametrize(("tags", "sort", "index"), TAG_SHAPES)
+def test_tags_in_id_or_creation_order_walk_their_index_alone(
+    runtime: Runtime, tags: tuple[str, ...], sort: str, index: str
+) -> None:
+    """Page 1,000 of the jobs of some tags in id or creation order: one range of the tags'
+    (or pair's) index gives the page's ids in order; only the page's jobs are read, by key."""
     if runtime.pg:
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
     request = Listing(
         sort=check_sort(parse_sort(sort), JOB_FIELDS) if sort else (),
         page=PageRequest(1000, 25),
     )
-    sql = tag_page(request, 1, "nightly").compile(
-        dialect=sa.dialects.sqlite.dialect(), compile_kwargs={"literal_binds": True}
-    )
+    walk = _tag_walk(request)
+    assert walk is not None
+    page = tagged_page(request, holding(1, tags), walk, job_fields(1), pg=False)
+    sql = page.compile(dialect=sa.dialects.sqlite.dialect(), compile_kwargs={"literal_binds": True})
     with runtime.db.read() as conn:
-        plan = "\n".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-    assert "COVERING INDEX ix_job_tags_tenant_id_tag_job_id (" in plan, plan
+        rows = list(conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    plan = "\n".join(row[-1] for row in rows)
+    assert f"COVERING INDEX {index} (" in plan, plan
     assert "SCAN jobs" not in plan, plan
-    assert "TEMP B-TREE" not in plan, plan
+    assert "SCAN job_tag" not in plan, plan
+    # The page's own 25 jobs, read by key, are put in creation order; nothing else is sorted.
+    sorts = [row for row in rows if "TEMP B-TREE" in row[-1]]
+    assert all(row[1] == 0 for row in sorts), plan
+    assert len(sorts) <= ("created" in sort), plan
 
 
 def test_a_first_page_sorted_from_many_jobs_sorts_their_ids_alone(runtime: Runtime) -> None:

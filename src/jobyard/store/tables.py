@@ -391,16 +391,47 @@ job_counts = Table(
     Index("ix_job_counts_tenant_id_status", "tenant_id", "status"),
 )
 
-# A job's tags, one row each with its job's customer, kept by triggers on `jobs` (migrations
-# 0009, 0015), so that a tag filter (`tags@>{nightly}`) reads one range of an index instead
-# of every job's JSON.
+# A job's tags, one row each with its job's customer and creation, kept by triggers on `jobs`
+# (migrations 0009, 0015, 0018), so that a tag filter (`tags@>{nightly}`) reads one range of
+# an index, in id or creation order, instead of every job's JSON.
 job_tags = Table(
     "job_tags",
     metadata,
     Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("tenant_id", Integer, nullable=False),
     Column("tag", Text, primary_key=True),
+    Column("created", UTCDateTime(), nullable=False),
     Index("ix_job_tags_tenant_id_tag_job_id", "tenant_id", "tag", "job_id"),
+    Index("ix_job_tags_tenant_id_tag_created_job_id", "tenant_id", "tag", "created", "job_id"),
+)
+
+# Each pair of a job's tags (`first_tag` below `second_tag` in code point order), kept by the
+# same triggers (migration 0018): the jobs of two tags at once (`tags@>{nightly,lab}`) are
+# one range of an index instead of the meeting of two tags' sets. A job of k tags has
+# k(k-1)/2 rows; most jobs have one tag or none, and no row here.
+job_tag_pairs = Table(
+    "job_tag_pairs",
+    metadata,
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", Integer, nullable=False),
+    Column("first_tag", Text, primary_key=True),
+    Column("second_tag", Text, primary_key=True),
+    Column("created", UTCDateTime(), nullable=False),
+    Index(
+        "ix_job_tag_pairs_tenant_id_first_tag_second_tag_job_id",
+        "tenant_id",
+        "first_tag",
+        "second_tag",
+        "job_id",
+    ),
+    Index(
+        "ix_job_tag_pairs_tenant_id_first_tag_second_tag_created_job_id",
+        "tenant_id",
+        "first_tag",
+        "second_tag",
+        "created",
+        "job_id",
+    ),
 )
 
 # The interfaces a job needs, one row each, so a claim can test them in SQL.
