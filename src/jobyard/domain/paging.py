@@ -25,6 +25,28 @@ class PageRequest:
         return 0 if self.limit is None else (self.page - 1) * self.limit
 
 
+@dataclass(frozen=True)
+class Slice:
+    """Rows to skip and rows to take, in the list's order or in the reverse of it."""
+
+    offset: int
+    limit: int
+    backwards: bool
+
+
+def nearer_slice(request: PageRequest, total: int) -> Slice | None:
+    """The page's rows read from whichever end of the list is nearer (None: no limit): a
+    database skips the rows before an offset one by one, so the last pages of a list of
+    `total` rows read backwards skip few. Read backwards, the rows come in reverse order."""
+    if request.limit is None:
+        return None
+    rows = max(0, min(request.limit, total - request.offset))
+    from_the_end = total - request.offset - rows
+    if rows and from_the_end < request.offset:
+        return Slice(from_the_end, rows, backwards=True)
+    return Slice(request.offset, request.limit, backwards=False)
+
+
 def _bounded_int(text: str, low: int, high: int) -> int | None:
     return ascii_int(text.strip(), low=low, high=high)
 

@@ -381,7 +381,7 @@ def list_jobs(
             mine = [J.c.tenant_id == tenant_id] if pg else []
             tagged = tagged.among_jobs([*mine, *conditions])
         total = int(listing.run(conn, tagged.count())[0][0]) if known is None else known
-        page = tagged_page(request, tagged, walk, fields, pg=pg)
+        page = tagged_page(request, tagged, total, walk, fields, pg=pg)
         return [job_from_row(r) for r in listing.run(conn, page)], total
     query = select(J).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
@@ -392,7 +392,11 @@ def list_jobs(
         ids = _page_ids_by_parts(conn, request, query.order_by(None), sort, total, pg=pg)
         rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
         return [job_from_row(r) for r in rows], total
-    keyed = listing.Keyed(J.c.id, order, first_page=not pg)
+    # A page nearer the end is read from there on SQLite. PostgreSQL's planner picks its
+    # plan by the direction, and where two columns go together (a week's ends and the same
+    # jobs' creation) the plan it picks backwards reads months of jobs: 41 ms became 159.
+    backwards = [] if pg else listing.ordering(request, fields, J.c.id, pg=pg, backwards=True)
+    keyed = listing.Keyed(J.c.id, order, first_page=not pg, backwards=backwards)
     rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
 
@@ -447,6 +451,7 @@ class TagWalk:
 def tagged_page(
     request: Listing,
     tagged: Tagged,
+    total: int,
     walk: TagWalk,
     fields: Mapping[str, listing.Field],
     *,
@@ -456,7 +461,9 @@ def tagged_page(
     creation order: its ids are a walk along the tags' index, which holds them in that order,
     and only the page's jobs are read whole (matching every tagged job against the jobs'
     order first costs tens of milliseconds with 100,000 of them)."""
-    ids = tagged.page_ids(request.page, by_created=walk.by_created, descending=walk.descending)
+    ids = tagged.page_ids(
+        request.page, total, by_created=walk.by_created, descending=walk.descending
+    )
     return (
         select(J)
         .where(J.c.id.in_(ids.scalar_subquery()))

@@ -28,7 +28,7 @@ from sqlalchemy.sql import expression
 from jobyard.domain import regex
 from jobyard.domain.filters import Combine, FieldKind, Filter, Op, typed_value
 from jobyard.domain.listing import Listing
-from jobyard.domain.paging import PageRequest
+from jobyard.domain.paging import PageRequest, nearer_slice
 from jobyard.errors import QueryTooSlow, ValidationFailed
 from jobyard.store.db import ran_out_of_time, time_limited
 
@@ -152,16 +152,22 @@ def apply(
 
 
 def ordering(
-    listing: Listing, fields: Mapping[str, Field], tiebreak: ColumnElement[Any], *, pg: bool
+    listing: Listing,
+    fields: Mapping[str, Field],
+    tiebreak: ColumnElement[Any],
+    *,
+    pg: bool,
+    backwards: bool = False,
 ) -> list[ColumnElement[Any]]:
     """The sort as ORDER BY terms, ties broken by `tiebreak` (a unique column) in the
     direction of the last sort key: an index (…, key, id) then gives the order read either
-    way, where a tie-break against the key's direction makes the database sort every row."""
+    way, where a tie-break against the key's direction makes the database sort every row.
+    `backwards`: the exact reverse of that order (NULLs at the other end too)."""
     order = []
     for key in listing.sort:
         field = fields[key.field]
-        order.append(_ordered(field, key.descending, pg=pg))
-    descending = bool(listing.sort) and listing.sort[-1].descending
+        order.append(_ordered(field, key.descending != backwards, pg=pg))
+    descending = (bool(listing.sort) and listing.sort[-1].descending) != backwards
     return [*order, tiebreak.desc() if descending else tiebreak.asc()]
 
 
@@ -206,11 +212,14 @@ class Keyed:
     """How to read a page's rows by their key: a unique column, and the listing's ORDER BY.
     `first_page`: the first page too, for SQLite, whose sorter carries whole rows: where a
     page is sorted from many rows (a week of jobs sorted by id: 40,000), sorting the keys
-    and then reading the page's rows takes a third of the time. PostgreSQL gains nothing."""
+    and then reading the page's rows takes a third of the time. PostgreSQL gains nothing.
+    `backwards`: the reverse ORDER BY, with which a page nearer the end of the list than its
+    start is read from the end (`paging.nearer_slice`)."""
 
     key: ColumnElement[Any]
     order: Sequence[ColumnElement[Any]]
     first_page: bool = False
+    backwards: Sequence[ColumnElement[Any]] = ()
 
 
 def fetch_page(
@@ -230,7 +239,7 @@ def fetch_page(
     """
     if total is None:
         total = count(conn, query)
-    return run(conn, page_query(query, page, keyed)), total
+    return run(conn, page_query(query, page, keyed, total=total)), total
 
 
 def count(conn: Connection, query: Select[Any]) -> int:
@@ -239,10 +248,21 @@ def count(conn: Connection, query: Select[Any]) -> int:
     return int(counted[0][0])
 
 
-def page_query(query: Select[Any], page: PageRequest, keyed: Keyed | None = None) -> Select[Any]:
-    """The query of one page's rows (see `fetch_page`)."""
+def page_query(
+    query: Select[Any],
+    page: PageRequest,
+    keyed: Keyed | None = None,
+    *,
+    total: int | None = None,
+) -> Select[Any]:
+    """The query of one page's rows (see `fetch_page`); given the `total`, a page nearer the
+    end of the list is read from the end, its rows then put back in the list's order."""
     if page.limit is None:
         return query
+    nearer = None if total is None else nearer_slice(page, total)
+    if keyed is not None and keyed.backwards and nearer is not None and nearer.backwards:
+        backwards = query.order_by(None).order_by(*keyed.backwards)
+        return _rows_by_key(backwards.limit(nearer.limit).offset(nearer.offset), keyed)
     query = query.limit(page.limit).offset(page.offset)
     if keyed is not None and (page.offset > 0 or keyed.first_page):
         return _rows_by_key(query, keyed)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, exists, func, select
 
-from jobyard.domain.paging import PageRequest
+from jobyard.domain.paging import PageRequest, nearer_slice
 from jobyard.store import listing, tables
 
 J = tables.jobs
@@ -54,13 +54,19 @@ class Tagged:
     def count(self) -> Select[Any]:
         return self._rows(func.count())
 
-    def page_ids(self, page: PageRequest, *, by_created: bool, descending: bool) -> Select[Any]:
+    def page_ids(
+        self, page: PageRequest, total: int, *, by_created: bool, descending: bool
+    ) -> Select[Any]:
         """One page of the jobs' ids, in id or creation order (ties by id), either way: a walk
-        along the rows' index, each row's job read only where other conditions ask for it."""
+        along the rows' index from whichever end of the `total` rows is nearer, each row's
+        job read only where other conditions ask for it. The ids come in no set order."""
         keys = (self.created, self.job_id) if by_created else (self.job_id,)
+        nearer = nearer_slice(page, total)
+        if nearer is not None and nearer.backwards:
+            descending = not descending
         query = self.ids().order_by(*(listing.directed(key, descending) for key in keys))
-        if page.limit is not None:
-            query = query.limit(page.limit).offset(page.offset)
+        if nearer is not None:
+            query = query.limit(nearer.limit).offset(nearer.offset)
         return query
 
 
