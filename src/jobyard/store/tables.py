@@ -269,6 +269,7 @@ jobs = Table(
 # listed by have none.
 LISTED_BY = (
     "created",
+    "finished",
     "status",
     "package_name",
     "package_id",
@@ -291,17 +292,6 @@ for _key in LISTED_BY:
         Index(_pg_name, jobs.c.tenant_id, jobs.c[_key].nulls_first(), jobs.c.id).ddl_if(
             dialect=ONE_DATABASE[_pg_name]
         )
-
-# Jobs by their end (a sort by `finished`, a range of it) carry their creation too (migration
-# 0019): a week's jobs sorted by creation are then sorted from the index alone, without
-# reading each job. An end moves the job's entry once either way; nothing else changes it.
-Index(
-    "ix_jobs_tenant_id_finished_id_created",
-    jobs.c.tenant_id,
-    jobs.c.finished,
-    jobs.c.id,
-    jobs.c.created,
-)
 
 # The jobs of one package or device, newest first (`package_name=…&sort=-created`), as a list
 # of them is most often read: (tenant, key, created, id), written once at launch (migration
