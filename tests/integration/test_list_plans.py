@@ -47,6 +47,23 @@ SHAPES = [
     (("package_id=3",), "created", "ix_jobs_tenant_id_package_id_created_id"),
     (("device_id=2",), "-created", "ix_jobs_tenant_id_target_device_id_created_id"),
     (("device_name=lab-7",), "-created", "ix_jobs_tenant_id_device_name_created_id"),
+    # With a status too, which most jobs share: SQLite has no statistics to tell it so.
+    (
+        ("package_name=p3", "status=completed"),
+        "-created",
+        "ix_jobs_tenant_id_package_name_created_id",
+    ),
+    (("package_id=3", "status=completed"), "-created", "ix_jobs_tenant_id_package_id_created_id"),
+    (
+        ("device_name=lab-7", "status=failed"),
+        "-created",
+        "ix_jobs_tenant_id_device_name_created_id",
+    ),
+    (
+        ("device_id=2", "status=completed"),
+        "-created",
+        "ix_jobs_tenant_id_target_device_id_created_id",
+    ),
 ]
 
 

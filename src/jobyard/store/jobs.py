@@ -129,6 +129,7 @@ JOB_FIELDS = listing.fields(
         "device_id": J.c.target_device_id,
         "target_device_id": J.c.target_device_id,
     },
+    selective=("package_id", "package_name", "device_id", "device_name", "target_device_id"),
 )
 
 
