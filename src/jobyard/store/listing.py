@@ -194,6 +194,8 @@ def ordering(
     for key in listing.sort:
         field = fields[key.field]
         order.append(_ordered(field, key.descending != backwards, pg=pg))
+    if listing.sort and fields[listing.sort[-1].field].column.compare(tiebreak):
+        return order  # sorted by the tie-break itself: nothing left to break
     descending = (bool(listing.sort) and listing.sort[-1].descending) != backwards
     return [*order, tiebreak.desc() if descending else tiebreak.asc()]
 
