@@ -47,6 +47,7 @@ class Copy(NamedTuple):  # not a dataclass: alembic loads this file outside sys.
 # A job's rows are written anew when one of these changes (a job's creation never does by
 # jobyard's own hand; a row must not keep a stale copy of it all the same).
 WATCHED = ("tags", "tenant_id", "created")
+WATCHED_IN_0015 = ("tags", "tenant_id")
 TAGS_AS_IN_0015 = Copy(
     "job_tags", "job_id, tenant_id, tag", "{row}.id, {row}.tenant_id, {a}", False
 )
@@ -74,7 +75,7 @@ def _sqlite_select(copy: Copy, row: str, source: str = "") -> str:
     return f"SELECT {values} FROM {source}{each} AS a, {each} AS b WHERE a.value < b.value"
 
 
-def _sqlite_statements(copies: tuple[Copy, ...]) -> tuple[str, ...]:
+def _sqlite_statements(copies: tuple[Copy, ...], watched: tuple[str, ...]) -> tuple[str, ...]:
     def inserts(row: str) -> str:
         return "".join(
             f"INSERT OR IGNORE INTO {c.table} ({c.columns}) {_sqlite_select(c, row)};"
@@ -82,11 +83,11 @@ def _sqlite_statements(copies: tuple[Copy, ...]) -> tuple[str, ...]:
         )
 
     deletes = "".join(f"DELETE FROM {c.table} WHERE job_id = OLD.id;" for c in copies)
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in WATCHED)
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watched)
     return (
         "CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs WHEN NEW.tags <> '[]' "
         f"BEGIN {inserts('NEW')} END",
-        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {', '.join(WATCHED)} ON jobs "
+        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {', '.join(watched)} ON jobs "
         f"WHEN {changed} BEGIN {deletes}{inserts('NEW')} END",
         *(
             f"INSERT OR IGNORE INTO {c.table} ({c.columns}) {_sqlite_select(c, 'jobs', 'jobs, ')}"
@@ -98,7 +99,8 @@ def _sqlite_statements(copies: tuple[Copy, ...]) -> tuple[str, ...]:
 def _pg_select(copy: Copy, row: str) -> str:
     each = f"jsonb_array_elements_text({row}.tags)"
     if not copy.pairs:
-        return f"SELECT DISTINCT {copy.values.format(row=row, a='a')} FROM {{source}} CROSS JOIN LATERAL {each} AS a"
+        values = copy.values.format(row=row, a="a")
+        return f"SELECT DISTINCT {values} FROM {{source}} CROSS JOIN LATERAL {each} AS a"
     values = copy.values.format(row=row, a="a", b="b")
     # Code point order, as SQLite's and Python's: the database's collation may differ.
     return (
@@ -107,7 +109,7 @@ def _pg_select(copy: Copy, row: str) -> str:
     )
 
 
-def _pg_statements(copies: tuple[Copy, ...]) -> tuple[str, ...]:
+def _pg_statements(copies: tuple[Copy, ...], watched: tuple[str, ...]) -> tuple[str, ...]:
     def inserts(row: str, source: str) -> str:
         return "".join(
             f"INSERT INTO {c.table} ({c.columns}) " + _pg_select(c, row).format(source=source) + ";"
@@ -115,7 +117,7 @@ def _pg_statements(copies: tuple[Copy, ...]) -> tuple[str, ...]:
         )
 
     deletes = "".join(f"DELETE FROM {c.table} WHERE job_id = OLD.id;" for c in copies)
-    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in WATCHED)
+    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in watched)
     return (
         # Per statement on insert: a bulk launch or COPY copies all its tags in one statement.
         "CREATE FUNCTION jobyard_copy_new_job_tags() RETURNS trigger AS $$ "
@@ -127,7 +129,7 @@ def _pg_statements(copies: tuple[Copy, ...]) -> tuple[str, ...]:
         "CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs "
         "REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT "
         "EXECUTE FUNCTION jobyard_copy_new_job_tags()",
-        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {', '.join(WATCHED)} ON jobs "
+        f"CREATE TRIGGER jobs_tags_update AFTER UPDATE OF {', '.join(watched)} ON jobs "
         f"FOR EACH ROW WHEN ({changed}) "
         "EXECUTE FUNCTION jobyard_replace_job_tags()",
         inserts("jobs", "jobs"),
@@ -211,10 +213,11 @@ def _drop_triggers() -> None:
         op.execute(statement)
 
 
-def _fill(copies: tuple[Copy, ...]) -> None:
+def _fill(copies: tuple[Copy, ...], watched: tuple[str, ...]) -> None:
     """Triggers first (on PostgreSQL creating them locks `jobs` against writes until the
     migration commits), then the copy of every job's tags."""
-    for statement in _sqlite_statements(copies) if _is_sqlite() else _pg_statements(copies):
+    made = _sqlite_statements if _is_sqlite() else _pg_statements
+    for statement in made(copies, watched):
         op.execute(statement)
 
 
@@ -223,7 +226,7 @@ def upgrade() -> None:
     op.drop_table("job_tags")
     _make_job_tags(created=True)
     _make_job_tag_pairs()
-    _fill((TAGS, PAIRS))
+    _fill((TAGS, PAIRS), WATCHED)
     if not _is_sqlite():  # the planner's figures now, not at autovacuum's next pass
         op.execute("ANALYZE job_tags")
         op.execute("ANALYZE job_tag_pairs")
@@ -234,4 +237,4 @@ def downgrade() -> None:
     op.drop_table("job_tag_pairs")
     op.drop_table("job_tags")
     _make_job_tags(created=False)
-    _fill((TAGS_AS_IN_0015,))
+    _fill((TAGS_AS_IN_0015,), WATCHED_IN_0015)
