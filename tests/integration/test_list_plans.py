@@ -181,3 +181,23 @@ def test_postgres_walks_the_nulls_first_index_of_an_id_that_may_be_null(
         plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
     assert "_nulls_first_id on jobs" in plan, plan
     assert "Sort" not in plan, plan
+
+
+def test_postgres_newest_first_indexes_carry_the_status(runtime: Runtime) -> None:
+    """A package's or device's jobs of one status, newest first, are paged and counted from
+    the index alone on PostgreSQL: the index holds the status too (migration 0019)."""
+    if not runtime.pg:
+        pytest.skip("SQLite's indexes hold no included columns")
+    with runtime.db.read() as conn:
+        definitions = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs' "
+                    "AND indexname LIKE 'ix_jobs_tenant_id_%_created_id'"
+                )
+            ).all()
+        )
+    newest_first = {f"ix_jobs_tenant_id_{key}_created_id" for key in tables.LISTED_NEWEST_BY}
+    assert newest_first <= set(definitions)
+    for name in newest_first:
+        assert definitions[name].endswith("INCLUDE (status)"), definitions[name]

@@ -296,6 +296,11 @@ for _key in LISTED_BY:
 # The jobs of one package or device, newest first (`package_name=…&sort=-created`), as a list
 # of them is most often read: (tenant, key, created, id), written once at launch (migration
 # 0017). Sorted by id or by the key itself they walk the (tenant, key, id) indexes above.
+# On PostgreSQL they carry the status too (migration 0019), so a package's jobs of a status
+# are counted and paged from the index alone: every status change writes a new entry in every
+# index of the job there (the status is indexed, so no update of it is HOT) whatever they
+# hold. On SQLite an index holding the status is rewritten at each claim and end, which
+# doubled what those cost, so there they do not.
 LISTED_NEWEST_BY = ("package_name", "package_id", "target_device_id", "device_name")
 for _key in LISTED_NEWEST_BY:
     Index(
@@ -304,6 +309,7 @@ for _key in LISTED_NEWEST_BY:
         jobs.c[_key],
         jobs.c.created,
         jobs.c.id,
+        postgresql_include=["status"],
     )
 
 # Claims walk pending jobs in claim order (highest priority, then oldest) without sorting.
