@@ -53,7 +53,11 @@ def _list(runtime: Runtime, filters: tuple[str, ...], sort: str, page: PageReque
 
 @pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize("limit", [4, 7])
-@pytest.mark.parametrize("filters", [(), ("status=completed",)], ids=["all", "completed"])
+@pytest.mark.parametrize(
+    "filters",
+    [(), ("status=completed",), ("package_name=a",), ("finished>=2026-01-01T00:03:00Z",)],
+    ids=["all", "completed", "package", "ended"],
+)
 @pytest.mark.parametrize(
     "sort",
     [
