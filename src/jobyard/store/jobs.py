@@ -369,8 +369,8 @@ def list_jobs(
     conn: Connection, request: Listing, *, tenant_id: int, pg: bool
 ) -> tuple[list[Job], int]:
     fields = job_fields(tenant_id)
-    known = _counted_total(conn, request, tenant_id)
     tag_filter, walk = _tag_filter(request), _tag_walk(request)
+    known = _counted_total(conn, request, tenant_id, tag_filter)
     if tag_filter is not None and walk is not None:
         tags, others = tag_filter
         tagged = holding(tenant_id, tags)
@@ -495,13 +495,14 @@ def _statuses_filtered(request: Listing) -> set[str] | None:
     return values
 
 
-def _counted_total(conn: Connection, request: Listing, tenant_id: int) -> int | None:
+def _counted_total(
+    conn: Connection, request: Listing, tenant_id: int, tag_filter: TagFilter | None
+) -> int | None:
     """The total without counting jobs when the filters allow it: from `job_counts` (exact,
     kept by triggers) for statuses alone, from the tags' rows for tags alone. A COUNT over a
     large tenant's jobs costs far more than the page itself."""
-    tags = _tags_filtered(request)
-    if tags:
-        return int(conn.execute(holding(tenant_id, tags).count()).scalar_one())
+    if tag_filter is not None and not tag_filter[1]:  # tags alone
+        return int(conn.execute(holding(tenant_id, tag_filter[0]).count()).scalar_one())
     statuses = _statuses_filtered(request)
     if statuses is None:
         return None
@@ -512,15 +513,11 @@ def _counted_total(conn: Connection, request: Listing, tenant_id: int) -> int | 
     return int(conn.execute(query).scalar_one())
 
 
-def _tags_filtered(request: Listing) -> tuple[str, ...]:
-    """The tags, when the only filter is that a job holds them all; none otherwise."""
-    tag_filter = _tag_filter(request)
-    if tag_filter is None or tag_filter[1]:
-        return ()
-    return tag_filter[0]
+# The tags a job must hold all of, and the list's other filters.
+TagFilter = tuple[tuple[str, ...], list[Filter]]
 
 
-def _tag_filter(request: Listing) -> tuple[tuple[str, ...], list[Filter]] | None:
+def _tag_filter(request: Listing) -> TagFilter | None:
     """The tags a job must hold all of, and the list's other filters, which it must meet too;
     None unless a filter asks for some tags and every filter must hold."""
     if len(request.filters) > 1 and request.combine is not Combine.INTER:

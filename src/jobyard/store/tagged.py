@@ -27,15 +27,22 @@ P = tables.job_tag_pairs
 
 @dataclass(frozen=True)
 class Tagged:
-    """The rows that stand for a customer's jobs of some tags: their table, job ids and
-    creation, the conditions that pick them (an index range first), and any conditions on
-    their jobs (other filters of the list), which join each row to its job."""
+    """The rows that stand for a customer's jobs of some tags: their table (`job_tags` or
+    `job_tag_pairs`, each with its job's id and creation), the conditions that pick them (an
+    index range first), and any conditions on their jobs (other filters of the list), which
+    join each row to its job."""
 
     source: Table
-    job_id: ColumnElement[Any]
-    created: ColumnElement[Any]
     where: tuple[ColumnElement[bool], ...]
     jobs_where: tuple[ColumnElement[bool], ...] = ()
+
+    @property
+    def job_id(self) -> ColumnElement[Any]:
+        return self.source.c.job_id
+
+    @property
+    def created(self) -> ColumnElement[Any]:
+        return self.source.c.created
 
     def among_jobs(self, conditions: Sequence[ColumnElement[bool]]) -> Tagged:
         """The same rows, of the jobs that also meet `conditions`."""
@@ -74,12 +81,10 @@ def holding(tenant_id: int, tags: Sequence[str]) -> Tagged:
     """The customer's jobs that hold every one of `tags` (at least one)."""
     first, *rest = sorted(set(tags))  # code point order, as the pairs' rows are written
     if not rest:
-        return Tagged(T, T.c.job_id, T.c.created, (T.c.tenant_id == tenant_id, T.c.tag == first))
+        return Tagged(T, (T.c.tenant_id == tenant_id, T.c.tag == first))
     second, *others = rest
     return Tagged(
         P,
-        P.c.job_id,
-        P.c.created,
         (
             P.c.tenant_id == tenant_id,
             P.c.first_tag == first,
