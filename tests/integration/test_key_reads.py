@@ -1,12 +1,12 @@
-"""Reads by key on SQLite's driver connection (`store/key_reads.py`) give the records a
-SQLAlchemy `Connection` gives: every column type's conversion (times, JSON, booleans, enums)
-included, for each kind of object read that way; and a missing row is None."""
+"""Reads by key on the driver's connection (`store/key_reads.py`) give the records a
+SQLAlchemy `Connection` gives, on both databases: every column type's conversion (times,
+JSON, booleans, enums, numbers) included, for each kind of object read that way; and a
+missing row is None."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from jobyard.services import accounts, authentication, catalog, tokens
@@ -23,8 +23,6 @@ AT = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
 
 def test_every_key_read_gives_what_a_connection_gives(runtime: Runtime) -> None:
-    if not runtime.db.is_sqlite:
-        pytest.skip("on PostgreSQL key reads go through a Connection")
     boot = accounts.bootstrap_admin(runtime)
     admin = authentication.check_token(runtime, ADMIN_TOKEN).principal
     package = catalog.create_package(

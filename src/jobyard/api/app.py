@@ -117,6 +117,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
+        # jobyard reports through its own metrics and logs; FastAPI's OpenTelemetry hooks
+        # would otherwise ask the OpenTelemetry API for its providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     openapi.install(app)

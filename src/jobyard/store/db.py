@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from jobyard import jsontext
-from jobyard.store import sqlite
+from jobyard.store import pings, sqlite
 from jobyard.store.doorbell import Doorbell
 from jobyard.store.driver_transaction import DriverConnection, driver_transaction
 from jobyard.store.key_reads import KeyReads
@@ -196,17 +196,18 @@ class Database:
             event.listen(engine, "begin", sqlite.begin)
             return engine
         size = PG_POOL_SIZE if pool_size is None else pool_size
-        return create_engine(
+        engine = create_engine(
             self.url,
             connect_args=self.timeouts.connect_args(),
             pool_size=size,
             max_overflow=size,
-            pool_pre_ping=True,
             json_serializer=jsontext.dumps,
             json_deserializer=jsontext.loads,
             execution_options=limit,
             hide_parameters=True,  # no error text carries a password hash or a token
         )
+        pings.ping_when_idle(engine)
+        return engine
 
     def dedicated(self, *, timeouts: Timeouts | None = None) -> Database:
         """The same database through a connection of its own, for a thread that must never
@@ -308,10 +309,11 @@ class Database:
 
     @contextmanager
     def read_one(self) -> Iterator[Connection]:
-        """For a single SELECT: on SQLite the statement is its own snapshot, so no BEGIN and
-        COMMIT round trips (each one a call that hands the GIL over under load)."""
+        """For a single SELECT, which is its own snapshot: no BEGIN and COMMIT (on SQLite
+        each a call that hands the GIL over under load, on PostgreSQL a round trip each)."""
         if not self.is_sqlite:
-            with self.read() as conn:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn
             return
         with self.engine.connect() as conn:
@@ -319,13 +321,13 @@ class Database:
             yield conn
 
     @contextmanager
-    def read_key(self) -> Iterator[Connection | KeyReads]:
-        """For statements that each read one row by key (`.first()`): on SQLite straight on
-        the calling thread's own driver connection (see `key_reads`, `thread_connections`),
-        elsewhere as `read_one`."""
+    def read_key(self) -> Iterator[KeyReads]:
+        """For statements that each read one row by key (`.first()`), straight on the driver
+        (see `key_reads`): on SQLite on the calling thread's own connection (see
+        `thread_connections`), on PostgreSQL on a pooled one in autocommit."""
         if self._key_readers is None:
-            with self.read_one() as conn:
-                yield conn
+            with self._pooled_autocommit() as raw:
+                yield KeyReads(self.engine.dialect, raw)
             return
         try:
             yield KeyReads(self.engine.dialect, self._key_readers.get())
@@ -333,13 +335,37 @@ class Database:
             self._key_readers.discard()  # the next read starts on a fresh connection
             raise
 
-    def key_reads_beside(self, conn: Connection | DriverConnection) -> Connection | KeyReads:
-        """Reads by key inside the write transaction `conn`: on SQLite on the transaction's
-        own driver connection, whose page cache is warm from the writes before."""
-        if not self.is_sqlite:
-            if not isinstance(conn, Connection):
-                raise TypeError("a transaction on the driver is SQLite's alone")
-            return conn
+    @contextmanager
+    def _pooled_autocommit(self) -> Iterator[Any]:
+        """A pooled PostgreSQL driver connection in autocommit while a few reads by key run
+        on it: each SELECT is its own snapshot, with no BEGIN and COMMIT round trips. One a
+        statement failed on is dropped (the pool opens another), not given back; when the
+        server was gone, with every other connection the pool holds."""
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            pooled = self.engine.raw_connection()
+        except dbapi_error as error:  # as `Engine.connect` would raise it: out of reach
+            raise DBAPIError.instance(None, None, error, dbapi_error) from error
+        raw: Any = pooled.driver_connection
+        raw.autocommit = True
+        try:
+            yield raw
+        except DBAPIError as error:
+            pooled.invalidate()
+            orig = error.orig
+            if isinstance(orig, dbapi_error) and self.engine.dialect.is_disconnect(orig, raw, None):
+                # As SQLAlchemy does when a statement finds the server gone: the pool's
+                # other connections, open since before, went with it.
+                self.engine.dispose()
+            raise
+        finally:
+            if pooled.is_valid:
+                raw.autocommit = False
+            pooled.close()
+
+    def key_reads_beside(self, conn: Connection | DriverConnection) -> KeyReads:
+        """Reads by key inside the write transaction `conn`, on its own driver connection (on
+        SQLite its page cache is warm from the writes before)."""
         if isinstance(conn, DriverConnection):
             return KeyReads(conn.dialect, conn.raw)
         return KeyReads(conn.dialect, conn.connection.driver_connection)

@@ -34,6 +34,29 @@ def direct(conn: Connection | DriverConnection) -> DriverStatements:
 
 
 @dataclass(frozen=True)
+class ResultProcessors:
+    """Each result column's processor, by the driver's type codes of the columns (None
+    where the driver gives none, as SQLite's): PostgreSQL's for numbers depend on the code."""
+
+    dialect: Dialect
+    types: tuple[TypeEngine[Any], ...]  # each result column's, as the dialect has it
+    _found: dict[tuple[Any, ...] | None, tuple[Convert | None, ...]] = field(
+        default_factory=dict, compare=False
+    )
+
+    def __call__(self, codes: tuple[Any, ...] | None) -> tuple[Convert | None, ...]:
+        found = self._found.get(codes)
+        if found is None:
+            given = codes if codes is not None else (None,) * len(self.types)
+            found = tuple(
+                kind.result_processor(self.dialect, code)
+                for kind, code in zip(self.types, given, strict=True)
+            )
+            self._found[codes] = found
+        return found
+
+
+@dataclass(frozen=True)
 class _Compiled:
     dialect: Dialect
     sql: str
@@ -41,23 +64,7 @@ class _Compiled:
     fixed: Mapping[str, Any]  # values written into the statement (its literals)
     binds: Mapping[str, Convert | None]
     row: Callable[..., Any] | None  # a row's type, with the result's column names
-    types: tuple[TypeEngine[Any], ...]  # each result column's, as the dialect has it
-    # Each column's result processor, by the driver's type codes of the columns (None where
-    # the driver gives none): PostgreSQL's for numbers depend on the code.
-    _processors: dict[tuple[Any, ...] | None, tuple[Convert | None, ...]] = field(
-        default_factory=dict
-    )
-
-    def processors(self, codes: tuple[Any, ...] | None) -> tuple[Convert | None, ...]:
-        found = self._processors.get(codes)
-        if found is None:
-            given = codes if codes is not None else (None,) * len(self.types)
-            found = tuple(
-                kind.result_processor(self.dialect, code)
-                for kind, code in zip(self.types, given, strict=True)
-            )
-            self._processors[codes] = found
-        return found
+    processors: ResultProcessors
 
 
 class DirectStatement:
@@ -130,4 +137,5 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     row = namedtuple("Row", [c.name for c in columns]) if columns else None
     types = tuple(c.type.dialect_impl(dialect) for c in columns)
     positional = tuple(compiled.positiontup) if compiled.positional else None
-    return _Compiled(dialect, compiled.string, positional, fixed, binds, row, types)
+    processors = ResultProcessors(dialect, types)
+    return _Compiled(dialect, compiled.string, positional, fixed, binds, row, processors)

@@ -1,13 +1,16 @@
-"""One-row reads by key on SQLite without SQLAlchemy's `Connection`.
+"""One-row reads by key without SQLAlchemy's `Connection`.
 
 Every request reads its token by hash, and most then read one object by id. On SQLite such a
 SELECT takes about 5 µs in the driver, and its way through a SQLAlchemy `Connection` (pool
 checkout events, execution context, result metadata, reset on return) another 60 to 80 µs:
-most of a request's own cost. `KeyReads` runs the same statements, compiled by SQLAlchemy
-once, on a DBAPI connection it is given (a thread's own, see `thread_connections`, or a write
-transaction's), and converts each value with the column type's own result processor, so a
-row reads exactly as it does through a `Connection`. It answers `.first()` only: anything
-else goes through a `Connection`.
+most of a request's own cost. On PostgreSQL the same way costs more of the server's CPU than
+the round trip itself (psycopg builds a description of every column for SQLAlchemy's result
+metadata at each statement). `KeyReads` runs the same statements, compiled by SQLAlchemy
+once, on a DBAPI connection it is given (on SQLite a thread's own, see
+`thread_connections`, or a write transaction's; on PostgreSQL a pooled one in autocommit),
+and converts each value with the column type's own result processor, so a row reads exactly
+as it does through a `Connection`. It answers `.first()` only: anything else goes through a
+`Connection`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
+
+from jobyard.store.direct import ResultProcessors
 
 Processor = Callable[[Any], Any] | None  # SQLAlchemy's bind or result processor
 
@@ -43,22 +48,39 @@ class KeyRow(dict[str, Any]):
 class _Compiled:
     sql: str
     binds: Sequence[tuple[str, Processor]]  # parameter names in order, with their processors
-    columns: Sequence[tuple[str, Processor]]  # result column names, with their processors
+    named: bool  # parameters passed by name (psycopg's style) rather than by position
+    names: Sequence[str]  # result column names
+    processors: ResultProcessors
 
 
 @functools.lru_cache(maxsize=256)
 def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
-    names = compiled.positiontup or []
+    positional = compiled.positiontup
+    names = positional if positional is not None else list(compiled.binds)
     binds = [
         (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
         for name in names
     ]
-    columns = [
-        (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
-        for column in statement.selected_columns
-    ]
-    return _Compiled(str(compiled), binds, columns)
+    columns = statement.selected_columns
+    return _Compiled(
+        str(compiled),
+        binds,
+        named=positional is None,
+        names=[str(column.key) for column in columns],
+        processors=ResultProcessors(
+            dialect, tuple(column.type.dialect_impl(dialect) for column in columns)
+        ),
+    )
+
+
+def _type_codes(cursor: Any) -> tuple[Any, ...] | None:
+    """The result's column type codes on PostgreSQL, read from libpq's result (psycopg's
+    `description` would build an object for every column); None on SQLite."""
+    result = getattr(cursor, "pgresult", None)
+    if result is None:
+        return None
+    return tuple(result.ftype(index) for index in range(result.nfields))
 
 
 class _First:
@@ -80,15 +102,17 @@ class KeyReads:
     def execute(self, statement: Select[Any], parameters: Mapping[str, Any]) -> _First:
         dialect = self._dialect
         compiled = _compile(statement, dialect)
-        values = [
-            processor(parameters[name]) if processor else parameters[name]
+        converted = [
+            (name, processor(parameters[name]) if processor else parameters[name])
             for name, processor in compiled.binds
         ]
+        values = dict(converted) if compiled.named else [value for _, value in converted]
         try:
             cursor = self._raw.cursor()
             try:
                 cursor.execute(compiled.sql, values)
                 found = cursor.fetchone()
+                codes = _type_codes(cursor)
             finally:
                 cursor.close()
         except dialect.loaded_dbapi.Error as exc:
@@ -97,9 +121,10 @@ class KeyReads:
             ) from exc
         if found is None:
             return _First(None)
+        processors = compiled.processors(codes)
         return _First(
             KeyRow(
                 (name, processor(value) if processor else value)
-                for (name, processor), value in zip(compiled.columns, found, strict=True)
+                for name, processor, value in zip(compiled.names, processors, found, strict=True)
             )
         )
