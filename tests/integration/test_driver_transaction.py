@@ -1,6 +1,7 @@
-"""The launch's quick transaction (`Database.quick_transaction`, on SQLite straight on the
-driver): what it writes is kept on a clean exit and none of it on an error, a statement the
-database refuses raises as through SQLAlchemy, and the connection goes back clean."""
+"""The launch's quick transaction (`Database.quick_transaction`, straight on the driver on
+both databases): what it writes is kept on a clean exit and none of it on an error, a
+statement the database refuses raises as through SQLAlchemy, and the connection goes back
+clean."""
 
 from __future__ import annotations
 

@@ -61,10 +61,11 @@ def test_every_key_read_gives_what_a_connection_gives(runtime: Runtime) -> None:
                 account_store.token_by_hash(reads, hashed),
             ),
         ]
+        missing = account_store.token_by_hash(reads, "no such hash")
     for through_connection, through_driver in pairs:
         assert through_driver is not None
         assert through_driver == through_connection
     # Converted by the column types, not left as the driver's text.
     assert isinstance(pairs[0][1].created, datetime)
     assert pairs[0][1].created.tzinfo is not None
-    assert account_store.token_by_hash(reads, "no such hash") is None
+    assert missing is None

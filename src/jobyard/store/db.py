@@ -247,11 +247,15 @@ class Database:
             self._keep_writer(conn)
 
     @contextmanager
-    def quick_transaction(self) -> Iterator[Connection | DriverConnection]:
+    def quick_transaction(self) -> Iterator[DriverConnection]:
         """`transaction` for statements built for the driver (`driver.RowsInsert`,
-        `exec_driver_sql`): on SQLite straight on the writers' driver connection."""
+        `exec_driver_sql`), straight on a driver connection: on SQLite the writers', on
+        PostgreSQL a pooled one."""
         if self._writers is None:
-            with self.transaction() as conn:
+            with (
+                self._pooled_driver(autocommit=False) as raw,
+                driver_transaction(self.engine.dialect, raw) as conn,
+            ):
                 yield conn
             return
         with self._writers.turn():
@@ -326,7 +330,7 @@ class Database:
         (see `key_reads`): on SQLite on the calling thread's own connection (see
         `thread_connections`), on PostgreSQL on a pooled one in autocommit."""
         if self._key_readers is None:
-            with self._pooled_autocommit() as raw:
+            with self._pooled_driver(autocommit=True) as raw:
                 yield KeyReads(self.engine.dialect, raw)
             return
         try:
@@ -336,20 +340,21 @@ class Database:
             raise
 
     @contextmanager
-    def _pooled_autocommit(self) -> Iterator[Any]:
-        """A pooled PostgreSQL driver connection in autocommit while a few reads by key run
-        on it: each SELECT is its own snapshot, with no BEGIN and COMMIT round trips. One a
-        statement failed on is dropped (the pool opens another), not given back; when the
-        server was gone, with every other connection the pool holds."""
+    def _pooled_driver(self, *, autocommit: bool) -> Iterator[Any]:
+        """A pooled PostgreSQL connection's driver connection, for statements run on it
+        straight; in autocommit if asked, for reads by key (each SELECT is its own snapshot,
+        with no BEGIN and COMMIT round trips). One a statement failed on is dropped (the pool
+        opens another), not given back; when the server was gone, with every other
+        connection the pool holds."""
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
             pooled = self.engine.raw_connection()
         except dbapi_error as error:  # as `Engine.connect` would raise it: out of reach
             raise DBAPIError.instance(None, None, error, dbapi_error) from error
         raw: Any = pooled.driver_connection
-        raw.autocommit = True
+        raw.autocommit = autocommit
         try:
-            yield raw
+            yield pooled
         except DBAPIError as error:
             pooled.invalidate()
             orig = error.orig

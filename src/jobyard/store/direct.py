@@ -5,8 +5,9 @@ anything (SQLite itself then takes 2 µs for a small one), and a worker's turn a
 database runs a dozen statements for every claim and end. A `DirectStatement` is written as
 any other Core statement, compiled once per dialect, and run through `exec_driver_sql`, its
 parameters converted by their types' bind processors and its rows by the result processors
-(which is what `execute` does, minus the rest). On SQLite it runs on the transaction's own
-driver connection (`direct`): the same transaction, without SQLAlchemy in between.
+(which is what `execute` does, minus the rest). It runs on the transaction's own driver
+connection (`direct`): the same transaction, without SQLAlchemy in between (on PostgreSQL
+also without the result metadata for which psycopg described every column).
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeEngine
 
 from jobyard.store.driver import Convert, DriverStatements
-from jobyard.store.driver_transaction import DriverConnection
+from jobyard.store.driver_transaction import DriverConnection, DriverResult
 
 
 def direct(conn: Connection | DriverConnection) -> DriverStatements:
-    """Where to run driver statements of this transaction: on SQLite its driver connection
-    itself; elsewhere the `Connection` (whose `exec_driver_sql` is the cheaper way in)."""
-    if isinstance(conn, DriverConnection) or conn.dialect.name != "sqlite":
+    """Where to run driver statements of this transaction: its driver connection itself."""
+    if isinstance(conn, DriverConnection):
         return conn
     return DriverConnection(conn.dialect, conn.connection)
 
@@ -103,9 +103,11 @@ def _values(compiled: _Compiled, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _type_codes(result: Any) -> tuple[Any, ...] | None:
-    """The driver's type codes of a result's columns, where it gives them (a cursor, or
-    SQLAlchemy's result of one; SQLite's are all None, and its processors need none)."""
-    cursor = getattr(result, "cursor", result)
+    """The driver's type codes of a result's columns, where it gives them (SQLite's are all
+    None, and its processors need none)."""
+    if isinstance(result, DriverResult):
+        return result.codes
+    cursor = getattr(result, "cursor", result)  # SQLAlchemy's result of a `Connection`
     description = getattr(cursor, "description", None)
     return None if description is None else tuple(column[1] for column in description)
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from jobyard.store.direct import ResultProcessors
+from jobyard.store.driver_transaction import type_codes
 
 Processor = Callable[[Any], Any] | None  # SQLAlchemy's bind or result processor
 
@@ -74,15 +75,6 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     )
 
 
-def _type_codes(cursor: Any) -> tuple[Any, ...] | None:
-    """The result's column type codes on PostgreSQL, read from libpq's result (psycopg's
-    `description` would build an object for every column); None on SQLite."""
-    result = getattr(cursor, "pgresult", None)
-    if result is None:
-        return None
-    return tuple(result.ftype(index) for index in range(result.nfields))
-
-
 class _First:
     def __init__(self, row: KeyRow | None) -> None:
         self._row = row
@@ -112,7 +104,7 @@ class KeyReads:
             try:
                 cursor.execute(compiled.sql, values)
                 found = cursor.fetchone()
-                codes = _type_codes(cursor)
+                codes = type_codes(cursor)
             finally:
                 cursor.close()
         except dialect.loaded_dbapi.Error as exc:

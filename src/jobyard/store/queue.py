@@ -143,23 +143,23 @@ def _claim_query(pg: bool) -> Any:
 
 
 _SQLITE_CLAIM = DirectStatement(_claim_query(False))
+_PG_CLAIM = DirectStatement(_claim_query(True))
 
 
 def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> list[Any]:
     """The next jobs to run (with their package's concurrency limit), locked on PostgreSQL:
-    rows with the claim's columns by name (named tuples on SQLite, where the query runs on
-    the driver)."""
+    named tuples with the claim's columns (the query runs on the driver)."""
     given = {"now": now, "limit": limit}
+    on_driver = direct(conn)
     if not pg:
-        return _SQLITE_CLAIM.rows(direct(conn), given)
-    query = _claim_query(pg)
+        return _SQLITE_CLAIM.rows(on_driver, given)
     # A queue's statistics are stale by nature: analysed while few jobs waited, PostgreSQL
     # plans a bitmap scan and a sort of every pending job (25 ms a claim with 5,000 waiting)
     # instead of walking the pending index in claim order. So sorting is ruled out for this
     # one query, and only for it: plans cached later (a trigger's) must not inherit it.
-    conn.exec_driver_sql("SET LOCAL enable_sort = off")
-    rows = list(conn.execute(query, given))  # (if it fails, the rollback undoes the SET)
-    conn.exec_driver_sql("SET LOCAL enable_sort = on")
+    on_driver.exec_driver_sql("SET LOCAL enable_sort = off")
+    rows = _PG_CLAIM.rows(on_driver, given)  # (if it fails, the rollback undoes the SET)
+    on_driver.exec_driver_sql("SET LOCAL enable_sort = on")
     return rows
 
 
