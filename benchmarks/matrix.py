@@ -134,9 +134,11 @@ def run(report: Report, python: Path, stores: dict[str, str], sizes: Sizes) -> N
     measured = Measured(sizes.rounds)
     every = configurations(python, stores)
     limits: dict[str, list[float]] = {way: [] for way in SPAWN_WAYS}
+    ceilings: list[float] = []
     for round_index in range(sizes.rounds):
         for way in rotated(SPAWN_WAYS, round_index):
             limits[way].append(workloads.spawn_limit(sizes.jobs, way=way))
+        ceilings.append(jobyard_system.launch_ceiling(sizes.jobs))
         for slots in SLOT_COUNTS:
             for configuration in rotated(every, round_index):
                 Console(stderr=True).rule(
@@ -147,6 +149,7 @@ def run(report: Report, python: Path, stores: dict[str, str], sizes: Sizes) -> N
         print_matrix(every, measured, Console(stderr=True, width=180))
     figures = {way: Figure(tuple(samples)) for way, samples in limits.items()}
     _report(report, every, measured, figures, sizes)
+    _report_ceilings(report, every, measured, figures, Figure(tuple(ceilings)))
     print_matrix(every, measured, Console(width=180))
 
 
@@ -253,6 +256,34 @@ def _report_bests(
             Ratios.by_round(ours, theirs).text(),
             GOALS[mode],
         )
+
+
+def _report_ceilings(
+    report: Report,
+    every: list[Configuration],
+    measured: Measured,
+    limits: dict[str, Figure],
+    launches: Figure,
+) -> None:
+    """What bounds the goals on this machine whatever jobyard does with its jobs: one
+    client's launch requests alone against the best peer's best one-by-one figure, and the
+    spawn limit of jobyard's way against twice the best peer's best bulk figure."""
+    peers = [c.name for c in every if c.system != JOBYARD]
+    best = {
+        mode: median(measured.samples[best_cell(measured.samples, peers, mode)]) for mode in MODES
+    }
+    report.add(
+        "matrix ceiling: one client's launches, no jobs run (SQLite)",
+        launches,
+        "r/s",
+        ratio=ratio(launches.median, best["single"]) + " of the best peer's best single",
+    )
+    spawn = limits[next(c.spawns_with for c in every if c.system == JOBYARD)]
+    report.note(
+        "matrix ceiling: jobyard's spawn limit / twice the best peer's best bulk",
+        f"{spawn.median:,.0f} / {2 * best['bulk']:,.0f} spawns/s",
+        ratio=ratio(spawn.median, 2 * best["bulk"]),
+    )
 
 
 def _report_idle(report: Report, every: list[Configuration], measured: Measured) -> None:

@@ -119,6 +119,20 @@ def _epoch(stamp: object) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
+def launch_ceiling(jobs: int) -> float:
+    """Launch requests per second of one client against a server running no jobs (each job
+    waits for a far `run_at`), on SQLite: the most any of jobyard's one-by-one bursts can
+    reach on this machine, whatever runs the jobs."""
+    with deploy.database("sqlite") as url, deploy.deployment(url, embedded_slots=0) as dep:
+        body = {"package_id": dep.package(["true"]), "run_at": "9999-01-01T00:00:00Z"}
+        with dep.client() as api:
+            api.post("/jobs/", json=body).raise_for_status()  # connected, and warm
+            began = time.perf_counter()
+            for _ in range(jobs):
+                api.post("/jobs/", json=body).raise_for_status()
+            return jobs / (time.perf_counter() - began)
+
+
 @contextmanager
 def session(slots: int, kind: str = "sqlite") -> Iterator[JobyardSession]:
     """`slots` slots on a fresh database, warmed up (the first claims compile their
