@@ -22,11 +22,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeEngine
 
-from jobyard.store.driver import Convert, DriverStatements
+from jobyard.store.driver import Convert
 from jobyard.store.driver_transaction import DriverConnection, DriverResult
 
 
-def direct(conn: Connection | DriverConnection) -> DriverStatements:
+def direct(conn: Connection | DriverConnection) -> DriverConnection:
     """Where to run driver statements of this transaction: its driver connection itself."""
     if isinstance(conn, DriverConnection):
         return conn
@@ -74,7 +74,7 @@ class DirectStatement:
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
 
-    def execute(self, conn: DriverStatements, params: Mapping[str, Any]) -> Any:
+    def execute(self, conn: DriverConnection, params: Mapping[str, Any]) -> DriverResult:
         """Run it with these parameters (by name); the driver's result (`rowcount`, rows)."""
         compiled = self._compile(conn.dialect)
         values = _values(compiled, params)
@@ -82,10 +82,10 @@ class DirectStatement:
             return conn.exec_driver_sql(compiled.sql, values)
         return conn.exec_driver_sql(compiled.sql, tuple(values[n] for n in compiled.positional))
 
-    def rows(self, conn: DriverStatements, params: Mapping[str, Any]) -> list[Any]:
+    def rows(self, conn: DriverConnection, params: Mapping[str, Any]) -> list[Any]:
         """Run a query; its rows as named tuples, each value as `execute` would give it."""
         result = self.execute(conn, params)
-        return _rows(self._compile(conn.dialect), result, _type_codes(result))
+        return _rows(self._compile(conn.dialect), result, result.codes)
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
@@ -100,16 +100,6 @@ def _values(compiled: _Compiled, params: Mapping[str, Any]) -> dict[str, Any]:
         convert = compiled.binds[name]
         values[name] = value if convert is None else convert(value)
     return values
-
-
-def _type_codes(result: Any) -> tuple[Any, ...] | None:
-    """The driver's type codes of a result's columns, where it gives them (SQLite's are all
-    None, and its processors need none)."""
-    if isinstance(result, DriverResult):
-        return result.codes
-    cursor = getattr(result, "cursor", result)  # SQLAlchemy's result of a `Connection`
-    description = getattr(cursor, "description", None)
-    return None if description is None else tuple(column[1] for column in description)
 
 
 def _rows(

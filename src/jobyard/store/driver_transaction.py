@@ -39,7 +39,7 @@ class DriverResult:
         return iter(self._rows)
 
 
-def type_codes(cursor: Any) -> tuple[Any, ...] | None:
+def _type_codes(cursor: Any) -> tuple[Any, ...] | None:
     """The type codes of a result's columns on PostgreSQL, read from libpq's result
     (psycopg's `description` would build an object for every column); None on SQLite."""
     result = getattr(cursor, "pgresult", None)
@@ -69,7 +69,7 @@ class DriverConnection:
         cursor = self.raw.cursor()
         try:
             cursor.execute(statement, parameters or ())
-            return DriverResult(_fetched(cursor), cursor.rowcount, type_codes(cursor))
+            return DriverResult(_fetched(cursor), cursor.rowcount, _type_codes(cursor))
         except self.dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 statement, parameters, exc, self.dialect.loaded_dbapi.Error

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from jobyard.store.direct import ResultProcessors
-from jobyard.store.driver_transaction import type_codes
+from jobyard.store.driver_transaction import DriverConnection
 
 Processor = Callable[[Any], Any] | None  # SQLAlchemy's bind or result processor
 
@@ -92,28 +91,17 @@ class KeyReads:
         self._raw = raw
 
     def execute(self, statement: Select[Any], parameters: Mapping[str, Any]) -> _First:
-        dialect = self._dialect
-        compiled = _compile(statement, dialect)
+        compiled = _compile(statement, self._dialect)
         converted = [
             (name, processor(parameters[name]) if processor else parameters[name])
             for name, processor in compiled.binds
         ]
         values = dict(converted) if compiled.named else [value for _, value in converted]
-        try:
-            cursor = self._raw.cursor()
-            try:
-                cursor.execute(compiled.sql, values)
-                found = cursor.fetchone()
-                codes = type_codes(cursor)
-            finally:
-                cursor.close()
-        except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(
-                compiled.sql, values, exc, dialect.loaded_dbapi.Error
-            ) from exc
+        result = DriverConnection(self._dialect, self._raw).exec_driver_sql(compiled.sql, values)
+        found = next(iter(result), None)
         if found is None:
             return _First(None)
-        processors = compiled.processors(codes)
+        processors = compiled.processors(result.codes)
         return _First(
             KeyRow(
                 (name, processor(value) if processor else value)
