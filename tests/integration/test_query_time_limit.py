@@ -1,5 +1,6 @@
 """A listing's statements run under the database's time limit, on both databases, and
 nothing else does: a write, or the rest of a transaction after the listing, runs to its end.
+And on PostgreSQL, statements in `serial` run without parallel workers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 from jobyard.errors import QueryTooSlow
 from jobyard.store import listing
-from jobyard.store.db import Database
+from jobyard.store.db import Database, serial
 
 LIMIT = 0.2
 
@@ -79,3 +80,23 @@ def test_no_limit_when_the_setting_is_zero(database_url: str) -> None:
             assert time.monotonic() - started > LIMIT
     finally:
         unlimited.dispose()
+
+
+@pytest.mark.postgres
+def test_statements_in_serial_run_without_parallel_workers(database_url: str) -> None:
+    """On PostgreSQL, `serial` turns parallel workers off for the rest of the statements
+    inside it, then gives the transaction its setting back."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("parallel workers are PostgreSQL's")
+    database = Database(database_url)
+    setting = sa.text("SHOW max_parallel_workers_per_gather")
+    try:
+        with database.read() as conn:
+            before = conn.execute(setting).scalar_one()
+            with serial(conn):
+                inside = conn.execute(setting).scalar_one()
+            after = conn.execute(setting).scalar_one()
+    finally:
+        database.dispose()
+    assert inside == "0"
+    assert before == after != "0"

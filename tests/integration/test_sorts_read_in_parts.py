@@ -1,6 +1,7 @@
 """Lists sorted by a key read in parts: a key whose values are nearly all one, in segments
-(the other values along a partial index, the usual one in id order), and `run_at`, merged
-from the jobs due at launch (in `created` order) and the others (along a partial index).
+(the other values along a partial index, the usual one in id order); `run_at`, merged from
+the jobs due at launch (in `created` order) and the others (along a partial index); and
+`updated`, merged likewise from the ended jobs (in `finished` order) and the others.
 Every page, both directions, with and without a filter, on both databases, comes out as
 sorting every job would give it; and on SQLite each part walks its index in order."""
 
@@ -49,6 +50,17 @@ def _unusual_values(rng: random.Random, i: int) -> dict[str, Any]:
     }
 
 
+def _last_change(rng: random.Random, status: str, at: datetime) -> dict[str, Any]:
+    """`updated` and `finished`: a running job was last changed by its claim; an ended one
+    by its end, which stamps both alike, or now and then by something after its end. Some
+    values tie with other jobs'."""
+    if status == "running":
+        return {"updated": at + timedelta(minutes=rng.choice([1, 2, 30])), "finished": None}
+    finished = at + timedelta(minutes=rng.choice([3, 5, 45]))
+    later = rng.random() < 0.2
+    return {"finished": finished, "updated": finished + timedelta(minutes=2 if later else 0)}
+
+
 def _api_value(row: dict[str, Any], key: str) -> Any:
     """The value the API shows and sorts by."""
     name = key.removeprefix("options.")
@@ -86,6 +98,7 @@ def stored(runtime: Runtime) -> list[dict[str, Any]]:
             row["target_device_id"] = rng.choice([*devices, None])
             if i % 5 == 1:  # launched for later or earlier, or retried; ties with others too
                 row["run_at"] = at + timedelta(minutes=rng.choice([-30, 1, 7, 90]))
+            row |= _last_change(rng, row["status"], at)
             job_id = conn.execute(sa.insert(J).values(**row).returning(J.c.id)).scalar_one()
             rows.append(row | {"id": job_id})
     return [row for row in rows if row["tenant_id"] == 1]
@@ -208,25 +221,44 @@ def test_a_sort_of_several_keys_is_not_segmented(runtime: Runtime, stored: list[
     assert [job.id for job in page] == [row["id"] for row in expected][:25]
 
 
+# Each key read merged with its shadow: the shadow's index, the key's partial index, and
+# what makes every job's key equal its shadow's.
+SHADOWS = {
+    "run_at": ("ix_jobs_tenant_id_created_id", {"run_at": J.c.created}),
+    "updated": ("ix_jobs_tenant_id_finished_id", {"finished": J.c.updated}),
+}
+
+
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
-@pytest.mark.parametrize("differing", [False, True], ids=["all-due", "some-later"])
-def test_run_at_merges_two_index_walks(
-    runtime: Runtime, stored: list[Any], differing: bool, descending: bool
+@pytest.mark.parametrize("differing", [False, True], ids=["none-differ", "some-differ"])
+@pytest.mark.parametrize("key", sorted(SHADOWED_SORTS))
+def test_a_shadowed_key_merges_two_index_walks(
+    runtime: Runtime, stored: list[Any], key: str, differing: bool, descending: bool
 ) -> None:
-    """With jobs due later, the page merges the later ones' partial index with the others'
-    `created` index; with none, it walks the `created` index alone. Neither is sorted."""
+    """With jobs whose key differs from its shadow (`run_at` from `created`: due later;
+    `updated` from `finished`: not ended, or changed after), the page merges those along
+    the key's partial index with the others along the shadow's index; with none, it walks
+    the shadow's index alone. Neither is sorted."""
     if runtime.pg:
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    shadow_index, same = SHADOWS[key]
     if not differing:
         with runtime.db.transaction() as conn:
-            conn.execute(sa.update(J).values(run_at=J.c.created))
+            conn.execute(sa.update(J).values(same))
     filtered = sa.select(J).where(J.c.tenant_id == 1)
     with runtime.db.read() as conn:
         query = shadowed.merged_query(
-            conn, filtered, SHADOWED_SORTS["run_at"], descending=descending, id_column=J.c.id
+            conn, filtered, SHADOWED_SORTS[key], descending=descending, id_column=J.c.id
         )
         plan = _plan(conn, query.limit(25).offset(1000))
-    assert "INDEX ix_jobs_tenant_id_created_id (" in plan, plan
-    assert ("INDEX ix_jobs_shadowed_run_at (" in plan) is differing, plan
+    assert f"INDEX {shadow_index} (" in plan, plan
+    assert (f"INDEX ix_jobs_shadowed_{key} (" in plan) is differing, plan
+    if key == "updated":  # each index holds the other's column: no job is read
+        assert f"COVERING INDEX {shadow_index} (" in plan, plan
+        assert ("COVERING INDEX ix_jobs_shadowed_updated (" in plan) is differing, plan
     assert ("MERGE (UNION ALL)" in plan) is differing, plan
     assert "TEMP B-TREE" not in plan, plan
+
+
+def test_every_shadowed_key_has_its_case_here() -> None:
+    assert set(SHADOWS) == set(SHADOWED_SORTS)

@@ -420,6 +420,19 @@ def time_limited(conn: Connection) -> Iterator[None]:
     conn.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
 
 
+@contextmanager
+def serial(conn: Connection) -> Iterator[None]:
+    """Statements inside run without PostgreSQL's parallel workers: for a walk along an index
+    that stops after a known number of rows, starting workers costs more than they save
+    (a page merged from two walks of 25,000 rows: 15-17 ms with two, 7-8 ms without)."""
+    if conn.dialect.name == "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    yield  # after an error, the transaction's end restores it
+    conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = DEFAULT")
+
+
 def ran_out_of_time(exc: DBAPIError) -> bool:
     """Whether a statement failed because `time_limited` cut it short."""
     if isinstance(exc.orig, sqlite3.OperationalError):

@@ -171,7 +171,10 @@ SEGMENTED_SORTS = {
 
 
 # The sort keys equal to another, indexed key on nearly every row (store/shadowed.py).
-SHADOWED_SORTS = {"run_at": shadowed.ShadowedKey(J.c.run_at, J.c.created, tables.RUN_AT_DIFFERS)}
+SHADOWED_SORTS = {
+    "run_at": shadowed.ShadowedKey(J.c.run_at, J.c.created, tables.RUN_AT_DIFFERS),
+    "updated": shadowed.ShadowedKey(J.c.updated, J.c.finished, tables.UPDATED_DIFFERS),
+}
 PARTS_INDEXED = SEGMENTED_SORTS.keys() | SHADOWED_SORTS.keys()
 
 
@@ -428,6 +431,7 @@ def _page_ids_by_parts(
             descending=sort.descending,
             page=request.page,
             id_column=J.c.id,
+            pg=pg,
         )
     return segmented.page_ids(
         conn,

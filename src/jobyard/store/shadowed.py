@@ -25,6 +25,7 @@ from sqlalchemy import (
 
 from jobyard.domain.paging import PageRequest
 from jobyard.store import listing
+from jobyard.store.db import serial
 
 _KEY = "sort_key"
 
@@ -46,13 +47,21 @@ def page_ids(
     descending: bool,
     page: PageRequest,
     id_column: ColumnElement[Any],
+    pg: bool,
 ) -> list[Any]:
     """The ids of one page of `filtered` (narrowed by the list's filters, with no order)
     sorted by `key`, ties by id in the same direction."""
     if page.limit is None:
         raise ValueError("a merged page needs a limit")
-    query = merged_query(conn, filtered, key, descending=descending, id_column=id_column)
-    return [row[0] for row in listing.run(conn, query.limit(page.limit).offset(page.offset))]
+    # PostgreSQL's planner sorts the two parts' rows rather than merging their walks (it
+    # cannot tell how few rows differ): each part is read only as far as the page reaches.
+    reach = page.offset + page.limit if pg else None
+    query = merged_query(
+        conn, filtered, key, descending=descending, id_column=id_column, reach=reach
+    )
+    with serial(conn):
+        rows = listing.run(conn, query.limit(page.limit).offset(page.offset))
+    return [row[0] for row in rows]
 
 
 def merged_query(
@@ -62,9 +71,11 @@ def merged_query(
     *,
     descending: bool,
     id_column: ColumnElement[Any],
+    reach: int | None = None,
 ) -> Select[Any] | CompoundSelect[Any]:
     """The ids in the key's order (with no page): the shadow's order where no row differs,
-    else the merge of both parts."""
+    else the merge of both parts, each read in order no further than `reach` rows if
+    given."""
     ids = filtered.with_only_columns(id_column).order_by(None)
     if not _any_differ(conn, ids, key):
         return ids.order_by(
@@ -72,11 +83,26 @@ def merged_query(
         )
     differing = ids.add_columns(key.key.label(_KEY)).where(key.differs)
     same = ids.add_columns(key.shadow.label(_KEY)).where(not_(key.differs))
+    if reach is not None:
+        differing = _first(differing, key.key, id_column, descending, reach)
+        same = _first(same, key.shadow, id_column, descending, reach)
     sort_key: ColumnElement[Any] = literal_column(_KEY)
     key_id: ColumnElement[Any] = literal_column(id_column.key or "id")
     return union_all(differing, same).order_by(
         listing.directed(sort_key, descending), listing.directed(key_id, descending)
     )
+
+
+def _first(
+    part: Select[Any],
+    sort_key: ColumnElement[Any],
+    id_column: ColumnElement[Any],
+    descending: bool,
+    rows: int,
+) -> Select[Any]:
+    return part.order_by(
+        listing.directed(sort_key, descending), listing.directed(id_column, descending)
+    ).limit(rows)
 
 
 def _any_differ(conn: Connection, ids: Select[Any], key: ShadowedKey) -> bool:
