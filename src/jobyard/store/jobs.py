@@ -42,7 +42,7 @@ from jobyard.domain.outcomes import Outcome, OutcomeStatus
 from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
 from jobyard.repeats import map_shared
-from jobyard.store import job_events, listing, segmented, shadowed, tables
+from jobyard.store import job_events, listing, segmented, shadowed, source_counts, tables
 from jobyard.store.catalog import interface_from_json, interface_to_json
 from jobyard.store.driver import DriverStatements, RowsInsert
 from jobyard.store.key_reads import KeyReads, KeyRow
@@ -374,6 +374,8 @@ def list_jobs(
     fields = job_fields(tenant_id)
     tag_filter, walk = _tag_filter(request), _tag_walk(request)
     known = _counted_total(conn, request, tenant_id, tag_filter)
+    if known is None and not pg and request.filters:
+        known = source_counts.counted_total(conn, request, tenant_id=tenant_id)
     if tag_filter is not None and walk is not None:
         tags, others = tag_filter
         tagged = holding(tenant_id, tags)

@@ -268,6 +268,8 @@ def fetch_page(
     """
     if total is None:
         total = count(conn, query)
+    if page.limit is not None and page.offset >= total:
+        return [], total  # past the end: walking the whole list would find no row
     return run(conn, page_query(query, page, keyed, total=total)), total
 
 
