@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from jobyard.domain.filters import Combine, Filter, Op, SortKey
 from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
+from jobyard.domain.statuses import TERMINAL
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import jobs as job_store
@@ -83,7 +84,9 @@ def _source_counts(conn: sa.Connection) -> dict[tuple[Any, ...], int]:
 
 
 def _actual_by_source(conn: sa.Connection) -> dict[tuple[Any, ...], int]:
-    query = sa.select(*SOURCE, sa.func.count()).group_by(*SOURCE)
+    """Only ended jobs are counted by package and device."""
+    ended = [status.value for status in TERMINAL]
+    query = sa.select(*SOURCE, sa.func.count()).where(J.c.status.in_(ended)).group_by(*SOURCE)
     return {tuple(row[:-1]): int(row[-1]) for row in conn.execute(query)}
 
 
@@ -197,6 +200,14 @@ STATUS_LISTINGS = {
     ),
     "no package (id 0) and status": _listing(
         Filter("package_id", Op.EQ, "0"), Filter("status", Op.EQ, "pending")
+    ),
+    "no package (id 0) and an ended status": _listing(
+        Filter("package_id", Op.EQ, "0"), Filter("status", Op.EQ, "completed")
+    ),
+    "an ended status and another": _listing(
+        Filter("status", Op.EQ, "completed"),
+        Filter("device_name", Op.EQ, ""),
+        Filter("status", Op.EQ, "running"),
     ),
     "no device, by id and name, and status": _listing(
         Filter("device_id", Op.EQ, "0"),

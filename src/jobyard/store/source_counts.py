@@ -1,5 +1,6 @@
-"""Totals of a customer's jobs filtered by status, package and device, from the counts that
-SQLite's triggers keep (`job_source_counts`, migration 0021) instead of counting the jobs."""
+"""Totals of a customer's ended jobs of a status, filtered by package and device, from the
+counts that SQLite's triggers keep (`job_source_counts`, migration 0021) instead of reading
+each job for its status."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from jobyard.domain.filters import Combine, FieldKind, Op, typed_value
 from jobyard.domain.listing import Listing
+from jobyard.domain.statuses import TERMINAL
 from jobyard.store import tables
 
 C = tables.job_source_counts
@@ -25,11 +27,14 @@ COUNTED_BY = {
 }
 
 
+ENDED = frozenset(status.value for status in TERMINAL)
+
+
 def counted_total(conn: Connection, request: Listing, *, tenant_id: int) -> int | None:
     """The list's exact total where every filter is an equality on a field the counts are
-    kept by, all of them to hold; None otherwise."""
+    kept by, all of them to hold, one of them on an ended status; None otherwise."""
     conditions = _conditions(request)
-    if conditions is None:
+    if conditions is None or not _ended_status(request):
         return None
     total = select(func.coalesce(func.sum(C.c.n), 0)).where(C.c.tenant_id == tenant_id)
     return int(conn.execute(total.where(*conditions)).scalar_one())
@@ -48,3 +53,10 @@ def _conditions(request: Listing) -> list[Any] | None:
             return None
         conditions.append(column == value)
     return conditions
+
+
+def _ended_status(request: Listing) -> bool:
+    """Whether the filters ask for an ended status (only ended jobs are counted)."""
+    return any(
+        f.field == "status" and typed_value(f, FieldKind.STRING) in ENDED for f in request.filters
+    )

@@ -422,12 +422,13 @@ job_counts = Table(
     Index("ix_job_counts_tenant_id_status", "tenant_id", "status"),
 )
 
-# On SQLite, how many jobs of each customer have each status with each package and device,
-# kept exact by triggers on `jobs` (migration 0021), so that the total of a package's or
-# device's jobs of a status (`package_name=…&status=completed`) is a sum of a few rows, not a
-# read of each of the package's jobs for its status. A NULL package or device id (shown as
-# 0) is 0 here. PostgreSQL reads those totals from its indexes, which carry the status
-# (migration 0019), and has no such table.
+# On SQLite, how many ended jobs of each customer have each status with each package and
+# device, kept exact by triggers on `jobs` (migration 0021), so that the total of a package's
+# or device's jobs of an ended status (`package_name=…&status=completed`) is a sum of a few
+# rows, not a read of each of the package's jobs for its status. An ended job's status never
+# changes, so a job is counted once, at its end. A NULL package or device id (shown as 0) is
+# 0 here. PostgreSQL reads those totals from its indexes, which carry the status (migration
+# 0019), and has no such table.
 job_source_counts = Table(
     "job_source_counts",
     metadata,
