@@ -1,4 +1,5 @@
-"""a partial index of `updated` for the jobs whose `updated` is not their `finished`
+"""a partial index of `updated` for the jobs whose `updated` is not their `finished`; the
+index of ends holds `updated`, `created` and the status
 
 Revision ID: 0020
 Revises: 0019
@@ -12,6 +13,11 @@ after their end), and a list sorted by `updated` merges them with the others rea
 `finished` order (store/shadowed.py), as 0017 did for `run_at`. Each index holds the other
 column after the id, so that neither walk reads a job to tell which rows are its own; a
 claim and an end rewrite the index of ends whatever it holds.
+
+The index of ends holds each job's creation and status too: a range of ends sorted by
+another key (`finished>=…&finished<…&sort=-created`, with a status or not) is read from it
+alone and then sorted, where PostgreSQL walked every job created since, testing its end
+(store/ended_range.py), and SQLite read each job of the range for its creation.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ def upgrade() -> None:
         "WHERE finished IS NULL OR updated != finished"
     )
     op.drop_index(FINISHED, table_name="jobs")
-    op.create_index(FINISHED, "jobs", ["tenant_id", "finished", "id", "updated"])
+    op.create_index(
+        FINISHED, "jobs", ["tenant_id", "finished", "id", "updated", "created", "status"]
+    )
 
 
 def downgrade() -> None:
