@@ -59,6 +59,7 @@ JOB_COLUMNS = (
     "finished",
     "exit_code",
     "attempts",
+    "current_run_id",
 )
 CHUNK = 50_000
 OPTIONS = json.dumps(
@@ -202,6 +203,8 @@ def _rows(count: int, catalog: Catalog, writer: _Writer) -> Iterator[tuple[objec
             writer.stamp(finished),
             (0 if status == "completed" else 1) if finished else None,
             0 if started is None else 1,
+            # A started job's run (the seed writes no runs: the id is what lists sort by).
+            None if started is None else i + 1,
         )
 
 

@@ -201,3 +201,22 @@ def test_postgres_newest_first_indexes_carry_the_status(runtime: Runtime) -> Non
     assert newest_first <= set(definitions)
     for name in newest_first:
         assert definitions[name].endswith("INCLUDE (status)"), definitions[name]
+
+
+@pytest.mark.parametrize("sort", ["started", "-started", "result_id", "-result_id", "-exit_code"])
+def test_postgres_walks_the_index_of_a_key_a_run_changes(runtime: Runtime, sort: str) -> None:
+    """A job's start, run and exit code are indexed on PostgreSQL (migration 0022): a list
+    sorted by one walks its index either way instead of sorting every job."""
+    if not runtime.pg:
+        pytest.skip("SQLite does not index the keys a run changes (tables.RUN_KEYS)")
+    request = Listing(sort=check_sort(parse_sort(sort), JOB_FIELDS))
+    query = listing.apply(
+        sa.select(J).where(J.c.tenant_id == 1), request, job_fields(1), pg=True, tiebreak=J.c.id
+    )
+    column = sort.lstrip("-").replace("result_id", "current_run_id")
+    with runtime.db.read() as conn:
+        sql = query.limit(25).compile(conn, compile_kwargs={"literal_binds": True})
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's table is tiny
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    assert f"ix_jobs_tenant_id_{column}_id on jobs" in plan, plan
+    assert "Sort" not in plan, plan
