@@ -180,8 +180,19 @@ SEGMENTED_SORTS = {
 
 # The sort keys equal to another, indexed key on nearly every row (store/shadowed.py).
 SHADOWED_SORTS = {
-    "run_at": shadowed.ShadowedKey(J.c.run_at, J.c.created, tables.RUN_AT_DIFFERS),
-    "updated": shadowed.ShadowedKey(J.c.updated, J.c.finished, tables.UPDATED_DIFFERS),
+    "run_at": shadowed.ShadowedKey(
+        J.c.run_at,
+        (shadowed.Shadow(J.c.created, not_(tables.RUN_AT_DIFFERS)),),
+        tables.RUN_AT_DIFFERS,
+    ),
+    "updated": shadowed.ShadowedKey(
+        J.c.updated,
+        (
+            shadowed.Shadow(J.c.finished, tables.UPDATED_AS_FINISHED),
+            shadowed.Shadow(J.c.created, tables.UPDATED_AS_CREATED),
+        ),
+        tables.UPDATED_DIFFERS,
+    ),
 }
 PARTS_INDEXED = SEGMENTED_SORTS.keys() | SHADOWED_SORTS.keys()
 

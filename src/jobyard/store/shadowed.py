@@ -5,7 +5,9 @@ later or is waiting to be retried. An index of `run_at` would cost every launch;
 partial index holds only the jobs whose key differs from its shadow (a launch due at once
 writes nothing to it), and a page merges the two in order: the differing rows along that
 index, the others along the shadow's index, as their own key. Where no row differs, the
-page is the shadow's order itself.
+page is the shadow's order itself. A key may have several shadows, each where its own
+condition holds (a job's `updated` is its `finished` once ended, its `created` while it
+waits untouched since its launch): the page merges them all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from sqlalchemy import (
     Connection,
     Select,
     literal_column,
-    not_,
     union_all,
 )
 
@@ -31,11 +32,20 @@ _KEY = "sort_key"
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """Where `holds` (which an index of `column` answers), the key equals `column`."""
+
+    column: ColumnElement[Any]
+    holds: ColumnElement[bool]
+
+
+@dataclass(frozen=True)
 class ShadowedKey:
-    """`key` equals `shadow` wherever `differs` (a partial index's condition) is false."""
+    """`key` equals one of its `shadows` wherever `differs` (a partial index's condition)
+    is false: the shadows' conditions and `differs` split the rows between them."""
 
     key: ColumnElement[Any]
-    shadow: ColumnElement[Any]
+    shadows: tuple[Shadow, ...]
     differs: ColumnElement[bool]
 
 
@@ -73,22 +83,27 @@ def merged_query(
     id_column: ColumnElement[Any],
     reach: int | None = None,
 ) -> Select[Any] | CompoundSelect[Any]:
-    """The ids in the key's order (with no page): the shadow's order where no row differs,
-    else the merge of both parts, each read in order no further than `reach` rows if
-    given."""
+    """The ids in the key's order (with no page): the merge of the shadows' parts (a
+    shadow's order alone, where it is the only one), with the differing rows' if any
+    differ; each read in order no further than `reach` rows if given."""
     ids = filtered.with_only_columns(id_column).order_by(None)
-    if not _any_differ(conn, ids, key):
-        return ids.order_by(
-            listing.directed(key.shadow, descending), listing.directed(id_column, descending)
+    parts = [(shadow.column, ids.where(shadow.holds)) for shadow in key.shadows]
+    if _any_differ(conn, ids, key):
+        parts.append((key.key, ids.where(key.differs)))
+    if len(parts) == 1:
+        ((column, part),) = parts
+        return part.order_by(
+            listing.directed(column, descending), listing.directed(id_column, descending)
         )
-    differing = ids.add_columns(key.key.label(_KEY)).where(key.differs)
-    same = ids.add_columns(key.shadow.label(_KEY)).where(not_(key.differs))
-    if reach is not None:
-        differing = _first(differing, key.key, id_column, descending, reach)
-        same = _first(same, key.shadow, id_column, descending, reach)
+    labelled = []
+    for column, part in parts:
+        with_key = part.add_columns(column.label(_KEY))
+        if reach is not None:
+            with_key = _first(with_key, column, id_column, descending, reach)
+        labelled.append(with_key)
     sort_key: ColumnElement[Any] = literal_column(_KEY)
     key_id: ColumnElement[Any] = literal_column(id_column.key or "id")
-    return union_all(differing, same).order_by(
+    return union_all(*labelled).order_by(
         listing.directed(sort_key, descending), listing.directed(key_id, descending)
     )
 

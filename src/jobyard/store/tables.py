@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     func,
     literal_column,
     or_,
@@ -350,12 +351,16 @@ Index(
 
 # A tenant's jobs by status and creation (ties by id), walked either way without sorting
 # (migration 0015: ties follow the sort's direction, so `created DESC, id` no longer fits).
+# It holds `updated` after the id (migration 0020), which tells the jobs untouched since
+# their launch without reading them (a list sorted by `updated`); the status changes at
+# each claim and end, which rewrite this index whatever it holds.
 Index(
     "ix_jobs_tenant_id_status_created",
     jobs.c.tenant_id,
     jobs.c.status,
     jobs.c.created,
     jobs.c.id,
+    jobs.c.updated,
 )
 
 
@@ -399,19 +404,28 @@ Index(
     sqlite_where=RUN_AT_DIFFERS,
     postgresql_where=RUN_AT_DIFFERS,
 )
-# A job's `updated` is its `finished` once it has ended (the end stamps both), unless
-# something changed it after: only the jobs not ended yet, and any such, are in the partial
-# index of `updated`, and a list sorted by it merges them with the ended ones read in
-# `finished` order (store/shadowed.py, migration 0020). A job's entry there is written at
-# its launch, moved at each claim and removed at its end, in an index as small as the jobs
-# not ended.
-UPDATED_DIFFERS = or_(jobs.c.finished.is_(None), jobs.c.updated != jobs.c.finished)
+# A job's `updated` is its `finished` once it has ended (the end stamps both) and its
+# `created` while it waits untouched since its launch; nothing changes an ended job. Only
+# the other jobs (running, waiting for a retry, edited, and any changed after their end)
+# are in the partial index of `updated`, and a list sorted by it merges them with the ended
+# ones read in `finished` order and the untouched ones in `created` order
+# (store/shadowed.py, migration 0020). A job's entry there is written at its claim and
+# removed at its end: a launch writes nothing to it.
+UPDATED_AS_FINISHED = and_(jobs.c.finished.is_not(None), jobs.c.updated == jobs.c.finished)
+UPDATED_AS_CREATED = and_(jobs.c.status == _literal("pending"), jobs.c.updated == jobs.c.created)
+UPDATED_DIFFERS = and_(
+    or_(jobs.c.finished.is_(None), jobs.c.updated != jobs.c.finished),
+    or_(jobs.c.status != _literal("pending"), jobs.c.updated != jobs.c.created),
+)
 Index(
     "ix_jobs_shadowed_updated",
     jobs.c.tenant_id,
     jobs.c.updated,
     jobs.c.id,
-    jobs.c.finished,  # its condition's, so that a walk of it reads no job
+    # Its condition's, so that a walk of it reads no job.
+    jobs.c.finished,
+    jobs.c.status,
+    jobs.c.created,
     sqlite_where=UPDATED_DIFFERS,
     postgresql_where=UPDATED_DIFFERS,
 )
