@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select
 
-from jobyard.domain.filters import Op
+from jobyard.domain.filters import Combine, Op
 from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
 from jobyard.store import listing
@@ -41,7 +41,7 @@ def applies(request: Listing, total: int) -> bool:
         return False
     if request.page.limit is None or total > MOST_ROWS:
         return False
-    if len(request.filters) > 1 and request.combine.value != "inter":
+    if len(request.filters) > 1 and request.combine is not Combine.INTER:
         return False
     fields = {f.field for f in request.filters}
     ranged = any(f.field == "finished" and f.op in RANGES for f in request.filters)

@@ -25,8 +25,6 @@ COUNTED_BY = {
     "target_device_id": (C.c.device_id, FieldKind.INTEGER),
     "device_name": (C.c.device_name, FieldKind.STRING),
 }
-
-
 ENDED = frozenset(status.value for status in TERMINAL)
 
 
