@@ -90,11 +90,32 @@ def _actual_by_source(conn: sa.Connection) -> dict[tuple[Any, ...], int]:
     return {tuple(row[:-1]): int(row[-1]) for row in conn.execute(query)}
 
 
+def _tag_counts(conn: sa.Connection) -> dict[tuple[Any, ...], int]:
+    S = tables.job_tag_counts  # noqa: N806
+    query = sa.select(S.c.tenant_id, S.c.status, S.c.first_tag, S.c.second_tag, S.c.n)
+    return {tuple(row[:-1]): int(row[-1]) for row in conn.execute(query.where(S.c.n != 0))}
+
+
+def _actual_by_tags(conn: sa.Connection) -> dict[tuple[Any, ...], int]:
+    """Each ended job counted once for each of its tags and each pair of them."""
+    ended = [status.value for status in TERMINAL]
+    counted: dict[tuple[Any, ...], int] = {}
+    query = sa.select(J.c.tenant_id, J.c.status, J.c.tags).where(J.c.status.in_(ended))
+    for tenant_id, status, tags in conn.execute(query):
+        held = sorted(set(tags))
+        keys = [(t, "") for t in held] + [(a, b) for a in held for b in held if a < b]
+        for first, second in keys:
+            key = (tenant_id, status, first, second)
+            counted[key] = counted.get(key, 0) + 1
+    return counted
+
+
 def _assert_exact(runtime: Runtime) -> None:
     with runtime.db.read() as conn:
         assert _counts(conn) == _actual(conn)
         if not runtime.pg:  # PostgreSQL counts a package's statuses from its indexes
             assert _source_counts(conn) == _actual_by_source(conn)
+            assert _tag_counts(conn) == _actual_by_tags(conn)
 
 
 def _set_status(runtime: Runtime, ids: list[int], status: str) -> None:
@@ -158,6 +179,28 @@ def test_source_counts_follow_a_package_or_device_going_away(
     with runtime.db.transaction() as conn:
         conn.execute(sa.delete(tables.packages).where(tables.packages.c.id == package))
         conn.execute(sa.delete(tables.devices).where(tables.devices.c.id == device))
+    _assert_exact(runtime)
+
+
+def test_tag_counts_follow_ends_tag_changes_and_deletes(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    mine, other, user = tenants
+    tag_sets = [["nightly"], ["lab", "nightly"], ["b", "a", "c", "a"], [], ["é", "e"]]
+    rows = [_row(mine, user, "pending", m) | {"tags": tag_sets[m % 5]} for m in range(10)]
+    ids = _insert(runtime, rows)
+    theirs = _insert(runtime, [_row(other, user, "completed", 1) | {"tags": ["nightly"]}])
+    _assert_exact(runtime)
+
+    _set_status(runtime, ids[:8], "running")
+    _set_status(runtime, ids[:5], "completed")
+    _set_status(runtime, ids[5:7], "failed")
+    _assert_exact(runtime)
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.update(J).where(J.c.id == ids[1]).values(tags=["lab"]))
+        conn.execute(sa.update(J).where(J.c.id == ids[3]).values(tags=["x", "y"]))
+        conn.execute(sa.update(J).where(J.c.id == ids[6]).values(tenant_id=other))
+        conn.execute(sa.delete(J).where(J.c.id.in_([ids[2], theirs[0]])))
     _assert_exact(runtime)
 
 
@@ -229,16 +272,49 @@ STATUS_LISTINGS = {
         filters=(Filter("package_name", Op.EQ, "p1"),), page=PageRequest(page=9, limit=2)
     ),
     "status as an array": _listing(Filter("status", Op.EQ, ("running", "pending"))),
+    "a tag and an ended status": _listing(
+        Filter("tags", Op.CONTAINS, ("nightly",)), Filter("status", Op.EQ, "completed")
+    ),
+    "two tags and an ended status": _listing(
+        Filter("status", Op.EQ, "completed"), Filter("tags", Op.CONTAINS, ("nightly", "lab"))
+    ),
+    "a tag twice and an ended status": _listing(
+        Filter("options.tags", Op.CONTAINS, ("lab", "lab")), Filter("status", Op.EQ, "failed")
+    ),
+    "three tags and an ended status": _listing(
+        Filter("tags", Op.CONTAINS, ("nightly", "lab", "x")), Filter("status", Op.EQ, "completed")
+    ),
+    "a tag and two ended statuses": _listing(
+        Filter("tags", Op.CONTAINS, ("lab",)),
+        Filter("status", Op.EQ, "completed"),
+        Filter("status", Op.EQ, "failed"),
+    ),
+    "a tag and a status not ended": _listing(
+        Filter("tags", Op.CONTAINS, ("lab",)), Filter("status", Op.EQ, "running")
+    ),
+    "a tag, an ended status, union": _listing(
+        Filter("tags", Op.CONTAINS, ("lab",)),
+        Filter("status", Op.EQ, "completed"),
+        combine=Combine.UNION,
+    ),
+    "a tag, an ended status and a package": _listing(
+        Filter("tags", Op.CONTAINS, ("nightly",)),
+        Filter("status", Op.EQ, "completed"),
+        Filter("package_name", Op.EQ, "p1"),
+    ),
 }
+TAG_SETS = [["nightly"], ["lab", "nightly"], ["lab"], [], ["nightly", "lab", "x"]]
 
 
 @pytest.mark.parametrize("name", STATUS_LISTINGS)
 def test_list_totals_are_exact(runtime: Runtime, tenants: tuple[int, int, int], name: str) -> None:
     mine, other, user = tenants
-    ids = _insert(runtime, [_row(mine, user, "pending", m) for m in range(10)])
-    _insert(runtime, [_row(other, user, "pending", m) for m in range(7)])
-    _set_status(runtime, ids[:6], "running")
-    _set_status(runtime, ids[:2], "completed")
+    rows = [_row(mine, user, "pending", m) | {"tags": TAG_SETS[m % 5]} for m in range(15)]
+    ids = _insert(runtime, rows)
+    _insert(runtime, [_row(other, user, "pending", m) | {"tags": ["lab"]} for m in range(7)])
+    _set_status(runtime, ids[:11], "running")
+    _set_status(runtime, ids[:6], "completed")
+    _set_status(runtime, ids[6:8], "failed")
     request = STATUS_LISTINGS[name]
     everything = Listing(
         filters=request.filters, combine=request.combine, page=PageRequest(page=1, limit=None)

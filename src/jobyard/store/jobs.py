@@ -393,7 +393,9 @@ def list_jobs(
     fields = job_fields(tenant_id)
     tag_filter, walk = _tag_filter(request), _tag_walk(request)
     known = _counted_total(conn, request, tenant_id, tag_filter)
-    if known is None and not pg and request.filters:
+    if known is None and not pg and tag_filter is not None:
+        known = source_counts.tagged_total(conn, *tag_filter, tenant_id=tenant_id)
+    elif known is None and not pg and request.filters:
         known = source_counts.counted_total(conn, request, tenant_id=tenant_id)
     if tag_filter is not None and walk is not None:
         tags, others = tag_filter

@@ -196,6 +196,7 @@ packages = Table(
 # `ddl_if`; no schema is made from the models, only by the migrations).
 ONE_DATABASE = {
     "job_source_counts": "sqlite",
+    "job_tag_counts": "sqlite",
     "ix_jobs_tenant_id": "sqlite",
     "ix_jobs_tenant_id_id": "postgresql",
     "ix_jobs_tenant_id_package_id_id": "sqlite",
@@ -470,6 +471,22 @@ job_source_counts = Table(
     Column("package_id", Integer, primary_key=True),
     Column("device_name", String(200), primary_key=True),
     Column("device_id", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# On SQLite, how many ended jobs of each customer have each status with each tag
+# (`second_tag` empty) and each pair of tags (`first_tag` below `second_tag` in code point
+# order, as in `job_tag_pairs`), kept exact by triggers on `jobs` (migration 0023), so that
+# the total of a tag's jobs of an ended status (`tags@>{nightly}&status=completed`) is one
+# row rather than a read of each tagged job for its status. PostgreSQL has no such table.
+job_tag_counts = Table(
+    "job_tag_counts",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("status", String(30), primary_key=True),
+    Column("first_tag", Text, primary_key=True),
+    Column("second_tag", Text, primary_key=True),
     Column("n", Integer, nullable=False),
     sqlite_with_rowid=False,
 )
