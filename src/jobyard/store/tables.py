@@ -291,13 +291,15 @@ LISTED_BY = (
 # NULLs first already; PostgreSQL's says so (its ascending index puts them last), and lists
 # sort NULLS FIRST there (migration 0017).
 NULLS_FIRST = ("package_id", "target_device_id")
-# Columns an index holds after the id, which never change its order (migration 0020). The
+# Columns an index holds after the id, which never change its order (migrations 0020, 0024). The
 # index of ends holds `updated`, so that the ended jobs a list sorted by `updated` reads in
 # `finished` order are told from the others without reading them, and `created` and the
 # status, so that a range of ends sorted by another key, with a status or not, is read from
 # it alone (store/ended_range.py). It costs no write: a claim and an end rewrite that index
-# whatever it holds (both set `finished`).
-CARRIED = {"finished": ("updated", "created", "status")}
+# whatever it holds (both set `finished`). The index of creation holds `run_at`, so that the
+# jobs due when launched, which a list sorted by `run_at` reads in `created` order, are told
+# from the others without reading them (migration 0024); a launch writes it whatever it holds.
+CARRIED = {"finished": ("updated", "created", "status"), "created": ("run_at",)}
 for _key in LISTED_BY:
     _name = f"ix_jobs_tenant_id_{_key}_id"
     _carried = [jobs.c[name] for name in CARRIED.get(_key, ())]
