@@ -238,5 +238,6 @@ def test_postgres_tells_jobs_due_at_launch_from_the_index_of_creation(
         sql = query.limit(25).compile(conn, compile_kwargs={"literal_binds": True})
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's table is tiny
         plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
-    assert "Index Only Scan using ix_jobs_tenant_id_created_id on jobs" in plan, plan
+    walk = "Index Only Scan Backward using" if descending else "Index Only Scan using"
+    assert f"{walk} ix_jobs_tenant_id_created_id on jobs" in plan, plan
     assert "Sort" not in plan, plan
