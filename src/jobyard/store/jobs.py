@@ -393,7 +393,7 @@ def list_jobs(
     fields = job_fields(tenant_id)
     tag_filter, walk = _tag_filter(request), _tag_walk(request)
     known = _counted_total(conn, request, tenant_id, tag_filter)
-    if known is None and not pg and tag_filter is not None:
+    if known is None and tag_filter is not None:
         known = source_counts.tagged_total(conn, *tag_filter, tenant_id=tenant_id)
     elif known is None and not pg and request.filters:
         known = source_counts.counted_total(conn, request, tenant_id=tenant_id)

@@ -1,6 +1,7 @@
-"""Totals of a customer's ended jobs of a status, filtered by package and device or by one or
-two tags, from the counts that SQLite's triggers keep (`job_source_counts`, migration 0021;
-`job_tag_counts`, 0023) instead of reading each job for its status."""
+"""Totals of a customer's ended jobs of a status, filtered by package and device (on SQLite,
+from `job_source_counts`, migration 0021) or by one or two tags (on both databases, from
+`job_tag_counts`, 0023): counts that triggers keep, instead of reading each job for its
+status."""
 
 from __future__ import annotations
 

@@ -196,7 +196,8 @@ packages = Table(
 # `ddl_if`; no schema is made from the models, only by the migrations).
 ONE_DATABASE = {
     "job_source_counts": "sqlite",
-    "job_tag_counts": "sqlite",
+    "ix_job_tag_counts_key": "sqlite",
+    "ix_job_tag_counts_deltas": "postgresql",
     "ix_jobs_tenant_id": "sqlite",
     "ix_jobs_tenant_id_id": "postgresql",
     "ix_jobs_tenant_id_package_id_id": "sqlite",
@@ -477,20 +478,27 @@ job_source_counts = Table(
     sqlite_with_rowid=False,
 )
 
-# On SQLite, how many ended jobs of each customer have each status with each tag
-# (`second_tag` empty) and each pair of tags (`first_tag` below `second_tag` in code point
-# order, as in `job_tag_pairs`), kept exact by triggers on `jobs` (migration 0023), so that
-# the total of a tag's jobs of an ended status (`tags@>{nightly}&status=completed`) is one
-# row rather than a read of each tagged job for its status. PostgreSQL has no such table.
+# How many ended jobs of each customer have each status with each tag (`second_tag` empty)
+# and each pair of tags (`first_tag` below `second_tag` in code point order, as in
+# `job_tag_pairs`), kept exact by triggers on `jobs` (migration 0023), so that the total of a
+# tag's jobs of an ended status (`tags@>{nightly}&status=completed`) is a sum of a few rows
+# rather than a read of each tagged job for its status. SQLite keeps one row a key; on
+# PostgreSQL writers append deltas, folded as `job_counts`' are, and readers sum them.
 job_tag_counts = Table(
     "job_tag_counts",
     metadata,
-    Column("tenant_id", Integer, primary_key=True),
-    Column("status", String(30), primary_key=True),
-    Column("first_tag", Text, primary_key=True),
-    Column("second_tag", Text, primary_key=True),
-    Column("n", Integer, nullable=False),
-    sqlite_with_rowid=False,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("first_tag", Text, nullable=False),
+    Column("second_tag", Text, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Index(
+        "ix_job_tag_counts_key", "tenant_id", "first_tag", "second_tag", "status", unique=True
+    ).ddl_if(dialect=ONE_DATABASE["ix_job_tag_counts_key"]),
+    Index("ix_job_tag_counts_deltas", "tenant_id", "first_tag", "second_tag", "status").ddl_if(
+        dialect=ONE_DATABASE["ix_job_tag_counts_deltas"]
+    ),
 )
 
 # A job's tags, one row each with its job's customer and creation, kept by triggers on `jobs`
