@@ -407,6 +407,26 @@ def test_concurrent_ends_of_tagged_jobs_never_wait_on_a_count(
         assert conn.execute(rows_of_key).scalar_one() < len(rows) / 2
 
 
+def test_a_statement_of_many_tagged_jobs_adds_one_delta_a_key(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    """PostgreSQL counts tags once a statement: a bulk insert or delete of many tagged jobs
+    (a copy, a retention sweep) leaves a row a key, not a row a job."""
+    _postgres_only(runtime)
+    mine, _, user = tenants
+    rows = [_row(mine, user, "completed", m) | {"tags": ["lab", "nightly"]} for m in range(50)]
+    ids = _insert(runtime, rows)
+    C = tables.job_tag_counts  # noqa: N806
+    rows_of_key = sa.select(sa.func.count()).where(C.c.first_tag == "lab", C.c.second_tag == "")
+    with runtime.db.read() as conn:
+        assert conn.execute(rows_of_key).scalar_one() == 1
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.delete(J).where(J.c.id.in_(ids[:30])))
+    _assert_exact(runtime)
+    with runtime.db.read() as conn:
+        assert conn.execute(rows_of_key).scalar_one() <= 2  # 2 statements
+
+
 def test_repeatable_read_writers_keep_counts_exact(
     runtime: Runtime, tenants: tuple[int, int, int]
 ) -> None:

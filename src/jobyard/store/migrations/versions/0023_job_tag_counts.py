@@ -13,9 +13,9 @@ a sum of a few rows. As with `job_source_counts` (0021), only ended jobs are cou
 is counted once, at its end, and an untagged job's end writes nothing here.
 
 SQLite keeps one row for each key. On PostgreSQL concurrent writers must never wait on a
-shared row (see 0002's `job_counts`): a change appends a delta row, and when a delta's id is
-a multiple of FOLD_EVERY its writer folds the key's rows into one if it gets the key's
-advisory lock without waiting (folding at every change cost a two-tag job's end 140 µs).
+shared row: a change appends a delta row for each key (an insert or a delete statement one
+for all its jobs, as `job_counts`' triggers do), and now and then a writer folds a key's
+rows into one if it gets the key's advisory lock without waiting.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 ENDED = "('cancelled', 'completed', 'completed_with_issues', 'failed', 'lost', 'timed_out')"
 KEY = "tenant_id, status, first_tag, second_tag"
 WATCHED = ("tenant_id", "status", "tags")
-TRIGGER_NAMES = ("insert", "delete", "leave", "enter")
 
 
 def _sqlite_keys(row: str) -> str:
@@ -93,72 +92,95 @@ def _pg_keys(tags: str) -> str:
     )
 
 
-FOLD_EVERY = 8  # a key's rows are folded when one of its deltas gets an id that is a multiple
-# The trigger functions: a job entering the counts (its end) adds 1 to each of its keys, one
-# leaving them (deleted, or changed after its end) subtracts 1.
-PG_COUNTING = (("enter", "NEW", 1), ("leave", "OLD", -1))
+# A key's rows are folded when its new delta's id is a multiple of this, once a transaction
+# at most: a few rows a key, without a transaction that changes many jobs of one tag
+# rereading all it deleted at each fold.
+FOLD_EVERY = 8
+FOLDED = "jobyard.tag_counts_folded"  # the keys a transaction has folded, as ",hash,"
+PG_ADD = (
+    "CREATE FUNCTION jobyard_add_tag_count(t bigint, s text, a text, b text, delta bigint) "
+    "RETURNS void AS $$ "
+    "DECLARE added bigint; "
+    "key text := ',' || hashtext(t || ':' || s || ':' || a || ':' || b) || ','; "
+    "BEGIN "
+    f"INSERT INTO job_tag_counts ({KEY}, n) VALUES (t, s, a, b, delta) RETURNING id INTO added; "
+    f"IF added % {FOLD_EVERY} = 0 "
+    "AND current_setting('transaction_isolation') = 'read committed' "
+    f"AND position(key IN coalesce(current_setting('{FOLDED}', true), '')) = 0 "
+    f"AND pg_try_advisory_xact_lock({COUNT_LOCK_CLASS}, hashtext(key)) THEN "
+    f"PERFORM set_config('{FOLDED}', coalesce(current_setting('{FOLDED}', true), '') || key, "
+    "true); "
+    "WITH folded AS (DELETE FROM job_tag_counts WHERE tenant_id = t AND status = s "
+    "AND first_tag = a AND second_tag = b RETURNING n) "
+    f"INSERT INTO job_tag_counts ({KEY}, n) SELECT t, s, a, b, sum(n) FROM folded "
+    "HAVING sum(n) <> 0; "
+    "END IF; "
+    "END $$ LANGUAGE plpgsql"
+)
+COUNTED_ROW = "{row}.status IN " + ENDED + " AND {row}.tags <> '[]'::jsonb"
 
 
-def _pg_count_function(name: str, row: str, delta: int) -> str:
-    """One statement appends a job's deltas (a job of one tag, the usual case, skips the
-    set functions); a fold now and then keeps each key to a few rows."""
-    added = (
-        f"IF jsonb_array_length({row}.tags) = 1 THEN "
-        f"INSERT INTO job_tag_counts ({KEY}, n) "
-        f"VALUES ({row}.tenant_id, {row}.status, {row}.tags ->> 0, '', {delta}) "
-        "RETURNING id, first_tag, second_tag INTO r; "
-        f"IF r.id % {FOLD_EVERY} = 0 THEN "
-        f"PERFORM jobyard_fold_tag_count({row}.tenant_id, {row}.status, r.first_tag, '');"
-        " END IF; RETURN NULL; END IF; "
-    )
+def _pg_row_function(name: str, row: str, delta: int) -> str:
+    """A row trigger's function: a job's deltas, one a key (a job of one tag, the usual
+    case, skips the set functions)."""
     return (
         f"CREATE FUNCTION jobyard_tag_count_{name}() RETURNS trigger AS $$ "
         "DECLARE r record; "
         "BEGIN "
-        f"{added}"
-        f"FOR r IN WITH added AS (INSERT INTO job_tag_counts ({KEY}, n) "
-        f"SELECT {row}.tenant_id, {row}.status, k.a, k.b, {delta} "
-        f"FROM ({_pg_keys(f'{row}.tags')}) AS k RETURNING id, first_tag, second_tag) "
-        f"SELECT * FROM added WHERE id % {FOLD_EVERY} = 0 LOOP "
-        f"PERFORM jobyard_fold_tag_count({row}.tenant_id, {row}.status, r.first_tag, "
-        "r.second_tag); "
+        f"IF jsonb_array_length({row}.tags) = 1 THEN "
+        f"PERFORM jobyard_add_tag_count({row}.tenant_id, {row}.status, {row}.tags ->> 0, '', "
+        f"{delta}); RETURN NULL; END IF; "
+        f"FOR r IN {_pg_keys(f'{row}.tags')} LOOP "
+        f"PERFORM jobyard_add_tag_count({row}.tenant_id, {row}.status, r.a, r.b, {delta}); "
         "END LOOP; "
         "RETURN NULL; "
         "END $$ LANGUAGE plpgsql"
     )
 
 
+# Inserts and deletes once a statement, as `job_counts`' triggers: a statement of many jobs
+# (a copy, a retention sweep) adds one delta a key.
+PG_CHANGED_DELTAS = (
+    "SELECT j.tenant_id, j.status, k.a, k.b, "
+    "CASE TG_OP WHEN 'INSERT' THEN count(*) ELSE -count(*) END AS n "
+    f"FROM changed_jobs AS j CROSS JOIN LATERAL ({_pg_keys('j.tags')}) AS k "
+    f"WHERE {COUNTED_ROW.format(row='j')} "
+    "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+)
 PG_FUNCTIONS = (
-    "CREATE FUNCTION jobyard_fold_tag_count(t bigint, s text, a text, b text) "
-    "RETURNS void AS $$ "
+    PG_ADD,
+    "CREATE FUNCTION jobyard_tag_count_changed() RETURNS trigger AS $$ "
+    "DECLARE r record; "
     "BEGIN "
-    "IF current_setting('transaction_isolation') = 'read committed' "
-    f"AND pg_try_advisory_xact_lock({COUNT_LOCK_CLASS}, "
-    "hashtext(t || ':' || s || ':' || a || ':' || b)) THEN "
-    "WITH folded AS (DELETE FROM job_tag_counts WHERE tenant_id = t AND status = s "
-    "AND first_tag = a AND second_tag = b RETURNING n) "
-    f"INSERT INTO job_tag_counts ({KEY}, n) SELECT t, s, a, b, sum(n) FROM folded "
-    "HAVING sum(n) <> 0; "
+    # Launches insert pending jobs: they leave before any tag is read.
+    f"IF NOT EXISTS (SELECT FROM changed_jobs WHERE status IN {ENDED}) THEN RETURN NULL; "
     "END IF; "
+    f"FOR r IN {PG_CHANGED_DELTAS} LOOP "
+    "PERFORM jobyard_add_tag_count(r.tenant_id, r.status, r.a, r.b, r.n); "
+    "END LOOP; "
+    "RETURN NULL; "
     "END $$ LANGUAGE plpgsql",
-    *(_pg_count_function(name, row, delta) for name, row, delta in PG_COUNTING),
+    _pg_row_function("enter", "NEW", 1),
+    _pg_row_function("leave", "OLD", -1),
     "CREATE FUNCTION jobyard_tag_count_truncated() RETURNS trigger AS $$ "
     "BEGIN DELETE FROM job_tag_counts; RETURN NULL; END $$ LANGUAGE plpgsql",
 )
 PG_CHANGED = " OR ".join(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in WATCHED)
-PG_COUNTED = "{row}.status IN " + ENDED + " AND {row}.tags <> '[]'::jsonb"
-# Row triggers whose WHEN PostgreSQL tests before calling anything: a job that is not
-# tagged, or not ending, costs no function call.
 PG_TRIGGERS = (
-    "CREATE TRIGGER jobs_tag_count_insert AFTER INSERT ON jobs FOR EACH ROW "
-    f"WHEN ({PG_COUNTED.format(row='NEW')}) EXECUTE FUNCTION jobyard_tag_count_enter()",
-    "CREATE TRIGGER jobs_tag_count_delete AFTER DELETE ON jobs FOR EACH ROW "
-    f"WHEN ({PG_COUNTED.format(row='OLD')}) EXECUTE FUNCTION jobyard_tag_count_leave()",
+    "CREATE TRIGGER jobs_tag_count_insert AFTER INSERT ON jobs "
+    "REFERENCING NEW TABLE AS changed_jobs FOR EACH STATEMENT "
+    "EXECUTE FUNCTION jobyard_tag_count_changed()",
+    "CREATE TRIGGER jobs_tag_count_delete AFTER DELETE ON jobs "
+    "REFERENCING OLD TABLE AS changed_jobs FOR EACH STATEMENT "
+    "EXECUTE FUNCTION jobyard_tag_count_changed()",
+    # A job's end, or an ended job's tags changed: row triggers whose WHEN PostgreSQL tests
+    # before calling anything, so that a claim, or the end of an untagged job, costs nothing
+    # (a statement trigger's function cost every UPDATE of jobs about 33 µs).
     f"CREATE TRIGGER jobs_tag_count_leave AFTER UPDATE OF {', '.join(WATCHED)} ON jobs "
-    f"FOR EACH ROW WHEN ({PG_COUNTED.format(row='OLD')} AND ({PG_CHANGED})) "
+    f"FOR EACH ROW WHEN ({COUNTED_ROW.format(row='OLD')} AND ({PG_CHANGED})) "
     "EXECUTE FUNCTION jobyard_tag_count_leave()",
     f"CREATE TRIGGER jobs_tag_count_enter AFTER UPDATE OF {', '.join(WATCHED)} ON jobs "
-    f"FOR EACH ROW WHEN ({PG_COUNTED.format(row='NEW')} AND ({PG_CHANGED})) "
+    f"FOR EACH ROW WHEN ({COUNTED_ROW.format(row='NEW')} AND ({PG_CHANGED})) "
     "EXECUTE FUNCTION jobyard_tag_count_enter()",
     "CREATE TRIGGER jobs_tag_count_truncate AFTER TRUNCATE ON jobs FOR EACH STATEMENT "
     "EXECUTE FUNCTION jobyard_tag_count_truncated()",
@@ -198,17 +220,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in TRIGGER_NAMES:
-        op.execute(
-            f"DROP TRIGGER IF EXISTS jobs_tag_count_{name}" + ("" if _is_sqlite() else " ON jobs")
-        )
-    if not _is_sqlite():
-        op.execute("DROP TRIGGER IF EXISTS jobs_tag_count_truncate ON jobs")
+    if _is_sqlite():
+        for name in ("insert", "delete", "leave", "enter"):
+            op.execute(f"DROP TRIGGER IF EXISTS jobs_tag_count_{name}")
+    else:
+        for name in ("insert", "delete", "leave", "enter", "truncate"):
+            op.execute(f"DROP TRIGGER IF EXISTS jobs_tag_count_{name} ON jobs")
         for function in (
             "jobyard_tag_count_truncated()",
             "jobyard_tag_count_leave()",
             "jobyard_tag_count_enter()",
-            "jobyard_fold_tag_count(bigint, text, text, text)",
+            "jobyard_tag_count_changed()",
+            "jobyard_add_tag_count(bigint, text, text, text, bigint)",
         ):
             op.execute(f"DROP FUNCTION IF EXISTS {function}")
     op.drop_table("job_tag_counts")
