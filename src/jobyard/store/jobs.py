@@ -43,6 +43,7 @@ from jobyard.domain.statuses import JobStatus
 from jobyard.errors import NotFound
 from jobyard.repeats import map_shared
 from jobyard.store import (
+    created_range,
     ended_range,
     job_events,
     listing,
@@ -413,6 +414,17 @@ def list_jobs(
     query = select(J).where(J.c.tenant_id == tenant_id)
     query = listing.apply(query, request, fields, pg=pg, tiebreak=J.c.id)
     order = listing.ordering(request, fields, J.c.id, pg=pg)
+    if created_range.applies(request):
+        ids, total = created_range.page(
+            conn,
+            query.order_by(None),
+            created=J.c.created,
+            id_column=J.c.id,
+            descending=bool(request.sort) and request.sort[0].descending,
+            page=request.page,
+        )
+        rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
+        return [job_from_row(r) for r in rows], total
     sort = _one_sort_key(request)
     if sort is not None and sort.field in PARTS_INDEXED:
         total = listing.count(conn, query) if known is None else known
