@@ -13,13 +13,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from jobyard.domain.filters import check_filter, check_sort, parse_filter, parse_sort
-from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
-from jobyard.domain.vocabulary import JOB_FIELDS
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
 from jobyard.store import created_range, jobs, tables
+from tests.integration import list_pages
 from tests.integration.job_rows import job_row
 
 J = tables.jobs
@@ -57,30 +55,6 @@ def _shuffled(count: int, seed: int) -> list[datetime]:
     return stamps
 
 
-def _request(filters: tuple[str, ...], sort: str, page: PageRequest) -> Listing:
-    return Listing(
-        filters=[check_filter(parse_filter(f), JOB_FIELDS) for f in filters],
-        sort=check_sort(parse_sort(sort or None), JOB_FIELDS),
-        page=page,
-    )
-
-
-def _pages(runtime: Runtime, filters: tuple[str, ...], sort: str) -> tuple[list[int], int]:
-    listed: list[int] = []
-    for number in range(1, 60):
-        with runtime.db.read() as conn:
-            page, total = jobs.list_jobs(
-                conn,
-                _request(filters, sort, PageRequest(number, LIMIT)),
-                tenant_id=1,
-                pg=runtime.pg,
-            )
-        listed += [job.id for job in page]
-        if len(page) < LIMIT:
-            return listed, total
-    raise AssertionError("more pages than jobs")
-
-
 def _expected(rows: list[dict[str, Any]], low: datetime, high: datetime, sort: str) -> list[int]:
     kept = [r["id"] for r in rows if low <= r["created"] < high and r["tenant_id"] == 1]
     return sorted(kept, reverse=sort == "-id")
@@ -97,7 +71,7 @@ def test_every_page_is_in_the_order_of_a_full_sort(
     low, high = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC)
     expected = _expected(rows, low, high, sort)
     assert len(expected) > 3 * LIMIT, "the range spans pages"
-    assert _pages(runtime, MONTH, sort) == (expected, len(expected))
+    assert list_pages.every_page(runtime, MONTH, sort, LIMIT) == (expected, len(expected))
 
 
 def test_a_job_created_out_of_order_beyond_the_page_is_found(runtime: Runtime) -> None:
@@ -109,7 +83,7 @@ def test_a_job_created_out_of_order_beyond_the_page_is_found(runtime: Runtime) -
     high = datetime(2026, 3, 5, tzinfo=UTC)
     expected = _expected(rows, datetime(2026, 3, 2, tzinfo=UTC), high, "-id")
     assert expected[0] == rows[-1]["id"]
-    assert _pages(runtime, MONTH, "-id") == (expected, len(expected))
+    assert list_pages.every_page(runtime, MONTH, "-id", LIMIT) == (expected, len(expected))
 
 
 def test_a_range_smaller_than_the_page_reaches(runtime: Runtime) -> None:
@@ -117,9 +91,9 @@ def test_a_range_smaller_than_the_page_reaches(runtime: Runtime) -> None:
     expected = _expected(rows, START + timedelta(hours=10), START + timedelta(hours=20), "id")
     filters = ("created>=2026-03-01T10:00:00Z", "created<2026-03-01T20:00:00Z")
     with runtime.db.read() as conn:
-        deep = _request(filters, "id", PageRequest(3, LIMIT))
+        deep = list_pages.request(filters, "id", PageRequest(3, LIMIT))
         page, total = jobs.list_jobs(conn, deep, tenant_id=1, pg=runtime.pg)
-        past = _request(filters, "id", PageRequest(99, LIMIT))
+        past = list_pages.request(filters, "id", PageRequest(99, LIMIT))
         beyond, still = jobs.list_jobs(conn, past, tenant_id=1, pg=runtime.pg)
     assert total == still == len(expected)
     assert [job.id for job in page] == expected[2 * LIMIT :][:LIMIT]
@@ -147,4 +121,4 @@ PAGE = PageRequest(1, 25)
 def test_which_lists_are_read_along_the_index_of_creation(
     filters: tuple[str, ...], sort: str, page: PageRequest, applies: bool
 ) -> None:
-    assert created_range.applies(_request(filters, sort, page)) is applies
+    assert created_range.applies(list_pages.request(filters, sort, page)) is applies

@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from jobyard.domain.filters import check_filter, check_sort, parse_filter, parse_sort
-from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
-from jobyard.domain.vocabulary import JOB_FIELDS
 from jobyard.services import accounts
 from jobyard.services.runtime import Runtime
-from jobyard.store import ended_range, jobs, tables
+from jobyard.store import ended_range, tables
+from tests.integration import list_pages
 from tests.integration.job_rows import job_row
 
 J = tables.jobs
@@ -49,30 +47,6 @@ def stored(runtime: Runtime) -> list[dict[str, Any]]:
     return rows
 
 
-def _request(filters: tuple[str, ...], sort: str, page: PageRequest) -> Listing:
-    return Listing(
-        filters=[check_filter(parse_filter(f), JOB_FIELDS) for f in filters],
-        sort=check_sort(parse_sort(sort), JOB_FIELDS),
-        page=page,
-    )
-
-
-def _pages(runtime: Runtime, filters: tuple[str, ...], sort: str) -> tuple[list[int], int]:
-    listed: list[int] = []
-    for number in range(1, 40):
-        with runtime.db.read() as conn:
-            page, total = jobs.list_jobs(
-                conn,
-                _request(filters, sort, PageRequest(number, LIMIT)),
-                tenant_id=1,
-                pg=runtime.pg,
-            )
-        listed += [job.id for job in page]
-        if len(page) < LIMIT:
-            return listed, total
-    raise AssertionError("more pages than jobs")
-
-
 def _in_week(row: dict[str, Any]) -> bool:
     ended = row["finished"]
     return ended is not None and datetime(2026, 3, 2, tzinfo=UTC) <= ended < datetime(
@@ -90,7 +64,10 @@ def test_every_page_is_in_the_order_of_a_full_sort(
     key = sort.lstrip("-")
     expected = sorted(kept, key=lambda r: (r[key], r["id"]), reverse=sort.startswith("-"))
     assert kept, "the week holds some jobs"
-    assert _pages(runtime, filters, sort) == ([r["id"] for r in expected], len(kept))
+    assert list_pages.every_page(runtime, filters, sort, LIMIT) == (
+        [r["id"] for r in expected],
+        len(kept),
+    )
 
 
 def test_past_the_bound_the_list_is_the_same(
@@ -98,9 +75,9 @@ def test_past_the_bound_the_list_is_the_same(
 ) -> None:
     """With fewer jobs allowed in the range than it holds, the planner's own walk gives the
     same pages."""
-    read_from_the_range = _pages(runtime, WEEK, "-created")
+    read_from_the_range = list_pages.every_page(runtime, WEEK, "-created", LIMIT)
     monkeypatch.setattr(ended_range, "MOST_ROWS", 1)
-    assert _pages(runtime, WEEK, "-created") == read_from_the_range
+    assert list_pages.every_page(runtime, WEEK, "-created", LIMIT) == read_from_the_range
 
 
 PAGE = PageRequest(1, 25)
@@ -123,4 +100,4 @@ PAGE = PageRequest(1, 25)
 def test_which_lists_are_read_from_the_range(
     filters: tuple[str, ...], sort: str, total: int, applies: bool
 ) -> None:
-    assert ended_range.applies(_request(filters, sort, PAGE), total) is applies
+    assert ended_range.applies(list_pages.request(filters, sort, PAGE), total) is applies

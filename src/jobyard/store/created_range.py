@@ -19,13 +19,11 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
-from jobyard.domain.filters import Combine, Op
+from jobyard.domain.filters import ORDER_OPS, Combine
 from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
 from jobyard.store import listing
 from jobyard.store.db import serial
-
-RANGES = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
 
 
 def applies(request: Listing) -> bool:
@@ -37,7 +35,7 @@ def applies(request: Listing) -> bool:
         return False
     if len(request.filters) > 1 and request.combine is not Combine.INTER:
         return False
-    return all(f.field == "created" and f.op in RANGES for f in request.filters)
+    return all(f.field == "created" and f.op in ORDER_OPS for f in request.filters)
 
 
 def page(

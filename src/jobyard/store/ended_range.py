@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select
 
-from jobyard.domain.filters import Combine, Op
+from jobyard.domain.filters import ORDER_OPS, Combine
 from jobyard.domain.listing import Listing
 from jobyard.domain.paging import PageRequest
 from jobyard.store import listing
@@ -26,7 +26,6 @@ from jobyard.store.db import serial
 
 # Past this many jobs in the range, sorting them all costs more than a sorted walk might.
 MOST_ROWS = 50_000
-RANGES = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
 # The fields whose columns the index of ends holds (tables.CARRIED): filters and a sort on
 # them read that index alone.
 HELD = frozenset({"finished", "id", "created", "updated", "status"})
@@ -44,7 +43,7 @@ def applies(request: Listing, total: int) -> bool:
     if len(request.filters) > 1 and request.combine is not Combine.INTER:
         return False
     fields = {f.field for f in request.filters}
-    ranged = any(f.field == "finished" and f.op in RANGES for f in request.filters)
+    ranged = any(f.field == "finished" and f.op in ORDER_OPS for f in request.filters)
     return ranged and fields <= HELD
 
 

@@ -423,14 +423,12 @@ def list_jobs(
             descending=bool(request.sort) and request.sort[0].descending,
             page=request.page,
         )
-        rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
-        return [job_from_row(r) for r in rows], total
+        return _jobs_of(conn, ids, order), total
     sort = _one_sort_key(request)
     if sort is not None and sort.field in PARTS_INDEXED:
         total = listing.count(conn, query) if known is None else known
         ids = _page_ids_by_parts(conn, request, query.order_by(None), sort, total, pg=pg)
-        rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
-        return [job_from_row(r) for r in rows], total
+        return _jobs_of(conn, ids, order), total
     if pg and request.page.limit is not None:
         total = listing.count(conn, query) if known is None else known
         if ended_range.applies(request, total):
@@ -443,8 +441,7 @@ def list_jobs(
                 page=request.page,
                 id_column=J.c.id,
             )
-            rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
-            return [job_from_row(r) for r in rows], total
+            return _jobs_of(conn, ids, order), total
         known = total
     # A page nearer the end is read from there on SQLite. PostgreSQL's planner picks its
     # plan by the direction, and where two columns go together (a week's ends and the same
@@ -453,6 +450,12 @@ def list_jobs(
     keyed = listing.Keyed(J.c.id, order, first_page=not pg, backwards=backwards)
     rows, total = listing.fetch_page(conn, query, request.page, total=known, keyed=keyed)
     return [job_from_row(r) for r in rows], total
+
+
+def _jobs_of(conn: Connection, ids: list[Any], order: list[ColumnElement[Any]]) -> list[Job]:
+    """A page's jobs read whole by id, in the list's order."""
+    rows = listing.run(conn, select(J).where(J.c.id.in_(ids)).order_by(*order))
+    return [job_from_row(r) for r in rows]
 
 
 def _one_sort_key(request: Listing) -> SortKey | None:
