@@ -9,18 +9,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from rich.console import Console
 
-from benchmarks import dashboard, deploy, lists, peers, retention, workloads
+from benchmarks import api_requests, dashboard, deploy, lists, peers, retention, workloads
 from benchmarks.measure import Figure, Report, ratio, repeat
 
 console = Console(stderr=True)
@@ -292,61 +289,11 @@ def latency(plan: Plan, report: Report) -> None:
                 report.add(f"{kind}: {label} {share}", figure, "ms", goal)
 
 
-def _sequential(plan: Plan, url: str, request: Callable[[httpx.Client], httpx.Response]) -> Figure:
-    """Requests per second of one client sending `request` one at a time, `plan.runs` times."""
-    return repeat(
-        plan.runs,
-        lambda: workloads.requests_per_second(
-            url, lambda c: request(c).raise_for_status(), plan.requests, threads=1
-        ),
-    )
-
-
 def api_speed(plan: Plan, report: Report) -> None:
-    """One client, one request at a time (what a script or CI step does): jobyard's own
-    cost per request shows against a bare FastAPI endpoint served the same way."""
+    """One client, one request at a time: jobyard's own cost per request shows against a
+    bare FastAPI endpoint served the same way, round by round (`api_requests`)."""
     console.rule("API requests per second, sequential")
-    port = deploy.free_port()
-    bare = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", str(port)])
-    try:
-        time.sleep(1.5)
-        base = f"http://127.0.0.1:{port}"
-        bare_get = _sequential(plan, base, lambda c: c.get("/bare/"))
-        bare_post = _sequential(plan, base, lambda c: c.post("/bare/", json={"package_id": "1"}))
-    finally:
-        bare.terminate()
-        bare.wait(10)
-    report.add("bare FastAPI GET", bare_get, "r/s", ratio="baseline")
-    report.add("bare FastAPI POST", bare_post, "r/s", ratio="baseline")
-    stores = ["sqlite", "postgres"] if deploy.postgres_available() else ["sqlite"]
-    for store in stores:
-        _api_rows(plan, report, store, bare_get=bare_get.median, bare_post=bare_post.median)
-
-
-def _api_rows(plan: Plan, report: Report, store: str, *, bare_get: float, bare_post: float) -> None:
-    """A launch and two GETs of one object, against the bare endpoint's rates."""
-    name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[store]
-    with deploy.database(store) as url, deploy.deployment(url, embedded_slots=0) as dep:
-        package = dep.package(["true"])
-        body = {"package_id": package, "run_at": "9999-01-01T00:00:00Z"}
-        launch = _sequential(plan, dep.url, lambda c: c.post("/api/v1/jobs/", json=body))
-        with dep.client() as api:
-            job_id = api.post("/jobs/", json=body).json()["data"]["id"]
-        get = _sequential(plan, dep.url, lambda c: c.get(f"/api/v1/jobs/{job_id}/"))
-        get_package = _sequential(plan, dep.url, lambda c: c.get(f"/api/v1/packages/{package}/"))
-    rows = [
-        ("launch (POST /api/v1/jobs/)", launch, "≥ 50 % of bare", bare_post, "bare POST"),
-        ("GET /api/v1/jobs/<id>/", get, "≥ 60 % of bare", bare_get, "bare GET"),
-        ("GET /api/v1/packages/<id>/", get_package, "≥ 60 % of bare", bare_get, "bare GET"),
-    ]
-    for label, figure, goal, baseline, against in rows:
-        report.add(
-            f"{label}, {name}",
-            figure,
-            "r/s",
-            goal,
-            ratio(figure.median, baseline) + f" of {against}",
-        )
+    api_requests.run(report, rounds=plan.runs, requests=plan.requests)
 
 
 def listing(plan: Plan, report: Report) -> None:

@@ -1,0 +1,127 @@
+"""Request overhead: one client sending one request at a time (what a script or a CI step
+does), against a bare FastAPI endpoint served the same way (`bare_app`).
+
+Every server is up for the whole section and they take turns: each round measures every row
+once, in an order rotated from one round to the next, and a row's ratio is read within its
+round, against the bare endpoint's rate of that same round. This machine's speed drifts by a
+third from one minute to the next; a ratio of two medians taken minutes apart read that
+drift as jobyard's.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from benchmarks import deploy, workloads
+from benchmarks.measure import Figure, Report
+
+Request = Callable[[httpx.Client], httpx.Response]
+WARM_UP_REQUESTS = 100  # each row's first, unmeasured: routes and statements compile
+BARE_GET, BARE_POST = "bare FastAPI GET", "bare FastAPI POST"
+STORE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    url: str
+    request: Request
+    baseline: str = ""  # the bare row it is read against ("": a baseline itself)
+    goal: str = ""
+
+
+def run(report: Report, *, rounds: int, requests: int) -> None:
+    stores = ["sqlite", "postgres"] if deploy.postgres_available() else ["sqlite"]
+    with ExitStack() as servers:
+        bare = servers.enter_context(_bare_server())
+        rows = [
+            Row(BARE_GET, bare, lambda c: c.get("/bare/")),
+            Row(BARE_POST, bare, lambda c: c.post("/bare/", json={"package_id": "1"})),
+        ]
+        for store in stores:
+            url = servers.enter_context(deploy.database(store))
+            dep = servers.enter_context(deploy.deployment(url, embedded_slots=0))
+            rows += _jobyard_rows(dep, STORE_NAMES[store])
+        for row in rows:
+            _rate(row, WARM_UP_REQUESTS)
+        rates: dict[str, list[float]] = {row.label: [] for row in rows}
+        for turn in range(rounds):
+            for row in rows[turn % len(rows) :] + rows[: turn % len(rows)]:
+                rates[row.label].append(_rate(row, requests))
+    for row in rows:
+        figure = Figure(tuple(rates[row.label]))
+        if not row.baseline:
+            report.add(row.label, figure, "r/s", ratio="baseline")
+            continue
+        pairs = zip(rates[row.label], rates[row.baseline], strict=True)
+        ratios = [mine / bare for mine, bare in pairs]
+        against = row.baseline.removeprefix("bare FastAPI ")
+        low, high = min(ratios), max(ratios)
+        text = f"{statistics.median(ratios):.2f}x of bare {against} ({low:.2f}..{high:.2f})"
+        report.add(row.label, figure, "r/s", row.goal, text)
+
+
+def _jobyard_rows(dep: deploy.Deployment, name: str) -> list[Row]:
+    """A launch and two GETs of one object."""
+    package = dep.package(["true"])
+    body = {"package_id": package, "run_at": "9999-01-01T00:00:00Z"}
+    with dep.client() as api:
+        job_id = api.post("/jobs/", json=body).json()["data"]["id"]
+    return [
+        Row(
+            f"launch (POST /api/v1/jobs/), {name}",
+            dep.url,
+            lambda c: c.post("/api/v1/jobs/", json=body),
+            BARE_POST,
+            "≥ 50 % of bare",
+        ),
+        Row(
+            f"GET /api/v1/jobs/<id>/, {name}",
+            dep.url,
+            lambda c: c.get(f"/api/v1/jobs/{job_id}/"),
+            BARE_GET,
+            "≥ 60 % of bare",
+        ),
+        Row(
+            f"GET /api/v1/packages/<id>/, {name}",
+            dep.url,
+            lambda c: c.get(f"/api/v1/packages/{package}/"),
+            BARE_GET,
+            "≥ 60 % of bare",
+        ),
+    ]
+
+
+def _rate(row: Row, requests: int) -> float:
+    return workloads.requests_per_second(
+        row.url, lambda c: row.request(c).raise_for_status(), requests, threads=1
+    )
+
+
+@contextmanager
+def _bare_server() -> Iterator[str]:
+    port = deploy.free_port()
+    server = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/bare/").raise_for_status()
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the bare FastAPI server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
