@@ -101,9 +101,10 @@ def _jobyard_rows(dep: deploy.Deployment, name: str) -> list[Row]:
 
 
 def _rate(row: Row, requests: int) -> float:
-    return workloads.requests_per_second(
-        row.url, lambda c: row.request(c).raise_for_status(), requests, threads=1
-    )
+    def send(client: httpx.Client) -> None:
+        row.request(client).raise_for_status()
+
+    return workloads.requests_per_second(row.url, send, requests, threads=1)
 
 
 @contextmanager
