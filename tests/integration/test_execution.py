@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +386,33 @@ def test_one_batch_claims_in_claim_order_within_package_limits_and_interfaces(
     assert again == []  # the rest wait for the running ones
     assert len({w.token for w in works}) == len(works)
     assert all(w.claim.job.status == "running" and w.claim.attempt == 1 for w in works)
+
+
+def test_a_job_launched_for_later_queues_behind_the_jobs_due_before_it(
+    settings: Settings,
+) -> None:
+    """Claims go by priority, then by how long a job has been due (its `run_at`), then by
+    age: a job launched for later waits behind the jobs that came due before it, and one
+    launched with a past `run_at` goes ahead of them (migration 0026)."""
+    idle = _idle_server(settings)
+    launched = datetime.now(UTC)
+    soon, past = launched + timedelta(seconds=1), launched - timedelta(hours=1)
+    with TestClient(create_app(idle), headers=AUTH) as client:
+        pkg = package(client, "due", command=["true"])
+        later = launch(client, package_id=pkg["id"], run_at=soon.isoformat())["id"]
+        now = launch(client, package_id=pkg["id"])["id"]
+        overdue = launch(client, package_id=pkg["id"], run_at=past.isoformat())["id"]
+        next_day = (launched + timedelta(days=1)).isoformat()
+        tomorrow = launch(client, package_id=pkg["id"], run_at=next_day)
+        urgent = launch(client, package_id=pkg["id"], run_at=soon.isoformat(), priority=1)["id"]
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+    rt = open_runtime(idle)
+    worker = worker_registry.register_worker(rt, slots=10)
+    works = execution.claim_jobs(rt, worker=worker, limit=10)
+    rt.db.dispose()
+
+    assert [str(w.claim.job.id) for w in works] == [urgent, overdue, now, later]
+    assert tomorrow["status"] == "pending"
 
 
 def test_one_batch_of_ends_refuses_only_the_run_whose_lease_was_taken(settings: Settings) -> None:

@@ -109,7 +109,7 @@ def _next_claimable() -> Any:
     return (
         select(*CLAIMED_JOB_COLUMNS, _package_limit())
         .where(_claimable(bindparam("now", type_=UTCDateTime())))
-        .order_by(J.c.priority.desc(), J.c.id)
+        .order_by(J.c.priority.desc(), J.c.run_at, J.c.id)
         .limit(bindparam("limit", type_=Integer()))
     )
 

@@ -340,10 +340,14 @@ RUN_KEYS = ("started", "current_run_id", "exit_code")
 for _key in RUN_KEYS:
     Index(f"ix_jobs_tenant_id_{_key}_id", jobs.c.tenant_id, jobs.c[_key], jobs.c.id)
 
-# Claims walk pending jobs in claim order (highest priority, then oldest) without sorting.
+# Claims walk pending jobs in claim order without sorting: the highest priority first, then
+# the longest due (`run_at`; for a job launched to run now, its creation), then the oldest.
+# The due jobs of a priority come before the ones launched for later, so a claim stops at the
+# first job not due instead of stepping over all of them (migration 0026).
 Index(
     "ix_jobs_claimable",
     jobs.c.priority.desc(),
+    jobs.c.run_at,
     jobs.c.id,
     sqlite_where=text("status = 'pending'"),
     postgresql_where=text("status = 'pending'"),

@@ -1,0 +1,102 @@
+"""A claim reads the due jobs, not every pending one: jobs launched for later (a nightly matrix
+queued in the afternoon) do not make each claim step over them (migration 0026). Counted in
+the database's own work (SQLite's VM steps, PostgreSQL's rows removed by a filter), never in
+time."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobyard.services import accounts
+from jobyard.services.runtime import Runtime
+from jobyard.store import queue, tables
+from tests.integration.job_rows import job_row
+
+J = tables.jobs
+NOW = datetime.now(UTC)
+LATER = NOW + timedelta(days=1)
+FEW, MANY = 10, 1_500
+
+
+def _pending(runtime: Runtime, count: int, at: datetime) -> list[int]:
+    """`count` pending jobs due at `at` (and created then: their ids follow the others')."""
+    user_id = accounts.bootstrap_admin(runtime).admin_user_id
+    row = job_row(tenant_id=1, user_id=user_id, status="pending", at=at)
+    with runtime.db.transaction() as conn:
+        inserted = conn.execute(sa.insert(J).returning(J.c.id), [row] * count)
+        return [job_id for (job_id,) in inserted]
+
+
+def _replace_due_job(runtime: Runtime, due: list[int]) -> list[int]:
+    """The due job deleted and launched again: its id then follows every job before it."""
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.delete(J).where(J.c.id.in_(due)))
+    return _pending(runtime, 1, NOW - timedelta(minutes=1))
+
+
+def _claim_steps(runtime: Runtime) -> tuple[int, list[int]]:
+    """SQLite's VM steps for the claim query of one job, and the ids it found."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with runtime.db.read() as conn:
+        driver: Any = conn.connection.driver_connection
+        driver.set_progress_handler(count, 1)
+        try:
+            rows = conn.execute(queue._claim_query(False), {"now": NOW, "limit": 1}).all()
+        finally:
+            driver.set_progress_handler(None, 1)
+    return steps, [row.id for row in rows]
+
+
+def test_claims_without_stepping_over_jobs_launched_for_later(runtime: Runtime) -> None:
+    if runtime.pg:
+        _postgres_claims_without_reading_jobs_launched_for_later(runtime)
+    else:
+        _sqlite_claims_without_stepping_over_jobs_launched_for_later(runtime)
+
+
+def _sqlite_claims_without_stepping_over_jobs_launched_for_later(runtime: Runtime) -> None:
+    _pending(runtime, FEW, LATER)
+    due = _replace_due_job(runtime, [])
+    few_steps, found = _claim_steps(runtime)
+    assert found == due
+    _pending(runtime, MANY - FEW, LATER)
+    due = _replace_due_job(runtime, due)
+    many_steps, found = _claim_steps(runtime)
+    assert found == due
+    # Stepping over each job launched for later cost about six steps: 9,000 more here.
+    assert many_steps < few_steps + 500, (few_steps, many_steps)
+
+
+def _postgres_claims_without_reading_jobs_launched_for_later(runtime: Runtime) -> None:
+    _pending(runtime, MANY, LATER)
+    due = _replace_due_job(runtime, [])
+    with runtime.db.read() as conn:
+        compiled = queue._claim_query(True).compile(conn)
+        given = compiled.construct_params({"now": NOW, "limit": 1})
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")  # as the claim runs it
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's table is tiny
+        explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}"
+        [[plan]] = conn.exec_driver_sql(explain, given).all()
+        found = [row.id for row in conn.execute(queue._claim_query(True), {"now": NOW, "limit": 1})]
+    assert found == due
+    tree = plan if isinstance(plan, list) else json.loads(plan)
+    nodes = list(_nodes(tree[0]["Plan"]))
+    assert any("ix_jobs_claimable" in node.get("Index Name", "") for node in nodes), nodes
+    removed = max(node.get("Rows Removed by Filter", 0) for node in nodes)
+    assert removed < FEW, nodes
+
+
+def _nodes(node: dict[str, Any]) -> Any:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _nodes(child)
