@@ -1,7 +1,8 @@
 """A claim reads the due jobs, not every pending one: jobs launched for later (a nightly matrix
-queued in the afternoon) do not make each claim step over them (migration 0026). Counted in
-the database's own work (SQLite's VM steps, PostgreSQL's rows removed by a filter), never in
-time."""
+queued in the afternoon) do not make each claim step over them (migration 0026), and a
+backlog held back by its package's concurrency limit costs a claim a look at each of its
+jobs, not a count of the package's jobs for each. Counted in the database's own work
+(SQLite's VM steps, PostgreSQL's rows removed by a filter and loops), never in time."""
 
 from __future__ import annotations
 
@@ -22,10 +23,13 @@ LATER = NOW + timedelta(days=1)
 FEW, MANY = 10, 1_500
 
 
-def _pending(runtime: Runtime, count: int, at: datetime) -> list[int]:
+def _pending(
+    runtime: Runtime, count: int, at: datetime, *, package_id: int | None = None
+) -> list[int]:
     """`count` pending jobs due at `at` (and created then: their ids follow the others')."""
     user_id = accounts.bootstrap_admin(runtime).admin_user_id
     row = job_row(tenant_id=1, user_id=user_id, status="pending", at=at)
+    row["package_id"] = package_id
     with runtime.db.transaction() as conn:
         inserted = conn.execute(sa.insert(J).returning(J.c.id), [row] * count)
         return [job_id for (job_id,) in inserted]
@@ -36,6 +40,33 @@ def _replace_due_job(runtime: Runtime, due: list[int]) -> list[int]:
     with runtime.db.transaction() as conn:
         conn.execute(sa.delete(J).where(J.c.id.in_(due)))
     return _pending(runtime, 1, NOW - timedelta(minutes=1))
+
+
+def _full_package(runtime: Runtime) -> int:
+    """A package limited to one running job, which it runs."""
+    user_id = accounts.bootstrap_admin(runtime).admin_user_id
+    package = {
+        "tenant_id": 1,
+        "name": "lab",
+        "kind": "command",
+        "command": ["true"],
+        "env": {},
+        "concurrency_limit": 1,
+        "positive_results": [],
+        "tags": [],
+        "user_id": user_id,
+        "created": NOW,
+        "updated": NOW,
+    }
+    with runtime.db.transaction() as conn:
+        package_id = int(
+            conn.execute(
+                sa.insert(tables.packages).values(package).returning(tables.packages.c.id)
+            ).scalar_one()
+        )
+        row = job_row(tenant_id=1, user_id=user_id, status="running", at=NOW)
+        conn.execute(sa.insert(J).values(row | {"package_id": package_id}))
+    return package_id
 
 
 def _claim_steps(runtime: Runtime) -> tuple[int, list[int]]:
@@ -80,6 +111,16 @@ def _sqlite_claims_without_stepping_over_jobs_launched_for_later(runtime: Runtim
 def _postgres_claims_without_reading_jobs_launched_for_later(runtime: Runtime) -> None:
     _pending(runtime, MANY, LATER)
     due = _replace_due_job(runtime, [])
+    nodes, found = _explained_claim(runtime)
+    assert found == due
+    assert any("ix_jobs_claimable" in node.get("Index Name", "") for node in nodes), nodes
+    removed = max(node.get("Rows Removed by Filter", 0) for node in nodes)
+    assert removed < FEW, nodes
+
+
+def _explained_claim(runtime: Runtime) -> tuple[list[dict[str, Any]], list[int]]:
+    """PostgreSQL's plan of the claim query for one job, as run (its nodes), and the ids it
+    found."""
     with runtime.db.read() as conn:
         compiled = queue._claim_query(True).compile(conn)
         given = compiled.construct_params({"now": NOW, "limit": 1})
@@ -88,12 +129,36 @@ def _postgres_claims_without_reading_jobs_launched_for_later(runtime: Runtime) -
         explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}"
         [[plan]] = conn.exec_driver_sql(explain, given).all()
         found = [row.id for row in conn.execute(queue._claim_query(True), {"now": NOW, "limit": 1})]
-    assert found == due
     tree = plan if isinstance(plan, list) else json.loads(plan)
-    nodes = list(_nodes(tree[0]["Plan"]))
-    assert any("ix_jobs_claimable" in node.get("Index Name", "") for node in nodes), nodes
-    removed = max(node.get("Rows Removed by Filter", 0) for node in nodes)
-    assert removed < FEW, nodes
+    return list(_nodes(tree[0]["Plan"])), found
+
+
+def test_a_claim_counts_running_jobs_once_not_for_each_job_held_back(runtime: Runtime) -> None:
+    package_id = _full_package(runtime)
+    if runtime.pg:
+        _postgres_counts_running_jobs_once(runtime, package_id)
+        return
+    _pending(runtime, FEW * 10, NOW - timedelta(hours=1), package_id=package_id)
+    due = _replace_due_job(runtime, [])
+    few_steps, found = _claim_steps(runtime)
+    assert found == due
+    _pending(runtime, FEW * 30, NOW - timedelta(hours=1), package_id=package_id)
+    due = _replace_due_job(runtime, due)
+    more_steps, found = _claim_steps(runtime)
+    assert found == due
+    # Four times the held-back jobs: four times the steps over them, not sixteen (as when
+    # each held-back job counted the package's jobs again: 100 → 400 took 56k → 823k steps).
+    assert more_steps < 5 * few_steps, (few_steps, more_steps)
+
+
+def _postgres_counts_running_jobs_once(runtime: Runtime, package_id: int) -> None:
+    _pending(runtime, FEW * 10, NOW - timedelta(hours=1), package_id=package_id)
+    due = _replace_due_job(runtime, [])
+    nodes, found = _explained_claim(runtime)
+    assert found == due
+    running = [node for node in nodes if node.get("Alias") == "running"]
+    assert running, nodes
+    assert max(node["Actual Loops"] for node in running) == 1, running
 
 
 def _nodes(node: dict[str, Any]) -> Any:
