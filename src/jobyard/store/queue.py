@@ -76,11 +76,10 @@ def _claimable(now: Any) -> Any:
 
 
 def _packages_at_their_limit() -> Select[Any]:
-    """The packages with as many running jobs as their concurrency limit allows: found once
-    for the whole claim (from the running jobs alone), not for each job it walks past. A
-    backlog of a limited package made each claim count that package's jobs again for every
-    one of its waiting jobs: with 2,000 waiting, a claim of another package's job took
-    SQLite a third of a second."""
+    """The packages with as many running jobs as their concurrency limit allows, found once
+    for the whole claim from the running jobs alone. Counted for each job a claim walks
+    past instead, a limited package's backlog would cost each claim a count of the
+    package's jobs per waiting job (2,000 waiting: a third of a second on SQLite)."""
     packages = tables.packages
     running = J.alias("running")
     counts = (

@@ -334,8 +334,8 @@ for _key in LISTED_NEWEST_BY:
 # indexed, so no such update is HOT), and these three add about 45 µs of the database's CPU
 # to a job's claim and end (885 → 930 µs). SQLite (migration 0025) rewrites only the indexes
 # of the columns an update changes: these at a launch, a claim and an end, about 80 µs of a
-# one-by-one job's 1.6 ms in the server; without them a list sorted by one of these keys read
-# and sorted every job of the customer (0.27-0.8 s over 1,000,000 jobs).
+# one-by-one job's 1.6 ms in the server; without them a list sorted by one of these keys
+# reads and sorts every job of the customer (0.27-0.8 s over 1,000,000 jobs).
 RUN_KEYS = ("started", "current_run_id", "exit_code")
 for _key in RUN_KEYS:
     Index(f"ix_jobs_tenant_id_{_key}_id", jobs.c.tenant_id, jobs.c[_key], jobs.c.id)
