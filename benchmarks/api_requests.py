@@ -10,10 +10,8 @@ drift as jobyard's.
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from benchmarks import deploy, workloads
+from benchmarks.comparison import Ratios, rotated
 from benchmarks.measure import Figure, Report
 
 Request = Callable[[httpx.Client], httpx.Response]
@@ -54,19 +53,16 @@ def run(report: Report, *, rounds: int, requests: int) -> None:
             _rate(row, WARM_UP_REQUESTS)
         rates: dict[str, list[float]] = {row.label: [] for row in rows}
         for turn in range(rounds):
-            for row in rows[turn % len(rows) :] + rows[: turn % len(rows)]:
+            for row in rotated(rows, turn):
                 rates[row.label].append(_rate(row, requests))
     for row in rows:
         figure = Figure(tuple(rates[row.label]))
         if not row.baseline:
             report.add(row.label, figure, "r/s", ratio="baseline")
             continue
-        pairs = zip(rates[row.label], rates[row.baseline], strict=True)
-        ratios = [mine / bare for mine, bare in pairs]
+        ratios = Ratios.by_round(rates[row.label], [rates[row.baseline]])
         against = row.baseline.removeprefix("bare FastAPI ")
-        low, high = min(ratios), max(ratios)
-        text = f"{statistics.median(ratios):.2f}x of bare {against} ({low:.2f}..{high:.2f})"
-        report.add(row.label, figure, "r/s", row.goal, text)
+        report.add(row.label, figure, "r/s", row.goal, f"{ratios.text()} of bare {against}")
 
 
 def _jobyard_rows(dep: deploy.Deployment, name: str) -> list[Row]:
@@ -113,15 +109,7 @@ def _bare_server() -> Iterator[str]:
     server = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/bare/").raise_for_status()
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the bare FastAPI server did not start") from None
-                time.sleep(0.05)
+        deploy.wait_ready(url, server, "/bare/", "the bare FastAPI server")
         yield url
     finally:
         server.terminate()

@@ -157,18 +157,22 @@ class Deployment:
         return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite keeps naive UTC
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], path: str = "/healthz", name: str = "jobyard serve"
+) -> None:
+    """Until `url` + `path` answers 200 (`proc` serves it); an error if it exits or a minute
+    passes first."""
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
-            raise RuntimeError("jobyard serve exited early")
+            raise RuntimeError(f"{name} exited early")
         try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
+            if httpx.get(f"{url}{path}").status_code == 200:
                 return
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError("jobyard serve did not start")
+            raise RuntimeError(f"{name} did not start")
         time.sleep(0.05)
 
 
@@ -201,7 +205,7 @@ def deployment(
     )
     deployed = Deployment(url=f"http://127.0.0.1:{port}", database_url=database_url, server=server)
     try:
-        _wait_ready(deployed.url, server)
+        wait_ready(deployed.url, server)
         for _ in range(workers):
             deployed.workers.append(
                 subprocess.Popen(
