@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
@@ -20,8 +19,6 @@ import orjson
 # Integers of up to 18 digits read the same either way; a run of 19 digits or more might be
 # a number orjson would turn into a float (or only a long string: then it is merely slower).
 LONG_NUMBER_DIGITS = 19
-_LONG_DIGITS_TEXT = re.compile(rf"\d{{{LONG_NUMBER_DIGITS}}}")
-_LONG_DIGITS_BYTES = re.compile(rf"\d{{{LONG_NUMBER_DIGITS}}}".encode())
 
 
 def loads(text: str | bytes) -> Any:
@@ -35,11 +32,18 @@ def loads(text: str | bytes) -> Any:
 
 
 def _may_hold_a_long_number(text: str | bytes) -> bool:
+    """Whether the text has a run of `LONG_NUMBER_DIGITS` ASCII digits (JSON writes numbers
+    in no others). Each digit becomes "0" and the run is found with `bytes.find`: a regular
+    expression tries a match at every digit, and took longer over a bulk launch's body than
+    orjson took to parse it."""
     if len(text) < LONG_NUMBER_DIGITS:  # most stored values are as short as "{}"
         return False
-    if isinstance(text, str):
-        return _LONG_DIGITS_TEXT.search(text) is not None
-    return _LONG_DIGITS_BYTES.search(text) is not None
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return data.translate(_DIGITS_AS_ZERO).find(_LONG_ZEROS) >= 0
+
+
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_ZEROS = b"0" * LONG_NUMBER_DIGITS
 
 
 def dumps_bytes(value: Any, *, default: Callable[[Any], Any] | None = None) -> bytes:
@@ -66,17 +70,22 @@ def nested_deeper_than(text: bytes, limit: int) -> bool:
     if text.count(b"[") + text.count(b"{") <= limit:
         return False
     # Inside strings brackets are text: take escapes out, then every quote delimits one.
-    unescaped = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = b"".join(unescaped.split(b'"')[::2]).translate(_AS_SQUARE, _NOT_BRACKETS)
+    unescaped = text.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in text else text
+    # Of the rest only brackets and quotes count. Two quotes next to each other there (most
+    # strings hold no bracket) can go: every bracket keeps the parity of the quotes before
+    # it, which is what says whether it lies inside a string; and the split below then
+    # makes a few pieces, not one for every string of the text.
+    marks = unescaped.translate(None, _NOT_MARKS).replace(b'""', b"")
+    brackets = b"".join(marks.split(b'"')[::2]).translate(_AS_SQUARE)
     for _ in range(limit):  # each pass removes the innermost level
-        brackets = brackets.replace(b"[]", b"")
         if not brackets:
             return False
-    return True
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
 
 
 _AS_SQUARE = bytes.maketrans(b"{}", b"[]")
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_NOT_MARKS = bytes(sorted(set(range(256)) - set(b'[]{}"')))
 
 
 class _Text(str):

@@ -179,3 +179,25 @@ def test_upgrade_counts_the_ended_jobs_already_there_by_source_and_tags(
         assert dict(conn.execute(by_status.group_by(source_counts.c.status)).all()) == {
             "completed": 3
         }
+
+
+def test_upgrade_to_0027_keeps_one_count_row_a_key_on_sqlite(runtime: Runtime) -> None:
+    """The key becomes unique: rows of one key are summed into one first, and the triggers
+    then add to it."""
+    if runtime.pg:
+        pytest.skip("SQLite only: PostgreSQL's counts are delta rows")
+    migrate.downgrade(runtime.db, "0026")
+    _insert_job(runtime, "pending")
+    counts = tables.job_counts
+    with runtime.db.transaction() as conn:  # what no trigger writes, but a unique key refuses
+        conn.execute(sa.insert(counts).values(tenant_id=1, status="pending", n=2))
+    migrate.upgrade(runtime.db)
+    _insert_job(runtime, "pending")
+    job_id = _insert_job(runtime, "running")
+    with runtime.db.transaction() as conn:
+        conn.execute(
+            sa.update(tables.jobs).where(tables.jobs.c.id == job_id).values(status="completed")
+        )
+    with runtime.db.read() as conn:
+        rows = conn.execute(sa.select(counts.c.status, counts.c.n).order_by(counts.c.status))
+        assert [tuple(row) for row in rows] == [("completed", 1), ("pending", 4), ("running", 0)]

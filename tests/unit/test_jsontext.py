@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -17,6 +18,7 @@ from jobyard import jsontext
         '{"a": [1, 2.5, null, true], "b": "é\\u00e9"}',
         "[12345678901234567890123, -98765432109876543210]",  # beyond 64 bits: exact ints
         '["12345678901234567890123"]',  # a long run of digits in a string
+        "[1234567890123456789, 123456789012345678]",  # 19 digits, and 18
         "[9223372036854775807, -9223372036854775808]",
         "NaN",  # the standard library accepts it; orjson does not
         '{"deep": ' * 50 + "1" + "}" * 50,
@@ -27,6 +29,11 @@ def test_loads_answers_as_the_standard_library(text: str) -> None:
     for given in (text, text.encode()):
         got = jsontext.loads(given)
         assert repr(got) == repr(expected)  # repr: NaN != NaN, and 1 == 1.0 would hide a float
+
+
+def test_loads_reads_a_long_number_beside_a_lone_surrogate() -> None:
+    text = '["\ud800", 1234567890123456789012]'  # a str that UTF-8 cannot hold
+    assert repr(jsontext.loads(text)) == repr(json.loads(text))
 
 
 @pytest.mark.parametrize("text", ["{", "[1,]", '{"a" 1}', "[" * 100_000])
@@ -97,3 +104,33 @@ def test_the_fallback_writes_what_the_standard_library_would() -> None:
 def test_nesting_depth_is_read_from_the_text(text: str, deeper_than_3: bool) -> None:
     json.loads(text)  # valid JSON, as the check requires
     assert jsontext.nested_deeper_than(text.encode(), 3) is deeper_than_3
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _random_value(rng: random.Random, depth: int) -> object:
+    """Nested lists and objects whose strings (keys too) hold brackets, quotes and
+    backslashes, as escapes and as text."""
+    pick = rng.random()
+    if depth == 0 or pick < 0.3:
+        return "".join(rng.choice('[]{}"\\ab') for _ in range(rng.randint(0, 4)))
+    if pick < 0.65:
+        return [_random_value(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    return {
+        str(_random_value(rng, 0)): _random_value(rng, depth - 1) for _ in range(rng.randint(0, 3))
+    }
+
+
+def test_nesting_depth_is_read_from_any_text() -> None:
+    rng = random.Random(20261206)
+    for _ in range(2_000):
+        value = _random_value(rng, rng.randint(0, 7))
+        text = json.dumps(value, separators=(",", rng.choice([":", ": "]))).encode()
+        for limit in range(6):
+            assert jsontext.nested_deeper_than(text, limit) is (_depth(value) > limit), text

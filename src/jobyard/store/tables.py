@@ -196,6 +196,8 @@ packages = Table(
 # `ddl_if`; no schema is made from the models, only by the migrations).
 ONE_DATABASE = {
     "job_source_counts": "sqlite",
+    "ix_job_counts_key": "sqlite",
+    "ix_job_counts_tenant_id_status": "postgresql",
     "ix_job_tag_counts_key": "sqlite",
     "ix_job_tag_counts_deltas": "postgresql",
     "ix_jobs_tenant_id": "sqlite",
@@ -455,7 +457,13 @@ job_counts = Table(
     Column("tenant_id", Id, nullable=False),
     Column("status", String(30), nullable=False),
     Column("n", BigInteger, nullable=False),
-    Index("ix_job_counts_tenant_id_status", "tenant_id", "status"),
+    # SQLite's row per key, upserted by its triggers (migration 0027); PostgreSQL's deltas.
+    Index("ix_job_counts_key", "tenant_id", "status", unique=True).ddl_if(
+        dialect=ONE_DATABASE["ix_job_counts_key"]
+    ),
+    Index("ix_job_counts_tenant_id_status", "tenant_id", "status").ddl_if(
+        dialect=ONE_DATABASE["ix_job_counts_tenant_id_status"]
+    ),
 )
 
 # On SQLite, how many ended jobs of each customer have each status with each package and
