@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from jobyard.services import accounts, authentication, catalog, tokens
@@ -69,3 +70,22 @@ def test_every_key_read_gives_what_a_connection_gives(runtime: Runtime) -> None:
     assert isinstance(pairs[0][1].created, datetime)
     assert pairs[0][1].created.tzinfo is not None
     assert missing is None
+
+
+def test_reads_by_key_leave_no_transaction_open(runtime: Runtime) -> None:
+    """On PostgreSQL each read is its own snapshot, in autocommit: a connection given back
+    idle in a transaction would hold back vacuum and lock waits until its next use."""
+    if not runtime.pg:
+        pytest.skip("PostgreSQL's pool of reads by key (SQLite's: test_thread_connections)")
+    epoch = sa.select(tables.epochs.c.name).where(tables.epochs.c.name == sa.bindparam("name"))
+    with runtime.db.read_key() as first, runtime.db.read_key() as second:
+        for reads in (first, second):
+            assert reads.execute(epoch, {"name": "nothing"}).first() is None
+    with runtime.db.read() as conn:
+        states = conn.execute(
+            sa.text(
+                "SELECT state FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalars()
+        assert "idle in transaction" not in set(states)
