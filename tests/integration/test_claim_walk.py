@@ -1,8 +1,9 @@
 """A claim reads the due jobs, not every pending one: jobs launched for later (a nightly matrix
 queued in the afternoon) do not make each claim step over them (migration 0026), and a
 backlog held back by its package's concurrency limit costs a claim a look at each of its
-jobs, not a count of the package's jobs for each. Counted in the database's own work
-(SQLite's VM steps, PostgreSQL's rows removed by a filter and loops), never in time."""
+jobs, not a count of the package's jobs for each. The time the next job launched for later
+comes due, which an idle worker sleeps until, is read without walking them either. Counted
+in the database's own work (SQLite's VM steps, PostgreSQL's rows and loops), never in time."""
 
 from __future__ import annotations
 
@@ -165,3 +166,56 @@ def _nodes(node: dict[str, Any]) -> Any:
     yield node
     for child in node.get("Plans", ()):
         yield from _nodes(child)
+
+
+def _waiting(runtime: Runtime, at: datetime, *, priority: int = 0, kind: str = "command") -> None:
+    user_id = accounts.bootstrap_admin(runtime).admin_user_id
+    row = job_row(tenant_id=1, user_id=user_id, status="pending", at=at)
+    with runtime.db.transaction() as conn:
+        conn.execute(sa.insert(J).values(row | {"priority": priority, "kind": kind}))
+
+
+def _next_due_work(runtime: Runtime) -> tuple[int, datetime | None]:
+    """The database's work for the next due time (SQLite's VM steps, PostgreSQL's rows
+    read in all its plan's nodes), and the time."""
+    with runtime.db.read() as conn:
+        if runtime.pg:
+            query = queue._NEXT_DUE[True]
+            [[plan]] = conn.execute(
+                sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}"), {"now": NOW}
+            ).all()
+            tree = plan if isinstance(plan, list) else json.loads(plan)
+            nodes = list(_nodes(tree[0]["Plan"]))
+            work = sum(node["Actual Rows"] * node["Actual Loops"] for node in nodes)
+            work += sum(node.get("Rows Removed by Filter", 0) for node in nodes)
+            return work, queue.next_due(conn, NOW, pg=True)
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        driver: Any = conn.connection.driver_connection
+        driver.set_progress_handler(count, 1)
+        try:
+            due = queue.next_due(conn, NOW, pg=False)
+        finally:
+            driver.set_progress_handler(None, 1)
+        return steps, due
+
+
+def test_the_next_due_time_is_read_level_by_level_not_job_by_job(runtime: Runtime) -> None:
+    assert _next_due_work(runtime)[1] is None
+    _pending(runtime, FEW, NOW - timedelta(minutes=1))  # due already: claimed, not waited for
+    _waiting(runtime, NOW + timedelta(hours=1), kind="external")  # never claimed
+    assert _next_due_work(runtime)[1] is None
+    _pending(runtime, FEW, LATER)
+    _waiting(runtime, NOW + timedelta(hours=3), priority=5)
+    _waiting(runtime, NOW + timedelta(hours=2), priority=-2)
+    few, due = _next_due_work(runtime)
+    assert due == NOW + timedelta(hours=2)
+    _pending(runtime, MANY, LATER)
+    many, due = _next_due_work(runtime)
+    assert due == NOW + timedelta(hours=2)
+    assert many < few + 100, (few, many)  # a walk through the waiting jobs: thousands more

@@ -25,6 +25,7 @@ from jobyard.services import authentication, execution, worker_registry
 from jobyard.services.runtime import open_runtime
 from jobyard.settings import Settings
 from jobyard.store import migrate
+from jobyard.worker import engine as engine_module
 from tests.api.helpers import create, launch, package, wait_for
 from tests.conftest import AUTH, LiveServer
 
@@ -413,6 +414,34 @@ def test_a_job_launched_for_later_queues_behind_the_jobs_due_before_it(
 
     assert [str(w.claim.job.id) for w in works] == [urgent, overdue, now, later]
     assert tomorrow["status"] == "pending"
+
+
+def test_an_idle_worker_starts_a_job_launched_for_later_when_it_comes_due(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle engine sleeps until the next job waiting for a later time comes due, not its
+    whole idle wait (made a minute long here: the job would start that much late)."""
+    monkeypatch.setattr(engine_module, "IDLE_WAIT_SECONDS", 60.0)
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        pkg = package(client, "soon", command=["true"])
+        due = datetime.now(UTC) + timedelta(seconds=1.5)
+        job = launch(client, package_id=pkg["id"], run_at=due.isoformat())
+        assert wait_for(client, job["id"], timeout=15)["status"] == "completed"
+        (run,) = _runs(client, job["id"])
+    assert datetime.fromisoformat(run["started"]) >= due
+
+
+def test_an_idle_worker_retries_a_job_when_its_retry_delay_is_over(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "IDLE_WAIT_SECONDS", 60.0)
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        pkg = package(client, "again", command=["false"], max_attempts=2, retry_delay=1.5)
+        job = launch(client, package_id=pkg["id"])
+        assert wait_for(client, job["id"], timeout=15)["status"] == "failed"
+        first, second = _runs(client, job["id"])
+    waited = datetime.fromisoformat(second["started"]) - datetime.fromisoformat(first["finished"])
+    assert waited >= timedelta(seconds=1.5)
 
 
 def test_one_batch_of_ends_refuses_only_the_run_whose_lease_was_taken(settings: Settings) -> None:

@@ -150,6 +150,13 @@ def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
     return works[0] if works else None
 
 
+def next_due(rt: Runtime) -> datetime | None:
+    """When the next job waiting for a later time (launched for later, or waiting to be
+    retried) comes due; None when none waits."""
+    with rt.db.read_one() as conn:
+        return queue.next_due(conn, utcnow(), pg=rt.pg)
+
+
 def record_processes(rt: Runtime, *, processes: Mapping[int, tuple[int, float]]) -> None:
     """Process ids of running runs and when each came to exist (seconds since the epoch), by
     run id (batched: a short job's come with its end)."""

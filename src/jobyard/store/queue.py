@@ -172,6 +172,41 @@ def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> 
     return rows
 
 
+def _next_due_query(pg: bool) -> Any:
+    """The earliest `run_at` after `now` of a pending command job. Read level by level of
+    priority along the index of pending jobs (priority, then `run_at`): the highest level,
+    then each next lower one, each a step into the index, and in each level the first job
+    due after `now`, another step; not a walk through every job waiting."""
+    indexed = "" if pg else " INDEXED BY ix_jobs_claimable"
+    pending = f"jobs{indexed} WHERE status = 'pending'"
+    sql = (
+        "WITH RECURSIVE levels(p) AS ("
+        f" SELECT (SELECT priority FROM {pending} ORDER BY priority DESC LIMIT 1)"
+        " UNION ALL"
+        f" SELECT (SELECT priority FROM {pending} AND priority < levels.p"
+        " ORDER BY priority DESC LIMIT 1)"
+        " FROM levels WHERE levels.p IS NOT NULL)"
+        f" SELECT min((SELECT run_at FROM {pending} AND priority = levels.p"
+        " AND run_at > :now AND kind = 'command' ORDER BY run_at LIMIT 1)) AS due"
+        " FROM levels WHERE levels.p IS NOT NULL"
+    )
+    return (
+        text(sql)
+        .bindparams(bindparam("now", type_=UTCDateTime()))
+        .columns(column("due", UTCDateTime()))
+    )
+
+
+_NEXT_DUE = {pg: _next_due_query(pg) for pg in (False, True)}
+
+
+def next_due(conn: Connection, now: datetime, *, pg: bool) -> datetime | None:
+    """When the next job waiting for a later time comes due (None: none waits): what an
+    idle worker sleeps until."""
+    due: datetime | None = conn.execute(_NEXT_DUE[pg], {"now": now}).scalar_one()
+    return due
+
+
 def _within_package_limit(conn: Connection, job: ClaimedJob) -> bool:
     """On PostgreSQL two workers could both see room under a package's concurrency limit;
     locking the package row makes them count one after the other."""

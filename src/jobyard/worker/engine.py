@@ -32,6 +32,7 @@ from jobyard.services.wakeup import DoorbellWorkListener, WorkListener
 from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker import confinement, observing
 from jobyard.worker.confinement import Confinement
+from jobyard.worker.due import NextDue
 from jobyard.worker.leases import Every, Leases
 from jobyard.worker.output import Backoff, OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor, spawners_for
@@ -104,6 +105,7 @@ class Engine:
         self._backoff = Backoff()  # writes after the database failed one (engine, recorders)
         self._spool_dir = rt.settings.data_dir / "spool"
         self._leases = Leases(self, self._stopped)
+        self._next_due = NextDue(lambda: execution.next_due(rt))
 
     # Life cycle -------------------------------------------------------------------------
 
@@ -212,8 +214,12 @@ class Engine:
     # The engine -------------------------------------------------------------------------
 
     def _idle_wait(self) -> float:
+        """How long an idle engine waits before looking for work unasked: until the next job
+        launched for later comes due, at most the poll's interval."""
         heard = self.rt.in_process_only or self._listener is not None
-        return IDLE_WAIT_SECONDS if heard else SQLITE_POLL_SECONDS
+        poll = IDLE_WAIT_SECONDS if heard else SQLITE_POLL_SECONDS
+        due_in = self._next_due.seconds_left()
+        return poll if due_in is None else min(poll, due_in)
 
     def _engine_loop(self) -> None:
         """Watch the children; take a turn at the database whenever slots are free (after
@@ -235,6 +241,7 @@ class Engine:
                 self._backoff.succeeded()
                 self._hand_out(works)
                 self._after_turn(asked=free, got=len(works))
+                self._next_due.after_turn(mark, claimed=len(works), asked=free)
                 if works:
                     self._claimed_at(time.monotonic())
                 if len(works) < free:
