@@ -123,6 +123,12 @@ def _next_claimable() -> Any:
     )
 
 
+def _next_claimable_of_level() -> Any:
+    """The claim query for the jobs of one priority: there the due ones come first in the
+    index, and the walk stops at the first job not due yet."""
+    return _next_claimable().where(J.c.priority == bindparam("level", type_=Integer()))
+
+
 def _sqlite_indexed(query: Select[Any]) -> Any:
     """The claim query for SQLite, told to walk the index of pending jobs in claim order.
 
@@ -135,14 +141,13 @@ def _sqlite_indexed(query: Select[Any]) -> Any:
     indexed = sql.replace("\nFROM jobs \n", "\nFROM jobs INDEXED BY ix_jobs_claimable \n", 1)
     if indexed == sql:
         raise RuntimeError("the claim query no longer reads FROM jobs")
-    given = {"now", "limit"}
+    given = {"now", "limit", "level"}
     fixed = {name: value for name, value in compiled.params.items() if name not in given}
     result_columns = [column(c.name, c.type) for c in query.selected_columns]
-    return (
-        text(indexed)
-        .bindparams(bindparam("now", type_=UTCDateTime()), bindparam("limit"), **fixed)
-        .columns(*result_columns)
-    )
+    bound = [bindparam("now", type_=UTCDateTime()), bindparam("limit")]
+    if "level" in compiled.params:
+        bound.append(bindparam("level"))
+    return text(indexed).bindparams(*bound, **fixed).columns(*result_columns)
 
 
 @functools.cache  # built once: constructing it costs more than running it
@@ -153,6 +158,29 @@ def _claim_query(pg: bool) -> Any:
 
 _SQLITE_CLAIM = DirectStatement(_claim_query(False))
 _PG_CLAIM = DirectStatement(_claim_query(True))
+_SQLITE_CLAIM_OF_LEVEL = DirectStatement(_sqlite_indexed(_next_claimable_of_level()))
+
+
+def _levels_query(pg: bool) -> str:
+    """The priorities of the pending jobs, highest first, read along the index of pending
+    jobs one step each (`levels`, a common table expression)."""
+    indexed = "" if pg else " INDEXED BY ix_jobs_claimable"
+    pending = f"jobs{indexed} WHERE status = 'pending'"
+    return (
+        "WITH RECURSIVE levels(p) AS ("
+        f" SELECT (SELECT priority FROM {pending} ORDER BY priority DESC LIMIT 1)"
+        " UNION ALL"
+        f" SELECT (SELECT priority FROM {pending} AND priority < levels.p"
+        " ORDER BY priority DESC LIMIT 1)"
+        " FROM levels WHERE levels.p IS NOT NULL)"
+    )
+
+
+_SQLITE_LEVELS = DirectStatement(
+    text(f"{_levels_query(False)} SELECT p FROM levels WHERE p IS NOT NULL").columns(
+        column("p", Integer())
+    )
+)
 
 
 def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> list[Any]:
@@ -161,7 +189,7 @@ def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> 
     given = {"now": now, "limit": limit}
     on_driver = direct(conn)
     if not pg:
-        return _SQLITE_CLAIM.rows(on_driver, given)
+        return _sqlite_claimable(on_driver, now, limit)
     # A queue's statistics are stale by nature: analysed while few jobs waited, PostgreSQL
     # plans a bitmap scan and a sort of every pending job (25 ms a claim with 5,000 waiting)
     # instead of walking the pending index in claim order. So sorting is ruled out for this
@@ -173,21 +201,15 @@ def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> 
 
 
 def _next_due_query(pg: bool) -> Any:
-    """The earliest `run_at` after `now` of a pending command job. Read level by level of
-    priority along the index of pending jobs (priority, then `run_at`): the highest level,
-    then each next lower one, each a step into the index, and in each level the first job
-    due after `now`, another step; not a walk through every job waiting."""
+    """The earliest `run_at` after `now` of a pending command job: in each priority (see
+    `_levels_query`) the first job due after `now`, another step into the index; not a walk
+    through every job waiting."""
     indexed = "" if pg else " INDEXED BY ix_jobs_claimable"
-    pending = f"jobs{indexed} WHERE status = 'pending'"
     sql = (
-        "WITH RECURSIVE levels(p) AS ("
-        f" SELECT (SELECT priority FROM {pending} ORDER BY priority DESC LIMIT 1)"
-        " UNION ALL"
-        f" SELECT (SELECT priority FROM {pending} AND priority < levels.p"
-        " ORDER BY priority DESC LIMIT 1)"
-        " FROM levels WHERE levels.p IS NOT NULL)"
-        f" SELECT min((SELECT run_at FROM {pending} AND priority = levels.p"
-        " AND run_at > :now AND kind = 'command' ORDER BY run_at LIMIT 1)) AS due"
+        f"{_levels_query(pg)}"
+        f" SELECT min((SELECT run_at FROM jobs{indexed} WHERE status = 'pending'"
+        " AND priority = levels.p AND run_at > :now AND kind = 'command'"
+        " ORDER BY run_at LIMIT 1)) AS due"
         " FROM levels WHERE levels.p IS NOT NULL"
     )
     return (
@@ -205,6 +227,20 @@ def next_due(conn: Connection, now: datetime, *, pg: bool) -> datetime | None:
     idle worker sleeps until."""
     due: datetime | None = conn.execute(_NEXT_DUE[pg], {"now": now}).scalar_one()
     return due
+
+
+def _sqlite_claimable(on_driver: Any, now: datetime, limit: int) -> list[Any]:
+    """SQLite's claim, one priority after the other. Read across priorities at once, a claim
+    that found fewer due jobs than it asked for walked on through every job waiting for a
+    later time: with 50,000 of them, 5 ms a turn instead of 0.5, at every turn of one-by-one
+    launches. Each priority's walk stops at its first job not due yet."""
+    rows: list[Any] = []
+    for (level,) in _SQLITE_LEVELS.rows(on_driver, {}):
+        given = {"now": now, "limit": limit - len(rows), "level": level}
+        rows += _SQLITE_CLAIM_OF_LEVEL.rows(on_driver, given)
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 def _within_package_limit(conn: Connection, job: ClaimedJob) -> bool:
