@@ -135,13 +135,13 @@ def _explained_claim(runtime: Runtime) -> tuple[list[dict[str, Any]], list[int]]
     """PostgreSQL's plan of the claim query for one job, as run (its nodes), and the ids it
     found."""
     with runtime.db.read() as conn:
-        compiled = queue._claim_query(True).compile(conn)
+        compiled = queue._pg_claim_query().compile(conn)
         given = compiled.construct_params({"now": NOW, "limit": 1})
         conn.exec_driver_sql("SET LOCAL enable_sort = off")  # as the claim runs it
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test's table is tiny
         explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}"
         [[plan]] = conn.exec_driver_sql(explain, given).all()
-        found = [row.id for row in conn.execute(queue._claim_query(True), {"now": NOW, "limit": 1})]
+        found = [row.id for row in conn.execute(queue._pg_claim_query(), {"now": NOW, "limit": 1})]
     tree = plan if isinstance(plan, list) else json.loads(plan)
     return list(_nodes(tree[0]["Plan"])), found
 
