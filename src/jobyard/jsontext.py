@@ -34,8 +34,8 @@ def loads(text: str | bytes) -> Any:
 def _may_hold_a_long_number(text: str | bytes) -> bool:
     """Whether the text has a run of `LONG_NUMBER_DIGITS` ASCII digits (JSON writes numbers
     in no others). Each digit becomes "0" and the run is found with `bytes.find`: a regular
-    expression tries a match at every digit, and took longer over a bulk launch's body than
-    orjson took to parse it."""
+    expression tries a match at every digit, and takes longer over a bulk launch's body than
+    orjson's parse of it."""
     if len(text) < LONG_NUMBER_DIGITS:  # most stored values are as short as "{}"
         return False
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text

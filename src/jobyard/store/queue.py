@@ -193,10 +193,10 @@ def next_claimable(conn: Connection, now: datetime, *, pg: bool, limit: int) -> 
 def _sqlite_claimable(on_driver: Any, now: datetime, limit: int) -> list[Any]:
     """SQLite's claim, one priority after the other: within a priority the due jobs come
     first in the index, and the walk stops at the first job not due yet. Read across
-    priorities at once, a claim that found fewer due jobs than it asked for (most claims of
-    one-by-one launches) walked on through every job waiting for a later time: with 50,000
-    of them, 5 ms a turn instead of 0.5. (On PostgreSQL a priority at a time would cost a
-    round trip each; its claim stays one statement.)"""
+    priorities at once, a claim that finds fewer due jobs than it asks for (most claims of
+    one-by-one launches) walks on through every job waiting for a later time: with 50,000
+    of them, 5 ms a turn instead of 0.5. (On PostgreSQL a priority at a time costs a round
+    trip each; its claim stays one statement.)"""
     rows: list[Any] = []
     for (level,) in _SQLITE_LEVELS.rows(on_driver, {}):
         given = {"now": now, "limit": limit - len(rows), "level": level}
