@@ -25,8 +25,14 @@ class Figure:
     def text(self, unit: str) -> str:
         low, high = min(self.samples), max(self.samples)
         if len(self.samples) == 1:
-            return f"{self.median:,.1f} {unit}"
-        return f"{self.median:,.1f} {unit} ({low:,.1f}..{high:,.1f})"
+            return f"{_number(self.median)} {unit}"
+        return f"{_number(self.median)} {unit} ({_number(low)}..{_number(high)})"
+
+
+def _number(value: float) -> str:
+    """Three figures at least below ten: a bulk launch's 0.54 s must not read 0.5 against
+    its goal of 0.5."""
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 @dataclass

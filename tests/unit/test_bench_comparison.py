@@ -1,5 +1,6 @@
 """The matrix's shared pieces: the steal meter, the rotation of systems, the ratios taken
-round by round, each system's best cell, and the check that every job is there."""
+round by round, each system's best cell, and the check that every job is there; and how a
+figure reads in the bench's table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from benchmarks import matrix
 from benchmarks.comparison import Ratios, best_cell, median, rotated
+from benchmarks.measure import Figure
 from benchmarks.steal import StealMeter, cpu_times
 from benchmarks.systems.burst import Burst, BurstFailed
 
@@ -86,3 +88,8 @@ def test_the_matrix_sets_jobyards_own_configuration_against_each_rounds_best_pee
     measured.record(("Dramatiq processes", 16, "bulk"), 1, 400.0)
     measured.record(("jobyard PostgreSQL workers", 16, "bulk"), 1, 4000.0)  # not the default
     assert measured.against_best_peer(every, 16, "bulk").values == (1.0, 0.5)
+
+
+def test_a_figure_near_its_goal_reads_closely_enough_to_judge() -> None:
+    assert Figure((0.54, 0.56, 0.58)).text("s") == "0.56 s (0.54..0.58)"  # goal 0.5 s: missed
+    assert Figure((1_388.94,)).text("jobs/s") == "1,388.9 jobs/s"
