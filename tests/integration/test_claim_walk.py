@@ -194,7 +194,7 @@ def _next_due_work(runtime: Runtime) -> tuple[int, datetime | None]:
         if runtime.pg:
             query = queue._NEXT_DUE[True]
             [[plan]] = conn.execute(
-                sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}"), {"now": NOW}
+                sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}"), {"after": NOW}
             ).all()
             tree = plan if isinstance(plan, list) else json.loads(plan)
             nodes = list(_nodes(tree[0]["Plan"]))

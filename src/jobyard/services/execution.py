@@ -150,11 +150,11 @@ def claim_job(rt: Runtime, *, worker: WorkerIdentity) -> Work | None:
     return works[0] if works else None
 
 
-def next_due(rt: Runtime) -> datetime | None:
-    """When the next job waiting for a later time (launched for later, or waiting to be
-    retried) comes due; None when none waits."""
+def next_due(rt: Runtime, *, after: datetime) -> datetime | None:
+    """When the next job waiting for a later time than `after` comes due: one launched for
+    later, or waiting to be retried; None when none waits."""
     with rt.db.read_one() as conn:
-        return queue.next_due(conn, utcnow(), pg=rt.pg)
+        return queue.next_due(conn, after, pg=rt.pg)
 
 
 def record_processes(rt: Runtime, *, processes: Mapping[int, tuple[int, float]]) -> None:

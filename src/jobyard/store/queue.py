@@ -207,20 +207,20 @@ def _sqlite_claimable(on_driver: Any, now: datetime, limit: int) -> list[Any]:
 
 
 def _next_due_query(pg: bool) -> Any:
-    """The earliest `run_at` after `now` of a pending command job: in each priority (see
-    `_levels_query`) the first job due after `now`, another step into the index; not a walk
+    """The earliest `run_at` after `after` of a pending command job: in each priority (see
+    `_levels_query`) the first job due after it, another step into the index; not a walk
     through every job waiting."""
     indexed = "" if pg else " INDEXED BY ix_jobs_claimable"
     sql = (
         f"{_levels_query(pg)}"
         f" SELECT min((SELECT run_at FROM jobs{indexed} WHERE status = 'pending'"
-        " AND priority = levels.p AND run_at > :now AND kind = 'command'"
+        " AND priority = levels.p AND run_at > :after AND kind = 'command'"
         " ORDER BY run_at LIMIT 1)) AS due"
         " FROM levels WHERE levels.p IS NOT NULL"
     )
     return (
         text(sql)
-        .bindparams(bindparam("now", type_=UTCDateTime()))
+        .bindparams(bindparam("after", type_=UTCDateTime()))
         .columns(column("due", UTCDateTime()))
     )
 
@@ -228,10 +228,10 @@ def _next_due_query(pg: bool) -> Any:
 _NEXT_DUE = {pg: _next_due_query(pg) for pg in (False, True)}
 
 
-def next_due(conn: Connection, now: datetime, *, pg: bool) -> datetime | None:
-    """When the next job waiting for a later time comes due (None: none waits): what an
-    idle worker sleeps until."""
-    due: datetime | None = conn.execute(_NEXT_DUE[pg], {"now": now}).scalar_one()
+def next_due(conn: Connection, after: datetime, *, pg: bool) -> datetime | None:
+    """When the next job waiting for a time later than `after` comes due (None: none
+    waits): what an idle worker sleeps until."""
+    due: datetime | None = conn.execute(_NEXT_DUE[pg], {"after": after}).scalar_one()
     return due
 
 

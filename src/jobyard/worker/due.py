@@ -22,15 +22,18 @@ logger = logging.getLogger(__name__)
 class NextDue:
     """The engine's knowledge of the next due time; engine thread only."""
 
-    def __init__(self, look_up: Callable[[], datetime | None]) -> None:
+    def __init__(self, look_up: Callable[[datetime], datetime | None]) -> None:
+        """`look_up(after)`: the first due time after `after` of a job waiting."""
         self._look_up = look_up
         self._at: float | None = None  # seconds since the epoch
         self._known = False
         self._mark: int | None = None  # the wake-up mark of the engine's last turn
 
-    def after_turn(self, mark: int, *, claimed: int, asked: int) -> None:
-        """Note a turn (taken at wake-up `mark`) that claimed `claimed` of the `asked` jobs;
-        look the next due time up again where it may have changed unseen."""
+    def after_turn(self, mark: int, *, began: datetime, claimed: int, asked: int) -> None:
+        """Note a turn (taken at wake-up `mark`, begun at `began`) that claimed `claimed` of
+        the `asked` jobs; look the next due time up again where it may have changed unseen.
+        A job that came due while the turn ran is after `began`: it is found, and the next
+        turn comes at once."""
         woken, self._mark = mark != self._mark, mark
         if claimed >= asked:
             return  # not idle: the next turn comes soon anyway
@@ -38,7 +41,7 @@ class NextDue:
         if self._known and not passed and not (woken and claimed == 0):
             return
         try:
-            due = self._look_up()
+            due = self._look_up(began)
         except Exception as error:  # the turns meet the same outage, and say so
             logger.debug("the next due time could not be read: %s", error)
             self._known = False

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
 from jobyard.services import execution, worker_registry
 from jobyard.services.execution import Work
-from jobyard.services.runtime import Runtime
+from jobyard.services.runtime import Runtime, utcnow
 from jobyard.services.wakeup import DoorbellWorkListener, WorkListener
 from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker import confinement, observing
@@ -105,7 +105,7 @@ class Engine:
         self._backoff = Backoff()  # writes after the database failed one (engine, recorders)
         self._spool_dir = rt.settings.data_dir / "spool"
         self._leases = Leases(self, self._stopped)
-        self._next_due = NextDue(lambda: execution.next_due(rt))
+        self._next_due = NextDue(lambda after: execution.next_due(rt, after=after))
 
     # Life cycle -------------------------------------------------------------------------
 
@@ -234,6 +234,7 @@ class Engine:
                 free = 0  # nothing new since the queue was found empty
             ended = self._take_ended() if free or self._ends_due() else []
             if ended or free:
+                began = utcnow()
                 works = self._turn_or_none(ended, free)
                 if works is None:
                     self._watch_children_for(self._backoff.failed())
@@ -241,7 +242,7 @@ class Engine:
                 self._backoff.succeeded()
                 self._hand_out(works)
                 self._after_turn(asked=free, got=len(works))
-                self._next_due.after_turn(mark, claimed=len(works), asked=free)
+                self._next_due.after_turn(mark, began=began, claimed=len(works), asked=free)
                 if works:
                     self._claimed_at(time.monotonic())
                 if len(works) < free:
