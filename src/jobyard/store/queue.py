@@ -142,11 +142,16 @@ def _sqlite_indexed(query: Select[Any]) -> Any:
     return text(indexed).bindparams(*bound, **fixed).columns(*result_columns)
 
 
+def _pending_jobs(pg: bool) -> str:
+    """The pending jobs, read along their index (SQLite is told to: see `_sqlite_indexed`)."""
+    indexed = "" if pg else " INDEXED BY ix_jobs_claimable"
+    return f"jobs{indexed} WHERE status = 'pending'"
+
+
 def _levels_query(pg: bool) -> str:
     """The priorities of the pending jobs, highest first, read along the index of pending
     jobs one step each (`levels`, a common table expression)."""
-    indexed = "" if pg else " INDEXED BY ix_jobs_claimable"
-    pending = f"jobs{indexed} WHERE status = 'pending'"
+    pending = _pending_jobs(pg)
     return (
         "WITH RECURSIVE levels(p) AS ("
         f" SELECT (SELECT priority FROM {pending} ORDER BY priority DESC LIMIT 1)"
@@ -210,10 +215,9 @@ def _next_due_query(pg: bool) -> Any:
     """The earliest `run_at` after `after` of a pending command job: in each priority (see
     `_levels_query`) the first job due after it, another step into the index; not a walk
     through every job waiting."""
-    indexed = "" if pg else " INDEXED BY ix_jobs_claimable"
     sql = (
         f"{_levels_query(pg)}"
-        f" SELECT min((SELECT run_at FROM jobs{indexed} WHERE status = 'pending'"
+        f" SELECT min((SELECT run_at FROM {_pending_jobs(pg)}"
         " AND priority = levels.p AND run_at > :after AND kind = 'command'"
         " ORDER BY run_at LIMIT 1)) AS due"
         " FROM levels WHERE levels.p IS NOT NULL"

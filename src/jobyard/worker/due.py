@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ class NextDue:
         self._known = False
         self._mark: int | None = None  # the wake-up mark of the engine's last turn
 
-    def after_turn(self, mark: int, *, began: datetime, claimed: int, asked: int) -> None:
-        """Note a turn (taken at wake-up `mark`, begun at `began`) that claimed `claimed` of
+    def after_turn(self, mark: int, *, began: float, claimed: int, asked: int) -> None:
+        """Note a turn (taken at wake-up `mark`, begun at `began`, seconds since the epoch:
+        a clock read every turn, made a date only for a read) that claimed `claimed` of
         the `asked` jobs; look the next due time up again where it may have changed unseen.
         A job that came due while the turn ran is after `began`: it is found, and the next
         turn comes at once."""
@@ -41,7 +42,7 @@ class NextDue:
         if self._known and not passed and not (woken and claimed == 0):
             return
         try:
-            due = self._look_up(began)
+            due = self._look_up(datetime.fromtimestamp(began, UTC))
         except Exception as error:  # the turns meet the same outage, and say so
             logger.debug("the next due time could not be read: %s", error)
             self._known = False

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
 from jobyard.services import execution, worker_registry
 from jobyard.services.execution import Work
-from jobyard.services.runtime import Runtime, utcnow
+from jobyard.services.runtime import Runtime
 from jobyard.services.wakeup import DoorbellWorkListener, WorkListener
 from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker import confinement, observing
@@ -234,7 +234,7 @@ class Engine:
                 free = 0  # nothing new since the queue was found empty
             ended = self._take_ended() if free or self._ends_due() else []
             if ended or free:
-                began = utcnow()
+                began = time.time()
                 works = self._turn_or_none(ended, free)
                 if works is None:
                     self._watch_children_for(self._backoff.failed())
