@@ -5,6 +5,7 @@ exactly what counting and sorting would.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,6 +214,54 @@ def test_a_refused_transition_changes_no_count(
     [job] = _insert(runtime, [_row(mine, user, "completed", 1)])
     with pytest.raises(sa.exc.DatabaseError):
         _set_status(runtime, [job], "running")
+    _assert_exact(runtime)
+
+
+UNCOUNTING_TRIGGERS = ("jobs_source_count_leave", "jobs_tag_count_leave")
+
+
+def _claim_and_end_steps(path: str, job_id: int, *, dropped: tuple[str, ...] = ()) -> int:
+    """SQLite's VM steps for a job's claim and end, with `dropped` triggers gone (the
+    transaction is rolled back: the job and the triggers stay as they were)."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for name in dropped:
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("SELECT 1 FROM jobs LIMIT 1")  # the schema read, out of the count
+        conn.set_progress_handler(count, 1)
+        for status in ("running", "completed"):
+            conn.execute("UPDATE jobs SET status = ? WHERE id = ?", (status, job_id))
+        conn.set_progress_handler(None, 1)
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+    return steps
+
+
+def test_a_claim_and_an_end_call_no_trigger_that_uncounts_an_ended_job(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    """The triggers that take an ended job out of its counts fire when its customer,
+    package, device or tags change; an ended job's status never changes, so a claim and an
+    end (which set the status) do not call them: SQLite loads the old row's columns a
+    trigger reads before it tests its WHEN (migration 0028)."""
+    if runtime.pg:
+        pytest.skip("PostgreSQL tests a row trigger's WHEN before it calls anything")
+    mine, _, user = tenants
+    [job] = _insert(runtime, [_row(mine, user, "pending", 1) | {"tags": ["lab", "nightly"]}])
+    path = str(runtime.db.sqlite_file)
+    with_them = _claim_and_end_steps(path, job)
+    assert with_them == _claim_and_end_steps(path, job, dropped=UNCOUNTING_TRIGGERS)
+    _set_status(runtime, [job], "running")
+    _set_status(runtime, [job], "completed")
     _assert_exact(runtime)
 
 
