@@ -265,6 +265,31 @@ def test_a_claim_and_an_end_call_no_trigger_that_uncounts_an_ended_job(
     _assert_exact(runtime)
 
 
+def test_an_insert_calls_one_trigger_for_a_job_inserted_ended(
+    runtime: Runtime, tenants: tuple[int, int, int]
+) -> None:
+    """SQLite calls each insert trigger for each row before it tests its `WHEN`: a launch
+    (of pending jobs) calls the job counts', the tags' and one for a job inserted already
+    ended (migration 0029), whose counts stay exact, tagged or not."""
+    if runtime.pg:
+        pytest.skip("PostgreSQL counts inserts once a statement")
+    conn = sqlite3.connect(str(runtime.db.sqlite_file))
+    try:
+        program = conn.execute(
+            "EXPLAIN INSERT INTO jobs (tenant_id, status, package_name, kind, options, tags, "
+            "context, argv, env, interfaces, interface_names, run_at, user_id, created, updated) "
+            "VALUES (1, 'pending', 'p', 'command', '{}', '[]', '{}', '[]', '{}', '[]', '[]', "
+            "'2026-01-01', 1, '2026-01-01', '2026-01-01')"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert [op[1] for op in program].count("Program") == 3  # a trigger called, each
+    mine, _, user = tenants
+    ended = [_row(mine, user, "failed", m) | {"tags": [["a"], [], ["b", "a"]][m]} for m in range(3)]
+    _insert(runtime, ended)
+    _assert_exact(runtime)
+
+
 def _listing(*filters: Filter, combine: Combine = Combine.INTER) -> Listing:
     return Listing(filters=filters, combine=combine, page=PageRequest(page=1, limit=2))
 

@@ -17,7 +17,7 @@ from jobyard.services import execution
 from jobyard.services.runtime import Runtime, open_runtime
 from jobyard.settings import Settings
 from jobyard.store import tables
-from jobyard.store.db import Database
+from jobyard.store.db import Database, normalise_url
 from jobyard.worker.engine import Engine
 from jobyard.worker.pending import MEMORY_BYTES
 from tests.chaos.proxy import Proxy
@@ -213,3 +213,37 @@ def test_an_old_run_of_a_job_ends_alone_beside_its_new_run(
     job = _job(api, job_id)
     assert (job["status"], job["attempts"]) == ("completed", 2), job
     assert [r.status for r in _runs(settings.database_url, job_id)] == ["lost", "completed"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_job_claimed_too_late_in_its_lease_is_handed_back_not_started(
+    api: TestClient, settings: Settings, pool_through: PoolStarter
+) -> None:
+    """A turn held up past half the lease after its leases began (here a lock on the row of
+    the job whose end it stores first; a worker frozen mid-turn does the same) does not start
+    what it claimed: by then another worker's reaper may run the job again. The job is
+    handed back, claimed again with a lease of its own, and runs once."""
+    lease = 3.0
+    pool_through(workers=1, lease_seconds=lease)
+    first = _launch(api, _package(api, ["sleep", "1"]))[0]
+    _wait(lambda: _job(api, first)["status"] == "running", 30, "the first job to run")
+    [second] = _launch(api, _package(api, ["true"]))  # waits for the one slot
+    holder = sa.create_engine(normalise_url(settings.database_url))
+    with holder.begin() as conn:
+        conn.execute(
+            sa.select(tables.jobs.c.id).where(tables.jobs.c.id == int(first)).with_for_update()
+        )
+        # The first job's end (after its second) is the turn's first write, and waits here;
+        # the turn then claims the second job, with its lease mostly gone.
+        time.sleep(1.2 + lease * 0.6)
+    holder.dispose()
+    _wait(lambda: _job(api, second)["status"] == "completed", 30, "the second job")
+    assert _job(api, first)["status"] == "completed"
+    runs = _runs(settings.database_url, second)
+    assert [(run.status, run.spawned is None) for run in runs] == [
+        ("lost", True),  # handed back: its process never existed
+        ("completed", False),
+    ]
+    events = api.get(f"/api/v1/jobs/{second}/events/").json()["data"]
+    assert any(event["reason"] == execution.LATE_TO_START for event in events), events

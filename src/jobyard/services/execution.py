@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import secrets
 import socket
@@ -38,11 +39,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Work:
-    """A claimed job, the token its process reports on itself with, and who holds it."""
+    """A claimed job, the token its process reports on itself with, who holds it, and until
+    when its lease runs (seconds since the epoch) unless renewed."""
 
     claim: Claim
     token: str
     worker_id: int | None = None
+    lease_until: float = math.inf
 
 
 REAP_BATCH = 100
@@ -129,6 +132,7 @@ def _claim_in(
     if not jobs:
         return []
     secrets = tokens.new_job_tokens(len(jobs))
+    lease_until = now + timedelta(seconds=rt.settings.lease_seconds)
     claims = queue.start_runs(
         conn,
         jobs,
@@ -136,10 +140,10 @@ def _claim_in(
         now=now,
         worker=worker.name,
         worker_id=worker.id,
-        lease_until=now + timedelta(seconds=rt.settings.lease_seconds),
+        lease_until=lease_until,
     )
     return [
-        Work(claim=claim, token=token, worker_id=worker.id)
+        Work(claim=claim, token=token, worker_id=worker.id, lease_until=lease_until.timestamp())
         for claim, token in zip(claims, secrets, strict=True)
     ]
 
@@ -182,6 +186,7 @@ def cancels_requested(rt: Runtime, *, job_ids: Sequence[int]) -> list[int]:
 
 
 HANDED_BACK = "handed back by a worker shutting down"
+LATE_TO_START = "handed back: claimed too late to start within its lease"
 Chunk = tuple[str, int, bytes]  # stream, offset in the combined log, bytes
 
 
@@ -221,9 +226,11 @@ def hand_back_ending(
     *,
     worker_id: int | None,
     output: Sequence[Chunk] = (),
+    reason: str = HANDED_BACK,
 ) -> Ending:
-    """A shutting-down worker gives a job back: its run ends, the job waits for another."""
-    return Ending(claim, RunEnd(Ended.HANDED_BACK, result, HANDED_BACK), worker_id, output)
+    """A worker gives a job back (shutting down, or too late to start it): its run ends, the
+    job waits for another."""
+    return Ending(claim, RunEnd(Ended.HANDED_BACK, result, reason), worker_id, output)
 
 
 def end_runs(rt: Runtime, endings: Sequence[Ending]) -> dict[int, JobStatus]:

@@ -64,6 +64,11 @@ GATHER_SECONDS = 0.02
 # 0.98 after). Claims further apart, and a draining pool, store each end at once: a wait
 # there would only make the job's end later (launches at 100/s: launch→finished 5 → 10 ms).
 END_WAIT_SECONDS = 0.005
+# A claimed job starts only while at least this share of its lease is left. A turn that took
+# longer (its worker frozen, its database stalled) may have let the lease lapse, and another
+# worker's reaper may be running the job again already: it is handed back instead, and
+# claimed again with a lease of its own.
+LEAST_LEASE_LEFT_TO_START = 0.5
 
 
 class Engine:
@@ -363,8 +368,16 @@ class Engine:
         endings = []
         for running, result in ended:
             work, output = running.work, running.recorder.pending()
-            end = execution.hand_back_ending if running.handing_back else execution.ending_of
-            endings.append(end(work.claim, result, worker_id=work.worker_id, output=output))
+            if running.handing_back:
+                reason = running.hand_back_reason or execution.HANDED_BACK
+                ending = execution.hand_back_ending(
+                    work.claim, result, worker_id=work.worker_id, output=output, reason=reason
+                )
+            else:
+                ending = execution.ending_of(
+                    work.claim, result, worker_id=work.worker_id, output=output
+                )
+            endings.append(ending)
         try:
             statuses, works = execution.end_and_claim(
                 self.rt, endings, worker=self.identity, limit=free
@@ -404,11 +417,14 @@ class Engine:
 
     def _hand_out(self, works: list[Work]) -> None:
         claimed = [Running(work, self._recorder(work.claim.run_id)) for work in works]
+        late = self._late_to_start(works)
         starting = []
         with self._lock:
             for running in claimed:
                 self._running[running.run_id] = running
-                if self._draining.is_set():  # claimed as the drain began: give it back
+                if running.run_id in late:
+                    running.hand_back_reason = execution.LATE_TO_START
+                if self._draining.is_set() or running.run_id in late:  # give it back
                     running.handing_back = running.process_ended = True
                     self._ended.append((running, NO_PROCESS))
                 else:
@@ -416,6 +432,20 @@ class Engine:
                     starting.append(running)
         for running in starting:
             self._start(running)
+
+    def _late_to_start(self, works: list[Work]) -> set[int]:
+        """The runs claimed with less of their lease left than `LEAST_LEASE_LEFT_TO_START`."""
+        least = self.rt.settings.lease_seconds * LEAST_LEASE_LEFT_TO_START
+        now = time.time()
+        late = {work.claim.run_id for work in works if work.lease_until - now < least}
+        if late:
+            logger.warning(
+                "%d claimed jobs handed back: their turn ended with less than %.1f s of their "
+                "lease left",
+                len(late),
+                least,
+            )
+        return late
 
     def _recorder(self, run_id: int) -> OutputRecorder:
         return OutputRecorder(

@@ -37,6 +37,7 @@ class Running:
     # it, and an Event's lock and condition per job cost the engine more than the job did).
     stop_requested: bool = False
     handing_back: bool = False
+    hand_back_reason: str = ""  # why, when not because the worker shuts down
     process_ended: bool = False  # its end waits for the next turn: nothing left to stop
     end_attempts: int = 0  # turns that refused its end
     pid: int = 0
