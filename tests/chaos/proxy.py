@@ -1,6 +1,5 @@
 """A TCP proxy in front of the test PostgreSQL that a test can break: refuse new connections
-and drop the open ones for a while (an outage), cut the open ones once (a network blip), or
-hold every byte for a while (a database that stops answering).
+and drop the open ones for a while (an outage), or cut the open ones once (a network blip).
 
 Workers and servers under test connect through it; the test's own checks connect directly,
 so they see the database while the fleet cannot.
@@ -30,8 +29,6 @@ class Proxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._down_until = 0.0
-        self._flowing = threading.Event()
-        self._flowing.set()
         self._closed = False
         self._thread = threading.Thread(target=self._accept_loop, name="pg-proxy", daemon=True)
         self._thread.start()
@@ -69,16 +66,6 @@ class Proxy:
             with self._lock:
                 self._down_until = 0.0
 
-    @contextlib.contextmanager
-    def stalled(self) -> Iterator[None]:
-        """For as long as the block lasts, relay nothing either way: connections stay open,
-        and what was sent meanwhile arrives after."""
-        self._flowing.clear()
-        try:
-            yield
-        finally:
-            self._flowing.set()
-
     @property
     def is_down(self) -> bool:
         return time.monotonic() < self._down_until
@@ -115,7 +102,6 @@ class Proxy:
             while True:
                 readable, _, _ = select.select(list(peers), [], [], 1.0)
                 for sock in readable:
-                    self._flowing.wait()
                     data = sock.recv(CHUNK)
                     if not data:
                         return
