@@ -230,13 +230,24 @@ def test_a_job_claimed_too_late_in_its_lease_is_handed_back_not_started(
     _wait(lambda: _job(api, first)["status"] == "running", 30, "the first job to run")
     [second] = _launch(api, _package(api, ["true"]))  # waits for the one slot
     holder = sa.create_engine(normalise_url(settings.database_url))
+    waiting_on_a_lock = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    watcher = holder.execution_options(isolation_level="AUTOCOMMIT")  # fresh figures each time
     with holder.begin() as conn:
         conn.execute(
             sa.select(tables.jobs.c.id).where(tables.jobs.c.id == int(first)).with_for_update()
         )
-        # The first job's end (after its second) is the turn's first write, and waits here;
-        # the turn then claims the second job, with its lease mostly gone.
-        time.sleep(1.2 + lease * 0.6)
+        # The first job's end (after its second) is the turn's first write: it waits here,
+        # its turn's leases begun; the turn then claims the second job, its lease mostly gone.
+
+        def turn_waits() -> bool:
+            with watcher.connect() as watching:
+                return int(watching.execute(waiting_on_a_lock).scalar_one()) > 0
+
+        _wait(turn_waits, 30, "the pool's turn to wait for the lock")
+        time.sleep(lease * 0.6)
     holder.dispose()
     _wait(lambda: _job(api, second)["status"] == "completed", 30, "the second job")
     assert _job(api, first)["status"] == "completed"
