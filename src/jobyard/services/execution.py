@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import secrets
 import socket
@@ -44,8 +43,8 @@ class Work:
 
     claim: Claim
     token: str
+    lease_until: float
     worker_id: int | None = None
-    lease_until: float = math.inf
 
 
 REAP_BATCH = 100
@@ -143,7 +142,7 @@ def _claim_in(
         lease_until=lease_until,
     )
     return [
-        Work(claim=claim, token=token, worker_id=worker.id, lease_until=lease_until.timestamp())
+        Work(claim=claim, token=token, lease_until=lease_until.timestamp(), worker_id=worker.id)
         for claim, token in zip(claims, secrets, strict=True)
     ]
 

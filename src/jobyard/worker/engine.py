@@ -33,7 +33,7 @@ from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker import confinement, observing
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.due import NextDue
-from jobyard.worker.leases import Every, Leases
+from jobyard.worker.leases import Every, Leases, late_to_start
 from jobyard.worker.output import Backoff, OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor, spawners_for
 from jobyard.worker.starting import Running, Starter
@@ -64,11 +64,6 @@ GATHER_SECONDS = 0.02
 # 0.98 after). Claims further apart, and a draining pool, store each end at once: a wait
 # there would only make the job's end later (launches at 100/s: launch→finished 5 → 10 ms).
 END_WAIT_SECONDS = 0.005
-# A claimed job starts only while at least this share of its lease is left. A turn that took
-# longer (its worker frozen, its database stalled) may have let the lease lapse, and another
-# worker's reaper may be running the job again already: it is handed back instead, and
-# claimed again with a lease of its own.
-LEAST_LEASE_LEFT_TO_START = 0.5
 
 
 class Engine:
@@ -369,9 +364,12 @@ class Engine:
         for running, result in ended:
             work, output = running.work, running.recorder.pending()
             if running.handing_back:
-                reason = running.hand_back_reason or execution.HANDED_BACK
                 ending = execution.hand_back_ending(
-                    work.claim, result, worker_id=work.worker_id, output=output, reason=reason
+                    work.claim,
+                    result,
+                    worker_id=work.worker_id,
+                    output=output,
+                    reason=running.hand_back_reason,
                 )
             else:
                 ending = execution.ending_of(
@@ -417,7 +415,7 @@ class Engine:
 
     def _hand_out(self, works: list[Work]) -> None:
         claimed = [Running(work, self._recorder(work.claim.run_id)) for work in works]
-        late = self._late_to_start(works)
+        late = late_to_start(works, lease_seconds=self.rt.settings.lease_seconds)
         starting = []
         with self._lock:
             for running in claimed:
@@ -432,20 +430,6 @@ class Engine:
                     starting.append(running)
         for running in starting:
             self._start(running)
-
-    def _late_to_start(self, works: list[Work]) -> set[int]:
-        """The runs claimed with less of their lease left than `LEAST_LEASE_LEFT_TO_START`."""
-        least = self.rt.settings.lease_seconds * LEAST_LEASE_LEFT_TO_START
-        now = time.time()
-        late = {work.claim.run_id for work in works if work.lease_until - now < least}
-        if late:
-            logger.warning(
-                "%d claimed jobs handed back: their turn ended with less than %.1f s of their "
-                "lease left",
-                len(late),
-                least,
-            )
-        return late
 
     def _recorder(self, run_id: int) -> OutputRecorder:
         return OutputRecorder(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
-from jobyard.services.execution import Work
+from jobyard.services.execution import HANDED_BACK, Work
 from jobyard.settings import Settings
 from jobyard.worker import confinement, observing, rundir, spawning, survivors
 from jobyard.worker.confinement import Confinement
@@ -37,7 +37,7 @@ class Running:
     # it, and an Event's lock and condition per job cost the engine more than the job did).
     stop_requested: bool = False
     handing_back: bool = False
-    hand_back_reason: str = ""  # why, when not because the worker shuts down
+    hand_back_reason: str = HANDED_BACK  # why it is handed back, if it is
     process_ended: bool = False  # its end waits for the next turn: nothing left to stop
     end_attempts: int = 0  # turns that refused its end
     pid: int = 0
