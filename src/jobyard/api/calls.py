@@ -1,6 +1,6 @@
 """Running service calls from async routes: blocking work goes to the threadpool, except
-work the database answers at once: key lookups on SQLite (see `Database.quick_reads`), and
-short writes on SQLite while no one else is writing."""
+work the database answers at once: key lookups on SQLite or on PostgreSQL on this host (see
+`Database.quick_reads`), and short writes on SQLite while no one else is writing."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ T = TypeVar("T")
 
 
 async def quick_read(rt: Runtime, work: Callable[[], T]) -> T:
-    """`work` is a read of a row or two by key: on SQLite it runs right here, which costs
-    less than the thread hand-off; elsewhere in the threadpool."""
+    """`work` is a read of a row or two by key: where the database answers it at once it
+    runs right here, which costs less than the thread hand-off; elsewhere in the threadpool."""
     if rt.db.quick_reads:
         return work()
     return await run_in_threadpool(work)

@@ -52,8 +52,8 @@ class Runtime:
             self.wakeup.announce = self.db.doorbell.ring
         self.credentials = Credentials(self.settings)
         self.log_watch = LogWatch(self.db)
-        self.tokens_read = Remembered(CREDENTIALS) if self.db.quick_reads else None
-        self.launches_resolved = Remembered(CATALOG) if self.db.quick_reads else None
+        self.tokens_read = Remembered(CREDENTIALS) if self.db.is_sqlite else None
+        self.launches_resolved = Remembered(CATALOG) if self.db.is_sqlite else None
 
     @property
     def pg(self) -> bool:
