@@ -197,14 +197,19 @@ def test_an_old_run_of_a_job_ends_alone_beside_its_new_run(
     _wait(lambda: _job(api, job_id)["status"] == "running", 20, "the first run")
     (first,) = _runs(settings.database_url, job_id)
 
-    # Another worker's reaper takes the run for dead (its lease is made to lapse).
-    with runtime.db.transaction() as conn:
-        conn.execute(
-            sa.update(tables.runs)
-            .where(tables.runs.c.id == first.id)
-            .values(lease_expires=first.started)
-        )
-    assert execution.reap_expired(runtime) == 1
+    # Another worker's reaper takes the run for dead (its lease is made to lapse). The
+    # reaper passes over a run whose row the pool holds just then (recording its pid, or
+    # renewing its lease, which also undoes the lapse): lapse it again until it is taken.
+    def lapsed_and_reaped() -> bool:
+        with runtime.db.transaction() as conn:
+            conn.execute(
+                sa.update(tables.runs)
+                .where(tables.runs.c.id == first.id)
+                .values(lease_expires=first.started)
+            )
+        return execution.reap_expired(runtime) == 1
+
+    _wait(lapsed_and_reaped, 5, "the reaper to take the first run")
     _wait(lambda: len(_runs(settings.database_url, job_id)) == 2, 10, "the retry's claim")
     second = _runs(settings.database_url, job_id)[1]
     assert second.worker_id == first.worker_id == pool.identity.id  # the same worker holds both
