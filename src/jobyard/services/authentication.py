@@ -117,7 +117,7 @@ def check_token(rt: Runtime, token: str) -> TokenCheck:
 def _job_principal(rt: Runtime, token: str) -> Principal:
     """A job's token: good while its run runs, for its job alone, in its job's tenant. A
     run started by an earlier release keeps its plain SHA-256 (it dies with the run)."""
-    with rt.db.read_one() as conn:
+    with rt.db.read_key() as conn:
         found = accounts.run_token_owner(conn, tokens.hash_token(rt, token))
         if found is None:
             found = accounts.run_token_owner(conn, rt.credentials.tokens.legacy_digest(token))

@@ -38,7 +38,7 @@ def list_runs(rt: Runtime, *, actor: Principal, request: Listing) -> tuple[list[
 
 def get_run(rt: Runtime, *, actor: Principal, run_id: int) -> Run:
     require(actor, Scope.JOBS_READ)
-    with rt.db.read() as conn:
+    with rt.db.read_key() as conn:
         return runs.get_run(conn, run_id, tenant_id=actor.tenant_id)
 
 

@@ -190,7 +190,9 @@ _RUN_TOKEN_OWNER = (
 )
 
 
-def run_token_owner(conn: Connection, secret_hash: str) -> tuple[int, int, UserRecord] | None:
+def run_token_owner(
+    conn: Connection | KeyReads, secret_hash: str
+) -> tuple[int, int, UserRecord] | None:
     """The job, its tenant and its user, for the hash of a running run's token."""
     row = conn.execute(_RUN_TOKEN_OWNER, {"secret_hash": secret_hash}).first()
     if row is None:

@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,6 +27,13 @@ from jobyard.store.sqlite_checkpoints import Checkpointer, without_auto_checkpoi
 from jobyard.store.thread_connections import ThreadConnections
 
 PG_POOL_SIZE = 10
+# A read by key on a PostgreSQL server on this host (run on the event loop, see
+# `Database.quick_reads`) that takes longer than this, because it waited for a table another
+# session holds (a migration at a newer server's start) or the server is in trouble, sends
+# the reads by key back to the threadpool for a while: the event loop waits out one such
+# read, not every one after it.
+QUICK_READ_SLOW_SECONDS = 0.1
+QUICK_READS_PAUSE_SECONDS = 30.0
 TIME_LIMIT_OPTION = "jobyard_time_limit"
 PG_QUERY_CANCELED = "57014"
 
@@ -174,6 +182,7 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._local = self.is_sqlite or on_this_host(self.url)
+        self._quick_reads_paused_until = 0.0  # monotonic (see `QUICK_READ_SLOW_SECONDS`)
         if self.is_sqlite:
             sqlite.check_version()
         self.query_timeout = query_timeout
@@ -259,10 +268,13 @@ class Database:
         sooner than a hand-off to a worker thread and back: SQLite in WAL mode answers it
         from the local file without waiting for any writer; PostgreSQL on this host in a
         fraction of a millisecond, less than the hand-off's two thread wake-ups and the
-        GIL passed twice (docs/performance.md, "Reads by key on the event loop"). A
-        server on another host is a network away, where a read must not hold up every
-        other request: its reads keep the hand-off."""
-        return self._local
+        GIL passed twice (docs/performance.md, "Reads by key on the event loop"), except
+        for a while after a slow one (see `QUICK_READ_SLOW_SECONDS`). A server on another
+        host is a network away, where a read must not hold up every other request: its
+        reads keep the hand-off."""
+        if self.is_sqlite:
+            return True
+        return self._local and time.monotonic() >= self._quick_reads_paused_until
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -365,8 +377,13 @@ class Database:
         (see `key_reads`): on SQLite on the calling thread's own connection (see
         `thread_connections`), on PostgreSQL on a pooled one in autocommit."""
         if self._key_readers is None:
-            with self._pooled_driver(autocommit=True) as raw:
-                yield KeyReads(self.engine.dialect, raw)
+            began = time.monotonic()
+            try:
+                with self._pooled_driver(autocommit=True) as raw:
+                    yield KeyReads(self.engine.dialect, raw)
+            finally:
+                if self._local and time.monotonic() - began > QUICK_READ_SLOW_SECONDS:
+                    self._quick_reads_paused_until = time.monotonic() + QUICK_READS_PAUSE_SECONDS
             return
         try:
             yield KeyReads(self.engine.dialect, self._key_readers.get())

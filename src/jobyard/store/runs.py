@@ -32,6 +32,7 @@ from jobyard.store.jobs import (
     J,
 )
 from jobyard.store.jobs import get_jobs as get_jobs_by_id
+from jobyard.store.key_reads import KeyReads
 from jobyard.store.records import RecordReader
 from jobyard.store.types import in_ids, json_integer
 
@@ -72,11 +73,15 @@ def append_output(conn: Connection, run_id: int, chunks: Sequence[tuple[str, int
         )
 
 
-def get_run(conn: Connection, run_id: int, *, tenant_id: int) -> Run:
-    query = (
-        select(R).join(J, J.c.id == R.c.job_id).where(R.c.id == run_id, J.c.tenant_id == tenant_id)
-    )
-    row = conn.execute(query).first()
+TENANT_RUN_BY_ID = (
+    select(R)
+    .join(J, J.c.id == R.c.job_id)
+    .where(R.c.id == bindparam("run_id"), J.c.tenant_id == bindparam("tenant_id"))
+)
+
+
+def get_run(conn: Connection | KeyReads, run_id: int, *, tenant_id: int) -> Run:
+    row = conn.execute(TENANT_RUN_BY_ID, {"run_id": run_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise NotFound(vocabulary.NO_SUCH_RUN)
     return run_from_row(row)
