@@ -1,6 +1,7 @@
 """HTTP plumbing the vendor dialects share, so each dialect keeps only its vendor's mapping:
 
-- `call`: a service call off the event loop, with the app's runtime;
+- `call`: a service call off the event loop, with the app's runtime (`read_by_key` for a
+  read of a row or two, which may run on it);
 - `required_customer` and `bearer_token`: the `Customer-Id` header a surface insists on, and
   credentials limited to a Bearer token;
 - content negotiation in Rails' way (a `.json`/`.xml` suffix, `?format=`, then `Accept` by
@@ -27,7 +28,7 @@ from starlette.responses import Response
 
 from jobyard import errors, jsontext
 from jobyard.api import xml
-from jobyard.api.calls import runtime_of
+from jobyard.api.calls import quick_read, runtime_of
 from jobyard.domain.numbers import ascii_int
 from jobyard.services.runtime import Runtime
 
@@ -44,6 +45,19 @@ async def call(
 ) -> T:
     """`service(runtime, ...)` in the threadpool: service calls block on the database."""
     return await run_in_threadpool(service, runtime_of(request), *args, **kwargs)
+
+
+async def read_by_key(
+    request: Request,
+    service: Callable[Concatenate[Runtime, P], T],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`service(runtime, ...)`, a read of a row or two by key: on the event loop where the
+    database answers it at once (see `calls.quick_read`), else in the threadpool."""
+    rt = runtime_of(request)
+    return await quick_read(rt, lambda: service(rt, *args, **kwargs))
 
 
 # Credentials -----------------------------------------------------------------------------

@@ -123,7 +123,7 @@ async def create_job(request: Request, who: Principal = Depends(caller)) -> Resp
 @router.get("/{job_id}", response_model=BigChangeJob, openapi_extra=DECLARED)
 async def get_job(job_id: JobId, request: Request, who: Principal = Depends(caller)) -> Response:
     target = params.object_id(job_id, NO_SUCH_JOB)
-    found = await http.call(request, jobs.get_job, actor=who, job_id=target)
+    found = await http.read_by_key(request, jobs.get_job, actor=who, job_id=target)
     return render.json_response(present_job(found, utcnow()))
 
 
