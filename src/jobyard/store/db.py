@@ -181,7 +181,7 @@ class Database:
     ) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        self._local = self.is_sqlite or on_this_host(self.url)
+        self._pg_on_this_host = not self.is_sqlite and on_this_host(self.url)
         self._quick_reads_paused_until = 0.0  # monotonic (see `QUICK_READ_SLOW_SECONDS`)
         if self.is_sqlite:
             sqlite.check_version()
@@ -272,9 +272,9 @@ class Database:
         for a while after a slow one (see `QUICK_READ_SLOW_SECONDS`). A server on another
         host is a network away, where a read must not hold up every other request: its
         reads keep the hand-off."""
-        if self.is_sqlite:
-            return True
-        return self._local and time.monotonic() >= self._quick_reads_paused_until
+        return self.is_sqlite or (
+            self._pg_on_this_host and time.monotonic() >= self._quick_reads_paused_until
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -382,7 +382,7 @@ class Database:
                 with self._pooled_driver(autocommit=True) as raw:
                     yield KeyReads(self.engine.dialect, raw)
             finally:
-                if self._local and time.monotonic() - began > QUICK_READ_SLOW_SECONDS:
+                if self._pg_on_this_host and time.monotonic() - began > QUICK_READ_SLOW_SECONDS:
                     self._quick_reads_paused_until = time.monotonic() + QUICK_READS_PAUSE_SECONDS
             return
         try:
