@@ -17,7 +17,13 @@ import pytest
 
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker.remote import RemoteSupervisor, SpawnerGone
-from jobyard.worker.spawning import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ProcessSpec, Stream
+from jobyard.worker.spawning import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_NOT_FOUND,
+    ProcessSpec,
+    Stream,
+    TooLateToStart,
+)
 from tests.unit.test_supervisor import alive, py
 
 pytestmark = [
@@ -102,6 +108,27 @@ def test_a_program_that_cannot_start_ends_like_a_shell_says(remote: RemoteSuperv
     assert child.outcome.exit_code == EXIT_NOT_FOUND
     assert b"cannot execute no-such-program-jobyard" in child.text(Stream.STDERR)
     assert child.pids == []
+
+
+def test_a_start_that_reaches_its_spawner_past_its_start_by_spawns_nothing(
+    remote: RemoteSupervisor, tmp_path: Path
+) -> None:
+    """The engine queues a start; were it frozen before the command left (SIGSTOP), the job's
+    lease may have lapsed by the time it does. The spawner, which the frozen engine does not
+    hold up, refuses it: nothing runs, and the end says why. A start in time runs."""
+    late_marker, timely_marker = tmp_path / "late", tmp_path / "timely"
+    late = start(remote, ["touch", str(late_marker)], start_by=time.time() + 0.2)
+    time.sleep(0.3)  # the engine, frozen with the command queued
+    timely = start(remote, ["touch", str(timely_marker)], start_by=time.time() + 30)
+    step_until(remote, lambda: bool(late.ends and timely.ends))
+    [(outcome, error)] = late.ends
+    assert outcome is None
+    assert isinstance(error, TooLateToStart)
+    assert late.pids == []
+    assert timely.outcome.exit_code == 0
+    assert timely_marker.exists()
+    assert not late_marker.exists()
+    assert len(remote) == 0
 
 
 # What a child of a spawner starts with: its own PATH, directory, stdio, session and signals.

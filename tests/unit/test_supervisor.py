@@ -215,6 +215,22 @@ def test_on_start_receives_the_real_pid_and_when_it_came_to_exist() -> None:
     assert before <= spawned == run.outcome.spawned <= time.time()
 
 
+def test_a_child_past_its_start_by_is_not_spawned(tmp_path: Path) -> None:
+    marker_file = tmp_path / "ran"
+    spec = ProcessSpec(["touch", str(marker_file)], BASE_ENV, start_by=time.time() - 0.001)
+    started: list[int] = []
+    with pytest.raises(spawning.TooLateToStart):
+        run_process(
+            spec,
+            on_start=lambda pid, _: started.append(pid),
+            on_output=Collector(),
+            should_cancel=lambda: False,
+            inherits_nothing=Run.inherits_nothing,
+        )
+    assert started == []
+    assert not marker_file.exists()
+
+
 # --- spawn failures -----------------------------------------------------------------------------
 
 

@@ -33,10 +33,10 @@ from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker import confinement, observing
 from jobyard.worker.confinement import Confinement
 from jobyard.worker.due import NextDue
-from jobyard.worker.leases import Every, Leases, late_to_start
+from jobyard.worker.leases import Every, Leases
 from jobyard.worker.output import Backoff, OutputRecorder
 from jobyard.worker.remote import RemoteSupervisor, spawners_for
-from jobyard.worker.starting import Running, Starter
+from jobyard.worker.starting import Running, Starter, late_to_start
 
 logger = logging.getLogger(__name__)
 

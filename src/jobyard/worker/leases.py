@@ -9,12 +9,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
 from jobyard.services import execution, metrics, worker_registry
-from jobyard.services.execution import Work
 from jobyard.services.runtime import Runtime
 from jobyard.services.worker_registry import WorkerIdentity
 from jobyard.worker.confinement import Confinement
@@ -23,27 +22,6 @@ from jobyard.worker.starting import Running
 logger = logging.getLogger(__name__)
 
 OUT_OF_TOUCH_RETRY_SECONDS = 0.5  # how often housekeeping and the heartbeat try in an outage
-# A claimed job starts only while at least this share of its lease is left. A turn that took
-# longer (its worker frozen, its database stalled) may have let the lease lapse, and another
-# worker's reaper may be running the job again already: it is handed back instead, and
-# claimed again with a lease of its own.
-LEAST_LEASE_LEFT_TO_START = 0.5
-
-
-def late_to_start(works: Sequence[Work], *, lease_seconds: float) -> set[int]:
-    """The runs of `works` claimed with less of their lease left than
-    `LEAST_LEASE_LEFT_TO_START`."""
-    least = lease_seconds * LEAST_LEASE_LEFT_TO_START
-    now = time.time()
-    late = {work.claim.run_id for work in works if work.lease_until - now < least}
-    if late:
-        logger.warning(
-            "%d claimed jobs handed back: their turn ended with less than %.1f s of their "
-            "lease left",
-            len(late),
-            least,
-        )
-    return late
 
 
 class Every:

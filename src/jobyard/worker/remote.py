@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from jobyard import logs
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel
-from jobyard.worker.spawning import JobUser, OutputCallback, ProcessSpec, StartCallback, Stream
+from jobyard.worker.spawning import (
+    JobUser,
+    OutputCallback,
+    ProcessSpec,
+    StartCallback,
+    Stream,
+    TooLateToStart,
+)
 from jobyard.worker.supervisor import DEFAULT_POLL_INTERVAL_SECONDS, EndCallback
 
 logger = logging.getLogger(__name__)
@@ -195,6 +202,7 @@ class RemoteSupervisor:
                 user,
                 spec.own_cwd,
                 spec.sweep_first,
+                spec.start_by,
             )
         )
 
@@ -281,12 +289,14 @@ class RemoteSupervisor:
         if remote is None:
             return
         if kind == "ended":
-            del self._remotes[key]
-            remote.spawner.keys.discard(key)
+            self._forget(key, remote)
             fields, text = message[2], message[3]
             error = remote.error or (SpawnerError(text) if text is not None else None)
             # `spawner.outcome_fields` sends them in the order ProcessEnd declares them.
             remote.on_end(None if error or fields is None else ProcessEnd(*fields), error)
+        elif kind == "too late":
+            self._forget(key, remote)
+            remote.on_end(None, remote.error or TooLateToStart("its start-by had passed"))
         elif remote.error is not None:
             return  # being killed: nothing more is passed on
         elif kind == "output":
@@ -294,6 +304,10 @@ class RemoteSupervisor:
         elif kind == "started":
             remote.pid = message[2]
             self._guarded(key, remote, remote.on_start, remote.pid, message[3])
+
+    def _forget(self, key: int, remote: _Remote) -> None:
+        del self._remotes[key]
+        remote.spawner.keys.discard(key)
 
     def _guarded(
         self, key: int, remote: _Remote, callback: Callable[..., None], *args: object

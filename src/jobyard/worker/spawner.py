@@ -9,9 +9,11 @@ the engine, on the other core. It imports only the standard library, `supervisor
 `spawning`, so it starts fast and stays small. `jobyard.worker.remote` is the engine's side.
 
 Commands: ("start", key, argv, env, cwd, timeout, output_cap, grace, user, own_cwd,
-sweep_first) (user: the fields of a `JobUser`, or None), ("cancel", key),
+sweep_first, start_by) (user: the fields of a `JobUser`, or None), ("cancel", key),
 ("kill", key). Reports: ("started", key, pid, spawned), ("output", key, stream, data),
-("ended", key, outcome fields or None, error text or None). When the commands pipe closes,
+("ended", key, outcome fields or None, error text or None), ("too late", key) (a start
+past its `start_by`: nothing was spawned; the spawner, unlike its worker's engine, is not
+held up by whatever made the command late). When the commands pipe closes,
 the engine is gone or done: whatever still runs is killed and reported, then the spawner
 exits.
 """
@@ -30,7 +32,7 @@ from collections import deque
 from jobyard.domain.run_end import ProcessEnd
 from jobyard.worker import channel, hardening
 from jobyard.worker.child import Child
-from jobyard.worker.spawning import JobUser, ProcessSpec, Stream
+from jobyard.worker.spawning import JobUser, ProcessSpec, Stream, TooLateToStart
 from jobyard.worker.supervisor import DEFAULT_POLL_INTERVAL_SECONDS, Supervisor
 
 logger = logging.getLogger("jobyard.worker.spawner")
@@ -135,11 +137,12 @@ class Spawner:
         user: tuple[str, int, int, list[int], int | None] | None,
         own_cwd: bool,
         sweep_first: bool,
+        start_by: float | None,
     ) -> None:
         try:
             job_user = None if user is None else JobUser(*user[:3], tuple(user[3]), user[4])
             spec = ProcessSpec(
-                argv, env, cwd, timeout, output_cap, grace, job_user, own_cwd, sweep_first
+                argv, env, cwd, timeout, output_cap, grace, job_user, own_cwd, sweep_first, start_by
             )
         except ValueError as error:
             self._ended(key, None, error)
@@ -176,6 +179,9 @@ class Spawner:
     def _ended(self, key: int, outcome: ProcessEnd | None, error: Exception | None) -> None:
         self._children.pop(key, None)
         self._cancelled.discard(key)
+        if isinstance(error, TooLateToStart):
+            self._reports.put(("too late", key))
+            return
         fields = None if outcome is None else outcome_fields(outcome)
         text = None if error is None else f"{type(error).__name__}: {error}"
         self._reports.put(("ended", key, fields, text))

@@ -49,6 +49,10 @@ class JobUser:
     sweeper: int | None = None
 
 
+class TooLateToStart(Exception):
+    """A child asked to start past its `ProcessSpec.start_by`: it was never spawned."""
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     """What to run and within which limits."""
@@ -66,6 +70,10 @@ class ProcessSpec:
     # Kill whatever runs as `user` before the spawn too (see `sweep`): what an earlier child
     # of that uid left may not have been swept (its spawner died, or another process ran it).
     sweep_first: bool = False
+    # Seconds since the epoch past which it must not start at all (None: no such time). A
+    # claimed job's lease runs out: a start that leaves late (its worker frozen after the
+    # claim) could overlap the run another worker's reaper has begun meanwhile.
+    start_by: float | None = None
 
     def __post_init__(self) -> None:
         if not self.argv:

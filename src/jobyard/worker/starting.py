@@ -10,11 +10,11 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from jobyard.domain.run_end import NO_PROCESS, ProcessEnd
-from jobyard.services.execution import HANDED_BACK, Work
+from jobyard.services.execution import HANDED_BACK, LATE_TO_START, Work
 from jobyard.settings import Settings
 from jobyard.worker import confinement, observing, rundir, spawning, survivors
 from jobyard.worker.confinement import Confinement
@@ -25,6 +25,12 @@ logger = logging.getLogger(__name__)
 
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
 RUN_DIR_NAME_BYTES = 16
+# A claimed job starts only while at least this share of its lease is left. A turn that took
+# longer (its worker frozen, its database stalled), or a start command that left the engine
+# late (its worker frozen after the turn), may have let the lease lapse, and another
+# worker's reaper may be running the job again already: it is handed back instead, and
+# claimed again with a lease of its own.
+LEAST_LEASE_LEFT_TO_START = 0.5
 
 
 @dataclass
@@ -96,6 +102,33 @@ def child_environment(
     return env
 
 
+def start_by(work: Work, *, lease_seconds: float) -> float:
+    """When its job must have started (seconds since the epoch): see
+    `LEAST_LEASE_LEFT_TO_START`."""
+    return work.lease_until - lease_seconds * LEAST_LEASE_LEFT_TO_START
+
+
+def late_to_start(works: Sequence[Work], *, lease_seconds: float) -> set[int]:
+    """The runs of `works` whose start-by has passed already (checked at their turn's end)."""
+    now = time.time()
+    late = {w.claim.run_id for w in works if start_by(w, lease_seconds=lease_seconds) < now}
+    if late:
+        logger.warning(
+            "%d claimed jobs handed back: their turn ended with less than %.0f %% of their "
+            "lease left",
+            len(late),
+            LEAST_LEASE_LEFT_TO_START * 100,
+        )
+    return late
+
+
+def late_to_start_in_spawner(running: Running) -> None:
+    """Its start command reached the spawner past its start-by: it is handed back."""
+    logger.warning("job %s handed back: its start reached its spawner too late", running.job_id)
+    running.handing_back = True
+    running.hand_back_reason = LATE_TO_START
+
+
 def _uid(user: spawning.JobUser | None) -> int | None:
     return None if user is None else user.uid
 
@@ -136,9 +169,15 @@ class Starter:
             timeout=claim.job.timeout_seconds or None,
             output_cap=self._settings.output_cap_bytes,
             grace=self._settings.cancel_grace_seconds,
+            start_by=start_by(running.work, lease_seconds=self._settings.lease_seconds),
         )
 
         def ended(outcome: ProcessEnd | None, error: Exception | None) -> None:
+            if isinstance(error, spawning.TooLateToStart):  # nothing ran: its uid as it was
+                confined.give_back(user, swept=not sweep_first)
+                late_to_start_in_spawner(running)
+                on_end(running, NO_PROCESS)
+                return
             if outcome is None and user is not None and user.sweeper is not None:
                 # Its spawner failed or died and may not have killed it (its pid unknown):
                 # whatever runs as its uid goes before the job may be retried.

@@ -28,6 +28,7 @@ from jobyard.worker.spawning import (
     OutputCallback,
     ProcessSpec,
     StartCallback,
+    TooLateToStart,
     spawn,
     spawn_failure,
     sweep,
@@ -117,7 +118,11 @@ class Supervisor:
         on_end: EndCallback,
     ) -> Child | None:
         """Spawn a child; `on_end` is called once, with its outcome or a callback's error.
-        A program that cannot be started ends at once, here, and gives None: no child."""
+        A program that cannot be started ends at once, here, and gives None: no child; so
+        does one asked for past its `start_by` (with `TooLateToStart`)."""
+        if spec.start_by is not None and time.time() > spec.start_by:
+            on_end(None, TooLateToStart(f"{time.time() - spec.start_by:.3f} s past its start-by"))
+            return None
         swept = spec.user is not None and spec.user.sweeper is not None
         if swept and not self._inherits_nothing:
             raise ValueError("sweeping a user's processes switches this process's ids: a spawner's")
