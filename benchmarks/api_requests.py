@@ -10,15 +10,13 @@ drift as jobyard's.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import httpx
 
-from benchmarks import deploy, workloads
+from benchmarks import bare_app, deploy, workloads
 from benchmarks.comparison import Ratios, rotated
 from benchmarks.measure import Figure, Report
 
@@ -40,7 +38,7 @@ class Row:
 def run(report: Report, *, rounds: int, requests: int) -> None:
     stores = ["sqlite", "postgres"] if deploy.postgres_available() else ["sqlite"]
     with ExitStack() as servers:
-        bare = servers.enter_context(_bare_server())
+        bare = servers.enter_context(bare_app.served())
         rows = [
             Row(BARE_GET, bare, lambda c: c.get("/bare/")),
             Row(BARE_POST, bare, lambda c: c.post("/bare/", json={"package_id": "1"})),
@@ -101,16 +99,3 @@ def _rate(row: Row, requests: int) -> float:
         row.request(client).raise_for_status()
 
     return workloads.requests_per_second(row.url, send, requests, threads=1)
-
-
-@contextmanager
-def _bare_server() -> Iterator[str]:
-    port = deploy.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deploy.wait_ready(url, server, "/bare/", "the bare FastAPI server")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)

@@ -84,6 +84,26 @@ def _launch_singly(dep: Deployment, package_id: str, count: int, threads: int = 
         list(pool.map(launch_some, [count // threads] * threads))
 
 
+# Between idle requests: about as long as an idle start's wait for its job's end.
+IDLE_PAUSE_SECONDS = 0.02
+
+
+def idle_ways_in(url: str, requests: int, pause: float = IDLE_PAUSE_SECONDS) -> list[float]:
+    """Seconds from the client's clock before each request to the moment a bare handler
+    runs (`bare_app`'s clock), one request at a time with `pause` between: the part of an
+    idle launch→start that a request's way in takes on this machine, before any work."""
+    ways_in = []
+    with httpx.Client(base_url=url) as client:
+        client.post("/bare/clock/", json={"package_id": "1"}).raise_for_status()  # connected
+        for _ in range(requests):
+            time.sleep(pause)
+            sent = time.time()
+            answer = client.post("/bare/clock/", json={"package_id": "1"})
+            answer.raise_for_status()
+            ways_in.append(float(answer.json()["data"]["at"]) - sent)
+    return ways_in
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
