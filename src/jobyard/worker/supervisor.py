@@ -120,8 +120,8 @@ class Supervisor:
         """Spawn a child; `on_end` is called once, with its outcome or a callback's error.
         A program that cannot be started ends at once, here, and gives None: no child; so
         does one asked for past its `start_by` (with `TooLateToStart`)."""
-        if spec.start_by is not None and time.time() > spec.start_by:
-            on_end(None, TooLateToStart(f"{time.time() - spec.start_by:.3f} s past its start-by"))
+        if spec.start_by is not None and (late := time.time() - spec.start_by) > 0:
+            on_end(None, TooLateToStart(f"{late:.3f} s past its start-by"))
             return None
         swept = spec.user is not None and spec.user.sweeper is not None
         if swept and not self._inherits_nothing:
