@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse
 from benchmarks import deploy
 
 app = FastAPI()
+PACKAGES_ROOT = Path(__file__).resolve().parent.parent  # the directory holding `benchmarks`
 
 
 @app.get("/bare/")
@@ -39,7 +41,10 @@ def served() -> Iterator[str]:
     """This app in a process of its own, served as jobyard is (uvicorn, httptools, asyncio);
     its URL."""
     port = deploy.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", str(port)])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bare_app", str(port)],
+        cwd=PACKAGES_ROOT,  # `benchmarks` is found from there, whatever the caller's directory
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deploy.wait_ready(url, server, "/bare/", "the bare FastAPI server")
