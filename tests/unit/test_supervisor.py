@@ -37,6 +37,9 @@ def spawn_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     caller vouches that nothing it holds is inheritable (a spawner) and the child runs in
     the caller's directory; `Popen` otherwise."""
     monkeypatch.setattr(Run, "inherits_nothing", request.param == "posix_spawn")
+    # A posix_spawn moves this process into the child's directory (as a spawner does): the
+    # test's own directory is restored after it, for the tests that follow in this process.
+    monkeypatch.chdir(Path.cwd())
     way: str = request.param
     return way
 
