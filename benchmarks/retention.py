@@ -19,9 +19,9 @@ import psycopg
 from rich.console import Console
 
 from benchmarks import deploy
+from benchmarks.comparison import percentile
 from benchmarks.measure import Figure, Report
 from benchmarks.seed import CUSTOMERS, seed_jobs
-from benchmarks.workloads import percentile
 
 console = Console(stderr=True)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.comparison import percentile
 from benchmarks.deploy import AUTH, Deployment
 
 
@@ -93,20 +94,16 @@ def idle_ways_in(url: str, requests: int, pause: float = IDLE_PAUSE_SECONDS) -> 
     runs (`bare_app`'s clock), one request at a time with `pause` between: the part of an
     idle launch→start that a request's way in takes on this machine, before any work."""
     ways_in = []
+    body = {"package_id": "1"}  # as small as a launch's
     with httpx.Client(base_url=url) as client:
-        client.post("/bare/clock/", json={"package_id": "1"}).raise_for_status()  # connected
+        client.post("/bare/clock/", json=body).raise_for_status()  # connected
         for _ in range(requests):
             time.sleep(pause)
             sent = time.time()
-            answer = client.post("/bare/clock/", json={"package_id": "1"})
+            answer = client.post("/bare/clock/", json=body)
             answer.raise_for_status()
             ways_in.append(float(answer.json()["data"]["at"]) - sent)
     return ways_in
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def steady_latency(

@@ -165,7 +165,7 @@ class Engine:
         with self._lock:
             for running in self._running.values():
                 if not running.process_ended:
-                    running.handing_back = True
+                    running.hand_back()
                     running.stop_requested = True
         self._supervisor.wake()
 
@@ -421,9 +421,11 @@ class Engine:
             for running in claimed:
                 self._running[running.run_id] = running
                 if running.run_id in late:
-                    running.hand_back_reason = execution.LATE_TO_START
-                if self._draining.is_set() or running.run_id in late:  # give it back
-                    running.handing_back = running.process_ended = True
+                    running.hand_back(execution.LATE_TO_START)
+                elif self._draining.is_set():
+                    running.hand_back()
+                if running.handing_back:  # given back before it starts
+                    running.process_ended = True
                     self._ended.append((running, NO_PROCESS))
                 else:
                     self._free -= 1

@@ -61,6 +61,12 @@ class Running:
     def should_stop(self) -> bool:
         return self.stop_requested
 
+    def hand_back(self, reason: str = HANDED_BACK) -> None:
+        """Give its job back instead of ending it: its run ends with `reason`, the job is due
+        again."""
+        self.handing_back = True
+        self.hand_back_reason = reason
+
     @property
     def run_id(self) -> int:
         return self.work.claim.run_id
@@ -125,8 +131,7 @@ def late_to_start(works: Sequence[Work], *, lease_seconds: float) -> set[int]:
 def late_to_start_in_spawner(running: Running) -> None:
     """Its start command reached the spawner past its start-by: it is handed back."""
     logger.warning("job %s handed back: its start reached its spawner too late", running.job_id)
-    running.handing_back = True
-    running.hand_back_reason = LATE_TO_START
+    running.hand_back(LATE_TO_START)
 
 
 def _uid(user: spawning.JobUser | None) -> int | None:
