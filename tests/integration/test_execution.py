@@ -396,10 +396,12 @@ def test_a_job_launched_for_later_queues_behind_the_jobs_due_before_it(
     age: a job launched for later waits behind the jobs that came due before it, and one
     launched with a past `run_at` goes ahead of them (migration 0026)."""
     idle = _idle_server(settings)
-    launched = datetime.now(UTC)
-    soon, past = launched + timedelta(seconds=1), launched - timedelta(hours=1)
     with TestClient(create_app(idle), headers=AUTH) as client:
         pkg = package(client, "due", command=["true"])
+        # Taken once the server is up: `now` must be launched before `soon` comes, and a
+        # slow start-up took longer than the second between them.
+        launched = datetime.now(UTC)
+        soon, past = launched + timedelta(seconds=1), launched - timedelta(hours=1)
         later = launch(client, package_id=pkg["id"], run_at=soon.isoformat())["id"]
         now = launch(client, package_id=pkg["id"])["id"]
         overdue = launch(client, package_id=pkg["id"], run_at=past.isoformat())["id"]
